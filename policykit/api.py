@@ -1,0 +1,110 @@
+"""The library entry points the CLI is a thin shell over.
+
+>>> from policykit.api import check
+>>> report = check(["examples/platform-lite"], packs=["policykit.packs.starter"])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policykit.config import Config, find_config
+from policykit.engines.native import NativeEngine
+from policykit.errors import InputError
+from policykit.ir.rule import SEVERITY_RANK, Pack
+from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, load_paths
+from policykit.model import Finding
+from policykit.packs import load_packs
+
+
+@dataclass(slots=True)
+class CheckReport:
+    packs: list[Pack]
+    findings: list[Finding]
+    errors: list[InputError]
+    skipped: list[Skipped]
+    files: int
+    objects: int
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        out = {"deny": 0, "warn": 0, "info": 0}
+        for f in self.findings:
+            out[f.severity] += 1
+        return out
+
+    def reaches(self, threshold: str) -> bool:
+        """Whether any finding is at or above ``threshold`` severity."""
+        bar = SEVERITY_RANK[threshold]
+        return any(SEVERITY_RANK[f.severity] >= bar for f in self.findings)
+
+
+@dataclass(slots=True)
+class Selection:
+    """What to check, after merging command-line flags over configuration."""
+
+    packs: list[str]
+    paths: list[str]
+    include: list[str]
+    exclude: list[str]
+    params: dict[str, dict[str, Any]]
+    fail_on: str
+    base: Path | None
+
+
+def resolve(
+    *,
+    paths: Sequence[str] = (),
+    packs: Sequence[str] = (),
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    fail_on: str | None = None,
+    config: Config | None = None,
+) -> Selection:
+    cfg = config if config is not None else find_config()
+    merged_params = {k: dict(v) for k, v in cfg.params.items()}
+    for pack, values in (params or {}).items():
+        merged_params.setdefault(pack, {}).update(values)
+    return Selection(
+        packs=list(packs) or cfg.packs,
+        paths=list(paths) or cfg.paths,
+        include=list(include) or cfg.include or list(DEFAULT_INCLUDE),
+        exclude=list(DEFAULT_EXCLUDE) + cfg.exclude + list(exclude),
+        params=merged_params,
+        fail_on=fail_on or cfg.fail_on or "deny",
+        base=None,
+    )
+
+
+def check_loaded(
+    packs: list[Pack], loaded: LoadResult, params: Mapping[str, Mapping[str, Any]]
+) -> CheckReport:
+    engine = NativeEngine(packs, params)
+    findings = sorted(engine.evaluate_all(loaded.documents), key=Finding.sort_key)
+    return CheckReport(
+        packs=packs,
+        findings=findings,
+        errors=loaded.errors,
+        skipped=loaded.skipped,
+        files=loaded.files,
+        objects=len(loaded.documents),
+        params=engine.effective_params,
+    )
+
+
+def check(
+    paths: Sequence[str],
+    *,
+    packs: Sequence[str] = (),
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    exclude: Sequence[str] = DEFAULT_EXCLUDE,
+) -> CheckReport:
+    """Load ``paths`` and evaluate ``packs`` (default: the shipped packs) over them."""
+    pack_objs = load_packs(list(packs))
+    loaded = load_paths(paths, include=include, exclude=exclude)
+    return check_loaded(pack_objs, loaded, params or {})

@@ -1,0 +1,1 @@
+"""The ``policykit`` command line (a thin shell over :mod:`policykit.api`)."""

@@ -1,0 +1,207 @@
+"""``policykit`` command line: parse options, call the library, render.
+
+Exit codes: 0 clean, 1 findings at/above ``--fail-on`` (or disagreement /
+failed test), 2 usage or input error, 3 internal error (a bug: please report).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+import yaml
+from rich.console import Console
+
+from policykit import __version__
+from policykit.api import check_loaded, resolve
+from policykit.cli import render
+from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, PolicykitError
+from policykit.loader import load_paths
+from policykit.packs import load_packs
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_INTERNAL = 3
+
+
+def _console() -> Console:
+    """A console for reports; CI logs (not a terminal) get a wide table."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=160)
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Turn user-caused errors into one line + exit 2, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PolicykitError as exc:
+            _stderr(f"policykit: {exc.one_line()}")
+            sys.exit(EXIT_INPUT)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            _stderr("policykit: interrupted")
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("POLICYKIT_DEBUG"):
+                raise
+            _stderr(
+                f"policykit: internal error: {type(exc).__name__}: {exc} "
+                "(set POLICYKIT_DEBUG=1 for a traceback and please report it)"
+            )
+            sys.exit(EXIT_INTERNAL)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """``--param pack.name=VALUE`` (VALUE read as YAML: 3, [a, b], "x")."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        pack, dot, name = key.partition(".")
+        if not sep or not dot or not pack or not name:
+            raise click.BadParameter(f"{item!r}: expected PACK.NAME=VALUE", param_hint="--param")
+        try:
+            value = yaml.load(raw, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            raise click.BadParameter(
+                f"{item!r}: value is not valid YAML", param_hint="--param"
+            ) from None
+        out.setdefault(pack, {})[name] = value
+    return out
+
+
+pack_option = click.option(
+    "--pack",
+    "packs",
+    multiple=True,
+    metavar="MODULE_OR_FILE",
+    help="Pack source: a .py file, an IR .json file or a module name (repeatable). "
+    "Default: configuration, else the packs shipped with policykit.",
+)
+param_option = click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="PACK.NAME=VALUE",
+    help="Override a pack parameter (VALUE is YAML), repeatable.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="policykit")
+def cli() -> None:
+    """policykit: state each policy once, enforce it everywhere."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@pack_option
+@param_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["deny", "warn", "info"]),
+    default=None,
+    help="Lowest severity that makes the exit code 1 (default: deny).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Files read inside directories (default *.yaml *.yml *.json).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Files or directories skipped inside directories (repeatable).",
+)
+@handle_errors
+def check(
+    paths: tuple[str, ...],
+    packs: tuple[str, ...],
+    params: tuple[str, ...],
+    fmt: str,
+    fail_on: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+) -> None:
+    """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
+
+    Exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage or
+    input errors (every file is still checked first).
+    """
+    sel = resolve(
+        paths=paths,
+        packs=packs,
+        params=parse_params(params),
+        include=include,
+        exclude=exclude,
+        fail_on=fail_on,
+    )
+    if not sel.paths:
+        raise click.UsageError("no PATHS given and none configured")
+    pack_objs = load_packs(sel.packs)
+    loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
+    report = check_loaded(pack_objs, loaded, sel.params)
+    console = _console()
+    if fmt == "json":
+        render.print_json(console, render.report_json(report))
+    else:
+        render.print_table(console, report)
+    for err in report.errors:
+        _stderr(f"policykit: {err.one_line()}")
+    if report.errors:
+        sys.exit(EXIT_INPUT)
+    sys.exit(EXIT_FINDINGS if report.reaches(sel.fail_on) else EXIT_OK)
+
+
+@cli.command()
+@pack_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@handle_errors
+def rules(packs: tuple[str, ...], fmt: str) -> None:
+    """List the rules of the selected packs."""
+    sel = resolve(packs=packs)
+    pack_objs = load_packs(sel.packs)
+    console = _console()
+    if fmt == "json":
+        render.print_json(console, render.rules_json(pack_objs))
+    else:
+        render.print_rules_table(console, pack_objs)
+
+
+@cli.command("ir")
+@pack_option
+@handle_errors
+def ir_cmd(packs: tuple[str, ...]) -> None:
+    """Print the IR (versioned JSON form) of the selected packs."""
+    from policykit.ir import serialize
+
+    sel = resolve(packs=packs)
+    click.echo(serialize.dumps(load_packs(sel.packs)), nl=False)
+
+
+def main() -> None:
+    cli(prog_name="policykit")

@@ -1,0 +1,477 @@
+"""The reference engine: defines what every rule means.
+
+Each rule is compiled once into Python closures (no tree walking per object);
+:func:`NativeEngine.evaluate` then costs a few dictionary look-ups per rule.
+The semantics implemented here are those of ``docs/semantics.md``; every other
+target is tested against this engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policykit.ir.check import check_pack
+from policykit.ir.nodes import (
+    OBJECT_ROOT,
+    And,
+    Arith,
+    Compare,
+    Count,
+    Default,
+    Exists,
+    In,
+    IsType,
+    Keys,
+    Length,
+    Literal,
+    Matches,
+    Not,
+    Or,
+    Param,
+    Path,
+    Pred,
+    Quantifier,
+    Quantity,
+    StrOp,
+    Sum,
+    Value,
+)
+from policykit.ir.quantity import to_quantity
+from policykit.ir.regex import compile_portable
+from policykit.ir.rule import Pack, Rule, Selector
+from policykit.model import Document, Finding, object_ref
+from policykit.values import MISSING, is_number, json_equal, json_type, render
+
+Env = dict[str, Any]
+ValueFn = Callable[[Env], Any]
+PredFn = Callable[[Env], bool]
+
+
+class _Compiler:
+    """IR → closures, dispatching on node class (``v_<Class>``)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def value(self, node: Value) -> ValueFn:
+        fn: Callable[[Any], ValueFn] | None = getattr(self, f"v_{type(node).__name__}", None)
+        if fn is None:
+            raise NotImplementedError(f"native engine: no value semantics for {node!r}")
+        return fn(node)
+
+    def pred(self, node: Pred) -> PredFn:
+        fn: Callable[[Any], PredFn] | None = getattr(self, f"p_{type(node).__name__}", None)
+        if fn is None:
+            raise NotImplementedError(f"native engine: no predicate semantics for {node!r}")
+        return fn(node)
+
+    # values ---------------------------------------------------------------
+
+    def v_Path(self, n: Path) -> ValueFn:
+        root, segs = n.root, n.segments
+        if not segs:
+            return lambda env: env[root]
+        if all(isinstance(s, str) for s in segs):
+            if len(segs) == 1:
+                (a,) = segs
+
+                def get1(env: Env) -> Any:
+                    v = env[root]
+                    return v.get(a, MISSING) if type(v) is dict else MISSING
+
+                return get1
+            if len(segs) == 2:
+                a, b = segs
+
+                def get2(env: Env) -> Any:
+                    v = env[root]
+                    if type(v) is not dict:
+                        return MISSING
+                    v = v.get(a, MISSING)
+                    return v.get(b, MISSING) if type(v) is dict else MISSING
+
+                return get2
+
+        def get(env: Env) -> Any:
+            v = env[root]
+            for s in segs:
+                if type(s) is str:
+                    if type(v) is not dict:
+                        return MISSING
+                    v = v.get(s, MISSING)
+                else:
+                    if type(v) is not list or s >= len(v):  # type: ignore[operator]
+                        return MISSING
+                    v = v[s]  # type: ignore[index]
+            return v
+
+        return get
+
+    def v_Literal(self, n: Literal) -> ValueFn:
+        v = list(n.value) if isinstance(n.value, tuple) else n.value
+        return lambda env: v
+
+    def v_Param(self, n: Param) -> ValueFn:
+        v = self.params.get(n.name, MISSING)
+        return lambda env: v
+
+    def v_Length(self, n: Length) -> ValueFn:
+        f = self.value(n.operand)
+
+        def length(env: Env) -> Any:
+            v = f(env)
+            t = type(v)
+            return len(v) if t is str or t is list or t is dict else MISSING
+
+        return length
+
+    def v_Quantity(self, n: Quantity) -> ValueFn:
+        f = self.value(n.operand)
+
+        def qty(env: Env) -> Any:
+            q = to_quantity(f(env))
+            return MISSING if q is None else q
+
+        return qty
+
+    def v_Arith(self, n: Arith) -> ValueFn:
+        lf, rf, op = self.value(n.left), self.value(n.right), n.op
+
+        def arith(env: Env) -> Any:
+            a, b = lf(env), rf(env)
+            if not (is_number(a) and is_number(b)):
+                return MISSING
+            if op == "+":
+                return a + b
+            if op == "-":
+                return a - b
+            if op == "*":
+                return a * b
+            if b == 0:
+                return MISSING
+            return a / b
+
+        return arith
+
+    def v_Default(self, n: Default) -> ValueFn:
+        f, fb = self.value(n.operand), self.value(n.fallback)
+
+        def default(env: Env) -> Any:
+            v = f(env)
+            return fb(env) if v is MISSING or v is None else v
+
+        return default
+
+    def v_Keys(self, n: Keys) -> ValueFn:
+        f = self.value(n.operand)
+
+        def keys(env: Env) -> Any:
+            v = f(env)
+            return sorted(v) if type(v) is dict else MISSING
+
+        return keys
+
+    def v_Count(self, n: Count) -> ValueFn:
+        cf, body, var = self.value(n.collection), self.pred(n.body), n.var
+
+        def count(env: Env) -> Any:
+            coll = cf(env)
+            if type(coll) is not list:
+                return 0
+            inner = dict(env)
+            c = 0
+            for item in coll:
+                inner[var] = item
+                if body(inner):
+                    c += 1
+            return c
+
+        return count
+
+    def v_Sum(self, n: Sum) -> ValueFn:
+        cf, term, var = self.value(n.collection), self.value(n.term), n.var
+
+        def total(env: Env) -> Any:
+            coll = cf(env)
+            if type(coll) is not list:
+                return 0
+            inner = dict(env)
+            s: int | float = 0
+            for item in coll:
+                inner[var] = item
+                t = term(inner)
+                if is_number(t):
+                    s += t
+            return s
+
+        return total
+
+    # predicates -----------------------------------------------------------
+
+    def p_Compare(self, n: Compare) -> PredFn:
+        lf, rf, op = self.value(n.left), self.value(n.right), n.op
+        if op == "==":
+            return lambda env: _eq(lf(env), rf(env))
+        if op == "!=":
+            return lambda env: _ne(lf(env), rf(env))
+
+        def order(env: Env) -> bool:
+            a, b = lf(env), rf(env)
+            ta, tb = type(a), type(b)
+            if (ta is int or ta is float) and (tb is int or tb is float):
+                pass
+            elif not (ta is str and tb is str):
+                return False
+            if op == "<":
+                return bool(a < b)
+            if op == "<=":
+                return bool(a <= b)
+            if op == ">":
+                return bool(a > b)
+            return bool(a >= b)
+
+        return order
+
+    def p_And(self, n: And) -> PredFn:
+        fs = [self.pred(i) for i in n.items]
+        return lambda env: all(f(env) for f in fs)
+
+    def p_Or(self, n: Or) -> PredFn:
+        fs = [self.pred(i) for i in n.items]
+        return lambda env: any(f(env) for f in fs)
+
+    def p_Not(self, n: Not) -> PredFn:
+        f = self.pred(n.item)
+        return lambda env: not f(env)
+
+    def p_Exists(self, n: Exists) -> PredFn:
+        f = self.value(n.operand)
+
+        def exists(env: Env) -> bool:
+            v = f(env)
+            return v is not MISSING and v is not None
+
+        return exists
+
+    def p_Matches(self, n: Matches) -> PredFn:
+        sf = self.value(n.subject)
+        pattern = self.value(n.pattern)({})
+        search = compile_portable(pattern).search
+        return lambda env: (type(s := sf(env)) is str) and search(s) is not None
+
+    def p_StrOp(self, n: StrOp) -> PredFn:
+        sf, af, op = self.value(n.subject), self.value(n.arg), n.op
+
+        def strop(env: Env) -> bool:
+            s, a = sf(env), af(env)
+            if type(s) is not str or type(a) is not str:
+                return False
+            if op == "startswith":
+                return s.startswith(a)
+            if op == "endswith":
+                return s.endswith(a)
+            return a in s
+
+        return strop
+
+    def p_In(self, n: In) -> PredFn:
+        ef, cf = self.value(n.element), self.value(n.collection)
+
+        def member(env: Env) -> bool:
+            e, coll = ef(env), cf(env)
+            if e is MISSING or type(coll) is not list:
+                return False
+            return any(json_equal(e, x) for x in coll)
+
+        return member
+
+    def p_Quantifier(self, n: Quantifier) -> PredFn:
+        cf, body, var = self.value(n.collection), self.pred(n.body), n.var
+        want_all = n.kind == "all"
+
+        def quant(env: Env) -> bool:
+            coll = cf(env)
+            if type(coll) is not list:
+                return want_all
+            inner = dict(env)
+            for item in coll:
+                inner[var] = item
+                if body(inner) is not want_all:
+                    return not want_all
+            return want_all
+
+        return quant
+
+    def p_IsType(self, n: IsType) -> PredFn:
+        f, name = self.value(n.operand), n.type_name
+        return lambda env: json_type(f(env)) == name
+
+
+def _eq(a: Any, b: Any) -> bool:
+    if a is MISSING or b is MISSING:
+        return False
+    return json_equal(a, b)
+
+
+def _ne(a: Any, b: Any) -> bool:
+    if a is MISSING or b is MISSING:
+        return False
+    return not json_equal(a, b)
+
+
+def _glob(patterns: Sequence[str], value: str) -> bool:
+    for p in patterns:
+        if p.endswith("*"):
+            if value.startswith(p[:-1]):
+                return True
+        elif p == value:
+            return True
+    return False
+
+
+def selector_matches(sel: Selector, obj: dict[str, Any], source: str) -> bool:
+    """Whether a rule's selector picks ``obj`` (semantics: docs/semantics.md)."""
+    if sel.source is not None and sel.source != source:
+        return False
+    if sel.kinds and obj.get("kind") not in sel.kinds:
+        return False
+    if sel.api_versions:
+        api = obj.get("apiVersion")
+        if not isinstance(api, str) or not any(
+            api == p or (p.endswith("/*") and api.startswith(p[:-1])) for p in sel.api_versions
+        ):
+            return False
+    meta = obj.get("metadata")
+    meta = meta if type(meta) is dict else {}
+    if sel.namespaces or sel.exclude_namespaces:
+        ns = meta.get("namespace")
+        if type(ns) is not str:
+            ns = "default" if source == "backstage" else None
+        if sel.namespaces and (ns is None or not _glob(sel.namespaces, ns)):
+            return False
+        if ns is not None and _glob(sel.exclude_namespaces, ns):
+            return False
+    if sel.labels:
+        labels = meta.get("labels")
+        if type(labels) is not dict:
+            return False
+        for k, v in sel.labels:
+            if labels.get(k, MISSING) != v or type(labels.get(k)) is not str:
+                return False
+    if sel.entity_types:
+        spec = obj.get("spec")
+        t = spec.get("type") if type(spec) is dict else None
+        if type(t) is not str or t not in sel.entity_types:
+            return False
+    return True
+
+
+@dataclass(slots=True)
+class _CompiledRule:
+    rule: Rule
+    pack: str
+    cond: PredFn
+    parts: list[str | ValueFn]
+    each: ValueFn | None
+    each_var: str
+
+    def message(self, env: Env) -> str:
+        return "".join(p if type(p) is str else render(p(env)) for p in self.parts)  # type: ignore[operator]
+
+
+def compile_rule(rule: Rule, pack: str, params: Mapping[str, Any]) -> _CompiledRule:
+    c = _Compiler(params)
+    return _CompiledRule(
+        rule=rule,
+        pack=pack,
+        cond=c.pred(rule.condition),
+        parts=[p if isinstance(p, str) else c.value(p) for p in rule.message.parts],
+        each=None if rule.each is None else c.value(rule.each.collection),
+        each_var="" if rule.each is None else rule.each.var,
+    )
+
+
+class NativeEngine:
+    """Evaluates packs over documents; the reference for every other engine."""
+
+    def __init__(
+        self,
+        packs: Sequence[Pack],
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        params = params or {}
+        self.packs = tuple(packs)
+        self.effective_params: dict[str, dict[str, Any]] = {}
+        self._by_kind: dict[str, list[_CompiledRule]] = {}
+        self._any_kind: list[_CompiledRule] = []
+        for pack in self.packs:
+            eff = check_pack(pack, params.get(pack.name, {}))
+            self.effective_params[pack.name] = eff
+            for rule in pack.rules:
+                cr = compile_rule(rule, pack.name, eff)
+                if rule.selector.kinds:
+                    for k in rule.selector.kinds:
+                        self._by_kind.setdefault(k, []).append(cr)
+                else:
+                    self._any_kind.append(cr)
+
+    def rules_for(self, obj: dict[str, Any]) -> list[_CompiledRule]:
+        kind = obj.get("kind")
+        specific = self._by_kind.get(kind, []) if isinstance(kind, str) else []
+        return self._any_kind + specific if specific else self._any_kind
+
+    def evaluate_object(
+        self, obj: dict[str, Any], source: str
+    ) -> list[tuple[_CompiledRule, str, int | None]]:
+        """(rule, message, item) for every finding about one object."""
+        out: list[tuple[_CompiledRule, str, int | None]] = []
+        for cr in self.rules_for(obj):
+            if not selector_matches(cr.rule.selector, obj, source):
+                continue
+            env: Env = {OBJECT_ROOT: obj}
+            if cr.each is None:
+                if cr.cond(env):
+                    out.append((cr, cr.message(env), None))
+                continue
+            coll = cr.each(env)
+            if type(coll) is not list:
+                continue
+            for i, item in enumerate(coll):
+                env[cr.each_var] = item
+                if cr.cond(env):
+                    out.append((cr, cr.message(env), i))
+        return out
+
+    def evaluate(self, doc: Document) -> list[Finding]:
+        ref = None
+        findings: list[Finding] = []
+        for cr, msg, item in self.evaluate_object(doc.obj, doc.source):
+            if ref is None:
+                ref = object_ref(doc.obj, doc.source)
+            findings.append(
+                Finding(
+                    rule=cr.rule.id,
+                    pack=cr.pack,
+                    severity=cr.rule.severity,
+                    message=msg,
+                    object=ref,
+                    file=doc.file,
+                    doc_index=doc.index,
+                    line=doc.line,
+                    item=item,
+                )
+            )
+        return findings
+
+    def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
+        out: list[Finding] = []
+        for d in docs:
+            out.extend(self.evaluate(d))
+        return out
+
+
+def nodes_supported() -> set[str]:
+    """Node classes this engine gives semantics to (for the capability tests)."""
+    return {n[2:] for n in dir(_Compiler) if n.startswith(("v_", "p_"))}

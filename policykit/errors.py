@@ -1,0 +1,104 @@
+"""Errors a user can cause, each with a stable code and one clear line.
+
+Exit codes (documented in README and docs/cli.md):
+
+* 0 — no finding reached the ``--fail-on`` threshold
+* 1 — at least one finding reached it (or targets disagree, or a test failed)
+* 2 — usage error or bad input (malformed file, bad pack, bad parameter)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_INPUT = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLoc:
+    """Where a user wrote something: a file and a 1-based line (0 = unknown)."""
+
+    file: str
+    line: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+
+class PolicykitError(Exception):
+    """Base of every error policykit reports to a user as one line."""
+
+    code = "PK000"
+
+    def __init__(self, message: str, *, loc: SourceLoc | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.hint = hint
+
+    def one_line(self) -> str:
+        where = f"{self.loc}: " if self.loc else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}{self.code} {self.message}{hint}"
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
+class DefinitionError(PolicykitError):
+    """A rule or pack is wrong as written (bad severity, regex, operand...)."""
+
+    code = "PK100"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule_id: str | None = None,
+        loc: SourceLoc | None = None,
+        hint: str = "",
+        code: str | None = None,
+    ) -> None:
+        full = f"rule {rule_id}: {message}" if rule_id else message
+        super().__init__(full, loc=loc, hint=hint)
+        self.rule_id = rule_id
+        if code is not None:
+            self.code = code
+
+
+class RegexDialectError(DefinitionError):
+    """A pattern outside the regex subset every target agrees on."""
+
+    code = "PK101"
+
+
+class ParameterError(PolicykitError):
+    """A pack parameter value does not fit the pack's parameter schema."""
+
+    code = "PK102"
+
+
+class InputError(PolicykitError):
+    """A fixture file cannot be read or parsed."""
+
+    code = "PK001"
+
+
+class ConfigError(PolicykitError):
+    """The policykit configuration (pyproject/policykit.yaml/flags) is wrong."""
+
+    code = "PK002"
+
+
+class PackLoadError(PolicykitError):
+    """A pack module or file cannot be found or imported."""
+
+    code = "PK003"
+
+
+class IRFormatError(PolicykitError):
+    """An IR JSON document is malformed or of an unknown version."""
+
+    code = "PK004"

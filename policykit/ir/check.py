@@ -1,0 +1,194 @@
+"""Static checks of a pack: scopes, parameters, regexes, operand sorts.
+
+Run when a pack is defined (DSL) and when one is read from IR JSON, so a
+mistake is reported with the rule id and source line before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+
+from policykit.errors import DefinitionError, ParameterError, RegexDialectError
+from policykit.ir.nodes import (
+    ARITH_OPS,
+    COMPARE_OPS,
+    OBJECT_ROOT,
+    STR_OPS,
+    Arith,
+    Compare,
+    Count,
+    Literal,
+    Matches,
+    Node,
+    Param,
+    Path,
+    Pred,
+    Quantifier,
+    StrOp,
+    Sum,
+    Value,
+)
+from policykit.ir.regex import check_portable
+from policykit.ir.rule import (
+    PACK_NAME_RE,
+    PARAM_NAME_RE,
+    SEMVER_RE,
+    VAR_NAME_RE,
+    Pack,
+    Rule,
+)
+
+_RESERVED_VARS = {OBJECT_ROOT, "params", "input", "data", "request", "variables", "item"}
+
+
+def _check_node(rule: Rule, node: Node, scope: frozenset[str], params: Mapping[str, Any]) -> None:
+    def fail(msg: str, hint: str = "") -> None:
+        raise DefinitionError(msg, rule_id=rule.id, loc=rule.loc, hint=hint)
+
+    if isinstance(node, Path):
+        if node.root != OBJECT_ROOT and node.root not in scope:
+            fail(f"variable {node.root!r} is used outside the any/all/count/sum that binds it")
+        for s in node.segments:
+            if (
+                isinstance(s, bool)
+                or not isinstance(s, (str, int))
+                or (isinstance(s, int) and s < 0)
+            ):
+                fail(f"path segment {s!r} must be a key or a non-negative index")
+        return
+    if isinstance(node, Literal):
+        v = node.value
+        items = v if isinstance(v, tuple) else (v,)
+        for x in items:
+            if x is not None and not isinstance(x, (str, int, float, bool)):
+                fail(
+                    f"literal {x!r} is not a scalar",
+                    hint="literals are strings, numbers, booleans, null or flat lists of those",
+                )
+            if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
+                fail("NaN and infinity are not JSON values")
+        return
+    if isinstance(node, Param):
+        if node.name not in params:
+            fail(f"unknown parameter {node.name!r}", hint="declare it in the pack's params")
+        return
+    if isinstance(node, Compare) and node.op not in COMPARE_OPS:
+        fail(f"unknown comparison {node.op!r}")
+    if isinstance(node, StrOp) and node.op not in STR_OPS:
+        fail(f"unknown string operation {node.op!r}")
+    if isinstance(node, Arith) and node.op not in ARITH_OPS:
+        fail(f"unknown arithmetic operator {node.op!r}")
+    if isinstance(node, Matches):
+        _check_pattern(rule, node, params)
+    if isinstance(node, (Quantifier, Count, Sum)):
+        if not VAR_NAME_RE.match(node.var) or node.var in _RESERVED_VARS:
+            fail(f"bound variable name {node.var!r} is reserved or not a simple lower-case name")
+        if node.var in scope:
+            fail(f"variable {node.var!r} is already bound by an enclosing any/all/count/sum")
+        _check_node(rule, node.collection, scope, params)
+        inner = node.term if isinstance(node, Sum) else node.body
+        _check_sort(rule, inner, Value if isinstance(node, Sum) else Pred)
+        _check_node(rule, inner, scope | {node.var}, params)
+        return
+    for child in node.children():
+        _check_node(rule, child, scope, params)
+
+
+def _check_sort(rule: Rule, node: Node, sort: type[Node]) -> None:
+    if not isinstance(node, sort):
+        what = "a condition" if sort is Pred else "a value"
+        raise DefinitionError(
+            f"expected {what}, got {type(node).__name__}", rule_id=rule.id, loc=rule.loc
+        )
+
+
+def _check_pattern(rule: Rule, node: Matches, params: Mapping[str, Any]) -> None:
+    pattern = node.pattern
+    values: list[Any] = []
+    if isinstance(pattern, Literal):
+        values = [pattern.value]
+    elif isinstance(pattern, Param):
+        values = [params.get(pattern.name)]
+    else:
+        raise DefinitionError(
+            "a regex must be a literal string or a parameter", rule_id=rule.id, loc=rule.loc
+        )
+    for v in values:
+        if not isinstance(v, str):
+            raise DefinitionError(f"regex {v!r} is not a string", rule_id=rule.id, loc=rule.loc)
+        try:
+            check_portable(v)
+        except RegexDialectError as exc:
+            raise RegexDialectError(
+                exc.message, rule_id=rule.id, loc=rule.loc, hint=exc.hint
+            ) from None
+
+
+def check_rule(rule: Rule, params: Mapping[str, Any]) -> None:
+    """Validate one rule against the parameter values it will run with."""
+    rule.validate()
+    scope: frozenset[str] = frozenset()
+    _check_sort(rule, rule.condition, Pred)
+    if rule.each is not None:
+        e = rule.each
+        if not VAR_NAME_RE.match(e.var) or e.var in _RESERVED_VARS:
+            raise DefinitionError(
+                f"each variable {e.var!r} is reserved or not a simple lower-case name",
+                rule_id=rule.id,
+                loc=rule.loc,
+            )
+        _check_node(rule, e.collection, scope, params)
+        scope = frozenset({e.var})
+    _check_node(rule, rule.condition, scope, params)
+    for part in rule.message.parts:
+        if not isinstance(part, str):
+            _check_node(rule, part, scope, params)
+
+
+def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``values`` over the pack defaults and validate against its schema."""
+    unknown = sorted(set(values) - {p.name for p in pack.params})
+    if unknown:
+        raise ParameterError(
+            f"pack {pack.name}: unknown parameter(s) {', '.join(unknown)}",
+            hint="known: " + (", ".join(p.name for p in pack.params) or "none"),
+        )
+    merged = pack.defaults() | dict(values)
+    schema = pack.param_schema()
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = ".".join(str(x) for x in e.absolute_path) or "(root)"
+        raise ParameterError(f"pack {pack.name}: parameter {where}: {e.message}")
+    return merged
+
+
+def check_pack(pack: Pack, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Validate a whole pack; returns the effective parameter values."""
+    if not PACK_NAME_RE.match(pack.name):
+        raise DefinitionError(
+            f"pack name {pack.name!r} must be lower case letters, digits and underscores"
+        )
+    if not SEMVER_RE.match(pack.version):
+        raise DefinitionError(f"pack {pack.name}: version {pack.version!r} is not semver")
+    for p in pack.params:
+        if not PARAM_NAME_RE.match(p.name):
+            raise DefinitionError(f"pack {pack.name}: parameter name {p.name!r} is not valid")
+        try:
+            jsonschema.Draft202012Validator.check_schema(dict(p.schema))
+        except jsonschema.SchemaError as exc:
+            raise DefinitionError(
+                f"pack {pack.name}: parameter {p.name}: invalid schema: {exc.message}"
+            ) from None
+    effective = check_params(pack, values or {})
+    seen: dict[str, Rule] = {}
+    for r in pack.rules:
+        if r.id in seen:
+            raise DefinitionError(f"duplicate rule id in pack {pack.name}", rule_id=r.id, loc=r.loc)
+        seen[r.id] = r
+        check_rule(r, effective)
+    return effective

@@ -1,0 +1,117 @@
+"""Documents under review and the findings rules produce about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+DocSource = Literal["kubernetes", "backstage"]
+
+BACKSTAGE_GROUP_SUFFIX = "backstage.io"
+
+
+def source_of(obj: dict[str, Any]) -> DocSource:
+    """Backstage entities have an apiVersion in a ``*backstage.io`` group."""
+    api = obj.get("apiVersion")
+    if isinstance(api, str) and "/" in api:
+        group = api.split("/", 1)[0]
+        if group == BACKSTAGE_GROUP_SUFFIX or group.endswith("." + BACKSTAGE_GROUP_SUFFIX):
+            return "backstage"
+    return "kubernetes"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """What a finding is about: apiVersion, kind, namespace, name."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        ns = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind}/{ns}{self.name}"
+
+    def to_json(self) -> dict[str, str]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "namespace": self.namespace,
+            "name": self.name,
+        }
+
+
+@dataclass(slots=True)
+class Document:
+    """One object read from a file: its content and where it was read."""
+
+    obj: dict[str, Any]
+    file: str
+    index: int
+    line: int
+    source: DocSource = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.source = source_of(self.obj)
+
+    @property
+    def ref(self) -> ObjectRef:
+        return object_ref(self.obj, self.source)
+
+
+def object_ref(obj: dict[str, Any], source: DocSource) -> ObjectRef:
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
+    ns = meta.get("namespace")
+    if not isinstance(ns, str):
+        ns = "default" if source == "backstage" else ""
+    name = meta.get("name")
+    api = obj.get("apiVersion")
+    kind = obj.get("kind")
+    return ObjectRef(
+        api if isinstance(api, str) else "",
+        kind if isinstance(kind, str) else "",
+        ns,
+        name if isinstance(name, str) else "",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule's verdict about one object (or one item of it, for ``each`` rules)."""
+
+    rule: str
+    pack: str
+    severity: str
+    message: str
+    object: ObjectRef
+    file: str = ""
+    doc_index: int = 0
+    line: int = 0
+    item: int | None = None
+
+    def sort_key(self) -> tuple[str, int, int, str, int, str]:
+        return (
+            self.file,
+            self.doc_index,
+            -1 if self.item is None else self.item,
+            self.rule,
+            0,
+            self.message,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "pack": self.pack,
+            "severity": self.severity,
+            "message": self.message,
+            "object": self.object.to_json(),
+            "file": self.file,
+            "line": self.line,
+            "documentIndex": self.doc_index,
+        }
+        if self.item is not None:
+            out["item"] = self.item
+        return out

@@ -1,0 +1,126 @@
+"""Finding packs: Python modules or files that define them, or IR JSON files.
+
+A pack source is one of:
+
+* a path to a ``.py`` file — every module-level :class:`PackBuilder` or
+  :class:`Pack` in it (or the list ``PACKS`` if the module defines one);
+* a path to a ``.json`` file in the IR JSON form;
+* a dotted module name (``policykit.packs.starter``, ``mycompany.policies``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from policykit.dsl.pack import PackBuilder
+from policykit.errors import PackLoadError, PolicykitError, SourceLoc
+from policykit.ir import serialize
+from policykit.ir.rule import Pack
+
+BUILTIN_PACKS: tuple[str, ...] = ("policykit.packs.starter",)
+"""Packs used when neither ``--pack`` nor configuration names any."""
+
+
+def _packs_of(module: ModuleType) -> list[Pack]:
+    explicit = getattr(module, "PACKS", None)
+    candidates: list[Any] = list(explicit) if explicit is not None else list(vars(module).values())
+    out: list[Pack] = []
+    seen: set[int] = set()
+    for value in candidates:
+        if id(value) in seen:
+            continue
+        seen.add(id(value))
+        if isinstance(value, PackBuilder):
+            out.append(value.build())
+        elif isinstance(value, Pack):
+            out.append(value)
+    return out
+
+
+def _import_file(path: Path) -> ModuleType:
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"policykit_user_pack_{path.stem}_{digest}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise PackLoadError("cannot import pack file", loc=SourceLoc(str(path)))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def load_pack_source(source: str, base: Path | None = None) -> list[Pack]:
+    """The packs defined by one pack source (see module docstring)."""
+    path = Path(source)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    try:
+        if source.endswith(".json"):
+            if not path.is_file():
+                raise PackLoadError("no such pack file", loc=SourceLoc(source))
+            return serialize.loads(path.read_text(encoding="utf-8"))
+        if source.endswith(".py") or path.is_file():
+            if not path.is_file():
+                raise PackLoadError("no such pack file", loc=SourceLoc(source))
+            module = _import_file(path)
+        else:
+            try:
+                module = importlib.import_module(source)
+            except ModuleNotFoundError as exc:
+                if exc.name and source.startswith(exc.name):
+                    raise PackLoadError(
+                        f"no pack module or file named {source!r}",
+                        hint="give a path to a .py/.json file or an importable module",
+                    ) from None
+                raise
+    except PolicykitError:
+        raise
+    except SyntaxError as exc:
+        raise PackLoadError(
+            f"syntax error in pack: {exc.msg}",
+            loc=SourceLoc(exc.filename or source, exc.lineno or 0),
+        ) from None
+    except Exception as exc:
+        frames = traceback.extract_tb(exc.__traceback__)
+        last = frames[-1] if frames else None
+        loc = SourceLoc(last.filename, last.lineno or 0) if last else SourceLoc(source)
+        raise PackLoadError(
+            f"error while importing pack {source}: {type(exc).__name__}: {exc}", loc=loc
+        ) from None
+    packs = _packs_of(module)
+    if not packs:
+        raise PackLoadError(
+            f"{source} defines no pack",
+            hint="define a PackBuilder at module level or a PACKS list",
+        )
+    return packs
+
+
+def load_packs(sources: list[str], base: Path | None = None) -> list[Pack]:
+    """Packs from every source, in order; a pack name may appear only once."""
+    packs: list[Pack] = []
+    names: dict[str, str] = {}
+    for src in sources or list(BUILTIN_PACKS):
+        for pack in load_pack_source(src, base):
+            if pack.name in names:
+                if names[pack.name] == src:
+                    continue
+                raise PackLoadError(
+                    f"pack {pack.name!r} is defined by both {names[pack.name]} and {src}"
+                )
+            names[pack.name] = src
+            packs.append(pack)
+    return packs
