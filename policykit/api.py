@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from policykit.config import Config, find_config
 from policykit.engines.native import NativeEngine
 from policykit.errors import InputError
 from policykit.ir.rule import SEVERITY_RANK, Pack
-from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, load_paths
+from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, iter_load
 from policykit.model import Finding
 from policykit.packs import load_packs
 
@@ -80,18 +80,31 @@ def resolve(
     )
 
 
-def check_loaded(
-    packs: list[Pack], loaded: LoadResult, params: Mapping[str, Mapping[str, Any]]
+def check_stream(
+    packs: list[Pack],
+    parts: Iterable[LoadResult],
+    params: Mapping[str, Mapping[str, Any]],
 ) -> CheckReport:
+    """Evaluate ``packs`` file by file; documents are dropped once evaluated."""
     engine = NativeEngine(packs, params)
-    findings = sorted(engine.evaluate_all(loaded.documents), key=Finding.sort_key)
+    findings: list[Finding] = []
+    errors: list[InputError] = []
+    skipped: list[Skipped] = []
+    files = objects = 0
+    for part in parts:
+        findings.extend(engine.evaluate_all(part.documents))
+        errors.extend(part.errors)
+        skipped.extend(part.skipped)
+        files += part.files
+        objects += len(part.documents)
+    findings.sort(key=Finding.sort_key)
     return CheckReport(
         packs=packs,
         findings=findings,
-        errors=loaded.errors,
-        skipped=loaded.skipped,
-        files=loaded.files,
-        objects=len(loaded.documents),
+        errors=errors,
+        skipped=skipped,
+        files=files,
+        objects=objects,
         params=engine.effective_params,
     )
 
@@ -106,5 +119,5 @@ def check(
 ) -> CheckReport:
     """Load ``paths`` and evaluate ``packs`` (default: the shipped packs) over them."""
     pack_objs = load_packs(list(packs))
-    loaded = load_paths(paths, include=include, exclude=exclude)
-    return check_loaded(pack_objs, loaded, params or {})
+    parts = iter_load(paths, include=include, exclude=exclude)
+    return check_stream(pack_objs, parts, params or {})

@@ -17,10 +17,10 @@ import yaml
 from rich.console import Console
 
 from policykit import __version__
-from policykit.api import check_loaded, resolve
+from policykit.api import check_stream, resolve
 from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, PolicykitError
-from policykit.loader import load_paths
+from policykit.loader import iter_load
 from policykit.packs import load_packs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -161,8 +161,8 @@ def check(
     if not sel.paths:
         raise click.UsageError("no PATHS given and none configured")
     pack_objs = load_packs(sel.packs)
-    loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
-    report = check_loaded(pack_objs, loaded, sel.params)
+    parts = iter_load(sel.paths, include=sel.include, exclude=sel.exclude)
+    report = check_stream(pack_objs, parts, sel.params)
     console = _console()
     if fmt == "json":
         render.print_json(console, render.report_json(report))

@@ -90,9 +90,10 @@ def parse_message(template: str, each_var: str | None) -> Message:
             raise DefinitionError(
                 f"unbalanced {tok!r} in message template", hint="write {{ or }} for a brace"
             )
-        if buf:
-            parts.append("".join(buf))
-            buf = []
+        text = "".join(buf)
+        if text:
+            parts.append(text)
+        buf = []
         parts.append(_placeholder(m.group(1).strip(), each_var))
     buf.append(template[pos:])
     if "".join(buf):
@@ -199,9 +200,10 @@ class PackBuilder:
                     loc,
                 )
             except PolicykitError as exc:
+                line = _user_line(exc, loc.file, loc.line)
                 if isinstance(exc, DefinitionError) and exc.rule_id is None:
                     exc = type(exc)(exc.message, rule_id=rule_id, hint=exc.hint, code=exc.code)
-                exc.loc = SourceLoc(loc.file, _user_line(exc, loc.file, loc.line))
+                exc.loc = SourceLoc(loc.file, line)
                 raise exc.with_traceback(None) from None
             except Exception as exc:  # a Python error inside the rule body
                 line = _user_line(exc, loc.file, loc.line)

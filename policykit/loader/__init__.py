@@ -41,8 +41,11 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
     "__pycache__",
     "policykit.yaml",
     "policykit.waivers.yaml",
-    "*.policykit-baseline.json",
+    "*.policykit.json",
+    "*.policykit.yaml",
 )
+"""Skipped inside directories: tool folders and policykit's own files
+(configuration, waivers, baselines, expected findings: ``*.policykit.json``)."""
 MAX_ALIAS_EXPANSION = 100_000
 """Most nodes a document may expand to through aliases (plain nodes are free)."""
 
@@ -273,6 +276,35 @@ def load_file(path: Path, display: str | None = None) -> LoadResult:
     return load_text(text, name)
 
 
+def iter_load(
+    paths: Iterable[str],
+    *,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    exclude: Sequence[str] = DEFAULT_EXCLUDE,
+    stdin_name: str = "<stdin>",
+) -> Iterator[LoadResult]:
+    """One :class:`LoadResult` per file, in order (directories walked, ``-`` is stdin).
+
+    Streaming lets a caller evaluate and drop each file's documents before the
+    next is read, so memory does not grow with the size of the tree.
+    """
+    for p in paths:
+        if p == "-":
+            yield load_text(sys.stdin.read(), stdin_name)
+            continue
+        path = Path(p)
+        if path.is_dir():
+            for f in iter_files(path, include, exclude):
+                yield load_file(f, _display(f))
+        elif path.exists():
+            yield load_file(path, _display(path))
+        else:
+            missing = InputError(
+                "no such file or directory", loc=SourceLoc(p), hint="check the path"
+            )
+            yield LoadResult(errors=[missing], files=1)
+
+
 def load_paths(
     paths: Iterable[str],
     *,
@@ -280,29 +312,18 @@ def load_paths(
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     stdin_name: str = "<stdin>",
 ) -> LoadResult:
-    """Load every path (file, directory or ``-`` for stdin), in order."""
+    """Load every path (file, directory or ``-`` for stdin) into one result."""
     result = LoadResult()
-    for p in paths:
-        if p == "-":
-            result.extend(load_text(sys.stdin.read(), stdin_name))
-            continue
-        path = Path(p)
-        if path.is_dir():
-            for f in iter_files(path, include, exclude):
-                result.extend(load_file(f, _display(f)))
-        elif path.exists():
-            result.extend(load_file(path, _display(path)))
-        else:
-            result.errors.append(
-                InputError("no such file or directory", loc=SourceLoc(p), hint="check the path")
-            )
-            result.files += 1
+    for part in iter_load(paths, include=include, exclude=exclude, stdin_name=stdin_name):
+        result.extend(part)
     return result
 
 
 def _display(path: Path) -> str:
     """A path as users see it: relative to the working directory when possible."""
+    if not path.is_absolute():
+        return path.as_posix()
     try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+        return path.relative_to(Path.cwd()).as_posix()
     except ValueError:
         return path.as_posix()
