@@ -6,8 +6,7 @@ compilers emit code that reproduces them in each target language.
 
 from __future__ import annotations
 
-import json
-import math
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Final
 
 
@@ -69,6 +68,10 @@ def json_equal(a: Any, b: Any) -> bool:
     return False
 
 
+MAX_SAFE_INT = 2**53
+"""Numbers below this magnitude render identically in every engine."""
+
+
 def render(v: Any) -> str:
     """A value as message text (see docs/semantics.md, "Messages")."""
     t = type(v)
@@ -78,15 +81,77 @@ def render(v: Any) -> str:
         return ""
     if t is bool:
         return "true" if v else "false"
-    if t is int:
-        return str(v)
-    if t is float:
+    if t is int or t is float:
         return format_number(v)
-    return json.dumps(v, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    if t is list:
+        return "[" + ", ".join(_render_item(x) for x in v) + "]"
+    return "<object>"
+
+
+def _render_item(v: Any) -> str:
+    if type(v) is list:
+        return "<list>"
+    if type(v) is dict:
+        return "<object>"
+    return render(v)
 
 
 def format_number(v: float) -> str:
-    """Integral floats print as integers; others in shortest round-trip form."""
-    if math.isfinite(v) and v == int(v) and abs(v) < 1e21:
-        return str(int(v))
-    return repr(v)
+    """Integral values as integers; others rounded to 6 decimals, zeros stripped.
+
+    Rounding is half away from zero on the exact decimal value (as Rego's
+    ``round``), so ``0.1234565`` renders ``0.123457`` and ``2.5e-7`` ``0``.
+    """
+    d = to_decimal(v)
+    if d == d.to_integral_value() or abs(d) >= MAX_SAFE_INT:
+        return str(int(d))
+    scaled = (abs(d) * 1_000_000).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    whole, frac = divmod(int(scaled), 1_000_000)
+    text = str(whole) + (("." + f"{frac:06d}".rstrip("0")) if frac else "")
+    return ("-" + text) if d < 0 and text != "0" else text
+
+
+def to_decimal(v: float) -> Decimal:
+    """The exact decimal a JSON number stands for (floats by shortest repr)."""
+    if type(v) is int:
+        return Decimal(v)
+    return Decimal(repr(v))
+
+
+DECIMAL = Context(prec=60)
+"""Context for exact arithmetic on JSON numbers (as OPA's big-number arithmetic)."""
+
+
+def arith(op: str, a: int | float, b: int | float) -> int | float | None:
+    """``a op b`` computed exactly on decimals; ``None`` for division by zero."""
+    if op == "/" and b == 0:
+        return None
+    if type(a) is int and type(b) is int and op != "/":
+        return a + b if op == "+" else a - b if op == "-" else a * b
+    x, y = to_decimal(a), to_decimal(b)
+    if op == "+":
+        r = DECIMAL.add(x, y)
+    elif op == "-":
+        r = DECIMAL.subtract(x, y)
+    elif op == "*":
+        r = DECIMAL.multiply(x, y)
+    else:
+        r = DECIMAL.divide(x, y)
+    return from_decimal(r)
+
+
+def exact_sum(values: list[int | float]) -> int | float:
+    """Sum of numbers computed exactly on decimals."""
+    if all(type(v) is int for v in values):
+        return sum(values)
+    total = Decimal(0)
+    for v in values:
+        total = DECIMAL.add(total, to_decimal(v))
+    return from_decimal(total)
+
+
+def from_decimal(d: Decimal) -> int | float:
+    """A decimal result back to a JSON number: an int when integral."""
+    if d == d.to_integral_value() and abs(d) < MAX_SAFE_INT:
+        return int(d)
+    return float(d)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from decimal import Decimal
 from typing import Any
 
@@ -269,20 +267,45 @@ def test_rendering(v: Any) -> None:
     elif isinstance(v, int):
         assert text == str(v)
     elif isinstance(v, float):
-        assert float(text) == v
-        if v == int(v) and abs(v) < 1e21:
-            assert "." not in text and "e" not in text
+        if v == int(v):
+            assert text == str(int(v))
+        else:
+            assert abs(float(text) - v) <= 5e-7 + abs(v) * 1e-15
+            assert "e" not in text and len(text.partition(".")[2]) <= 6
+    elif isinstance(v, list):
+        assert text.startswith("[") and text.endswith("]")
     else:
-        assert json.loads(text) == v
+        assert text == "<object>"
 
 
-def test_render_missing_and_numbers() -> None:
-    assert render(MISSING) == ""
-    assert render(3.0) == "3"
-    assert render(0.5) == "0.5"
-    assert render(1e-7) == "1e-07"
-    assert render({"b": 1, "a": [True]}) == '{"a":[true],"b":1}'
-    assert not math.isnan(float(render(2.5)))
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (MISSING, ""),
+        (3.0, "3"),
+        (-3.0, "-3"),
+        (0.5, "0.5"),
+        (181.04, "181.04"),
+        (1 / 3, "0.333333"),
+        (2 / 3, "0.666667"),
+        (0.1234565, "0.123457"),
+        (-0.0000001, "0"),
+        (2.5e-7, "0"),
+        (1e21, "1000000000000000000000"),
+        (1234567.5, "1234567.5"),
+        (["a", 1, True, None, [1], {"k": 1}], "[a, 1, true, , <list>, <object>]"),
+        ({"b": 1}, "<object>"),
+    ],
+)
+def test_render_examples(value: Any, text: str) -> None:
+    assert render(value) == text
+
+
+def test_arithmetic_is_exact_decimal_like_opa() -> None:
+    s = ir.Arith("+", ir.Literal(0.1), ir.Literal(0.2))
+    assert eval_pred(ir.Compare("==", s, ir.Literal(0.3)), {}) is True
+    assert eval_value(ir.Arith("*", ir.Literal(0.5), ir.Literal(2)), {}) == 1
+    assert eval_value(ir.Sum("x", path("xs"), ir.Path("x")), {"xs": [0.1, 0.2]}) == 0.3
 
 
 @given(st.data())

@@ -42,7 +42,8 @@ from policykit.ir.quantity import to_quantity
 from policykit.ir.regex import compile_portable
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.model import Document, Finding, object_ref
-from policykit.values import MISSING, is_number, json_equal, json_type, render
+from policykit.values import MISSING, exact_sum, is_number, json_equal, json_type, render
+from policykit.values import arith as exact_arith
 
 Env = dict[str, Any]
 ValueFn = Callable[[Env], Any]
@@ -143,15 +144,8 @@ class _Compiler:
             a, b = lf(env), rf(env)
             if not (is_number(a) and is_number(b)):
                 return MISSING
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
-            if b == 0:
-                return MISSING
-            return a / b
+            r = exact_arith(op, a, b)
+            return MISSING if r is None else r
 
         return arith
 
@@ -198,13 +192,13 @@ class _Compiler:
             if type(coll) is not list:
                 return 0
             inner = dict(env)
-            s: int | float = 0
+            terms: list[int | float] = []
             for item in coll:
                 inner[var] = item
                 t = term(inner)
                 if is_number(t):
-                    s += t
-            return s
+                    terms.append(t)
+            return exact_sum(terms)
 
         return total
 
