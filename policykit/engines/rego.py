@@ -1,0 +1,171 @@
+"""Evaluating compiled Rego: regopy (rego-cpp) and, as the oracle, real OPA.
+
+Both engines load exactly what a bundle holds (modules + ``data.json``) and
+query ``data.<root>.main.batch`` over chunks of objects, or
+``data.<root>.main.violations`` with one object as ``input``. regopy runs its
+compiled-bundle path (``build`` once, then ``query_bundle_entrypoint``), never
+re-parsing per object.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from policykit.engines.native import NativeEngine
+from policykit.errors import PolicykitError
+from policykit.ir.rule import Pack
+from policykit.model import Document, Finding, object_ref
+from policykit.targets.rego.compiler import RegoOptions, compile_packs, params_data
+
+Mode = Literal["batch", "object"]
+DEFAULT_CHUNK = 500
+
+
+class EngineUnavailable(PolicykitError):
+    code = "PK005"
+
+
+class _RegoBase:
+    """What the Rego engines share: compiling, parameters and result decoding."""
+
+    def __init__(
+        self,
+        packs: Sequence[Pack],
+        params: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        root: str = "policykit",
+        mode: Mode = "batch",
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
+        # The native engine validates packs and parameters exactly once, as check does.
+        native = NativeEngine(packs, params)
+        self.packs = tuple(packs)
+        self.options = RegoOptions(root=root)
+        self.modules = compile_packs(self.packs, self.options)
+        self.data = params_data(self.packs, native.effective_params, root)
+        self.mode = mode
+        self.chunk = chunk
+        self._base = root.replace(".", "/")
+        self._pack_of = {r.id: p.name for p in self.packs for r in p.rules}
+
+    def _query(self, entry: str, input_doc: Any) -> Any:
+        raise NotImplementedError
+
+    def raw_batch(self, objects: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """One list of finding objects (as Rego returns them) per input object."""
+        out: list[list[dict[str, Any]]] = []
+        if self.mode == "object":
+            for o in objects:
+                out.append(self._query("violations", o) or [])
+            return out
+        for i in range(0, len(objects), self.chunk):
+            part = objects[i : i + self.chunk]
+            result = self._query("batch", {"objects": part})
+            if not isinstance(result, list) or len(result) != len(part):
+                raise PolicykitError(f"Rego batch returned {type(result).__name__}, not a list")
+            out.extend(result)
+        return out
+
+    def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
+        docs = list(docs)
+        results = self.raw_batch([d.obj for d in docs])
+        findings: list[Finding] = []
+        for doc, raw in zip(docs, results, strict=True):
+            ref = object_ref(doc.obj, doc.source)
+            for f in raw:
+                findings.append(
+                    Finding(
+                        rule=f["id"],
+                        pack=f["pack"],
+                        severity=f["severity"],
+                        message=f["msg"],
+                        object=ref,
+                        file=doc.file,
+                        doc_index=doc.index,
+                        line=doc.line,
+                        item=f.get("item"),
+                    )
+                )
+        return findings
+
+    def evaluate(self, doc: Document) -> list[Finding]:
+        return self.evaluate_all([doc])
+
+
+class RegopyEngine(_RegoBase):
+    """Compiled packs evaluated by regopy (rego-cpp)."""
+
+    name = "rego"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        import regopy
+
+        builder = regopy.Interpreter()
+        for path, text in self.modules.items():
+            builder.add_module(path, text)
+        builder.add_data(self.data)
+        entries = [f"{self._base}/main/batch", f"{self._base}/main/violations"]
+        try:
+            self._bundle = builder.build(None, entries)
+        except regopy.RegoError as exc:
+            raise PolicykitError(f"regopy cannot compile the generated Rego: {exc}") from None
+        self._runner = regopy.Interpreter()
+
+    def _query(self, entry: str, input_doc: Any) -> Any:
+        self._runner.set_input(input_doc)
+        out = self._runner.query_bundle_entrypoint(self._bundle, f"{self._base}/main/{entry}")
+        text = str(out)
+        if text == "undefined":
+            return None
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError:
+            raise PolicykitError(f"regopy returned an error: {text[:300]}") from None
+        return doc["expressions"][0]
+
+
+def load_opa() -> Any:
+    """The ``opa_bindings`` module (real OPA), or a clear error saying how to get it."""
+    try:
+        import opa_bindings
+    except ImportError:
+        vendored = Path(sys.prefix) / "lib" / "_policykit_opa"
+        if vendored.is_dir():
+            sys.path.insert(0, str(vendored))
+        try:
+            import opa_bindings
+        except ImportError:
+            raise EngineUnavailable(
+                "real OPA is not installed", hint="run: bash .ci/install-opa.sh"
+            ) from None
+    return opa_bindings
+
+
+class OpaEngine(_RegoBase):
+    """Compiled packs evaluated by real OPA (v1.20.2 via opa-golib-python-bindings)."""
+
+    name = "opa"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        opa = load_opa()
+        self._engine = opa.OpaEngine()
+        try:
+            for path, text in self.modules.items():
+                self._engine.add_policy(path, text)
+            self._engine.add_data(self.data)
+        except opa.OpaError as exc:
+            raise PolicykitError(f"OPA rejects the generated Rego: {exc}") from None
+        self._undefined = opa.OpaUndefinedError
+        self._prefix = self.options.root
+
+    def _query(self, entry: str, input_doc: Any) -> Any:
+        try:
+            return self._engine.eval_document(f"{self._prefix}.main.{entry}", input_doc)
+        except self._undefined:
+            return None

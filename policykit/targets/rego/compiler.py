@@ -1,0 +1,489 @@
+"""IR → Rego v1, one module per pack, reproducing docs/semantics.md.
+
+Shape of a compiled pack (package ``<root>.<pack>``)::
+
+    _cat_001(obj) := [f | <selector>; <condition>; f := {"id": ..., "msg": ...}]
+    findings(obj) := [f | some fs in [_cat_001(obj), ...]; some f in fs]
+    violations := findings(input)                      # one object as input
+    batch := [findings(obj) | some obj in input.objects]   # many objects
+    deny contains f if { some f in _cat_001(input) }    # with METADATA, per rule
+
+How the semantics are kept:
+
+* a missing value is Rego's *undefined*: any statement over it fails, so every
+  predicate over it is false;
+* negation, disjunction and quantifiers go through helper functions whose
+  arguments are always-defined variables: OPA hoists an undefined ref out of a
+  negated call (``not f(x.missing)`` is false in OPA, true in regopy);
+* type guards (``is_string``, ``is_number``, ``is_array``) make every built-in see
+  the types the reference engine requires, so no built-in errors;
+* rules are functions of the object (no ``with input as``: it crashes regopy).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policykit import __version__
+from policykit.ir import nodes as ir
+from policykit.ir.rule import Pack, Rule, Selector
+from policykit.targets.base import Compiler
+from policykit.targets.rego import printer as P
+
+OBJ = "obj"
+LIB_VALUES = "values"
+LIB_QUANTITY = "quantity"
+_ORDER_FN = {"<": "less", "<=": "less_eq", ">": "greater", ">=": "greater_eq"}
+_TYPE_FN = {
+    "string": "is_string",
+    "number": "is_number",
+    "boolean": "is_boolean",
+    "array": "is_array",
+    "object": "is_object",
+    "null": "is_null",
+}
+ROOT_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+Stmts = list[str]
+
+
+@dataclass(frozen=True)
+class RegoOptions:
+    """Where compiled code lives and reads its parameters from."""
+
+    root: str = "policykit"
+    params_ref: str | None = None  # default: data.<root>.params.<pack>
+
+    def package(self, pack: str) -> str:
+        return f"{self.root}.{pack}"
+
+    def lib(self, name: str) -> str:
+        return f"data.{self.root}.lib.{name}"
+
+    def params(self, pack: str) -> str:
+        return self.params_ref or P.ref(f"data.{self.root}.params", [pack])
+
+
+class RegoCompiler(Compiler):
+    """Compiles one pack; ``v_<Node>`` for values, ``p_<Node>`` for predicates."""
+
+    target = "rego"
+
+    def __init__(self, pack: Pack, options: RegoOptions) -> None:
+        super().__init__()
+        self.pack = pack
+        self.opts = options
+        self.module = P.Module(options.package(pack.name))
+        self._helpers: list[list[str]] = []
+        self._n = 0
+        self._prefix = ""
+        self._scope: list[str] = [OBJ]
+
+    # --- naming -----------------------------------------------------------------
+
+    def fresh(self, kind: str) -> str:
+        self._n += 1
+        return f"{self._prefix}_{kind}{self._n}"
+
+    def temp(self) -> str:
+        self._n += 1
+        return f"t__{self._n}"
+
+    def use(self, lib: str) -> str:
+        self.module.imports.add(self.opts.lib(lib))
+        return lib
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _free(self, nodes: Sequence[ir.Node]) -> list[str]:
+        roots: set[str] = set()
+        for n in nodes:
+            for sub in ir.walk(n):
+                if isinstance(sub, ir.Path):
+                    roots.add(OBJ if sub.root == ir.OBJECT_ROOT else sub.root)
+        return [v for v in self._scope if v in roots]
+
+    def _signature(self, free: list[str]) -> tuple[str, str]:
+        """(parameter list, argument list) of a helper over ``free`` variables."""
+        if not free:
+            return "_", OBJ
+        return ", ".join(free), ", ".join(free)
+
+    def helper_pred(self, kind: str, bodies: list[Stmts], nodes: Sequence[ir.Node]) -> str:
+        """A helper true when any body holds; returns the call expression."""
+        name = self.fresh(kind)
+        params, args = self._signature(self._free(nodes))
+        for body in bodies:
+            lines = [f"{name}({params}) if {{", *P.indent(body or ["true"]), "}"]
+            self._helpers.append(lines)
+        return f"{name}({args})"
+
+    # --- values -----------------------------------------------------------------------
+
+    def value(self, node: ir.Value) -> tuple[Stmts, str]:
+        result: tuple[Stmts, str] = self.dispatch("v", node)
+        return result
+
+    def v_Path(self, n: ir.Path) -> tuple[Stmts, str]:
+        base = OBJ if n.root == ir.OBJECT_ROOT else n.root
+        return [], P.ref(base, n.segments)
+
+    def v_Literal(self, n: ir.Literal) -> tuple[Stmts, str]:
+        return [], P.term(n.value)
+
+    def v_Param(self, n: ir.Param) -> tuple[Stmts, str]:
+        return [], P.ref(self.opts.params(self.pack.name), [n.name])
+
+    def v_Length(self, n: ir.Length) -> tuple[Stmts, str]:
+        s, t = self.value(n.operand)
+        return s, f"{self.use(LIB_VALUES)}.length({t})"
+
+    def v_Keys(self, n: ir.Keys) -> tuple[Stmts, str]:
+        s, t = self.value(n.operand)
+        return s, f"{self.use(LIB_VALUES)}.keys({t})"
+
+    def v_Quantity(self, n: ir.Quantity) -> tuple[Stmts, str]:
+        s, t = self.value(n.operand)
+        return s, f"{self.use(LIB_QUANTITY)}.parse({t})"
+
+    def v_Arith(self, n: ir.Arith) -> tuple[Stmts, str]:
+        sa, a = self.value(n.left)
+        sb, b = self.value(n.right)
+        guards = [f"is_number({a})", f"is_number({b})"]
+        if n.op == "/":
+            guards.append(f"{b} != 0")
+        return [*sa, *sb, *guards], f"({a} {n.op} {b})"
+
+    def v_Default(self, n: ir.Default) -> tuple[Stmts, str]:
+        name = self.fresh("default")
+        params, args = self._signature(self._free([n]))
+        sa, a = self.value(n.operand)
+        sb, b = self.value(n.fallback)
+        v = self.temp()
+        lines = [f"{name}({params}) := {v} if {{", *P.indent([*sa, f"{v} := {a}", f"{v} != null"])]
+        if sb:
+            fb = self.temp()
+            lines += ["} else := " + fb + " if {", *P.indent([*sb, f"{fb} := {b}"]), "}"]
+        else:
+            lines += ["} else := " + b]
+        self._helpers.append(lines)
+        return [], f"{name}({args})"
+
+    def _collection(self, coll: ir.Value, var: str) -> Stmts:
+        sc, tc = self.value(coll)
+        c = self.temp()
+        return [*sc, f"{c} := {tc}", f"is_array({c})", f"some {var} in {c}"]
+
+    def _aggregate(
+        self, kind: str, fn: str, n: ir.Count | ir.Sum, inner: Callable[[], tuple[Stmts, str]]
+    ) -> tuple[Stmts, str]:
+        """``fn([head | some var in coll; ...])`` in a helper that is 0 for non-lists."""
+        name = self.fresh(kind)
+        params, args = self._signature(self._free([n]))
+        sc, tc = self.value(n.collection)
+        c, result = self.temp(), self.temp()
+        self._scope.append(n.var)
+        body, head = inner()
+        self._scope.pop()
+        self._helpers.append(
+            [
+                f"{name}({params}) := {result} if {{",
+                *P.indent([*sc, f"{c} := {tc}", f"is_array({c})", f"{result} := {fn}([{head} |"]),
+                *P.indent([f"some {n.var} in {c}", *body], 2),
+                "\t])",
+                "} else := 0",
+            ]
+        )
+        return [], f"{name}({args})"
+
+    def v_Count(self, n: ir.Count) -> tuple[Stmts, str]:
+        return self._aggregate("count", "count", n, lambda: (self.pred(n.body), n.var))
+
+    def v_Sum(self, n: ir.Sum) -> tuple[Stmts, str]:
+        def term() -> tuple[Stmts, str]:
+            st, tt = self.value(n.term)
+            t = self.temp()
+            return [*st, f"{t} := {tt}", f"is_number({t})"], t
+
+        return self._aggregate("sum", "sum", n, term)
+
+    # --- predicates ---------------------------------------------------------------------
+
+    def pred(self, node: ir.Pred) -> Stmts:
+        result: Stmts = self.dispatch("p", node)
+        return result
+
+    def p_Compare(self, n: ir.Compare) -> Stmts:
+        sa, a = self.value(n.left)
+        sb, b = self.value(n.right)
+        if n.op in ("==", "!="):
+            return [*sa, *sb, f"{a} {n.op} {b}"]
+        for lit_node, other in ((n.right, a), (n.left, b)):
+            if isinstance(lit_node, ir.Literal) and not isinstance(lit_node.value, (bool, tuple)):
+                if isinstance(lit_node.value, str):
+                    return [*sa, *sb, f"is_string({other})", f"{a} {n.op} {b}"]
+                if isinstance(lit_node.value, (int, float)):
+                    return [*sa, *sb, f"is_number({other})", f"{a} {n.op} {b}"]
+        return [*sa, *sb, f"{self.use(LIB_VALUES)}.{_ORDER_FN[n.op]}({a}, {b})"]
+
+    def p_And(self, n: ir.And) -> Stmts:
+        out: Stmts = []
+        for item in n.items:
+            out.extend(self.pred(item))
+        return out or ["true"]
+
+    def p_Or(self, n: ir.Or) -> Stmts:
+        if not n.items:
+            return ["false"]
+        bodies = [self.pred(i) for i in n.items]
+        return [self.helper_pred("or", bodies, [n])]
+
+    def p_Not(self, n: ir.Not) -> Stmts:
+        body = self.pred(n.item)
+        return [f"not {self.helper_pred('holds', [body], [n])}"]
+
+    def p_Exists(self, n: ir.Exists) -> Stmts:
+        s, t = self.value(n.operand)
+        return [*s, f"{t} != null"]
+
+    def p_IsType(self, n: ir.IsType) -> Stmts:
+        s, t = self.value(n.operand)
+        return [*s, f"{_TYPE_FN[n.type_name]}({t})"]
+
+    def p_Matches(self, n: ir.Matches) -> Stmts:
+        s, t = self.value(n.subject)
+        sp, p = self.value(n.pattern)
+        return [*s, *sp, f"is_string({t})", f"regex.match({p}, {t})"]
+
+    def p_StrOp(self, n: ir.StrOp) -> Stmts:
+        sa, a = self.value(n.subject)
+        sb, b = self.value(n.arg)
+        return [*sa, *sb, f"is_string({a})", f"is_string({b})", f"{n.op}({a}, {b})"]
+
+    def p_In(self, n: ir.In) -> Stmts:
+        se, e = self.value(n.element)
+        sc, c = self.value(n.collection)
+        guard = [] if isinstance(n.collection, ir.Literal) else [f"is_array({c})"]
+        return [*se, *sc, *guard, f"{e} in {c}"]
+
+    def p_Quantifier(self, n: ir.Quantifier) -> Stmts:
+        coll = self._collection(n.collection, n.var)
+        self._scope.append(n.var)
+        body = self.pred(n.body)
+        if n.kind == "all":  # all = no counterexample
+            body = [f"not {self.helper_pred('holds', [body], [n.body])}"]
+        self._scope.pop()
+        call = self.helper_pred(
+            "any" if n.kind == "any" else "counterexample", [[*coll, *body]], [n]
+        )
+        return [call] if n.kind == "any" else [f"not {call}"]
+
+    # --- rules ---------------------------------------------------------------------------
+
+    def selector(self, sel: Selector) -> Stmts:
+        out: Stmts = []
+        if sel.source == "backstage":
+            out.append(f"{self.use(LIB_VALUES)}.is_backstage({OBJ})")
+        elif sel.source == "kubernetes":
+            out.append(f"not {self.use(LIB_VALUES)}.is_backstage({OBJ})")
+        if sel.kinds:
+            out.append(f"{OBJ}.kind in {P.string_set(sel.kinds)}")
+        if sel.api_versions:
+            pats = P.term(list(sel.api_versions))
+            out.append(f"{self.use(LIB_VALUES)}.api_version_any({pats}, {OBJ}.apiVersion)")
+        if sel.namespaces:
+            pats = P.term(list(sel.namespaces))
+            out.append(f"{self.use(LIB_VALUES)}.glob_any({pats}, values.namespace({OBJ}))")
+        if sel.exclude_namespaces:
+            pats = P.term(list(sel.exclude_namespaces))
+            out.append(f"not {self.use(LIB_VALUES)}.excluded({pats}, {OBJ})")
+        for k, v in sel.labels:
+            out.append(f"{P.ref(OBJ, ['metadata', 'labels', k])} == {P.string(v)}")
+        if sel.entity_types:
+            out.append(f"{OBJ}.spec.type in {P.string_set(sel.entity_types)}")
+        return out
+
+    def message(self, rule: Rule) -> tuple[Stmts, str]:
+        parts: list[str] = []
+        for part in rule.message.parts:
+            if isinstance(part, str):
+                parts.append(P.string(part))
+                continue
+            name = self.fresh("msg")
+            params, args = self._signature(self._free([part]))
+            s, t = self.value(part)
+            v = self.temp()
+            self._helpers.append(
+                [
+                    f"{name}({params}) := {self.use(LIB_VALUES)}.render({v}) if {{",
+                    *P.indent([*s, f"{v} := {t}"]),
+                    '} else := ""',
+                ]
+            )
+            parts.append(f"{name}({args})")
+        if not parts:
+            return [], '""'
+        if len(parts) == 1 and rule.message.parts and isinstance(rule.message.parts[0], str):
+            return [], parts[0]
+        return [], 'concat("", [' + ", ".join(parts) + "])"
+
+    def compile_rule(self, rule: Rule) -> str:
+        """Adds the rule's function and partial-set contribution; returns its name."""
+        fn = "_" + rule.id.lower().replace("-", "_")
+        self._prefix = fn
+        self._scope = [OBJ]
+        body: Stmts = self.selector(rule.selector)
+        finding: dict[str, str] = {
+            "id": P.string(rule.id),
+            "pack": P.string(self.pack.name),
+            "severity": P.string(rule.severity),
+        }
+        if rule.each is not None:
+            idx = self.temp()
+            sc, tc = self.value(rule.each.collection)
+            c = self.temp()
+            # not `some i, x in c`: regopy rejects two-variable `some` in comprehensions
+            body += [
+                *sc,
+                f"{c} := {tc}",
+                f"is_array({c})",
+                f"some {idx}",
+                f"{rule.each.var} := {c}[{idx}]",
+            ]
+            self._scope.append(rule.each.var)
+            finding["item"] = idx
+        body += self.pred(rule.condition)
+        sm, msg = self.message(rule)
+        body += sm
+        finding["msg"] = msg
+        obj = "{" + ", ".join(f'"{k}": {finding[k]}' for k in sorted(finding)) + "}"
+        body.append(f"f := {obj}")
+        self.module.add(
+            [
+                f"# Findings of rule {rule.id} about one object.",
+                *P.comprehension(f"{fn}({OBJ}) := [", "f", body, "]"),
+            ]
+        )
+        for h in self._helpers:
+            self.module.add(h)
+        self._helpers = []
+        meta = {
+            "title": rule.title,
+            "description": rule.description,
+            "custom": {
+                "id": rule.id,
+                "severity": rule.severity,
+                "pack": self.pack.name,
+                "pack_version": self.pack.version,
+                "tags": list(rule.tags),
+                "remediation": rule.remediation,
+            },
+        }
+        self.module.rule(
+            f"{rule.severity} contains f", [f"some f in {fn}(input)"], P.metadata_block(meta)
+        )
+        return fn
+
+    def compile(self) -> str:
+        self.module.header = [
+            *P.metadata_block(
+                {
+                    "title": f"policykit pack {self.pack.name}",
+                    "description": self.pack.description,
+                    "custom": {
+                        "pack": self.pack.name,
+                        "version": self.pack.version,
+                        "generator": f"policykit {__version__}",
+                    },
+                }
+            ),
+        ]
+        names = [self.compile_rule(r) for r in self.pack.rules]
+        calls = ", ".join(f"{n}({OBJ})" for n in names)
+        self.module.add(
+            [
+                "# Findings of every rule of the pack about one object, in rule order.",
+                *P.comprehension(
+                    f"findings({OBJ}) := [", "f", [f"some fs in [{calls}]", "some f in fs"], "]"
+                ),
+            ]
+        )
+        self.module.add(
+            [
+                "# Entry point for one object as input (OPA's API, admission).",
+                "violations := findings(input)",
+            ]
+        )
+        self.module.add(
+            [
+                "# Entry point for many objects: input.objects, one result list per object.",
+                f"batch := [findings({OBJ}) | some {OBJ} in input.objects]",
+            ]
+        )
+        return self.module.text()
+
+
+def compile_pack(pack: Pack, options: RegoOptions | None = None) -> str:
+    """The Rego v1 module of one pack."""
+    return RegoCompiler(pack, options or RegoOptions()).compile()
+
+
+def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
+    """``<root>.main``: findings of every pack, per object and in batch."""
+    mod = P.Module(f"{options.root}.main")
+    mod.header = P.metadata_block(
+        {"title": "policykit entry points", "custom": {"generator": f"policykit {__version__}"}}
+    )
+    refs = [f"data.{options.package(p.name)}.findings({OBJ})" for p in packs]
+    if not refs:
+        joined = "[]"
+    elif len(refs) == 1:
+        joined = refs[0]
+    else:
+        joined = f"[f | some fs in [{', '.join(refs)}]; some f in fs]"
+    mod.add(["# Findings of every pack about one object.", f"findings({OBJ}) := {joined}"])
+    mod.add(["# One object as input.", "violations := findings(input)"])
+    mod.add(
+        [
+            "# input.objects: one result list per object.",
+            f"batch := [findings({OBJ}) | some {OBJ} in input.objects]",
+        ]
+    )
+    return mod.text()
+
+
+def library(options: RegoOptions) -> dict[str, str]:
+    """The Rego helper library with its packages moved under ``options.root``."""
+    from policykit.resources import rego_library
+
+    out: dict[str, str] = {}
+    for path, text in rego_library().items():
+        if options.root != "policykit":
+            text = text.replace("package policykit.lib.", f"package {options.root}.lib.")
+            text = text.replace("data.policykit.lib.", f"data.{options.root}.lib.")
+        out[path.replace("policykit/", options.root.replace(".", "/") + "/", 1)] = text
+    return out
+
+
+def compile_packs(packs: Sequence[Pack], options: RegoOptions | None = None) -> dict[str, str]:
+    """Every module a bundle needs: bundle path → Rego text (sorted, deterministic)."""
+    opts = options or RegoOptions()
+    base = opts.root.replace(".", "/")
+    modules = dict(library(opts))
+    for p in packs:
+        modules[f"{base}/{p.name}/policy.rego"] = compile_pack(p, opts)
+    modules[f"{base}/main/main.rego"] = main_module(packs, opts)
+    return dict(sorted(modules.items()))
+
+
+def params_data(
+    packs: Sequence[Pack], params: dict[str, dict[str, Any]], root: str
+) -> dict[str, Any]:
+    """The bundle's data document: ``{<root...>: {"params": {pack: values}}}``."""
+    doc: dict[str, Any] = {"params": {p.name: params.get(p.name, p.defaults()) for p in packs}}
+    for seg in reversed(root.split(".")):
+        doc = {seg: doc}
+    return doc

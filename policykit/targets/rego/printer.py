@@ -1,0 +1,171 @@
+"""The one place where anything becomes Rego text.
+
+Every user string (ids, titles, messages, regexes, keys, literal values) goes
+through :func:`string` or :func:`metadata_block`; nothing else in the compiler
+quotes or escapes. Output follows ``opa fmt``: tabs, ``if { ... }`` bodies, one
+blank line between rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from policykit.errors import DefinitionError
+
+REGO_KEYWORDS = frozenset(
+    {
+        "as",
+        "contains",
+        "data",
+        "default",
+        "else",
+        "every",
+        "false",
+        "if",
+        "import",
+        "in",
+        "input",
+        "not",
+        "null",
+        "package",
+        "some",
+        "true",
+        "with",
+    }
+)
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def string(s: str) -> str:
+    """A Rego string literal: JSON escaping, ASCII only (so no U+2028 surprises)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DefinitionError(f"string {s!r} is not valid Unicode text") from None
+    return json.dumps(s, ensure_ascii=True)
+
+
+def number(v: int | float) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        raise DefinitionError("NaN and infinity have no Rego spelling")
+    return str(v) if isinstance(v, int) else repr(v)
+
+
+def term(v: Any) -> str:
+    """A JSON value as a Rego term (objects with sorted keys)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return string(v)
+    if isinstance(v, (int, float)):
+        return number(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(term(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{string(str(k))}: {term(v[k])}" for k in sorted(v)) + "}"
+    raise TypeError(f"no Rego term for {type(v).__name__}")
+
+
+def string_set(values: Iterable[str]) -> str:
+    return "{" + ", ".join(string(v) for v in sorted(set(values))) + "}"
+
+
+def is_identifier(key: str) -> bool:
+    return bool(_IDENT.match(key)) and key not in REGO_KEYWORDS
+
+
+def ref(base: str, segments: Sequence[str | int]) -> str:
+    """``base.a["b-c"][0]``: dots for identifiers, brackets for the rest."""
+    out = [base]
+    for s in segments:
+        if isinstance(s, int):
+            out.append(f"[{s}]")
+        elif is_identifier(s):
+            out.append(f".{s}")
+        else:
+            out.append(f"[{string(s)}]")
+    return "".join(out)
+
+
+def _yaml_scalar(v: Any) -> str:
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=True)
+    return json.dumps(v)
+
+
+def metadata_block(fields: Mapping[str, Any]) -> list[str]:
+    """A ``# METADATA`` annotation; every value is a JSON (hence YAML) scalar."""
+    lines = ["# METADATA"]
+
+    def emit(key: str, value: Any, indent: str) -> None:
+        if isinstance(value, Mapping):
+            if not value:
+                return
+            lines.append(f"# {indent}{key}:")
+            for k in value:
+                emit(k, value[k], indent + "  ")
+        elif isinstance(value, (list, tuple)):
+            if not value:
+                return
+            lines.append(f"# {indent}{key}:")
+            lines.extend(f"# {indent}- {_yaml_scalar(x)}" for x in value)
+        elif value is not None and value != "":
+            lines.append(f"# {indent}{key}: {_yaml_scalar(value)}")
+
+    for k, v in fields.items():
+        emit(k, v, "")
+    return lines
+
+
+class Module:
+    """Collects the top-level statements of one module and prints it."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self.header: list[str] = []
+        self.imports: set[str] = set()
+        self.blocks: list[list[str]] = []
+
+    def add(self, lines: list[str]) -> None:
+        self.blocks.append(lines)
+
+    def rule(self, head: str, body: Sequence[str], comment: Sequence[str] = ()) -> None:
+        """``head if { body }`` (or ``head`` alone when the body is empty)."""
+        lines = list(comment)
+        if body:
+            lines.append(f"{head} if {{")
+            lines.extend(indent(body))
+            lines.append("}")
+        else:
+            lines.append(head)
+        self.add(lines)
+
+    def text(self) -> str:
+        out = [*self.header, f"package {self.package}", ""]
+        if self.imports:
+            out.extend(f"import {i}" for i in sorted(self.imports))
+            out.append("")
+        for b in self.blocks:
+            out.extend(b)
+            out.append("")
+        return "\n".join(out).rstrip("\n") + "\n"
+
+
+def indent(lines: Iterable[str], level: int = 1) -> list[str]:
+    pad = "\t" * level
+    return [pad + ln if ln else ln for ln in lines]
+
+
+def comprehension(open_: str, head: str, body: Sequence[str], close: str) -> list[str]:
+    """A multi-line array/set comprehension as ``opa fmt`` lays it out."""
+    return [f"{open_}{head} |", *indent(body), close]

@@ -1,0 +1,164 @@
+# METADATA
+# title: policykit value semantics
+# description: |
+#   Helpers that let compiled rules reproduce policykit's reference semantics
+#   (docs/semantics.md): type-guarded ordering, length, keys, message rendering,
+#   and the selector's view of an object.
+package policykit.lib.values
+
+# --- ordering: two numbers or two strings, otherwise false -------------------
+
+less(a, b) if {
+	_same_ordered(a, b)
+	a < b
+}
+
+less_eq(a, b) if {
+	_same_ordered(a, b)
+	a <= b
+}
+
+greater(a, b) if {
+	_same_ordered(a, b)
+	a > b
+}
+
+greater_eq(a, b) if {
+	_same_ordered(a, b)
+	a >= b
+}
+
+_same_ordered(a, b) if {
+	is_number(a)
+	is_number(b)
+}
+
+_same_ordered(a, b) if {
+	is_string(a)
+	is_string(b)
+}
+
+# --- derived values -----------------------------------------------------------
+
+length(v) := count(v) if is_string(v)
+
+length(v) := count(v) if is_array(v)
+
+length(v) := count(v) if is_object(v)
+
+# Re-collected into an array: regopy's sort() of a set does not equal the same
+# plain array (OPA is fine). `v[k]` would drop keys whose value is false.
+keys(v) := [k | some k in sort(object.keys(v))] if is_object(v)
+
+# --- message rendering --------------------------------------------------------
+
+render(v) := _scalar(v) if {
+	not is_array(v)
+	not is_object(v)
+}
+
+render(v) := concat("", ["[", concat(", ", [_item(x) | some x in v]), "]"]) if is_array(v)
+
+render(v) := "<object>" if is_object(v)
+
+_item(x) := "<list>" if is_array(x)
+
+_item(x) := "<object>" if is_object(x)
+
+_item(x) := _scalar(x) if {
+	not is_array(x)
+	not is_object(x)
+}
+
+_scalar(v) := v if is_string(v)
+
+_scalar(v) := "" if is_null(v)
+
+_scalar(v) := "true" if v == true
+
+_scalar(v) := "false" if v == false
+
+_scalar(v) := number(v) if is_number(v)
+
+# Integral numbers print as integers; others rounded half away from zero to six
+# decimals, trailing zeros removed, never in exponent form.
+number(v) := _signed(v < 0, format_int(abs(v), 10)) if v == round(v)
+
+number(v) := s if {
+	v != round(v)
+	n6 := round(abs(v) * 1000000)
+	whole := floor(n6 / 1000000)
+	frac := n6 - (whole * 1000000)
+	s := _signed(v < 0, concat("", [format_int(whole, 10), _fraction(frac)]))
+}
+
+_fraction(frac) := "" if frac == 0
+
+_fraction(frac) := concat("", [".", trim_right(_pad6(format_int(frac, 10)), "0")]) if frac != 0
+
+_pad6(s) := concat("", [substring("000000", 0, 6 - count(s)), s])
+
+_signed(neg, body) := concat("", ["-", body]) if {
+	neg
+	body != "0"
+}
+
+_signed(neg, body) := body if not neg
+
+_signed(_, body) := body if body == "0"
+
+# --- selectors ------------------------------------------------------------------
+
+is_backstage(obj) if {
+	group := split(obj.apiVersion, "/")[0]
+	count(split(obj.apiVersion, "/")) > 1
+	_backstage_group(group)
+}
+
+_backstage_group("backstage.io")
+
+_backstage_group(group) if endswith(group, ".backstage.io")
+
+# The namespace a selector sees: a Backstage entity without one is in "default";
+# a Kubernetes object without one has none (undefined).
+namespace(obj) := obj.metadata.namespace if is_string(obj.metadata.namespace)
+
+namespace(obj) := "default" if {
+	not _has_namespace(obj)
+	is_backstage(obj)
+}
+
+# Negation goes through a helper: OPA hoists an undefined ref out of a negated
+# call (`not is_string(x.missing)` is false in OPA, true in regopy).
+_has_namespace(obj) if is_string(obj.metadata.namespace)
+
+glob_any(patterns, value) if {
+	some p in patterns
+	_glob(p, value)
+}
+
+_glob(p, value) if {
+	endswith(p, "*")
+	startswith(value, trim_suffix(p, "*"))
+}
+
+_glob(p, value) if {
+	not endswith(p, "*")
+	p == value
+}
+
+# An object whose namespace matches one of the patterns (a helper, so that
+# `not excluded(...)` never negates a call on an undefined namespace).
+excluded(patterns, obj) if glob_any(patterns, namespace(obj))
+
+api_version_any(patterns, value) if {
+	some p in patterns
+	_api_version(p, value)
+}
+
+_api_version(p, value) if p == value
+
+_api_version(p, value) if {
+	endswith(p, "/*")
+	startswith(value, trim_suffix(p, "*"))
+}
