@@ -80,13 +80,30 @@ def resolve(
     )
 
 
+ENGINES: tuple[str, ...] = ("native", "rego", "opa")
+
+
+def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
+    """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA)."""
+    if name == "native":
+        return NativeEngine(packs, params)
+    from policykit.engines.rego import OpaEngine, RegopyEngine
+
+    if name == "rego":
+        return RegopyEngine(packs, params)
+    if name == "opa":
+        return OpaEngine(packs, params)
+    raise ValueError(f"unknown engine {name!r}")
+
+
 def check_stream(
     packs: list[Pack],
     parts: Iterable[LoadResult],
     params: Mapping[str, Mapping[str, Any]],
+    engine_name: str = "native",
 ) -> CheckReport:
     """Evaluate ``packs`` file by file; documents are dropped once evaluated."""
-    engine = NativeEngine(packs, params)
+    engine = make_engine(engine_name, packs, params)
     findings: list[Finding] = []
     errors: list[InputError] = []
     skipped: list[Skipped] = []

@@ -135,6 +135,13 @@ def cli() -> None:
     metavar="GLOB",
     help="Files or directories skipped inside directories (repeatable).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["native", "rego", "opa"]),
+    default="native",
+    show_default=True,
+    help="native: reference engine; rego: compiled Rego on regopy; opa: real OPA.",
+)
 @handle_errors
 def check(
     paths: tuple[str, ...],
@@ -144,6 +151,7 @@ def check(
     fail_on: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
+    engine: str,
 ) -> None:
     """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
 
@@ -162,7 +170,7 @@ def check(
         raise click.UsageError("no PATHS given and none configured")
     pack_objs = load_packs(sel.packs)
     parts = iter_load(sel.paths, include=sel.include, exclude=sel.exclude)
-    report = check_stream(pack_objs, parts, sel.params)
+    report = check_stream(pack_objs, parts, sel.params, engine)
     console = _console()
     if fmt == "json":
         render.print_json(console, render.report_json(report))
@@ -201,6 +209,11 @@ def ir_cmd(packs: tuple[str, ...]) -> None:
 
     sel = resolve(packs=packs)
     click.echo(serialize.dumps(load_packs(sel.packs)), nl=False)
+
+
+from policykit.cli import build as _build  # noqa: E402  (registers build/bundle commands)
+
+_build.register(cli)
 
 
 def main() -> None:

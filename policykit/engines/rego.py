@@ -43,6 +43,7 @@ class _RegoBase:
     ) -> None:
         # The native engine validates packs and parameters exactly once, as check does.
         native = NativeEngine(packs, params)
+        self.effective_params = native.effective_params
         self.packs = tuple(packs)
         self.options = RegoOptions(root=root)
         self.modules = compile_packs(self.packs, self.options)

@@ -31,7 +31,7 @@ from policykit import __version__
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.targets.base import Compiler
-from policykit.targets.rego import printer as P
+from policykit.targets.rego import printer as pr
 
 OBJ = "obj"
 LIB_VALUES = "values"
@@ -64,7 +64,7 @@ class RegoOptions:
         return f"data.{self.root}.lib.{name}"
 
     def params(self, pack: str) -> str:
-        return self.params_ref or P.ref(f"data.{self.root}.params", [pack])
+        return self.params_ref or pr.ref(f"data.{self.root}.params", [pack])
 
 
 class RegoCompiler(Compiler):
@@ -76,7 +76,7 @@ class RegoCompiler(Compiler):
         super().__init__()
         self.pack = pack
         self.opts = options
-        self.module = P.Module(options.package(pack.name))
+        self.module = pr.Module(options.package(pack.name))
         self._helpers: list[list[str]] = []
         self._n = 0
         self._prefix = ""
@@ -117,7 +117,7 @@ class RegoCompiler(Compiler):
         name = self.fresh(kind)
         params, args = self._signature(self._free(nodes))
         for body in bodies:
-            lines = [f"{name}({params}) if {{", *P.indent(body or ["true"]), "}"]
+            lines = [f"{name}({params}) if {{", *pr.indent(body or ["true"]), "}"]
             self._helpers.append(lines)
         return f"{name}({args})"
 
@@ -129,13 +129,13 @@ class RegoCompiler(Compiler):
 
     def v_Path(self, n: ir.Path) -> tuple[Stmts, str]:
         base = OBJ if n.root == ir.OBJECT_ROOT else n.root
-        return [], P.ref(base, n.segments)
+        return [], pr.ref(base, n.segments)
 
     def v_Literal(self, n: ir.Literal) -> tuple[Stmts, str]:
-        return [], P.term(n.value)
+        return [], pr.term(n.value)
 
     def v_Param(self, n: ir.Param) -> tuple[Stmts, str]:
-        return [], P.ref(self.opts.params(self.pack.name), [n.name])
+        return [], pr.ref(self.opts.params(self.pack.name), [n.name])
 
     def v_Length(self, n: ir.Length) -> tuple[Stmts, str]:
         s, t = self.value(n.operand)
@@ -163,10 +163,10 @@ class RegoCompiler(Compiler):
         sa, a = self.value(n.operand)
         sb, b = self.value(n.fallback)
         v = self.temp()
-        lines = [f"{name}({params}) := {v} if {{", *P.indent([*sa, f"{v} := {a}", f"{v} != null"])]
+        lines = [f"{name}({params}) := {v} if {{", *pr.indent([*sa, f"{v} := {a}", f"{v} != null"])]
         if sb:
             fb = self.temp()
-            lines += ["} else := " + fb + " if {", *P.indent([*sb, f"{fb} := {b}"]), "}"]
+            lines += ["} else := " + fb + " if {", *pr.indent([*sb, f"{fb} := {b}"]), "}"]
         else:
             lines += ["} else := " + b]
         self._helpers.append(lines)
@@ -191,8 +191,8 @@ class RegoCompiler(Compiler):
         self._helpers.append(
             [
                 f"{name}({params}) := {result} if {{",
-                *P.indent([*sc, f"{c} := {tc}", f"is_array({c})", f"{result} := {fn}([{head} |"]),
-                *P.indent([f"some {n.var} in {c}", *body], 2),
+                *pr.indent([*sc, f"{c} := {tc}", f"is_array({c})", f"{result} := {fn}([{head} |"]),
+                *pr.indent([f"some {n.var} in {c}", *body], 2),
                 "\t])",
                 "} else := 0",
             ]
@@ -290,27 +290,27 @@ class RegoCompiler(Compiler):
         elif sel.source == "kubernetes":
             out.append(f"not {self.use(LIB_VALUES)}.is_backstage({OBJ})")
         if sel.kinds:
-            out.append(f"{OBJ}.kind in {P.string_set(sel.kinds)}")
+            out.append(f"{OBJ}.kind in {pr.string_set(sel.kinds)}")
         if sel.api_versions:
-            pats = P.term(list(sel.api_versions))
+            pats = pr.term(list(sel.api_versions))
             out.append(f"{self.use(LIB_VALUES)}.api_version_any({pats}, {OBJ}.apiVersion)")
         if sel.namespaces:
-            pats = P.term(list(sel.namespaces))
+            pats = pr.term(list(sel.namespaces))
             out.append(f"{self.use(LIB_VALUES)}.glob_any({pats}, values.namespace({OBJ}))")
         if sel.exclude_namespaces:
-            pats = P.term(list(sel.exclude_namespaces))
+            pats = pr.term(list(sel.exclude_namespaces))
             out.append(f"not {self.use(LIB_VALUES)}.excluded({pats}, {OBJ})")
         for k, v in sel.labels:
-            out.append(f"{P.ref(OBJ, ['metadata', 'labels', k])} == {P.string(v)}")
+            out.append(f"{pr.ref(OBJ, ['metadata', 'labels', k])} == {pr.string(v)}")
         if sel.entity_types:
-            out.append(f"{OBJ}.spec.type in {P.string_set(sel.entity_types)}")
+            out.append(f"{OBJ}.spec.type in {pr.string_set(sel.entity_types)}")
         return out
 
     def message(self, rule: Rule) -> tuple[Stmts, str]:
         parts: list[str] = []
         for part in rule.message.parts:
             if isinstance(part, str):
-                parts.append(P.string(part))
+                parts.append(pr.string(part))
                 continue
             name = self.fresh("msg")
             params, args = self._signature(self._free([part]))
@@ -319,7 +319,7 @@ class RegoCompiler(Compiler):
             self._helpers.append(
                 [
                     f"{name}({params}) := {self.use(LIB_VALUES)}.render({v}) if {{",
-                    *P.indent([*s, f"{v} := {t}"]),
+                    *pr.indent([*s, f"{v} := {t}"]),
                     '} else := ""',
                 ]
             )
@@ -337,9 +337,9 @@ class RegoCompiler(Compiler):
         self._scope = [OBJ]
         body: Stmts = self.selector(rule.selector)
         finding: dict[str, str] = {
-            "id": P.string(rule.id),
-            "pack": P.string(self.pack.name),
-            "severity": P.string(rule.severity),
+            "id": pr.string(rule.id),
+            "pack": pr.string(self.pack.name),
+            "severity": pr.string(rule.severity),
         }
         if rule.each is not None:
             idx = self.temp()
@@ -364,7 +364,7 @@ class RegoCompiler(Compiler):
         self.module.add(
             [
                 f"# Findings of rule {rule.id} about one object.",
-                *P.comprehension(f"{fn}({OBJ}) := [", "f", body, "]"),
+                *pr.comprehension(f"{fn}({OBJ}) := [", "f", body, "]"),
             ]
         )
         for h in self._helpers:
@@ -383,13 +383,13 @@ class RegoCompiler(Compiler):
             },
         }
         self.module.rule(
-            f"{rule.severity} contains f", [f"some f in {fn}(input)"], P.metadata_block(meta)
+            f"{rule.severity} contains f", [f"some f in {fn}(input)"], pr.metadata_block(meta)
         )
         return fn
 
     def compile(self) -> str:
         self.module.header = [
-            *P.metadata_block(
+            *pr.metadata_block(
                 {
                     "title": f"policykit pack {self.pack.name}",
                     "description": self.pack.description,
@@ -406,7 +406,7 @@ class RegoCompiler(Compiler):
         self.module.add(
             [
                 "# Findings of every rule of the pack about one object, in rule order.",
-                *P.comprehension(
+                *pr.comprehension(
                     f"findings({OBJ}) := [", "f", [f"some fs in [{calls}]", "some f in fs"], "]"
                 ),
             ]
@@ -433,8 +433,8 @@ def compile_pack(pack: Pack, options: RegoOptions | None = None) -> str:
 
 def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
     """``<root>.main``: findings of every pack, per object and in batch."""
-    mod = P.Module(f"{options.root}.main")
-    mod.header = P.metadata_block(
+    mod = pr.Module(f"{options.root}.main")
+    mod.header = pr.metadata_block(
         {"title": "policykit entry points", "custom": {"generator": f"policykit {__version__}"}}
     )
     refs = [f"data.{options.package(p.name)}.findings({OBJ})" for p in packs]
