@@ -9,6 +9,7 @@ re-parsing per object.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,7 +20,12 @@ from policykit.engines.native import NativeEngine
 from policykit.errors import PolicykitError
 from policykit.ir.rule import Pack
 from policykit.model import Document, Finding, object_ref
-from policykit.targets.rego.compiler import RegoOptions, compile_packs, params_data
+from policykit.targets.rego.compiler import (
+    RegoOptions,
+    compile_packs,
+    params_data,
+    params_module,
+)
 
 Mode = Literal["batch", "object"]
 DEFAULT_CHUNK = 500
@@ -102,15 +108,17 @@ class RegopyEngine(_RegoBase):
 
     name = "rego"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, root: str = "policykit", **kwargs: Any) -> None:
+        super().__init__(*args, root=root, **kwargs)
         import regopy
 
         builder = regopy.Interpreter()
         for path, text in self.modules.items():
             builder.add_module(path, text)
-        builder.add_data(self.data)
-        entries = [f"{self._base}/main/batch", f"{self._base}/main/violations"]
+        # Parameters as a module, not data: regopy's add_data keeps JSON escapes
+        # undecoded ("a\\tb" stays backslash-t), unlike set_input.
+        builder.add_module("params.rego", params_module(self.packs, self.effective_params, root))
+        entries = [f"{self._base}/main/batch_encoded", f"{self._base}/main/violations_encoded"]
         try:
             self._bundle = builder.build(None, entries)
         except regopy.RegoError as exc:
@@ -119,15 +127,28 @@ class RegopyEngine(_RegoBase):
 
     def _query(self, entry: str, input_doc: Any) -> Any:
         self._runner.set_input(input_doc)
-        out = self._runner.query_bundle_entrypoint(self._bundle, f"{self._base}/main/{entry}")
+        try:
+            out = self._runner.query_bundle_entrypoint(
+                self._bundle, f"{self._base}/main/{entry}_encoded"
+            )
+        except json.JSONDecodeError as exc:
+            raise PolicykitError(f"regopy returned unreadable output: {exc}") from None
         text = str(out)
         if text == "undefined":
             return None
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            raise PolicykitError(f"regopy returned an error: {text[:300]}") from None
-        return doc["expressions"][0]
+        result = json.loads(text, strict=False)["expressions"][0]
+        return _decode(result, entry)
+
+
+def _decode(result: Any, entry: str) -> Any:
+    """Undo the base64 messages of the ``*_encoded`` entry points."""
+
+    def one(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**f, "msg": base64.b64decode(f["msg"]).decode("utf-8")} for f in findings]
+
+    if entry == "violations":
+        return one(result)
+    return [one(r) for r in result]
 
 
 def load_opa() -> Any:

@@ -41,7 +41,48 @@ from policykit.ir.rule import (
     Rule,
 )
 
-_RESERVED_VARS = {OBJECT_ROOT, "params", "input", "data", "request", "variables", "item"}
+_RESERVED_VARS = {
+    # policykit and target names: the object, parameters, and what Rego/CEL bind
+    OBJECT_ROOT,
+    "obj",
+    "params",
+    "input",
+    "data",
+    "request",
+    "variables",
+    "item",
+    "oldObject",
+    "namespaceObject",
+    "authorizer",
+    # Rego keywords and CEL reserved words
+    "as",
+    "contains",
+    "default",
+    "else",
+    "every",
+    "false",
+    "if",
+    "import",
+    "in",
+    "not",
+    "null",
+    "package",
+    "some",
+    "true",
+    "with",
+    "break",
+    "const",
+    "continue",
+    "for",
+    "function",
+    "let",
+    "loop",
+    "namespace",
+    "return",
+    "var",
+    "void",
+    "while",
+}
 
 
 def _check_node(rule: Rule, node: Node, scope: frozenset[str], params: Mapping[str, Any]) -> None:
@@ -84,7 +125,7 @@ def _check_node(rule: Rule, node: Node, scope: frozenset[str], params: Mapping[s
     if isinstance(node, Matches):
         _check_pattern(rule, node, params)
     if isinstance(node, (Quantifier, Count, Sum)):
-        if not VAR_NAME_RE.match(node.var) or node.var in _RESERVED_VARS:
+        if not VAR_NAME_RE.match(node.var) or node.var in _RESERVED_VARS or "__" in node.var:
             fail(f"bound variable name {node.var!r} is reserved or not a simple lower-case name")
         if node.var in scope:
             fail(f"variable {node.var!r} is already bound by an enclosing any/all/count/sum")
@@ -134,7 +175,7 @@ def check_rule(rule: Rule, params: Mapping[str, Any]) -> None:
     _check_sort(rule, rule.condition, Pred)
     if rule.each is not None:
         e = rule.each
-        if not VAR_NAME_RE.match(e.var) or e.var in _RESERVED_VARS:
+        if not VAR_NAME_RE.match(e.var) or e.var in _RESERVED_VARS or "__" in e.var:
             raise DefinitionError(
                 f"each variable {e.var!r} is reserved or not a simple lower-case name",
                 rule_id=rule.id,

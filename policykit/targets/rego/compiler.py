@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from policykit import __version__
+from policykit.engines.native import _Compiler as _NativeCompiler
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.targets.base import Compiler
 from policykit.targets.rego import printer as pr
+from policykit.values import MISSING, json_type
 
 OBJ = "obj"
 LIB_VALUES = "values"
@@ -48,6 +50,10 @@ _TYPE_FN = {
 ROOT_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 
 Stmts = list[str]
+Val = tuple[Stmts, str, str]
+"""Compiled value: guard statements, the term, and its semantic type (``any``,
+a JSON type name, or ``missing`` when it can never be present)."""
+MISSING_VAL: Val = (["false"], "null", "missing")
 
 
 @dataclass(frozen=True)
@@ -108,8 +114,8 @@ class RegoCompiler(Compiler):
 
     def _signature(self, free: list[str]) -> tuple[str, str]:
         """(parameter list, argument list) of a helper over ``free`` variables."""
-        if not free:
-            return "_", OBJ
+        if not free:  # a helper over constants and parameters only
+            return "_", "null"
         return ", ".join(free), ", ".join(free)
 
     def helper_pred(self, kind: str, bodies: list[Stmts], nodes: Sequence[ir.Node]) -> str:
@@ -123,45 +129,68 @@ class RegoCompiler(Compiler):
 
     # --- values -----------------------------------------------------------------------
 
-    def value(self, node: ir.Value) -> tuple[Stmts, str]:
-        result: tuple[Stmts, str] = self.dispatch("v", node)
+    def value(self, node: ir.Value) -> Val:
+        if _is_constant(node):
+            return self._constant(_native_value(node))
+        result: Val = self.dispatch("v", node)
         return result
 
-    def v_Path(self, n: ir.Path) -> tuple[Stmts, str]:
+    def _constant(self, v: Any) -> Val:
+        if v is MISSING:
+            return MISSING_VAL
+        if isinstance(v, list):
+            # literal lists go through erase(): OPA's type checker would otherwise
+            # type their items and reject refs such as item.name on a string
+            return [], f"{self.use(LIB_VALUES)}.erase({pr.term(v)})", "array"
+        return [], pr.term(v), json_type(v)
+
+    def v_Path(self, n: ir.Path) -> Val:
         base = OBJ if n.root == ir.OBJECT_ROOT else n.root
-        return [], pr.ref(base, n.segments)
+        return [], pr.ref(base, n.segments), "any"
 
-    def v_Literal(self, n: ir.Literal) -> tuple[Stmts, str]:
-        return [], pr.term(n.value)
+    def v_Literal(self, n: ir.Literal) -> Val:
+        return self._constant(list(n.value) if isinstance(n.value, tuple) else n.value)
 
-    def v_Param(self, n: ir.Param) -> tuple[Stmts, str]:
-        return [], pr.ref(self.opts.params(self.pack.name), [n.name])
+    def v_Param(self, n: ir.Param) -> Val:
+        return [], pr.ref(self.opts.params(self.pack.name), [n.name]), "any"
 
-    def v_Length(self, n: ir.Length) -> tuple[Stmts, str]:
-        s, t = self.value(n.operand)
-        return s, f"{self.use(LIB_VALUES)}.length({t})"
+    def v_Length(self, n: ir.Length) -> Val:
+        s, t, ty = self.value(n.operand)
+        if ty not in ("any", "string", "array", "object"):
+            return MISSING_VAL
+        return s, f"{self.use(LIB_VALUES)}.length({t})", "number"
 
-    def v_Keys(self, n: ir.Keys) -> tuple[Stmts, str]:
-        s, t = self.value(n.operand)
-        return s, f"{self.use(LIB_VALUES)}.keys({t})"
+    def v_Keys(self, n: ir.Keys) -> Val:
+        s, t, ty = self.value(n.operand)
+        if ty not in ("any", "object"):
+            return MISSING_VAL
+        return s, f"{self.use(LIB_VALUES)}.keys({t})", "array"
 
-    def v_Quantity(self, n: ir.Quantity) -> tuple[Stmts, str]:
-        s, t = self.value(n.operand)
-        return s, f"{self.use(LIB_QUANTITY)}.parse({t})"
+    def v_Quantity(self, n: ir.Quantity) -> Val:
+        s, t, ty = self.value(n.operand)
+        if ty not in ("any", "string", "number"):
+            return MISSING_VAL
+        return s, f"{self.use(LIB_QUANTITY)}.parse({t})", "number"
 
-    def v_Arith(self, n: ir.Arith) -> tuple[Stmts, str]:
-        sa, a = self.value(n.left)
-        sb, b = self.value(n.right)
+    def v_Arith(self, n: ir.Arith) -> Val:
+        sa, a, ta = self.value(n.left)
+        sb, b, tb = self.value(n.right)
+        if ta not in ("any", "number") or tb not in ("any", "number"):
+            return MISSING_VAL
         guards = [f"is_number({a})", f"is_number({b})"]
         if n.op == "/":
             guards.append(f"{b} != 0")
-        return [*sa, *sb, *guards], f"({a} {n.op} {b})"
+        return [*sa, *sb, *guards], f"({a} {n.op} {b})", "number"
 
-    def v_Default(self, n: ir.Default) -> tuple[Stmts, str]:
+    def v_Default(self, n: ir.Default) -> Val:
+        sa, a, ta = self.value(n.operand)
+        sb, b, tb = self.value(n.fallback)
+        if ta in ("missing", "null"):
+            return sb, b, tb
+        if ta != "any":  # a literal that is present and not null: no fallback needed
+            return sa, a, ta
         name = self.fresh("default")
         params, args = self._signature(self._free([n]))
-        sa, a = self.value(n.operand)
-        sb, b = self.value(n.fallback)
         v = self.temp()
         lines = [f"{name}({params}) := {v} if {{", *pr.indent([*sa, f"{v} := {a}", f"{v} != null"])]
         if sb:
@@ -170,20 +199,25 @@ class RegoCompiler(Compiler):
         else:
             lines += ["} else := " + b]
         self._helpers.append(lines)
-        return [], f"{name}({args})"
+        return [], f"{name}({args})", ta if ta == tb else "any"
 
-    def _collection(self, coll: ir.Value, var: str) -> Stmts:
-        sc, tc = self.value(coll)
+    def _collection(self, coll: ir.Value, var: str) -> Stmts | None:
+        """Statements binding ``var`` to each item; None if never a list."""
+        sc, tc, ty = self.value(coll)
+        if ty not in ("any", "array"):
+            return None
         c = self.temp()
         return [*sc, f"{c} := {tc}", f"is_array({c})", f"some {var} in {c}"]
 
     def _aggregate(
         self, kind: str, fn: str, n: ir.Count | ir.Sum, inner: Callable[[], tuple[Stmts, str]]
-    ) -> tuple[Stmts, str]:
+    ) -> Val:
         """``fn([head | some var in coll; ...])`` in a helper that is 0 for non-lists."""
+        sc, tc, ty = self.value(n.collection)
+        if ty not in ("any", "array"):
+            return [], "0", "number"
         name = self.fresh(kind)
         params, args = self._signature(self._free([n]))
-        sc, tc = self.value(n.collection)
         c, result = self.temp(), self.temp()
         self._scope.append(n.var)
         body, head = inner()
@@ -197,14 +231,16 @@ class RegoCompiler(Compiler):
                 "} else := 0",
             ]
         )
-        return [], f"{name}({args})"
+        return [], f"{name}({args})", "number"
 
-    def v_Count(self, n: ir.Count) -> tuple[Stmts, str]:
+    def v_Count(self, n: ir.Count) -> Val:
         return self._aggregate("count", "count", n, lambda: (self.pred(n.body), n.var))
 
-    def v_Sum(self, n: ir.Sum) -> tuple[Stmts, str]:
+    def v_Sum(self, n: ir.Sum) -> Val:
         def term() -> tuple[Stmts, str]:
-            st, tt = self.value(n.term)
+            st, tt, ty = self.value(n.term)
+            if ty not in ("any", "number"):
+                return ["false"], "0"
             t = self.temp()
             return [*st, f"{t} := {tt}", f"is_number({t})"], t
 
@@ -213,20 +249,31 @@ class RegoCompiler(Compiler):
     # --- predicates ---------------------------------------------------------------------
 
     def pred(self, node: ir.Pred) -> Stmts:
+        if _is_constant(node):
+            return ["true"] if _native_pred(node) else ["false"]
         result: Stmts = self.dispatch("p", node)
         return result
 
     def p_Compare(self, n: ir.Compare) -> Stmts:
-        sa, a = self.value(n.left)
-        sb, b = self.value(n.right)
-        if n.op in ("==", "!="):
-            return [*sa, *sb, f"{a} {n.op} {b}"]
-        for lit_node, other in ((n.right, a), (n.left, b)):
-            if isinstance(lit_node, ir.Literal) and not isinstance(lit_node.value, (bool, tuple)):
-                if isinstance(lit_node.value, str):
-                    return [*sa, *sb, f"is_string({other})", f"{a} {n.op} {b}"]
-                if isinstance(lit_node.value, (int, float)):
-                    return [*sa, *sb, f"is_number({other})", f"{a} {n.op} {b}"]
+        sa, a, ta = self.value(n.left)
+        sb, b, tb = self.value(n.right)
+        if "missing" in (ta, tb):
+            return ["false"]
+        known_differ = ta != "any" and tb != "any" and ta != tb
+        if n.op == "==":
+            return ["false"] if known_differ else [*sa, *sb, f"{a} == {b}"]
+        if n.op == "!=":
+            if known_differ:  # present and of different types: unequal
+                return [*sa, *sb, f"_ = {a}", f"_ = {b}"]
+            return [*sa, *sb, f"{a} != {b}"]
+        ordered = ("any", "number", "string")
+        if ta not in ordered or tb not in ordered or known_differ:
+            return ["false"]
+        if ta != "any" or tb != "any":
+            typ = ta if ta != "any" else tb
+            other = b if ta != "any" else a
+            guard = f"is_{typ}({other})"
+            return [*sa, *sb, guard, f"{a} {n.op} {b}"]
         return [*sa, *sb, f"{self.use(LIB_VALUES)}.{_ORDER_FN[n.op]}({a}, {b})"]
 
     def p_And(self, n: ir.And) -> Stmts:
@@ -246,39 +293,53 @@ class RegoCompiler(Compiler):
         return [f"not {self.helper_pred('holds', [body], [n])}"]
 
     def p_Exists(self, n: ir.Exists) -> Stmts:
-        s, t = self.value(n.operand)
+        s, t, ty = self.value(n.operand)
+        if ty in ("missing", "null"):
+            return ["false"]
         return [*s, f"{t} != null"]
 
     def p_IsType(self, n: ir.IsType) -> Stmts:
-        s, t = self.value(n.operand)
+        s, t, ty = self.value(n.operand)
+        if ty == "missing" or (ty != "any" and ty != n.type_name):
+            return ["false"]
         return [*s, f"{_TYPE_FN[n.type_name]}({t})"]
 
     def p_Matches(self, n: ir.Matches) -> Stmts:
-        s, t = self.value(n.subject)
-        sp, p = self.value(n.pattern)
+        s, t, ty = self.value(n.subject)
+        sp: Stmts = []
+        if isinstance(n.pattern, ir.Literal) and isinstance(n.pattern.value, str):
+            p = pr.regex(n.pattern.value)
+        else:
+            sp, p, _ = self.value(n.pattern)
+        if ty not in ("any", "string"):
+            return ["false"]
         return [*s, *sp, f"is_string({t})", f"regex.match({p}, {t})"]
 
     def p_StrOp(self, n: ir.StrOp) -> Stmts:
-        sa, a = self.value(n.subject)
-        sb, b = self.value(n.arg)
+        sa, a, ta = self.value(n.subject)
+        sb, b, tb = self.value(n.arg)
+        if ta not in ("any", "string") or tb not in ("any", "string"):
+            return ["false"]
         return [*sa, *sb, f"is_string({a})", f"is_string({b})", f"{n.op}({a}, {b})"]
 
     def p_In(self, n: ir.In) -> Stmts:
-        se, e = self.value(n.element)
-        sc, c = self.value(n.collection)
-        guard = [] if isinstance(n.collection, ir.Literal) else [f"is_array({c})"]
-        return [*se, *sc, *guard, f"{e} in {c}"]
+        se, e, te = self.value(n.element)
+        sc, c, tc = self.value(n.collection)
+        if te == "missing" or tc not in ("any", "array"):
+            return ["false"]
+        return [*se, *sc, f"is_array({c})", f"{e} in {c}"]
 
     def p_Quantifier(self, n: ir.Quantifier) -> Stmts:
         coll = self._collection(n.collection, n.var)
+        if coll is None:  # never a list: all is vacuously true, any is false
+            return ["true"] if n.kind == "all" else ["false"]
         self._scope.append(n.var)
         body = self.pred(n.body)
         if n.kind == "all":  # all = no counterexample
             body = [f"not {self.helper_pred('holds', [body], [n.body])}"]
         self._scope.pop()
-        call = self.helper_pred(
-            "any" if n.kind == "any" else "counterexample", [[*coll, *body]], [n]
-        )
+        kind = "any" if n.kind == "any" else "counterexample"
+        call = self.helper_pred(kind, [[*coll, *body]], [n])
         return [call] if n.kind == "any" else [f"not {call}"]
 
     # --- rules ---------------------------------------------------------------------------
@@ -314,7 +375,7 @@ class RegoCompiler(Compiler):
                 continue
             name = self.fresh("msg")
             params, args = self._signature(self._free([part]))
-            s, t = self.value(part)
+            s, t, _ = self.value(part)
             v = self.temp()
             self._helpers.append(
                 [
@@ -343,7 +404,7 @@ class RegoCompiler(Compiler):
         }
         if rule.each is not None:
             idx = self.temp()
-            sc, tc = self.value(rule.each.collection)
+            sc, tc, _ = self.value(rule.each.collection)
             c = self.temp()
             # not `some i, x in c`: regopy rejects two-variable `some` in comprehensions
             body += [
@@ -426,6 +487,19 @@ class RegoCompiler(Compiler):
         return self.module.text()
 
 
+def _is_constant(node: ir.Node) -> bool:
+    """No paths and no parameters below: the value is known at compile time."""
+    return not any(isinstance(n, (ir.Path, ir.Param)) for n in ir.walk(node))
+
+
+def _native_value(node: ir.Value) -> Any:
+    return _NativeCompiler({}).value(node)({})
+
+
+def _native_pred(node: ir.Pred) -> bool:
+    return _NativeCompiler({}).pred(node)({})
+
+
 def compile_pack(pack: Pack, options: RegoOptions | None = None) -> str:
     """The Rego v1 module of one pack."""
     return RegoCompiler(pack, options or RegoOptions()).compile()
@@ -452,6 +526,20 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
             f"batch := [findings({OBJ}) | some {OBJ} in input.objects]",
         ]
     )
+    mod.add(
+        [
+            "# The same with base64 messages, for engines whose output encoder does not",
+            "# escape strings (regopy prints quotes and control characters raw).",
+            *pr.comprehension(
+                f"encoded({OBJ}) := [",
+                'object.union(f, {"msg": base64.encode(f.msg)})',
+                [f"some f in findings({OBJ})"],
+                "]",
+            ),
+        ]
+    )
+    mod.add(["violations_encoded := encoded(input)"])
+    mod.add([f"batch_encoded := [encoded({OBJ}) | some {OBJ} in input.objects]"])
     return mod.text()
 
 
@@ -477,6 +565,15 @@ def compile_packs(packs: Sequence[Pack], options: RegoOptions | None = None) -> 
         modules[f"{base}/{p.name}/policy.rego"] = compile_pack(p, opts)
     modules[f"{base}/main/main.rego"] = main_module(packs, opts)
     return dict(sorted(modules.items()))
+
+
+def params_module(packs: Sequence[Pack], params: dict[str, dict[str, Any]], root: str) -> str:
+    """Parameters as a module (``<root>.params``): the same document as the
+    bundle's data, for engines that cannot load data faithfully (regopy)."""
+    mod = pr.Module(f"{root}.params")
+    for p in packs:
+        mod.add([f"{p.name} := {pr.term(params.get(p.name, p.defaults()))}"])
+    return mod.text()
 
 
 def params_data(

@@ -8,6 +8,7 @@ blank line between rules.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -40,13 +41,38 @@ REGO_KEYWORDS = frozenset(
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def string(s: str) -> str:
-    """A Rego string literal: JSON escaping, ASCII only (so no U+2028 surprises)."""
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f\u2028\u2029]')
+_RAW_UNSAFE = re.compile(r'[`"\x00-\x1f\x7f\u2028\u2029]')
+
+
+def _checked(s: str) -> bytes:
     try:
-        s.encode("utf-8")
+        return s.encode("utf-8")
     except UnicodeEncodeError:
         raise DefinitionError(f"string {s!r} is not valid Unicode text") from None
-    return json.dumps(s, ensure_ascii=True)
+
+
+def string(s: str) -> str:
+    """A Rego string expression that every engine reads back as ``s``.
+
+    Plain ``"..."`` when nothing needs escaping, else ``base64.decode("...")``:
+    regopy does not decode escape sequences (``"a\\tb"`` stays backslash-t) and
+    stores raw strings with backslashes doubled, so no spelling with an escape or
+    a raw string survives it (each case checked against regopy and real OPA).
+    """
+    raw = _checked(s)
+    if not _NEEDS_ESCAPE.search(s):
+        return f'"{s}"'
+    return f'base64.decode("{base64.b64encode(raw).decode()}")'
+
+
+def regex(pattern: str) -> str:
+    """A regex literal: a raw string when possible (both engines match raw-string
+    patterns correctly, and they read as written), else :func:`string`."""
+    _checked(pattern)
+    if not _RAW_UNSAFE.search(pattern):
+        return f"`{pattern}`"
+    return string(pattern)
 
 
 def number(v: int | float) -> str:
@@ -54,7 +80,10 @@ def number(v: int | float) -> str:
         raise TypeError(v)
     if isinstance(v, float) and not math.isfinite(v):
         raise DefinitionError("NaN and infinity have no Rego spelling")
-    return str(v) if isinstance(v, int) else repr(v)
+    text = str(v) if isinstance(v, int) else repr(v)
+    # parenthesised: a statement that starts with "-1" on a new line would be
+    # read as "minus 1" continuing the previous line
+    return f"({text})" if text.startswith("-") else text
 
 
 def term(v: Any) -> str:
