@@ -78,7 +78,7 @@ class RuleGen:
             segs.append(self.draw(st.sampled_from(["spec", "spec", "metadata"])))
         for _ in range(self.draw(st.integers(0 if root != ir.OBJECT_ROOT else 1, 2))):
             segs.append(
-                self.draw(st.one_of(st.sampled_from(KEYS + ["name", "labels"]), st.integers(0, 2)))
+                self.draw(st.one_of(st.sampled_from([*KEYS, "name", "labels"]), st.integers(0, 2)))
             )
         return ir.Path(root, tuple(segs))
 

@@ -1,4 +1,4 @@
-"""The backbone: random rules × random objects give the same findings and the
+"""The backbone: random rules x random objects give the same findings and the
 same messages in the reference engine, in regopy and in real OPA."""
 
 from __future__ import annotations

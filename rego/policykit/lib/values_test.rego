@@ -66,3 +66,10 @@ test_globs if {
 	values.api_version_any(["apps/v1"], "apps/v1")
 	not values.api_version_any(["apps/*"], "batch/v1")
 }
+
+test_erase_and_excluded if {
+	values.erase([1, "a"]) == [1, "a"]
+	values.excluded(["kube-*"], {"apiVersion": "v1", "metadata": {"namespace": "kube-system"}})
+	not values.excluded(["kube-*"], {"apiVersion": "v1", "metadata": {"namespace": "prod"}})
+	not values.excluded(["kube-*"], {"apiVersion": "v1", "metadata": {}})
+}

@@ -1,0 +1,202 @@
+"""OPA bundles: reproducible bytes, manifest, roots as OPA enforces them, safe writes,
+inspect, and real OPA evaluating the bundle as its loader would."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from policykit.cli.main import cli
+from policykit.engines.native import NativeEngine
+from policykit.engines.rego import load_opa
+from policykit.loader import load_paths
+from policykit.packs import load_packs
+from policykit.targets.rego.bundle import (
+    Bundle,
+    BundleError,
+    build_bundle,
+    inspect_bundle,
+    validate_roots,
+    write_atomic,
+)
+from tests.conftest import ROOT
+
+PACKS = ["policykit.packs.starter", str(ROOT / "examples/packs/acme.py")]
+
+
+def _bundle(root: str = "policykit", revision: str | None = None) -> Bundle:
+    packs = load_packs(PACKS)
+    return build_bundle(packs, NativeEngine(packs).effective_params, root=root, revision=revision)
+
+
+def test_two_builds_are_byte_identical_and_members_are_normalised() -> None:
+    a, b = _bundle().pack(), _bundle().pack()
+    assert a == b
+    assert a[4:8] == b"\0\0\0\0"  # gzip header mtime 0
+    with tarfile.open(fileobj=io.BytesIO(a), mode="r:gz") as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == sorted(names)
+    assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.mode == 0o644 for m in members)
+
+
+def test_manifest_and_layout() -> None:
+    bundle = _bundle()
+    m = bundle.manifest
+    assert m["roots"] == ["policykit"]
+    assert m["rego_version"] == 1
+    assert m["metadata"]["policykit"]["packs"] == {"starter": "0.1.0", "acme": "1.2.0"}
+    assert len(m["revision"]) == 32  # content digest by default
+    assert _bundle(revision="git-abc").manifest["revision"] == "git-abc"
+    assert "policykit/params/data.json" in bundle.files
+    params = json.loads(bundle.files["policykit/params/data.json"])
+    assert params["acme"]["cpu_hour_usd"] == 0.031
+    assert {
+        "policykit/starter/policy.rego",
+        "policykit/main/main.rego",
+        "policykit/lib/values.rego",
+    } <= set(bundle.files)
+    assert not any(p.endswith("_test.rego") for p in bundle.files)
+
+
+def test_revision_digest_changes_with_content() -> None:
+    packs = load_packs(PACKS)
+    params = NativeEngine(packs).effective_params
+    params["acme"] = {**params["acme"], "monthly_cpu_budget_usd": 99}
+    other = build_bundle(packs, params)
+    assert other.manifest["revision"] != _bundle().manifest["revision"]
+
+
+def test_custom_root_moves_every_package_and_data() -> None:
+    bundle = _bundle(root="acme.policy")
+    assert bundle.manifest["roots"] == ["acme/policy"]
+    for path, text in bundle.modules().items():
+        assert path.startswith("acme/policy/")
+        assert "package acme.policy." in text
+        assert "data.policykit." not in text
+    assert "acme/policy/params/data.json" in bundle.files
+
+
+@pytest.mark.parametrize("root", ["", "Bad", "a..b", "a/b", "1x", "x.", "in valid"])
+def test_unknown_root_is_refused(root: str) -> None:
+    with pytest.raises(BundleError, match="unknown root"):
+        _bundle(root=root)
+
+
+def test_roots_are_enforced_as_opa_does() -> None:
+    mod = {"a.rego": "package policykit.x\n"}
+    validate_roots(["policykit"], mod, {"policykit": {"params": {}}})
+    with pytest.raises(BundleError, match="outside the bundle roots"):
+        validate_roots(["policykit"], {"b.rego": "package other.x\n"}, {})
+    with pytest.raises(BundleError, match="do not permit data"):
+        validate_roots(["policykit"], mod, {"policykit": {}, "other": {"x": 1}})
+    with pytest.raises(BundleError, match="overlapped roots"):
+        validate_roots(["a/b", "a/b/c"], {}, {})
+    validate_roots(["a/b", "a/bc"], {}, {})  # segment-wise: a/b does not contain a/bc
+    with pytest.raises(BundleError, match="non-empty roots"):
+        validate_roots([""], {}, {})
+
+
+def test_real_opa_evaluates_the_bundle_like_its_loader(tmp_path: Path) -> None:
+    blob = _bundle().pack()
+    bundle = Bundle.unpack(blob)
+    opa = load_opa().OpaEngine()
+    for path, text in bundle.modules().items():
+        opa.add_policy(path, text)
+    for path, data in bundle.data_files().items():  # data.json lands at its directory's path
+        opa.add_data(data, ".".join(path.rsplit("/", 1)[0].split("/")))
+    docs = load_paths([str(ROOT / "examples")]).documents
+    got = opa.eval_document("policykit.main.batch", {"objects": [d.obj for d in docs]})
+    packs = load_packs(PACKS)
+    native = NativeEngine(packs)
+    for doc, findings in zip(docs, got, strict=True):
+        want = sorted((f.rule, f.message) for f in native.evaluate(doc))
+        assert sorted((f["id"], f["msg"]) for f in findings) == want
+    # one object as input, as at admission: deny/warn sets of the pack
+    search = next(
+        d
+        for d in docs
+        if d.obj["metadata"]["name"] == "search-indexer" and d.obj["kind"] == "Deployment"
+    )
+    deny = opa.eval_document("policykit.starter.deny", search.obj)
+    assert {f["id"] for f in deny} == {"K8S-001", "K8S-002"}
+
+
+def test_atomic_write_leaves_nothing_partial(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "b.tar.gz"
+    write_atomic(target, b"data")
+    assert target.read_bytes() == b"data"
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.access(ro, os.W_OK):  # running as root: use a path under a file instead
+        ro = tmp_path / "afile"
+        ro.write_text("x")
+    with pytest.raises(BundleError, match="cannot write"):
+        write_atomic(ro / "b.tar.gz", b"data")
+    leftovers = [p for p in tmp_path.rglob("*") if p.name.startswith(".b.tar.gz")]
+    assert not leftovers
+
+
+def test_tampered_or_garbage_bundles_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="not a gzip tar"):
+        Bundle.unpack(b"not a bundle", "x.tar.gz")
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        info = tarfile.TarInfo("../evil.rego")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(BundleError, match="escapes the bundle"):
+        Bundle.unpack(raw.getvalue(), "evil.tar.gz")
+
+
+def test_inspect_shows_manifest_roots_modules_entrypoints_data() -> None:
+    info = inspect_bundle(Bundle.unpack(_bundle().pack()))
+    assert info["roots"] == ["policykit"]
+    assert "policykit/main/batch" in info["entrypoints"]
+    assert "policykit/starter/deny" in info["entrypoints"]
+    assert "policykit/acme/warn" in info["entrypoints"]
+    assert "policykit/params/acme" in info["data"]
+    assert {m["package"] for m in info["modules"]} >= {"policykit.starter", "policykit.lib.values"}
+
+
+def test_cli_build_inspect_and_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    old = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        out = tmp_path / "dist" / "bundle.tar.gz"
+        r = runner.invoke(cli, ["build", "--target", "rego", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        first = out.read_bytes()
+        r = runner.invoke(cli, ["build", "--out", str(out)])
+        assert out.read_bytes() == first
+        r = runner.invoke(cli, ["bundle", "inspect", str(out), "--format", "json"])
+        assert r.exit_code == 0
+        assert json.loads(r.output)["roots"] == ["policykit"]
+        r = runner.invoke(cli, ["bundle", "inspect", str(out)])
+        assert r.exit_code == 0 and "policykit/main/batch" in r.output
+        r = runner.invoke(cli, ["build", "--out", str(out), "--root", "Not Valid"])
+        assert r.exit_code == 2 and "unknown root" in r.output
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        r = runner.invoke(cli, ["build", "--out", str(blocker / "b.tar.gz")])
+        assert r.exit_code == 2 and "cannot write" in r.output
+        garbage = tmp_path / "g.tar.gz"
+        garbage.write_bytes(b"junk")
+        r = runner.invoke(cli, ["bundle", "inspect", str(garbage)])
+        assert r.exit_code == 2 and "not a gzip tar" in r.output
+        r = runner.invoke(cli, ["build", "--out", str(out), "--pack", str(tmp_path / "nope.py")])
+        assert r.exit_code == 2
+        for engine in ("rego", "opa"):
+            r = runner.invoke(cli, ["check", "examples", "--engine", engine, "--format", "json"])
+            assert r.exit_code == 1
+            assert len(json.loads(r.output)["findings"]) == 11
+    finally:
+        os.chdir(old)
