@@ -267,8 +267,8 @@ def test_rendering(v: Any) -> None:
     elif isinstance(v, int):
         assert text == str(v)
     elif isinstance(v, float):
-        if v == int(v):
-            assert text == str(int(v))
+        if v == int(v):  # integral: the digits of its shortest decimal form
+            assert text == str(int(Decimal(repr(v))))
         else:
             assert abs(float(text) - v) <= 5e-7 + abs(v) * 1e-15
             assert "e" not in text and len(text.partition(".")[2]) <= 6

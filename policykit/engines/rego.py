@@ -133,11 +133,14 @@ class RegopyEngine(_RegoBase):
             )
         except json.JSONDecodeError as exc:
             raise PolicykitError(f"regopy returned unreadable output: {exc}") from None
-        text = str(out)
-        if text == "undefined":
+        # Read what Output already parsed; str(out) on an error output can segfault.
+        results = out.results
+        if not results:
+            raise PolicykitError(f"regopy could not evaluate {entry} (an evaluation error)")
+        expressions = results[0].expressions
+        if not expressions:  # undefined
             return None
-        result = json.loads(text, strict=False)["expressions"][0]
-        return _decode(result, entry)
+        return _decode(expressions[0], entry)
 
 
 def _decode(result: Any, entry: str) -> Any:

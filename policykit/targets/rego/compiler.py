@@ -572,7 +572,7 @@ def params_module(packs: Sequence[Pack], params: dict[str, dict[str, Any]], root
     bundle's data, for engines that cannot load data faithfully (regopy)."""
     mod = pr.Module(f"{root}.params")
     for p in packs:
-        mod.add([f"{p.name} := {pr.term(params.get(p.name, p.defaults()))}"])
+        mod.add([f"{p.name} := {pr.term(params.get(p.name, p.defaults()), regex_strings=True)}"])
     return mod.text()
 
 
