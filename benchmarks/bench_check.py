@@ -25,19 +25,12 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from policykit.dsl.k8s import WORKLOAD_KINDS  # noqa: E402
+
 NAME_RE = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z", re.ASCII)
 CC_RE = re.compile(r"^CC-[0-9]{4}\Z", re.ASCII)
 TAG_RE = re.compile(r":[A-Za-z0-9_][A-Za-z0-9_.-]*\Z", re.ASCII)
-WORKLOADS = {
-    "Pod",
-    "Deployment",
-    "StatefulSet",
-    "DaemonSet",
-    "ReplicaSet",
-    "ReplicationController",
-    "Job",
-    "CronJob",
-}
+WORKLOADS = set(WORKLOAD_KINDS)
 OWNED = {"Component", "API", "Resource", "System", "Domain"}
 MULT = {
     "m": 0.001,

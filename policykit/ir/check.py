@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 
 from policykit.errors import DefinitionError, ParameterError, RegexDialectError
+from policykit.ir.names import RESERVED_VARS
 from policykit.ir.nodes import (
     ARITH_OPS,
     COMPARE_OPS,
@@ -41,48 +42,7 @@ from policykit.ir.rule import (
     Rule,
 )
 
-_RESERVED_VARS = {
-    # policykit and target names: the object, parameters, and what Rego/CEL bind
-    OBJECT_ROOT,
-    "obj",
-    "params",
-    "input",
-    "data",
-    "request",
-    "variables",
-    "item",
-    "oldObject",
-    "namespaceObject",
-    "authorizer",
-    # Rego keywords and CEL reserved words
-    "as",
-    "contains",
-    "default",
-    "else",
-    "every",
-    "false",
-    "if",
-    "import",
-    "in",
-    "not",
-    "null",
-    "package",
-    "some",
-    "true",
-    "with",
-    "break",
-    "const",
-    "continue",
-    "for",
-    "function",
-    "let",
-    "loop",
-    "namespace",
-    "return",
-    "var",
-    "void",
-    "while",
-}
+_RESERVED_VARS = RESERVED_VARS
 
 
 def _check_node(rule: Rule, node: Node, scope: frozenset[str], params: Mapping[str, Any]) -> None:

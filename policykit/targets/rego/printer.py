@@ -16,28 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from policykit.errors import DefinitionError
+from policykit.ir.names import REGO_KEYWORDS
 
-REGO_KEYWORDS = frozenset(
-    {
-        "as",
-        "contains",
-        "data",
-        "default",
-        "else",
-        "every",
-        "false",
-        "if",
-        "import",
-        "in",
-        "input",
-        "not",
-        "null",
-        "package",
-        "some",
-        "true",
-        "with",
-    }
-)
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
