@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from policykit.config import Config, find_config
@@ -52,7 +51,6 @@ class Selection:
     exclude: list[str]
     params: dict[str, dict[str, Any]]
     fail_on: str
-    base: Path | None
 
 
 def resolve(
@@ -76,7 +74,6 @@ def resolve(
         exclude=list(DEFAULT_EXCLUDE) + cfg.exclude + list(exclude),
         params=merged_params,
         fail_on=fail_on or cfg.fail_on or "deny",
-        base=None,
     )
 
 

@@ -91,13 +91,12 @@ class Finding:
     line: int = 0
     item: int | None = None
 
-    def sort_key(self) -> tuple[str, int, int, str, int, str]:
+    def sort_key(self) -> tuple[str, int, int, str, str]:
         return (
             self.file,
             self.doc_index,
             -1 if self.item is None else self.item,
             self.rule,
-            0,
             self.message,
         )
 
