@@ -1,0 +1,252 @@
+"""The one place where anything becomes CEL text.
+
+Every user string (messages, regexes, keys, literal values) goes through
+:func:`string`; field access through :func:`select`. Nothing else in the CEL
+compiler quotes or escapes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from policykit.errors import DefinitionError
+from policykit.ir.names import CEL_RESERVED
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    '"': '\\"',
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+
+def string(s: str) -> str:
+    """A single-quoted CEL string literal that reads back as ``s``.
+
+    Backslash, quotes and control characters are escaped; other code points are
+    written as themselves (CEL source is UTF-8). Lone surrogates are refused.
+    """
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DefinitionError(f"string {s!r} is not valid Unicode text") from None
+    out: list[str] = []
+    for ch in s:
+        esc = _ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "'" + "".join(out) + "'"
+
+
+_UNESCAPES = {v: k for k, v in _ESCAPES.items()}
+
+
+def unquote(e: str) -> str:
+    """The string a literal made by :func:`string` stands for."""
+    out: list[str] = []
+    i = 1
+    while i < len(e) - 1:
+        ch = e[i]
+        if ch == "\\":
+            if e[i + 1] == "u":
+                out.append(chr(int(e[i + 2 : i + 6], 16)))
+                i += 6
+                continue
+            out.append(_UNESCAPES[e[i : i + 2]])
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _matching_quote(e: str) -> int:
+    i = 1
+    while i < len(e):
+        if e[i] == "\\":
+            i += 2
+            continue
+        if e[i] == e[0]:
+            return i
+        i += 1
+    return -1
+
+
+def number(v: int | float) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(v)
+    if isinstance(v, int):
+        return str(v)
+    if not math.isfinite(v):
+        raise DefinitionError(f"number {v!r} cannot be written in CEL")
+    r = repr(v)
+    if "e" in r or "E" in r:
+        mant, exp = r.lower().split("e")
+        if "." not in mant:
+            mant += ".0"
+        return f"{mant}e{exp}"
+    return r if "." in r else r + ".0"
+
+
+def literal(v: Any) -> str:
+    """A JSON value as a CEL literal; mixed-type lists wrap items in ``dyn()``
+    (Kubernetes and Kyverno require homogeneous aggregate literals)."""
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, str):
+        return string(v)
+    if isinstance(v, (int, float)):
+        return number(v)
+    if isinstance(v, (list, tuple)):
+        items = [literal(x) for x in v]
+        kinds = {_kind(x) for x in v}
+        if len(kinds) > 1:
+            items = [f"dyn({x})" for x in items]
+        return "[" + ", ".join(items) + "]"
+    if isinstance(v, dict):
+        pairs = [f"{string(str(k))}: {literal(x)}" for k, x in sorted(v.items())]
+        if len({_kind(x) for x in v.values()}) > 1:
+            pairs = [f"{string(str(k))}: dyn({literal(x)})" for k, x in sorted(v.items())]
+        return "{" + ", ".join(pairs) + "}"
+    raise TypeError(f"not a JSON value: {v!r}")
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "double"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, (list, tuple)):
+        return "list"
+    return "map"
+
+
+def is_field_name(key: str) -> bool:
+    """Whether ``key`` can be written ``x.key`` (else ``x['key']``)."""
+    return bool(_IDENT.match(key)) and key not in CEL_RESERVED and not key.startswith("__")
+
+
+def select(base: str, key: str) -> str:
+    return f"{base}.{key}" if is_field_name(key) else f"{base}[{string(key)}]"
+
+
+def has(base: str, key: str) -> str:
+    """Presence test of a key in a map (``base`` must be known to be a map)."""
+    return f"has({base}.{key})" if is_field_name(key) else f"{string(key)} in {base}"
+
+
+def conj(items: Sequence[str]) -> str:
+    items = [i for i in items if i != "true"]
+    if "false" in items:
+        return "false"
+    if not items:
+        return "true"
+    return " && ".join(_paren_or(i) for i in items)
+
+
+def disj(items: Sequence[str]) -> str:
+    items = [i for i in items if i != "false"]
+    if "true" in items:
+        return "true"
+    if not items:
+        return "false"
+    return " || ".join(_paren_ternary(i) for i in items)
+
+
+def neg(item: str) -> str:
+    if item == "true":
+        return "false"
+    if item == "false":
+        return "true"
+    if item.startswith("!") and _balanced_atom(item[1:]):
+        return item[1:]
+    return "!" + (item if _balanced_atom(item) else f"({item})")
+
+
+def paren(e: str) -> str:
+    return e if _balanced_atom(e) else f"({e})"
+
+
+def _paren_or(e: str) -> str:
+    return f"({e})" if _top_level(e, ("||", "?")) else e
+
+
+def _paren_ternary(e: str) -> str:
+    return f"({e})" if _top_level(e, ("?",)) else e
+
+
+def _top_level(e: str, ops: tuple[str, ...]) -> bool:
+    """Whether any of ``ops`` occurs outside brackets and strings in ``e``."""
+    depth = 0
+    quote = ""
+    i = 0
+    while i < len(e):
+        ch = e[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif depth == 0 and any(e.startswith(op, i) for op in ops):
+            return True
+        i += 1
+    return False
+
+
+def _balanced_atom(e: str) -> bool:
+    """An expression that needs no parentheses as an operand: an identifier,
+    call, selection or index chain, literal, or a fully parenthesized one."""
+    return not _top_level(
+        e, ("&&", "||", "?", "==", "!=", "<", ">", " in ", "+", "-", "*", "/", "%", "!")
+    ) or (e.startswith("(") and _matching_close(e) == len(e) - 1)
+
+
+def _matching_close(e: str) -> int:
+    depth = 0
+    quote = ""
+    i = 0
+    while i < len(e):
+        ch = e[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
