@@ -77,13 +77,19 @@ def resolve(
     )
 
 
-ENGINES: tuple[str, ...] = ("native", "rego", "opa")
+ENGINES: tuple[str, ...] = ("native", "rego", "opa", "cel")
 
 
 def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
-    """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA)."""
+    """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA),
+    ``cel`` (the Kyverno/VAP CEL on cel-cpp)."""
     if name == "native":
         return NativeEngine(packs, params)
+    if name == "cel":
+        from policykit.engines.cel import CelEngine
+
+        NativeEngine(packs, params)  # validates packs and parameters once, as check does
+        return CelEngine(packs, params)
     from policykit.engines.rego import OpaEngine, RegopyEngine
 
     if name == "rego":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from policykit.api import resolve
 from policykit.engines.native import NativeEngine
+from policykit.ir.rule import Pack
 from policykit.packs import load_packs
 from policykit.targets.rego.bundle import (
     Bundle,
@@ -20,7 +22,7 @@ from policykit.targets.rego.bundle import (
     write_atomic,
 )
 
-TARGETS = ("rego",)
+TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "all")
 
 
 def register(cli: click.Group) -> None:
@@ -30,10 +32,17 @@ def register(cli: click.Group) -> None:
     @click.option("--target", type=click.Choice(TARGETS), default="rego", show_default=True)
     @click.option(
         "--out",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=Path("dist/bundle.tar.gz"),
+        type=click.Path(path_type=Path),
+        default=None,
+        help="rego: the bundle file (default dist/bundle.tar.gz); gatekeeper, kyverno, vap: "
+        "a directory (default dist/<target>); all: a directory (default dist).",
+    )
+    @click.option(
+        "--kyverno-version",
+        type=click.Choice(["v1", "v1beta1", "v1alpha1"]),
+        default="v1",
         show_default=True,
-        help="Bundle file to write (atomically).",
+        help="ValidatingPolicy API version (v1 for Kyverno >= 1.17).",
     )
     @click.option("--revision", default=None, help="Bundle revision (default: content digest).")
     @click.option(
@@ -47,7 +56,8 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def build(
         target: str,
-        out: Path,
+        out: Path | None,
+        kyverno_version: str,
         revision: str | None,
         root: str,
         packs: tuple[str, ...],
@@ -57,13 +67,16 @@ def register(cli: click.Group) -> None:
         sel = resolve(packs=packs, params=parse_params(params))
         pack_objs = load_packs(sel.packs)
         effective = NativeEngine(pack_objs, sel.params).effective_params
-        bundle = build_bundle(pack_objs, effective, root=root, revision=revision)
-        blob = bundle.pack()
-        write_atomic(out, blob)
-        rev = bundle.manifest["revision"]
-        click.echo(
-            f"wrote {out} ({len(blob)} bytes, {len(bundle.modules())} modules, revision {rev})"
-        )
+        if target == "all":
+            base = out or Path("dist")
+            _build_rego(pack_objs, effective, base / "bundle.tar.gz", root, revision)
+            for t in ("gatekeeper", "kyverno", "vap"):
+                build_manifests(t, pack_objs, effective, base / t, kyverno_version)
+            return
+        if target == "rego":
+            _build_rego(pack_objs, effective, out or Path("dist/bundle.tar.gz"), root, revision)
+            return
+        build_manifests(target, pack_objs, effective, out or Path("dist") / target, kyverno_version)
 
     @cli.group()
     def bundle() -> None:
@@ -96,3 +109,53 @@ def register(cli: click.Group) -> None:
         console.print(table)
         console.print("entrypoints: " + ", ".join(info["entrypoints"]))
         console.print("data: " + ", ".join(info["data"]))
+
+
+def _build_rego(
+    packs: list[Pack],
+    effective: dict[str, dict[str, Any]],
+    out: Path,
+    root: str,
+    revision: str | None,
+) -> None:
+    bundle = build_bundle(packs, effective, root=root, revision=revision)
+    blob = bundle.pack()
+    write_atomic(out, blob)
+    rev = bundle.manifest["revision"]
+    click.echo(f"wrote {out} ({len(blob)} bytes, {len(bundle.modules())} modules, revision {rev})")
+
+
+def build_manifests(
+    target: str,
+    packs: list[Pack],
+    effective: dict[str, dict[str, Any]],
+    out: Path,
+    kyverno_version: str = "v1",
+) -> None:
+    """Write a target's manifests under ``out`` (plus a kustomization.yaml), atomically
+    per file; every rule that cannot be expressed is reported before anything is written."""
+    from policykit.targets import gatekeeper
+    from policykit.targets.k8s import manifests
+
+    if target == "gatekeeper":
+        files, skipped = gatekeeper.build(packs, effective)
+    else:
+        files, skipped = manifests.build(target, packs, effective, kyverno_version=kyverno_version)
+    texts = {name: manifests.dump(docs) for name, docs in sorted(files.items())}
+    # templates before constraints: a Constraint's kind exists only once its template does
+    order = sorted(texts, key=lambda n: (not n.startswith("templates/"), n))
+    texts["kustomization.yaml"] = manifests.dump(
+        [
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": order,
+            }
+        ]
+    ).removeprefix("---\n")
+    for name, text in texts.items():
+        write_atomic(out / name, text.encode("utf-8"))
+    n = sum(len(d) for d in files.values())
+    click.echo(f"wrote {out} ({n} manifests in {len(files)} files, target {target})")
+    for s in skipped:
+        click.echo(f"  not at admission: {s.pack}/{s.rule}: {s.reason}")

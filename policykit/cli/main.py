@@ -20,7 +20,7 @@ from policykit import __version__
 from policykit.api import check_stream, resolve
 from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, PolicykitError
-from policykit.loader import iter_load
+from policykit.loader import iter_load, load_paths
 from policykit.packs import load_packs
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -137,10 +137,11 @@ def cli() -> None:
 )
 @click.option(
     "--engine",
-    type=click.Choice(["native", "rego", "opa"]),
+    type=click.Choice(["native", "rego", "opa", "cel"]),
     default="native",
     show_default=True,
-    help="native: reference engine; rego: compiled Rego on regopy; opa: real OPA.",
+    help="native: reference engine; rego: compiled Rego on regopy; opa: real OPA; "
+    "cel: the Kyverno/VAP CEL on cel-cpp.",
 )
 @handle_errors
 def check(
@@ -181,6 +182,88 @@ def check(
     if report.errors:
         sys.exit(EXIT_INPUT)
     sys.exit(EXIT_FINDINGS if report.reaches(sel.fail_on) else EXIT_OK)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1)
+@pack_option
+@param_option
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    type=click.Choice(["rego", "opa", "gatekeeper", "vap", "kyverno"]),
+    help="Targets to verify (repeatable; default all).",
+)
+@click.option(
+    "--oracle",
+    is_flag=True,
+    help="Run the Gatekeeper templates in real OPA instead of regopy.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@handle_errors
+def verify(
+    paths: tuple[str, ...],
+    packs: tuple[str, ...],
+    params: tuple[str, ...],
+    targets: tuple[str, ...],
+    oracle: bool,
+    fmt: str,
+) -> None:
+    """Prove every target agrees with the reference engine on PATHS.
+
+    Builds the OPA bundle, Gatekeeper, Kyverno and VAP output, runs each
+    locally over every object and compares findings and messages. Exit 0 when
+    all agree, 1 on any disagreement, 2 on input errors.
+    """
+    from policykit.verify import TARGETS
+    from policykit.verify import verify as run_verify
+
+    sel = resolve(paths=paths, packs=packs, params=parse_params(params))
+    if not sel.paths:
+        raise click.UsageError("no PATHS given and none configured")
+    pack_objs = load_packs(sel.packs)
+    loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
+    for err in loaded.errors:
+        _stderr(f"policykit: {err.one_line()}")
+    report = run_verify(
+        pack_objs,
+        sel.params,
+        loaded.documents,
+        targets or TARGETS,
+        gatekeeper_engine="opa" if oracle else "rego",
+    )
+    if fmt == "json":
+        doc = {
+            "objects": report.objects,
+            "compared": dict(sorted(report.compared.items())),
+            "mismatches": [
+                {
+                    "target": m.target,
+                    "file": m.file,
+                    "document": m.doc_index,
+                    "rule": m.rule,
+                    "expected": m.expected,
+                    "got": m.got,
+                }
+                for m in report.mismatches
+            ],
+        }
+        render.print_json(_console(), doc)
+    else:
+        for t, n in sorted(report.compared.items()):
+            bad = sum(1 for m in report.mismatches if m.target == t)
+            click.echo(f"{t:<11} {n:>6} objects  {'agrees' if not bad else f'{bad} MISMATCHES'}")
+        for m in report.mismatches:
+            click.echo(
+                f"MISMATCH {m.target} {m.file}#{m.doc_index} {m.rule}: "
+                f"expected {m.expected!r}, got {m.got!r}"
+            )
+    if loaded.errors:
+        sys.exit(EXIT_INPUT)
+    sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
 
 
 @cli.command()

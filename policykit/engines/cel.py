@@ -228,8 +228,10 @@ class CelEngine:
         params = params or {}
         self.packs = tuple(packs)
         self.rules: list[_Rule] = []
+        self.effective_params: dict[str, dict[str, Any]] = {}
         for pack in self.packs:
             eff = check_pack(pack, params.get(pack.name, {}))
+            self.effective_params[pack.name] = eff
             self.rules += [_Rule(cr) for cr in compile_pack(pack, eff)]
 
     def evaluate_object(self, obj: Mapping[str, Any]) -> list[tuple[CelRule, str, int | None]]:

@@ -381,9 +381,7 @@ class CelCompiler(Compiler):
             return "''"
         if all(_is_str_lit(p) for p in parts):
             return parts[0] if len(parts) == 1 else pr.string("".join(pr.unquote(p) for p in parts))
-        items = ", ".join(
-            p if p.startswith(("dyn(", "(")) else f"dyn({p})" for p in parts
-        )
+        items = ", ".join(p if p.startswith(("dyn(", "(")) else f"dyn({p})" for p in parts)
         return f"[{items}].map(_v, {render_any('_v')}).join('')"
 
     # --- selectors and rules ----------------------------------------------------------------

@@ -62,12 +62,15 @@ class RegoOptions:
 
     root: str = "policykit"
     params_ref: str | None = None  # default: data.<root>.params.<pack>
+    entry: str = "opa"  # "opa": violations/batch/deny...; "gatekeeper": violation only
+    package_name: str | None = None  # default: <root>.<pack>
+    lib_root: str | None = None  # default: <root>.lib
 
     def package(self, pack: str) -> str:
-        return f"{self.root}.{pack}"
+        return self.package_name or f"{self.root}.{pack}"
 
     def lib(self, name: str) -> str:
-        return f"data.{self.root}.lib.{name}"
+        return f"data.{self.lib_root or self.root + '.lib'}.{name}"
 
     def params(self, pack: str) -> str:
         return self.params_ref or pr.ref(f"data.{self.root}.params", [pack])
@@ -87,6 +90,7 @@ class RegoCompiler(Compiler):
         self._n = 0
         self._prefix = ""
         self._scope: list[str] = [OBJ]
+        self._meta: dict[str, Any] = {}
 
     # --- naming -----------------------------------------------------------------
 
@@ -443,9 +447,12 @@ class RegoCompiler(Compiler):
                 "remediation": rule.remediation,
             },
         }
-        self.module.rule(
-            f"{rule.severity} contains f", [f"some f in {fn}(input)"], pr.metadata_block(meta)
-        )
+        if self.opts.entry == "opa":
+            self.module.rule(
+                f"{rule.severity} contains f", [f"some f in {fn}(input)"], pr.metadata_block(meta)
+            )
+        else:
+            self._meta = meta
         return fn
 
     def compile(self) -> str:
@@ -472,6 +479,14 @@ class RegoCompiler(Compiler):
                 ),
             ]
         )
+        if self.opts.entry == "gatekeeper":
+            details = '{"rule": f.id, "pack": f.pack, "severity": f.severity}'
+            self.module.rule(
+                'violation contains {"msg": f.msg, "details": ' + details + "}",
+                ["some f in findings(input.review.object)"],
+                pr.metadata_block(self._meta or {"title": self.pack.name}),
+            )
+            return self.module.text()
         self.module.add(
             [
                 "# Entry point for one object as input (OPA's API, admission).",
@@ -548,11 +563,12 @@ def library(options: RegoOptions) -> dict[str, str]:
     from policykit.resources import rego_library
 
     out: dict[str, str] = {}
+    lib_root = options.lib_root or f"{options.root}.lib"
     for path, text in rego_library().items():
-        if options.root != "policykit":
-            text = text.replace("package policykit.lib.", f"package {options.root}.lib.")
-            text = text.replace("data.policykit.lib.", f"data.{options.root}.lib.")
-        out[path.replace("policykit/", options.root.replace(".", "/") + "/", 1)] = text
+        if lib_root != "policykit.lib":
+            text = text.replace("package policykit.lib.", f"package {lib_root}.")
+            text = text.replace("data.policykit.lib.", f"data.{lib_root}.")
+        out[path.replace("policykit/lib/", lib_root.replace(".", "/") + "/", 1)] = text
     return out
 
 

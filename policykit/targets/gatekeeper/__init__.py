@@ -1,0 +1,184 @@
+"""Gatekeeper: a ConstraintTemplate (``templates.gatekeeper.sh/v1``) and a
+Constraint (``constraints.gatekeeper.sh/v1beta1``) per rule.
+
+Per rule, not per pack: a Constraint carries one ``enforcementAction``, and
+severity is per rule (deny → deny, warn → warn, info → dryrun); a violation then
+names its rule in the constraint's name, as Gatekeeper reports it. The Rego is
+the same compiler's output as the OPA bundle (Rego v1 under ``code:``), reading
+the object from ``input.review.object`` and parameters from
+``input.parameters``; the helper library ships as ``libs`` under ``lib.policykit``.
+``spec.match`` narrows by kind, namespace and labels; the Rego re-checks the
+exact selector, so Gatekeeper's match details can never widen a rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from policykit import __version__
+from policykit.ir import nodes as ir
+from policykit.ir.check import check_pack
+from policykit.ir.rule import Pack, Rule
+from policykit.targets.base import UnsupportedError
+from policykit.targets.k8s.kinds import lookup
+from policykit.targets.k8s.manifests import MANAGED_BY, Skipped, admission_applicable, policy_name
+from policykit.targets.rego.compiler import RegoOptions, compile_pack, library
+
+ACTIONS = {"deny": "deny", "warn": "warn", "info": "dryrun"}
+LIB_ROOT = "lib.policykit"
+TARGET = "admission.k8s.gatekeeper.sh"
+
+
+def kind_name(pack: str, rule: Rule) -> str:
+    """The Constraint kind: CamelCase, e.g. ``PkStarterK8s001``."""
+    words = re.split(r"[^A-Za-z0-9]+", f"pk {pack} {rule.id}")
+    return "".join(w[:1].upper() + w[1:].lower() for w in words if w)
+
+
+def _structural(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A parameter schema as Kubernetes accepts it (structural, no
+    ``additionalProperties: false``, no JSON-Schema-only keywords)."""
+    drop = {"$schema", "$id", "title", "default", "examples", "const", "$comment"}
+    out: dict[str, Any] = {}
+    for k, v in schema.items():
+        if k in drop or (k == "additionalProperties" and v is False):
+            continue
+        if k == "properties" and isinstance(v, Mapping):
+            out[k] = {p: _structural(s) for p, s in v.items()}
+        elif k in ("items", "additionalProperties") and isinstance(v, Mapping):
+            out[k] = _structural(v)
+        else:
+            out[k] = v
+    if "type" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def _params_used(rule: Rule) -> list[str]:
+    nodes = [rule.condition, *(p for p in rule.message.parts if isinstance(p, ir.Node))]
+    if rule.each is not None:
+        nodes.append(rule.each.collection)
+    names = {n.name for node in nodes for n in ir.walk(node) if isinstance(n, ir.Param)}
+    return sorted(names)
+
+
+def libs() -> list[str]:
+    """The helper library as Gatekeeper libs (packages under ``lib.``)."""
+    return [text for _, text in sorted(library(RegoOptions(lib_root=LIB_ROOT)).items())]
+
+
+def template(pack: Pack, rule: Rule) -> dict[str, Any]:
+    kind = kind_name(pack.name, rule)
+    sub = dataclasses.replace(pack, rules=(rule,))
+    opts = RegoOptions(
+        params_ref="input.parameters",
+        entry="gatekeeper",
+        package_name=kind.lower(),
+        lib_root=LIB_ROOT,
+    )
+    rego = compile_pack(sub, opts)
+    used = _params_used(rule)
+    schema = pack.param_schema()
+    props = {n: _structural(schema["properties"][n]) for n in used}
+    crd_spec: dict[str, Any] = {"names": {"kind": kind}}
+    if props:
+        crd_spec["validation"] = {"openAPIV3Schema": {"type": "object", "properties": props}}
+    return {
+        "apiVersion": "templates.gatekeeper.sh/v1",
+        "kind": "ConstraintTemplate",
+        "metadata": {
+            "name": kind.lower(),
+            "labels": dict(MANAGED_BY),
+            "annotations": {
+                "policykit.io/rule": rule.id,
+                "policykit.io/title": rule.title,
+                "policykit.io/severity": rule.severity,
+                "policykit.io/generator": f"policykit {__version__}",
+            },
+        },
+        "spec": {
+            "crd": {"spec": crd_spec},
+            "targets": [
+                {
+                    "target": TARGET,
+                    "operations": ["CREATE", "UPDATE"],
+                    "code": [
+                        {
+                            "engine": "Rego",
+                            "source": {"version": "v1", "rego": rego, "libs": libs()},
+                        }
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def constraint(pack: Pack, rule: Rule, params: Mapping[str, Any]) -> dict[str, Any]:
+    sel = rule.selector
+    match: dict[str, Any] = {}
+    if sel.kinds:
+        groups: dict[str, list[str]] = {}
+        for k in sel.kinds:
+            info = lookup(k)
+            if info is None:
+                raise UnsupportedError(
+                    f"rule {rule.id}: kind {k!r} is not a known Kubernetes kind",
+                    loc=rule.loc,
+                    hint="add it to policykit/targets/k8s/kinds.py EXTRA",
+                )
+            groups.setdefault(info.group, []).append(k)
+        match["kinds"] = [{"apiGroups": [g], "kinds": ks} for g, ks in sorted(groups.items())]
+    if sel.namespaces:
+        match["namespaces"] = list(sel.namespaces)
+    if sel.exclude_namespaces:
+        match["excludedNamespaces"] = list(sel.exclude_namespaces)
+    if sel.labels:
+        match["labelSelector"] = {"matchLabels": dict(sel.labels)}
+    spec: dict[str, Any] = {"enforcementAction": ACTIONS[rule.severity]}
+    if match:
+        spec["match"] = match
+    used = _params_used(rule)
+    if used:
+        spec["parameters"] = {n: params[n] for n in used if n in params}
+    return {
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+        "kind": kind_name(pack.name, rule),
+        "metadata": {
+            "name": policy_name(pack.name, rule),
+            "labels": dict(MANAGED_BY),
+            "annotations": {"policykit.io/rule": rule.id},
+        },
+        "spec": spec,
+    }
+
+
+def build(
+    packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, list[dict[str, Any]]], list[Skipped]]:
+    """``templates/<pack>.yaml`` and ``constraints/<pack>.yaml`` per pack."""
+    files: dict[str, list[dict[str, Any]]] = {}
+    skipped: list[Skipped] = []
+    errors: list[str] = []
+    for pack in packs:
+        eff = check_pack(pack, params.get(pack.name, {}))
+        templates, constraints = [], []
+        for rule in pack.rules:
+            why = admission_applicable(rule)
+            if why:
+                skipped.append(Skipped(rule.id, pack.name, why))
+                continue
+            try:
+                templates.append(template(pack, rule))
+                constraints.append(constraint(pack, rule, eff))
+            except UnsupportedError as e:
+                errors.append(e.one_line())
+        if templates:
+            files[f"templates/{pack.name}.yaml"] = templates
+            files[f"constraints/{pack.name}.yaml"] = constraints
+    if errors:
+        raise UnsupportedError("; ".join(errors))
+    return files, skipped

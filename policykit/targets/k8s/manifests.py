@@ -1,0 +1,226 @@
+"""Kubernetes admission manifests from CEL-compiled rules: ValidatingAdmissionPolicy
++ Binding (``admissionregistration.k8s.io/v1``) and Kyverno ValidatingPolicy
+(``policies.kyverno.io/v1``, or ``v1beta1``/``v1alpha1`` for older clusters).
+
+One policy per rule: severity maps to validation actions per rule
+(deny → Deny, warn → Warn, info → Audit), and a finding names its rule.
+Parameters are inlined at build time (ValidatingPolicy has no ``paramKind``);
+rebuild to re-parameterise. Every manifest is YAML written by :func:`dump`,
+the one place user strings reach YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from policykit import __version__
+from policykit.ir.rule import Pack, Rule
+from policykit.targets.base import UnsupportedError
+from policykit.targets.cel.compiler import CelRule, compile_pack
+from policykit.targets.k8s.kinds import lookup
+
+ACTIONS = {"deny": "Deny", "warn": "Warn", "info": "Audit"}
+KYVERNO_VERSIONS = ("v1", "v1beta1", "v1alpha1")
+OPERATIONS = ["CREATE", "UPDATE"]
+MANAGED_BY = {"app.kubernetes.io/managed-by": "policykit"}
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A rule left out of an admission target, and why (never silently)."""
+
+    rule: str
+    pack: str
+    reason: str
+
+
+def policy_name(pack: str, rule: Rule) -> str:
+    """A DNS-1123 subdomain naming the rule: ``<pack>-<rule id>``."""
+    return re.sub(r"[^a-z0-9.-]", "-", f"{pack}-{rule.id}".lower())
+
+
+def admission_applicable(rule: Rule) -> str | None:
+    """Why ``rule`` cannot run at Kubernetes admission, or None."""
+    if rule.selector.source == "backstage":
+        return "a Backstage catalog rule: checked in CI and by the scaffolder schema"
+    if rule.selector.api_versions and all(
+        a.split("/")[0].endswith("backstage.io") for a in rule.selector.api_versions
+    ):
+        return "selects only Backstage apiVersions"
+    return None
+
+
+def resource_rules(rule: Rule) -> list[dict[str, Any]]:
+    """``resourceRules`` from the selector's kinds (all resources when none)."""
+    if not rule.selector.kinds:
+        return [
+            {
+                "apiGroups": ["*"],
+                "apiVersions": ["*"],
+                "operations": list(OPERATIONS),
+                "resources": ["*"],
+                "scope": "*",
+            }
+        ]
+    by_group: dict[str, list[str]] = {}
+    for kind in rule.selector.kinds:
+        info = lookup(kind)
+        if info is None:
+            raise UnsupportedError(
+                f"rule {rule.id}: kind {kind!r} is not a known Kubernetes kind",
+                loc=rule.loc,
+                hint="admission targets match resources by API group; add the kind to "
+                "policykit/targets/k8s/kinds.py EXTRA or select a built-in kind",
+            )
+        by_group.setdefault(info.group, []).append(info.resource)
+    return [
+        {
+            "apiGroups": [g],
+            "apiVersions": ["*"],
+            "operations": list(OPERATIONS),
+            "resources": sorted(set(rs)),
+            "scope": "*",
+        }
+        for g, rs in sorted(by_group.items())
+    ]
+
+
+def _one_line(text: str) -> str:
+    """Kubernetes refuses line breaks in a validation ``message``."""
+    return " ".join(text.split()) or "policy violation"
+
+
+def _metadata(name: str, cr: CelRule, pack: Pack) -> dict[str, Any]:
+    return {
+        "name": name,
+        "labels": {**MANAGED_BY, "policykit.io/pack": pack.name.replace("_", "-")},
+        "annotations": {
+            "policykit.io/rule": cr.rule.id,
+            "policykit.io/title": cr.rule.title,
+            "policykit.io/severity": cr.rule.severity,
+            "policykit.io/pack-version": pack.version,
+            "policykit.io/generator": f"policykit {__version__}",
+        },
+    }
+
+
+def _spec_core(cr: CelRule) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "matchConstraints": {"resourceRules": resource_rules(cr.rule)},
+    }
+    if cr.match != "true":
+        spec["matchConditions"] = [{"name": "selector", "expression": cr.match}]
+    validation: dict[str, Any] = {
+        "expression": "true" if cr.violation == "false" else f"!({cr.violation})",
+        "message": _one_line(cr.static_message),
+        "reason": "Invalid",
+    }
+    if cr.message != "''":
+        validation["messageExpression"] = cr.message
+    spec["validations"] = [validation]
+    return spec
+
+
+def vap(cr: CelRule, pack: Pack) -> list[dict[str, Any]]:
+    """A ValidatingAdmissionPolicy and its Binding for one rule."""
+    name = f"{policy_name(pack.name, cr.rule)}.policykit.io"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": _metadata(name, cr, pack),
+        "spec": {"failurePolicy": "Fail", **_spec_core(cr)},
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name, "labels": dict(MANAGED_BY)},
+        "spec": {"policyName": name, "validationActions": [ACTIONS[cr.rule.severity]]},
+    }
+    return [policy, binding]
+
+
+def kyverno(cr: CelRule, pack: Pack, version: str = "v1") -> list[dict[str, Any]]:
+    """A Kyverno ValidatingPolicy for one rule (pod-controller autogen off: the
+    rule already names every kind it governs)."""
+    if version not in KYVERNO_VERSIONS:
+        raise UnsupportedError(
+            f"unknown Kyverno ValidatingPolicy version {version!r}",
+            hint=f"use one of {', '.join(KYVERNO_VERSIONS)}",
+        )
+    spec = {
+        "validationActions": [ACTIONS[cr.rule.severity]],
+        "failurePolicy": "Fail",
+        **_spec_core(cr),
+        "autogen": {"podControllers": {"controllers": []}},
+    }
+    return [
+        {
+            "apiVersion": f"policies.kyverno.io/{version}",
+            "kind": "ValidatingPolicy",
+            "metadata": _metadata(policy_name(pack.name, cr.rule), cr, pack),
+            "spec": spec,
+        }
+    ]
+
+
+def build(
+    target: str,
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    kyverno_version: str = "v1",
+) -> tuple[dict[str, list[dict[str, Any]]], list[Skipped]]:
+    """Manifests per file name (``<pack>.yaml``) and the rules left out.
+
+    Every rule that cannot be expressed raises; the errors of all rules are
+    collected and raised together (one :class:`UnsupportedError`).
+    """
+    from policykit.ir.check import check_pack
+
+    files: dict[str, list[dict[str, Any]]] = {}
+    skipped: list[Skipped] = []
+    errors: list[str] = []
+    for pack in packs:
+        eff = check_pack(pack, params.get(pack.name, {}))
+        docs: list[dict[str, Any]] = []
+        applicable = []
+        for rule in pack.rules:
+            why = admission_applicable(rule)
+            if why:
+                skipped.append(Skipped(rule.id, pack.name, why))
+            else:
+                applicable.append(rule)
+        sub = dataclasses.replace(pack, rules=tuple(applicable))
+        try:
+            compiled = compile_pack(sub, eff)
+        except UnsupportedError as e:
+            errors.append(e.one_line())
+            continue
+        for cr in compiled:
+            try:
+                docs += vap(cr, pack) if target == "vap" else kyverno(cr, pack, kyverno_version)
+            except UnsupportedError as e:
+                errors.append(e.one_line())
+        if docs:
+            files[f"{pack.name}.yaml"] = docs
+    if errors:
+        raise UnsupportedError("; ".join(errors))
+    return files, skipped
+
+
+def dump(docs: Iterable[dict[str, Any]]) -> str:
+    """YAML for manifests: the one place user strings are written as YAML."""
+    return yaml.dump_all(
+        list(docs),
+        Dumper=yaml.CSafeDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=100,
+        explicit_start=True,
+    )

@@ -1,0 +1,160 @@
+"""``policykit verify``: every target, run locally, agrees with the reference.
+
+For each Kubernetes object, the reference findings are compared with:
+
+* ``rego`` / ``opa``: the OPA bundle's modules in regopy and real OPA (finding
+  for finding);
+* ``gatekeeper``: each ConstraintTemplate + Constraint through the Gatekeeper
+  harness (regopy; real OPA with ``--oracle``): the set of (rule, message);
+* ``vap`` / ``kyverno``: each policy through the admission harness on cel-cpp:
+  per rule, the messages of its findings joined with ``; `` (one admission
+  message per policy).
+
+Backstage entities are checked by rego/opa only (they never reach admission).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from policykit.engines import admission
+from policykit.engines import gatekeeper as gk
+from policykit.engines.native import NativeEngine
+from policykit.ir.rule import Pack
+from policykit.model import Document
+from policykit.targets import gatekeeper as gk_target
+from policykit.targets.cel.compiler import MSG_SEPARATOR
+from policykit.targets.k8s import manifests
+from policykit.targets.k8s.kinds import for_object
+
+TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno")
+
+
+@dataclass(slots=True)
+class Mismatch:
+    target: str
+    file: str
+    doc_index: int
+    rule: str
+    expected: Any
+    got: Any
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    objects: int = 0
+    compared: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def _rule_of(doc: Mapping[str, Any]) -> str:
+    return str(((doc.get("metadata") or {}).get("annotations") or {}).get("policykit.io/rule"))
+
+
+def verify(
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    docs: Sequence[Document],
+    targets: Sequence[str] = TARGETS,
+    *,
+    gatekeeper_engine: gk.Engine = "rego",
+) -> VerifyReport:
+    report = VerifyReport(objects=len(docs))
+    native = NativeEngine(packs, params)
+    want = native.evaluate_all(docs)
+    by_doc: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for f in want:
+        by_doc[(f.file, f.doc_index)].append(f)
+
+    def key(f: Any) -> tuple[Any, ...]:
+        return (f.file, f.doc_index, -1 if f.item is None else f.item, f.rule, f.message)
+
+    for name in ("rego", "opa"):
+        if name not in targets:
+            continue
+        from policykit.engines.rego import OpaEngine, RegopyEngine
+
+        engine = (RegopyEngine if name == "rego" else OpaEngine)(packs, params, mode="object")
+        found = sorted(map(key, engine.evaluate_all(docs)))
+        exp = sorted(map(key, want))
+        report.compared[name] += len(docs)
+        for k in sorted(set(found) ^ set(exp)):
+            report.mismatches.append(
+                Mismatch(name, k[0], k[1], k[3], k if k in exp else None, k if k in found else None)
+            )
+
+    k8s_docs = [d for d in docs if d.source == "kubernetes" and for_object(d.obj) is not None]
+    eff = native.effective_params
+
+    def expected(doc: Document, joined: bool) -> dict[str, Any]:
+        per: dict[str, list[Any]] = defaultdict(list)
+        for f in sorted(
+            by_doc[(doc.file, doc.index)], key=lambda f: -1 if f.item is None else f.item
+        ):
+            per[f.rule].append(f.message)
+        if joined:
+            return {r: MSG_SEPARATOR.join(ms) for r, ms in per.items()}
+        return {r: sorted(set(ms)) for r, ms in per.items()}
+
+    if "gatekeeper" in targets:
+        files, _ = gk_target.build(packs, eff)
+        pairs = []
+        for name, items in files.items():
+            if name.startswith("templates/"):
+                cons = files["constraints/" + name.split("/", 1)[1]]
+                pairs += [
+                    (gk.TemplateRunner(t, gatekeeper_engine), c)
+                    for t, c in zip(items, cons, strict=True)
+                ]
+        for doc in k8s_docs:
+            got: dict[str, set[str]] = defaultdict(set)
+            for runner, c in pairs:
+                for v in gk.evaluate(runner, c, doc.obj):
+                    got[_rule_of(c)].add(v.message)
+            _compare(
+                report,
+                "gatekeeper",
+                doc,
+                expected(doc, False),
+                {r: sorted(m) for r, m in got.items()},
+            )
+
+    for name in ("vap", "kyverno"):
+        if name not in targets:
+            continue
+        files, _ = manifests.build(name, packs, eff)
+        all_docs = [d for items in files.values() for d in items]
+        for doc in k8s_docs:
+            got2: dict[str, str] = {}
+            if name == "vap":
+                policies = [d for d in all_docs if d["kind"] == "ValidatingAdmissionPolicy"]
+                bindings = {
+                    d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")
+                }
+                for p in policies:
+                    for dec in admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj):
+                        got2[dec.rule] = dec.message
+            else:
+                for p in all_docs:
+                    for dec in admission.evaluate_kyverno(p, doc.obj):
+                        got2[dec.rule] = dec.message
+            _compare(report, name, doc, expected(doc, True), got2)
+    return report
+
+
+def _compare(
+    report: VerifyReport, target: str, doc: Document, exp: Mapping[str, Any], got: Mapping[str, Any]
+) -> None:
+    report.compared[target] += 1
+    for rule in sorted(set(exp) | set(got)):
+        if exp.get(rule) != got.get(rule):
+            report.mismatches.append(
+                Mismatch(target, doc.file, doc.index, rule, exp.get(rule), got.get(rule))
+            )

@@ -1,0 +1,296 @@
+"""Gatekeeper, Kyverno and VAP output: valid against the real CRDs/OpenAPI,
+deterministic, and — run through the local harnesses — agreeing with the
+reference engine on every example (Gatekeeper also in real OPA)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from policykit.api import resolve
+from policykit.cli.main import cli
+from policykit.engines import admission
+from policykit.engines import gatekeeper as gk
+from policykit.engines.cel import program
+from policykit.engines.k8s_quantity import parse
+from policykit.ir import nodes as ir
+from policykit.ir.rule import Message, Pack, ParamSpec, Rule, Selector
+from policykit.loader import load_paths
+from policykit.packs import load_packs
+from policykit.targets import gatekeeper as gk_target
+from policykit.targets.k8s import manifests
+from policykit.verify import verify
+from tests.conftest import ROOT, SHARED
+
+CRDS = SHARED / "corpus" / "crds"
+
+
+def _crd_schema(path: Path, version: str) -> dict[str, Any]:
+    crd = yaml.safe_load(path.read_text())
+    for v in crd["spec"]["versions"]:
+        if v["name"] == version:
+            return dict(v["schema"]["openAPIV3Schema"])
+    raise AssertionError(f"{path.name} has no version {version}")
+
+
+def _examples() -> tuple[list[Pack], dict[str, dict[str, Any]], list[Any]]:
+    sel = resolve(paths=[str(ROOT / "examples")])
+    packs = load_packs(sel.packs)
+    docs = load_paths(sel.paths, include=sel.include, exclude=sel.exclude).documents
+    return packs, sel.params, docs
+
+
+@pytest.fixture(scope="module")
+def examples() -> tuple[list[Pack], dict[str, dict[str, Any]], list[Any]]:
+    return _examples()
+
+
+@pytest.mark.parametrize("version", ["v1", "v1beta1", "v1alpha1"])
+def test_kyverno_policies_validate_against_the_crd(examples: Any, version: str) -> None:
+    packs, params, _ = examples
+    schema = _crd_schema(CRDS / "kyverno" / "policies.kyverno.io_validatingpolicies.yaml", version)
+    files, _ = manifests.build("kyverno", packs, params, kyverno_version=version)
+    docs = [d for items in files.values() for d in items]
+    assert docs
+    for d in docs:
+        assert d["apiVersion"] == f"policies.kyverno.io/{version}"
+        jsonschema.validate(json.loads(json.dumps(d)), schema)
+
+
+def test_vap_and_bindings_validate_against_the_openapi(examples: Any) -> None:
+    packs, params, _ = examples
+    name = "admissionregistration.k8s.io_v1_validatingadmissionpolicy.subset.json"
+    sub = json.loads((SHARED / "corpus/k8s-schemas" / name).read_text())
+    files, _ = manifests.build("vap", packs, params)
+    docs = [d for items in files.values() for d in items]
+    kinds = {d["kind"] for d in docs}
+    assert kinds == {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+    prefix = "io.k8s.api.admissionregistration.v1."
+    for d in docs:
+        schema = {"$ref": f"#/definitions/{prefix}{d['kind']}", "definitions": sub["definitions"]}
+        jsonschema.validate(d, schema)
+        # structure the schema leaves open, stated by the API docs
+        if d["kind"] == "ValidatingAdmissionPolicyBinding":
+            assert d["spec"]["validationActions"] in (["Deny"], ["Warn"], ["Audit"])
+        else:
+            for v in d["spec"]["validations"]:
+                assert "\n" not in v["message"]
+
+
+def test_gatekeeper_templates_validate_against_the_crd(examples: Any) -> None:
+    packs, params, _ = examples
+    schema = _crd_schema(
+        CRDS / "gatekeeper" / "constrainttemplate-customresourcedefinition.yaml", "v1"
+    )
+    files, _ = gk_target.build(packs, params)
+    templates = [d for n, items in files.items() if n.startswith("templates/") for d in items]
+    constraints = [d for n, items in files.items() if n.startswith("constraints/") for d in items]
+    assert templates and len(templates) == len(constraints)
+    for t, c in zip(templates, constraints, strict=True):
+        jsonschema.validate(t, schema)
+        kind = t["spec"]["crd"]["spec"]["names"]["kind"]
+        assert t["metadata"]["name"] == kind.lower() and c["kind"] == kind
+        props = t["spec"]["crd"]["spec"].get("validation", {}).get("openAPIV3Schema")
+        if props:  # the Constraint's parameters satisfy the template's schema
+            jsonschema.validate(c["spec"].get("parameters", {}), props)
+            _assert_structural(props)
+        source = t["spec"]["targets"][0]["code"][0]["source"]
+        assert source["version"] == "v1"
+        for lib in source["libs"]:
+            package = next(x for x in lib.splitlines() if x.startswith("package "))
+            assert package.startswith("package lib.")
+        assert "data.policykit" not in source["rego"]  # only data.lib / data.inventory
+
+
+def _assert_structural(s: dict[str, Any]) -> None:
+    assert "type" in s or s.get("x-kubernetes-preserve-unknown-fields"), s
+    assert s.get("additionalProperties") is not False
+    for sub in (s.get("properties") or {}).values():
+        _assert_structural(sub)
+    if isinstance(s.get("items"), dict):
+        _assert_structural(s["items"])
+
+
+@pytest.mark.parametrize("engine", ["rego", "opa"])
+def test_every_target_agrees_with_the_reference_on_the_examples(examples: Any, engine: str) -> None:
+    packs, params, docs = examples
+    report = verify(packs, params, docs, gatekeeper_engine=engine)  # type: ignore[arg-type]
+    assert report.mismatches == []
+    assert report.compared["gatekeeper"] == report.compared["vap"] == report.compared["kyverno"] > 0
+    assert report.compared["opa"] == len(docs)
+
+
+def test_verify_reports_a_disagreement(examples: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison can fail: a tampered VAP message is caught."""
+    packs, params, docs = examples
+    real = admission.evaluate_vap
+
+    def tampered(*a: Any, **k: Any) -> list[admission.Decision]:
+        return [
+            admission.Decision(d.policy, d.rule, d.actions, d.message + "!") for d in real(*a, **k)
+        ]
+
+    monkeypatch.setattr(admission, "evaluate_vap", tampered)
+    report = verify(packs, params, docs, targets=("vap",))
+    assert report.mismatches and {m.target for m in report.mismatches} == {"vap"}
+
+
+def test_build_is_deterministic_and_kustomize_ready(tmp_path: Path) -> None:
+    runner = CliRunner()
+    outs = []
+    for n in (1, 2):
+        out = tmp_path / f"d{n}"
+        res = runner.invoke(cli, ["build", "--target", "all", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        outs.append(out)
+    files = sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file())
+    assert {str(f) for f in files} >= {
+        "bundle.tar.gz",
+        "gatekeeper/kustomization.yaml",
+        "gatekeeper/templates/starter.yaml",
+        "kyverno/starter.yaml",
+        "vap/starter.yaml",
+    }
+    for f in files:
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+    kust = yaml.safe_load((outs[0] / "gatekeeper/kustomization.yaml").read_text())
+    assert kust["resources"][0].startswith("templates/")
+    for r in kust["resources"]:
+        assert (outs[0] / "gatekeeper" / r).is_file()
+
+
+def test_cli_verify_and_cel_engine() -> None:
+    runner = CliRunner()
+    res = runner.invoke(cli, ["verify", str(ROOT / "examples"), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["mismatches"] == [] and set(doc["compared"]) == {
+        "rego",
+        "opa",
+        "gatekeeper",
+        "vap",
+        "kyverno",
+    }
+    native = runner.invoke(cli, ["check", str(ROOT / "examples"), "--format", "json"])
+    cel = runner.invoke(
+        cli, ["check", str(ROOT / "examples"), "--format", "json", "--engine", "cel"]
+    )
+    assert native.exit_code == cel.exit_code == 1
+    assert json.loads(native.output)["findings"] == json.loads(cel.output)["findings"]
+
+
+def _rule(cond: ir.Pred, msg: tuple[Any, ...], **sel: Any) -> Pack:
+    rule = Rule(
+        id="ADM-001",
+        title="t",
+        severity="warn",
+        condition=cond,
+        message=Message(msg),
+        selector=Selector(kinds=("Pod",), **sel),
+    )
+    return Pack(name="adm", version="1.0.0", rules=(rule,))
+
+
+POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "p", "namespace": "team-a", "labels": {"tier": "web"}},
+    "spec": {},
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["quote ' and \" ", "back\\slash", "new\nline", "}{ #", "unicode é 😀", "' + object.kind + '"],
+)
+def test_adversarial_strings_stay_data_in_cel_and_yaml(text: str) -> None:
+    p = ir.Path(ir.OBJECT_ROOT, ("metadata", "labels", text))
+    pack = _rule(ir.Not(ir.Compare("==", p, ir.Literal(text))), (text, p, text), labels=())
+    files, _ = manifests.build("vap", [pack], {})
+    (policy, binding) = yaml.safe_load_all(manifests.dump(files["adm.yaml"]))
+    obj = {**POD, "metadata": {**POD["metadata"], "labels": {text: "x"}}}
+    (d,) = admission.evaluate_vap(policy, binding, obj)
+    assert d.actions == ("Warn",)
+    want = f"{text}x{text}"
+    assert d.message == (want if "\n" not in want else policy["spec"]["validations"][0]["message"])
+    ok = {**POD, "metadata": {**POD["metadata"], "labels": {text: text}}}
+    assert admission.evaluate_vap(policy, binding, ok) == []
+
+
+def test_admission_match_semantics() -> None:
+    pack = _rule(ir.TRUE, ("hit",), namespaces=("team-*",), exclude_namespaces=("team-b",))
+    files, _ = manifests.build("kyverno", [pack], {})
+    (policy,) = files["adm.yaml"]
+    assert admission.evaluate_kyverno(policy, POD)
+    other_ns = {**POD, "metadata": {**POD["metadata"], "namespace": "team-b"}}
+    assert admission.evaluate_kyverno(policy, other_ns) == []
+    deploy = {**POD, "apiVersion": "apps/v1", "kind": "Deployment"}
+    assert admission.evaluate_kyverno(policy, deploy) == []
+    assert admission.evaluate_kyverno(policy, POD, operation="DELETE") == []
+
+
+def test_gatekeeper_match_semantics() -> None:
+    m = {
+        "kinds": [{"apiGroups": [""], "kinds": ["Pod"]}],
+        "namespaces": ["team-*"],
+        "excludedNamespaces": ["team-b"],
+        "labelSelector": {
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]
+        },
+    }
+    assert gk.match(m, POD)
+    assert not gk.match(m, {**POD, "metadata": {**POD["metadata"], "labels": {}}})
+    assert not gk.match(m, {**POD, "metadata": {**POD["metadata"], "namespace": "team-b"}})
+    assert not gk.match(m, {**POD, "kind": "Service"})
+    assert not gk.match({**m, "scope": "Cluster"}, POD)
+    assert gk.match({"name": "p*"}, POD) and not gk.match({"name": "q"}, POD)
+    ns = {"metadata": {"labels": {"env": "prod"}}}
+    assert gk.match({"namespaceSelector": {"matchLabels": {"env": "prod"}}}, POD, ns)
+    assert not gk.match({"namespaceSelector": {"matchLabels": {"env": "dev"}}}, POD, ns)
+
+
+def test_gatekeeper_template_uses_constraint_parameters() -> None:
+    names = ir.Param("names")
+    pack = Pack(
+        name="adm",
+        version="1.0.0",
+        rules=(
+            Rule(
+                id="ADM-002",
+                title="t",
+                severity="info",
+                condition=ir.In(ir.Path(ir.OBJECT_ROOT, ("metadata", "name")), names),
+                message=Message(("banned ", ir.Path(ir.OBJECT_ROOT, ("metadata", "name")))),
+                selector=Selector(kinds=("Pod",)),
+            ),
+        ),
+        params=(ParamSpec("names", {"type": "array", "items": {"type": "string"}}, ["p"]),),
+    )
+    t = gk_target.template(pack, pack.rules[0])
+    c = gk_target.constraint(pack, pack.rules[0], {"names": ["p"]})
+    assert c["spec"]["enforcementAction"] == "dryrun"
+    for engine in ("rego", "opa"):
+        runner = gk.TemplateRunner(t, engine)  # type: ignore[arg-type]
+        assert [v.message for v in gk.evaluate(runner, c, POD)] == ["banned p"]
+        c2 = {**c, "spec": {**c["spec"], "parameters": {"names": ["other"]}}}
+        assert gk.evaluate(runner, c2, POD) == []
+
+
+def test_kubernetes_quantity_library() -> None:
+    assert program("quantity('500m').asApproximateFloat()").eval({}) == 0.5
+    assert program("quantity('2Gi').asInteger()").eval({}) == 2 * 1024**3
+    # apimachinery multiplies once in floats: 3 * 0.1
+    assert program("quantity('0.3').asApproximateFloat()").eval({}) == 3 * 0.1 != 0.3
+    assert program("quantity('1.1').compareTo(quantity('1100m'))").eval({}) == 0
+    assert program("quantity('1').compareTo(quantity('999m'))").eval({}) == 1
+    assert program("isQuantity('1Gi') && !isQuantity('1gi') && isQuantity('5n')").eval({}) is True
+    assert program("quantity('1.5').isInteger()").eval({}) is False
+    assert program("[1.5, 2.0].sum()").eval({}) == 3.5 and program("[1, 2].sum()").eval({}) == 3
+    q = parse("1e-10")
+    assert q is not None and q.exact == parse("1n").exact  # rounded up to nano, as Kubernetes does
