@@ -88,8 +88,7 @@ def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, 
     if name == "cel":
         from policykit.engines.cel import CelEngine
 
-        NativeEngine(packs, params)  # validates packs and parameters once, as check does
-        return CelEngine(packs, params)
+        return CelEngine(packs, params)  # validates packs and parameters (check_pack)
     from policykit.engines.rego import OpaEngine, RegopyEngine
 
     if name == "rego":

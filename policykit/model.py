@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from policykit.ir.rule import Rule
 
 DocSource = Literal["kubernetes", "backstage"]
 
@@ -114,3 +118,27 @@ class Finding:
         if self.item is not None:
             out["item"] = self.item
         return out
+
+
+def findings_of(doc: Document, hits: Iterable[tuple[Rule, str, str, int | None]]) -> list[Finding]:
+    """Findings about ``doc`` from (rule, pack, message, item) hits — the one
+    place an engine's verdicts become :class:`Finding` objects."""
+    out: list[Finding] = []
+    ref: ObjectRef | None = None
+    for rule, pack, message, item in hits:
+        if ref is None:
+            ref = object_ref(doc.obj, doc.source)
+        out.append(
+            Finding(
+                rule=rule.id,
+                pack=pack,
+                severity=rule.severity,
+                message=message,
+                object=ref,
+                file=doc.file,
+                doc_index=doc.index,
+                line=doc.line,
+                item=item,
+            )
+        )
+    return out

@@ -23,6 +23,7 @@ from typing import Any
 from policykit.engines import admission
 from policykit.engines import gatekeeper as gk
 from policykit.engines.native import NativeEngine
+from policykit.engines.rego import OpaEngine, RegopyEngine
 from policykit.ir.rule import Pack
 from policykit.model import Document
 from policykit.targets import gatekeeper as gk_target
@@ -54,10 +55,6 @@ class VerifyReport:
         return not self.mismatches
 
 
-def _rule_of(doc: Mapping[str, Any]) -> str:
-    return str(((doc.get("metadata") or {}).get("annotations") or {}).get("policykit.io/rule"))
-
-
 def verify(
     packs: Sequence[Pack],
     params: Mapping[str, Mapping[str, Any]],
@@ -79,8 +76,6 @@ def verify(
     for name in ("rego", "opa"):
         if name not in targets:
             continue
-        from policykit.engines.rego import OpaEngine, RegopyEngine
-
         engine = (RegopyEngine if name == "rego" else OpaEngine)(packs, params, mode="object")
         found = sorted(map(key, engine.evaluate_all(docs)))
         exp = sorted(map(key, want))
@@ -117,7 +112,7 @@ def verify(
             got: dict[str, set[str]] = defaultdict(set)
             for runner, c in pairs:
                 for v in gk.evaluate(runner, c, doc.obj):
-                    got[_rule_of(c)].add(v.message)
+                    got[admission.rule_of(c)].add(v.message)
             _compare(
                 report,
                 "gatekeeper",
@@ -131,20 +126,19 @@ def verify(
             continue
         files, _ = manifests.build(name, packs, eff)
         all_docs = [d for items in files.values() for d in items]
+        policies = [
+            d for d in all_docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingPolicy")
+        ]
+        bindings = {d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")}
         for doc in k8s_docs:
             got2: dict[str, str] = {}
-            if name == "vap":
-                policies = [d for d in all_docs if d["kind"] == "ValidatingAdmissionPolicy"]
-                bindings = {
-                    d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")
-                }
-                for p in policies:
-                    for dec in admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj):
-                        got2[dec.rule] = dec.message
-            else:
-                for p in all_docs:
-                    for dec in admission.evaluate_kyverno(p, doc.obj):
-                        got2[dec.rule] = dec.message
+            for p in policies:
+                if name == "vap":
+                    decisions = admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj)
+                else:
+                    decisions = admission.evaluate_kyverno(p, doc.obj)
+                for dec in decisions:
+                    got2[dec.rule] = dec.message
             _compare(report, name, doc, expected(doc, True), got2)
     return report
 

@@ -294,3 +294,20 @@ def test_kubernetes_quantity_library() -> None:
     assert program("[1.5, 2.0].sum()").eval({}) == 3.5 and program("[1, 2].sum()").eval({}) == 3
     q = parse("1e-10")
     assert q is not None and q.exact == parse("1n").exact  # rounded up to nano, as Kubernetes does
+
+
+def test_kind_table_is_the_kubernetes_openapi() -> None:
+    """kinds.json is exactly what from_openapi derives from the corpus document."""
+    from importlib import resources
+
+    from policykit.targets.k8s.kinds import from_openapi, lookup
+
+    doc = json.loads((SHARED / "corpus/k8s-schemas/swagger.json.unprocessed").read_text())
+    shipped = json.loads(
+        resources.files("policykit.targets.k8s").joinpath("kinds.json").read_text()
+    )
+    assert shipped == from_openapi(doc)
+    deploy, pod, ns = lookup("Deployment"), lookup("Pod"), lookup("Namespace")
+    assert deploy is not None and (deploy.group, deploy.resource) == ("apps", "deployments")
+    assert pod is not None and pod.group == "" and pod.namespaced
+    assert ns is not None and not ns.namespaced

@@ -118,8 +118,16 @@ def constraints_match(
     )
 
 
+def rule_of(manifest: Mapping[str, Any]) -> str:
+    """The policykit rule id a manifest enforces (its ``policykit.io/rule`` annotation)."""
+    return str(
+        ((manifest.get("metadata") or {}).get("annotations") or {}).get("policykit.io/rule", "")
+    )
+
+
 def _validate(
     name: str,
+    rule: str,
     spec: Mapping[str, Any],
     actions: Sequence[str],
     obj: Mapping[str, Any],
@@ -138,7 +146,6 @@ def _validate(
     for cond in spec.get("matchConditions") or []:
         if program(cond["expression"]).eval(data) is not True:
             return []
-    rule = str(((spec.get("_meta") or {}).get("rule")) or "")
     out: list[Decision] = []
     for v in spec.get("validations") or []:
         if program(v["expression"]).eval(data) is True:
@@ -181,11 +188,10 @@ def evaluate_vap(
         ns_labels,
     ):
         return []
-    spec = dict(policy["spec"])
-    spec["_meta"] = {"rule": (policy["metadata"].get("annotations") or {}).get("policykit.io/rule")}
     return _validate(
         policy["metadata"]["name"],
-        spec,
+        rule_of(policy),
+        policy["spec"],
         bspec.get("validationActions") or [],
         obj,
         operation,
@@ -201,10 +207,10 @@ def evaluate_kyverno(
     namespace_object: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
     """A Kyverno ValidatingPolicy (admission evaluation)."""
-    spec = dict(policy["spec"])
-    spec["_meta"] = {"rule": (policy["metadata"].get("annotations") or {}).get("policykit.io/rule")}
+    spec = policy["spec"]
     return _validate(
         policy["metadata"]["name"],
+        rule_of(policy),
         spec,
         spec.get("validationActions") or ["Deny"],
         obj,

@@ -27,7 +27,7 @@ from policykit.engines import k8s_quantity
 from policykit.errors import PolicykitError
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack
-from policykit.model import Document, Finding, object_ref
+from policykit.model import Document, Finding, findings_of
 from policykit.targets.cel.compiler import CelRule, compile_pack
 
 VARIABLES = ("object", "oldObject", "request", "params", "namespaceObject", "variables")
@@ -68,100 +68,42 @@ def _sum(values: Sequence[Any]) -> Any:
     return float(sum(float(x) for x in values))
 
 
+def _fn(name: str, ret: Any, params: list[Any], impl: Any, *, member: bool = True) -> Any:
+    """One host function with one overload (ids are ``<name>_<arity>``)."""
+    overload = cel.Overload(
+        f"{name}_{len(params)}",
+        return_type=ret,
+        parameters=params,
+        is_member=member,
+        impl=impl,
+    )
+    return cel.FunctionDecl(name, [overload])
+
+
 def _functions() -> list[Any]:
+    """Kubernetes' quantity library and list ``sum()``; a quantity is carried
+    as a tagged map (cel-expr-python has no opaque host types)."""
     t = cel.Type
     return [
-        cel.FunctionDecl(
-            "quantity",
-            [
-                cel.Overload(
-                    "quantity_string", return_type=t.MAP, parameters=[t.STRING], impl=_quantity
-                )
-            ],
-        ),
-        cel.FunctionDecl(
+        _fn("quantity", t.MAP, [t.STRING], _quantity, member=False),
+        _fn(
             "isQuantity",
-            [
-                cel.Overload(
-                    "is_quantity_string",
-                    return_type=t.BOOL,
-                    parameters=[t.STRING],
-                    impl=lambda s: k8s_quantity.parse(s) is not None,
-                )
-            ],
+            t.BOOL,
+            [t.STRING],
+            lambda s: k8s_quantity.parse(s) is not None,
+            member=False,
         ),
-        cel.FunctionDecl(
-            "asApproximateFloat",
-            [
-                cel.Overload(
-                    "quantity_approx",
-                    return_type=t.DOUBLE,
-                    parameters=[t.MAP],
-                    is_member=True,
-                    impl=lambda v: _q(v).approximate_float(),
-                )
-            ],
-        ),
-        cel.FunctionDecl(
-            "asInteger",
-            [
-                cel.Overload(
-                    "quantity_as_integer",
-                    return_type=t.INT,
-                    parameters=[t.MAP],
-                    is_member=True,
-                    impl=_as_integer,
-                )
-            ],
-        ),
-        cel.FunctionDecl(
+        _fn("asApproximateFloat", t.DOUBLE, [t.MAP], lambda v: _q(v).approximate_float()),
+        _fn("asInteger", t.INT, [t.MAP], _as_integer),
+        _fn(
             "isInteger",
-            [
-                cel.Overload(
-                    "quantity_is_integer",
-                    return_type=t.BOOL,
-                    parameters=[t.MAP],
-                    is_member=True,
-                    impl=lambda v: _q(v).is_integer() and abs(_q(v).exact) <= 2**63 - 1,
-                )
-            ],
+            t.BOOL,
+            [t.MAP],
+            lambda v: _q(v).is_integer() and abs(_q(v).exact) <= 2**63 - 1,
         ),
-        cel.FunctionDecl(
-            "compareTo",
-            [
-                cel.Overload(
-                    "quantity_compare",
-                    return_type=t.INT,
-                    parameters=[t.MAP, t.MAP],
-                    is_member=True,
-                    impl=lambda a, b: _q(a).compare(_q(b)),
-                )
-            ],
-        ),
-        cel.FunctionDecl(
-            "sign",
-            [
-                cel.Overload(
-                    "quantity_sign",
-                    return_type=t.INT,
-                    parameters=[t.MAP],
-                    is_member=True,
-                    impl=lambda v: (_q(v).unscaled > 0) - (_q(v).unscaled < 0),
-                )
-            ],
-        ),
-        cel.FunctionDecl(
-            "sum",
-            [
-                cel.Overload(
-                    "list_sum",
-                    return_type=t.DYN,
-                    parameters=[t.List(t.DYN)],
-                    is_member=True,
-                    impl=_sum,
-                )
-            ],
-        ),
+        _fn("compareTo", t.INT, [t.MAP, t.MAP], lambda a, b: _q(a).compare(_q(b))),
+        _fn("sign", t.INT, [t.MAP], lambda v: (_q(v).unscaled > 0) - (_q(v).unscaled < 0)),
+        _fn("sum", t.DYN, [t.List(t.DYN)], _sum),
     ]
 
 
@@ -249,21 +191,9 @@ class CelEngine:
         return out
 
     def evaluate(self, doc: Document) -> list[Finding]:
-        ref = object_ref(doc.obj, doc.source)
-        return [
-            Finding(
-                rule=cr.rule.id,
-                pack=cr.pack,
-                severity=cr.rule.severity,
-                message=msg,
-                object=ref,
-                file=doc.file,
-                doc_index=doc.index,
-                line=doc.line,
-                item=item,
-            )
-            for cr, msg, item in self.evaluate_object(doc.obj)
-        ]
+        return findings_of(
+            doc, ((cr.rule, cr.pack, msg, item) for cr, msg, item in self.evaluate_object(doc.obj))
+        )
 
     def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
         out: list[Finding] = []

@@ -41,7 +41,7 @@ from policykit.ir.nodes import (
 from policykit.ir.quantity import to_quantity
 from policykit.ir.regex import compile_portable
 from policykit.ir.rule import Pack, Rule, Selector
-from policykit.model import Document, Finding, object_ref
+from policykit.model import Document, Finding, findings_of
 from policykit.values import MISSING, exact_sum, is_number, json_equal, json_type, render
 from policykit.values import arith as exact_arith
 
@@ -439,25 +439,10 @@ class NativeEngine:
         return out
 
     def evaluate(self, doc: Document) -> list[Finding]:
-        ref = None
-        findings: list[Finding] = []
-        for cr, msg, item in self.evaluate_object(doc.obj, doc.source):
-            if ref is None:
-                ref = object_ref(doc.obj, doc.source)
-            findings.append(
-                Finding(
-                    rule=cr.rule.id,
-                    pack=cr.pack,
-                    severity=cr.rule.severity,
-                    message=msg,
-                    object=ref,
-                    file=doc.file,
-                    doc_index=doc.index,
-                    line=doc.line,
-                    item=item,
-                )
-            )
-        return findings
+        hits = self.evaluate_object(doc.obj, doc.source)
+        if not hits:  # the common case: no object reference to build
+            return []
+        return findings_of(doc, ((cr.rule, cr.pack, msg, item) for cr, msg, item in hits))
 
     def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
         out: list[Finding] = []

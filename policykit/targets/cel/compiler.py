@@ -386,16 +386,13 @@ class CelCompiler(Compiler):
 
     # --- selectors and rules ----------------------------------------------------------------
 
-    def selector(self, sel: Selector) -> str:
-        return selector_expr(sel)
-
     def compile_rule(self, rule: Rule) -> CelRule:
         self._rule = rule
         try:
             cond = self.pred(rule.condition)
             msg = self.message(rule)
             static = rule.message.text
-            match = self.selector(rule.selector)
+            match = selector_expr(rule.selector)
             if rule.each is None:
                 return CelRule(rule, self.pack.name, match, cond, msg, static)
             guard, coll = self._collection(rule.each.collection)
@@ -417,7 +414,7 @@ class CelCompiler(Compiler):
 
 
 def _is_str_lit(e: str) -> bool:
-    return len(e) >= 2 and e[0] == "'" and pr._matching_quote(e) == len(e) - 1
+    return len(e) >= 2 and e[0] == "'" and pr.matching_quote(e) == len(e) - 1
 
 
 def _has_path(node: ir.Node) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from policykit.errors import DefinitionError
@@ -70,7 +70,8 @@ def unquote(e: str) -> str:
     return "".join(out)
 
 
-def _matching_quote(e: str) -> int:
+def matching_quote(e: str) -> int:
+    """Index of the quote closing the string literal ``e`` starts with, or -1."""
     i = 1
     while i < len(e):
         if e[i] == "\\":
@@ -195,8 +196,9 @@ def _paren_ternary(e: str) -> str:
     return f"({e})" if _top_level(e, ("?",)) else e
 
 
-def _top_level(e: str, ops: tuple[str, ...]) -> bool:
-    """Whether any of ``ops`` occurs outside brackets and strings in ``e``."""
+def _scan(e: str) -> Iterator[tuple[int, int]]:
+    """(index, bracket depth after it) of every character of ``e`` outside
+    string literals — the one scanner the parenthesizing helpers share."""
     depth = 0
     quote = ""
     i = 0
@@ -210,14 +212,21 @@ def _top_level(e: str, ops: tuple[str, ...]) -> bool:
                 quote = ""
         elif ch in "'\"":
             quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        elif depth == 0 and any(e.startswith(op, i) for op in ops):
-            return True
+        else:
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                depth -= 1
+            yield i, depth
         i += 1
-    return False
+
+
+def _top_level(e: str, ops: tuple[str, ...]) -> bool:
+    """Whether any of ``ops`` occurs outside brackets and strings in ``e``."""
+    return any(
+        depth == 0 and e[i] not in ")]}" and any(e.startswith(op, i) for op in ops)
+        for i, depth in _scan(e)
+    )
 
 
 def _balanced_atom(e: str) -> bool:
@@ -229,24 +238,5 @@ def _balanced_atom(e: str) -> bool:
 
 
 def _matching_close(e: str) -> int:
-    depth = 0
-    quote = ""
-    i = 0
-    while i < len(e):
-        ch = e[i]
-        if quote:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
-        i += 1
-    return -1
+    """Index of the bracket closing the one ``e`` starts with, or -1."""
+    return next((i for i, depth in _scan(e) if depth == 0 and e[i] in ")]}"), -1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from policykit import __version__
@@ -65,9 +66,10 @@ def _params_used(rule: Rule) -> list[str]:
     return sorted(names)
 
 
-def libs() -> list[str]:
-    """The helper library as Gatekeeper libs (packages under ``lib.``)."""
-    return [text for _, text in sorted(library(RegoOptions(lib_root=LIB_ROOT)).items())]
+@lru_cache(maxsize=1)
+def libs() -> tuple[str, ...]:
+    """The helper library as Gatekeeper libs (packages under ``lib.``), read once."""
+    return tuple(text for _, text in sorted(library(RegoOptions(lib_root=LIB_ROOT)).items()))
 
 
 def template(pack: Pack, rule: Rule) -> dict[str, Any]:
@@ -108,7 +110,7 @@ def template(pack: Pack, rule: Rule) -> dict[str, Any]:
                     "code": [
                         {
                             "engine": "Rego",
-                            "source": {"version": "v1", "rego": rego, "libs": libs()},
+                            "source": {"version": "v1", "rego": rego, "libs": list(libs())},
                         }
                     ],
                 }
