@@ -102,3 +102,18 @@ class IRFormatError(PolicykitError):
     """An IR JSON document is malformed or of an unknown version."""
 
     code = "PK004"
+
+
+class ErrorList(PolicykitError):
+    """Several errors reported at once (e.g. every rule a target cannot express)."""
+
+    def __init__(self, errors: list[PolicykitError]) -> None:
+        super().__init__("; ".join(e.one_line() for e in errors))
+        self.errors = errors
+        self.code = errors[0].code if errors else "PK000"
+
+    def one_line(self) -> str:
+        return self.message
+
+    def lines(self) -> list[str]:
+        return [e.one_line() for e in self.errors]

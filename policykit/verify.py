@@ -8,9 +8,12 @@ For each Kubernetes object, the reference findings are compared with:
   harness (regopy; real OPA with ``--oracle``): the set of (rule, message);
 * ``vap`` / ``kyverno``: each policy through the admission harness on cel-cpp:
   per rule, the messages of its findings joined with ``; `` (one admission
-  message per policy).
+  message per policy);
+* ``jsonschema``: every object (entities and manifests) against the shipped
+  per-pack schemas (``jsonschema``, draft 2020-12): per covered rule, whether
+  it fires (a schema gives a verdict, not a message).
 
-Backstage entities are checked by rego/opa only (they never reach admission).
+Backstage entities never reach admission: gatekeeper/vap/kyverno skip them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 from policykit.engines import admission
 from policykit.engines import gatekeeper as gk
+from policykit.engines.jsonschema import SchemaChecker
 from policykit.engines.native import NativeEngine
 from policykit.engines.rego import OpaEngine, RegopyEngine
 from policykit.ir.rule import Pack
@@ -31,7 +35,7 @@ from policykit.targets.cel.compiler import MSG_SEPARATOR
 from policykit.targets.k8s import manifests
 from policykit.targets.k8s.kinds import for_object
 
-TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno")
+TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema")
 
 
 @dataclass(slots=True)
@@ -140,6 +144,16 @@ def verify(
                 for dec in decisions:
                     got2[dec.rule] = dec.message
             _compare(report, name, doc, expected(doc, True), got2)
+
+    if "jsonschema" in targets:
+        checker = SchemaChecker(packs, eff)
+        for doc in docs:
+            fired = {
+                f.rule: True
+                for f in by_doc[(doc.file, doc.index)]
+                if (f.pack, f.rule) in checker.covered
+            }
+            _compare(report, "jsonschema", doc, fired, {r: True for _, r in checker.fired(doc.obj)})
     return report
 
 

@@ -12,8 +12,10 @@ from rich.table import Table
 
 from policykit.api import resolve
 from policykit.engines.native import NativeEngine
+from policykit.errors import ErrorList
 from policykit.ir.rule import Pack
 from policykit.packs import load_packs
+from policykit.targets import capabilities
 from policykit.targets.rego.bundle import (
     Bundle,
     BundleError,
@@ -22,7 +24,8 @@ from policykit.targets.rego.bundle import (
     write_atomic,
 )
 
-TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "all")
+TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema", "all")
+ALL = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema")
 
 
 def register(cli: click.Group) -> None:
@@ -34,8 +37,14 @@ def register(cli: click.Group) -> None:
         "--out",
         type=click.Path(path_type=Path),
         default=None,
-        help="rego: the bundle file (default dist/bundle.tar.gz); gatekeeper, kyverno, vap: "
-        "a directory (default dist/<target>); all: a directory (default dist).",
+        help="rego: the bundle file (default dist/bundle.tar.gz); gatekeeper, kyverno, vap, "
+        "jsonschema: a directory (default dist/<target>); all: a directory (default dist).",
+    )
+    @click.option(
+        "--allow-partial",
+        is_flag=True,
+        help="Build the rules a target can express and warn about the others "
+        "(default: report them all and write nothing, exit 2).",
     )
     @click.option(
         "--kyverno-version",
@@ -57,26 +66,39 @@ def register(cli: click.Group) -> None:
     def build(
         target: str,
         out: Path | None,
+        allow_partial: bool,
         kyverno_version: str,
         revision: str | None,
         root: str,
         packs: tuple[str, ...],
         params: tuple[str, ...],
     ) -> None:
-        """Compile the selected packs for an enforcement target."""
+        """Compile the selected packs for an enforcement target (or all of them).
+
+        Every rule a target cannot express is reported before anything is written."""
         sel = resolve(packs=packs, params=parse_params(params))
         pack_objs = load_packs(sel.packs)
         effective = NativeEngine(pack_objs, sel.params).effective_params
-        if target == "all":
-            base = out or Path("dist")
-            _build_rego(pack_objs, effective, base / "bundle.tar.gz", root, revision)
-            for t in ("gatekeeper", "kyverno", "vap"):
-                build_manifests(t, pack_objs, effective, base / t, kyverno_version)
-            return
-        if target == "rego":
-            _build_rego(pack_objs, effective, out or Path("dist/bundle.tar.gz"), root, revision)
-            return
-        build_manifests(target, pack_objs, effective, out or Path("dist") / target, kyverno_version)
+        wanted = list(ALL) if target == "all" else [target]
+        plan = capabilities.plan(pack_objs, effective, wanted)
+        if plan.errors and not allow_partial:
+            raise ErrorList(plan.errors)
+        for err in plan.errors:
+            click.echo(
+                f"policykit: warning: {err.one_line()}; left out (--allow-partial)", err=True
+            )
+        for t in wanted:
+            if target == "all":
+                dest = (out or Path("dist")) / ("bundle.tar.gz" if t == "rego" else t)
+            else:
+                dest = out or Path("dist") / ("bundle.tar.gz" if t == "rego" else t)
+            chosen = plan.packs[t]
+            if t == "rego":
+                _build_rego(chosen, effective, dest, root, revision)
+            elif t == "jsonschema":
+                build_jsonschema(chosen, effective, dest)
+            else:
+                build_manifests(t, chosen, effective, dest, kyverno_version)
 
     @cli.group()
     def bundle() -> None:
@@ -123,6 +145,18 @@ def _build_rego(
     write_atomic(out, blob)
     rev = bundle.manifest["revision"]
     click.echo(f"wrote {out} ({len(blob)} bytes, {len(bundle.modules())} modules, revision {rev})")
+
+
+def build_jsonschema(packs: list[Pack], effective: dict[str, dict[str, Any]], out: Path) -> None:
+    """Write the JSON Schema target's files under ``out``, atomically per file."""
+    from policykit.targets import jsonschema
+
+    files = jsonschema.build(packs, effective)
+    for name, text in files.items():
+        write_atomic(out / name, text.encode("utf-8"))
+    index = json.loads(files["index.json"])["rules"]
+    n = sum(1 for r in index if r["covered"])
+    click.echo(f"wrote {out} ({n} of {len(index)} rules as JSON Schema; the rest: index.json)")
 
 
 def build_manifests(

@@ -19,7 +19,7 @@ from rich.console import Console
 from policykit import __version__
 from policykit.api import check_stream, resolve
 from policykit.cli import render
-from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, PolicykitError
+from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
 from policykit.loader import iter_load, load_paths
 from policykit.packs import load_packs
 
@@ -44,6 +44,10 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except ErrorList as exc:
+            for line in exc.lines():
+                _stderr(f"policykit: {line}")
+            sys.exit(EXIT_INPUT)
         except PolicykitError as exc:
             _stderr(f"policykit: {exc.one_line()}")
             sys.exit(EXIT_INPUT)

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from policykit import __version__
+from policykit.errors import ErrorList
 from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack, Rule
@@ -164,7 +165,7 @@ def build(
     """``templates/<pack>.yaml`` and ``constraints/<pack>.yaml`` per pack."""
     files: dict[str, list[dict[str, Any]]] = {}
     skipped: list[Skipped] = []
-    errors: list[str] = []
+    errors: list[UnsupportedError] = []
     for pack in packs:
         eff = check_pack(pack, params.get(pack.name, {}))
         templates, constraints = [], []
@@ -177,10 +178,12 @@ def build(
                 templates.append(template(pack, rule))
                 constraints.append(constraint(pack, rule, eff))
             except UnsupportedError as e:
-                errors.append(e.one_line())
+                errors.append(e)
         if templates:
             files[f"templates/{pack.name}.yaml"] = templates
             files[f"constraints/{pack.name}.yaml"] = constraints
+    if len(errors) == 1:
+        raise errors[0]
     if errors:
-        raise UnsupportedError("; ".join(errors))
+        raise ErrorList(list(errors))
     return files, skipped

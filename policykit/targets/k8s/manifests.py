@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from policykit import __version__
+from policykit.errors import ErrorList
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
 from policykit.targets.cel.compiler import CelRule, compile_pack
@@ -185,7 +186,7 @@ def build(
 
     files: dict[str, list[dict[str, Any]]] = {}
     skipped: list[Skipped] = []
-    errors: list[str] = []
+    errors: list[UnsupportedError] = []
     for pack in packs:
         eff = check_pack(pack, params.get(pack.name, {}))
         docs: list[dict[str, Any]] = []
@@ -200,17 +201,19 @@ def build(
         try:
             compiled = compile_pack(sub, eff)
         except UnsupportedError as e:
-            errors.append(e.one_line())
+            errors.append(e)
             continue
         for cr in compiled:
             try:
                 docs += vap(cr, pack) if target == "vap" else kyverno(cr, pack, kyverno_version)
             except UnsupportedError as e:
-                errors.append(e.one_line())
+                errors.append(e)
         if docs:
             files[f"{pack.name}.yaml"] = docs
+    if len(errors) == 1:
+        raise errors[0]
     if errors:
-        raise UnsupportedError("; ".join(errors))
+        raise ErrorList(list(errors))
     return files, skipped
 
 

@@ -1,0 +1,40 @@
+"""Validate objects with the JSON Schema target's output, as a scaffolder form or
+catalog validator would: the shipped per-pack document, run by ``jsonschema``
+(Draft 2020-12). A rule *fires* on an object when its ``allOf`` entry fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from policykit.ir.check import check_pack
+from policykit.ir.rule import Pack
+from policykit.targets.jsonschema import compile_pack
+
+
+class SchemaChecker:
+    """The covered rules of ``packs`` as validators of the shipped documents."""
+
+    def __init__(self, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]) -> None:
+        self.validators: list[tuple[str, list[str], Draft202012Validator]] = []
+        self.covered: set[tuple[str, str]] = set()
+        for pack in packs:
+            ps = compile_pack(pack, check_pack(pack, params.get(pack.name, {})))
+            doc = ps.document()
+            Draft202012Validator.check_schema(doc)
+            ids = [c.rule.id for c in ps.covered]
+            self.covered |= {(pack.name, i) for i in ids}
+            self.validators.append((pack.name, ids, Draft202012Validator(doc)))
+
+    def fired(self, obj: Any) -> set[tuple[str, str]]:
+        """(pack, rule id) of every covered rule the object violates."""
+        out: set[tuple[str, str]] = set()
+        for pack, ids, validator in self.validators:
+            for err in validator.iter_errors(obj):
+                path = list(err.relative_schema_path)
+                if len(path) >= 2 and path[0] == "allOf":
+                    out.add((pack, ids[path[1]]))
+        return out

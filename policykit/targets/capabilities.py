@@ -1,0 +1,237 @@
+"""What each target can express, kept as data (``capabilities.json``), and the
+one check every build runs before it writes anything.
+
+For a rule and a target the check answers in two steps: a feature the table
+marks ``no`` refuses the rule at once (PK201); otherwise the target's compiler
+decides (a ``partial`` feature used in a way the target cannot spell: PK200).
+Either way the error names the rule, the author's source line, the target and
+the targets that *can* express the rule; every such error of a build is
+reported together. ``docs/targets.md`` is generated from the table by
+``python -m policykit.targets.capabilities``, and ``tests/test_capabilities.py``
+checks the table against what the compilers really do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from policykit.errors import ErrorList, PolicykitError
+from policykit.ir import nodes as ir
+from policykit.ir.rule import Pack, Rule
+from policykit.targets.base import UnsupportedError
+
+Level = str  # "yes" | "partial" | "no" | "skip"
+
+
+class NotExpressible(UnsupportedError):
+    """A rule uses a feature the target's capability table marks ``no``."""
+
+    code = "PK201"
+
+
+@lru_cache(maxsize=1)
+def table() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(Path(__file__).with_name("capabilities.json").read_text())
+    return data
+
+
+def targets() -> list[str]:
+    return list(table()["targets"])
+
+
+def level(feature: str, target: str) -> Level:
+    lv: str = table()["features"][feature][target]
+    return lv
+
+
+def features_of(rule: Rule) -> set[str]:
+    """The table's features a rule uses."""
+    from policykit.targets.k8s.kinds import lookup
+    from policykit.targets.k8s.manifests import admission_applicable
+
+    roots: list[ir.Node] = [rule.condition]
+    if rule.each is not None:
+        roots.append(rule.each.collection)
+    values = [p for p in rule.message.parts if isinstance(p, ir.Node)]
+    out = {type(n).__name__ for r in roots + values for n in ir.walk(r)}
+    if rule.each is not None:
+        out.add("Each")
+    if values:
+        out.add("Message")
+    if admission_applicable(rule):
+        out.add("BackstageSource")
+    elif any(lookup(k) is None for k in rule.selector.kinds):
+        out.add("UnknownKind")
+    return out
+
+
+def _compile_rego(pack: Pack, params: Mapping[str, Any]) -> None:
+    from policykit.targets.rego.compiler import RegoOptions, compile_pack
+
+    compile_pack(pack, RegoOptions())
+
+
+def _compile_gatekeeper(pack: Pack, params: Mapping[str, Any]) -> None:
+    from policykit.targets import gatekeeper
+
+    gatekeeper.build([pack], {pack.name: params})
+
+
+def _compile_cel(target: str) -> Callable[[Pack, Mapping[str, Any]], None]:
+    def run(pack: Pack, params: Mapping[str, Any]) -> None:
+        from policykit.targets.k8s import manifests
+
+        manifests.build(target, [pack], {pack.name: params})
+
+    return run
+
+
+def _compile_jsonschema(pack: Pack, params: Mapping[str, Any]) -> None:
+    from policykit.targets.jsonschema import compile_pack
+
+    ps = compile_pack(pack, params)
+    if ps.uncovered:
+        raise UnsupportedError(ps.uncovered[0][1])
+
+
+COMPILERS: dict[str, Callable[[Pack, Mapping[str, Any]], None]] = {
+    "rego": _compile_rego,
+    "gatekeeper": _compile_gatekeeper,
+    "kyverno": _compile_cel("kyverno"),
+    "vap": _compile_cel("vap"),
+    "jsonschema": _compile_jsonschema,
+}
+
+
+def _attempt(
+    pack: Pack, rule: Rule, target: str, params: Mapping[str, Any]
+) -> UnsupportedError | None:
+    """Why ``target`` cannot express ``rule``, by the table then by its compiler."""
+    feats = features_of(rule)
+    if any(level(f, target) == "skip" for f in feats):
+        return None  # out of the target's scope, not an error (reported as skipped)
+    for f in sorted(feats):
+        if level(f, target) == "no":
+            desc = table()["features"][f]["description"]
+            return NotExpressible(
+                f"rule {rule.id}: target {target} cannot express {f} ({desc})", loc=rule.loc
+            )
+    try:
+        try:
+            COMPILERS[target](dataclasses.replace(pack, rules=(rule,)), params)
+        except ErrorList as many:
+            raise many.errors[0] from None
+    except UnsupportedError as e:
+        msg = e.message.replace("target cel ", f"target {target} ", 1)
+        if not msg.startswith(f"rule {rule.id}"):
+            msg = f"rule {rule.id}: {msg}"
+        return UnsupportedError(msg, loc=e.loc or rule.loc)
+    return None
+
+
+def why_not(
+    pack: Pack, rule: Rule, target: str, params: Mapping[str, Any]
+) -> PolicykitError | None:
+    """The error to report when ``target`` cannot express ``rule`` (None if it can):
+    its hint names the targets that can."""
+    err = _attempt(pack, rule, target, params)
+    if err is None:
+        return None
+    able = [t for t in targets() if t != target and _attempt(pack, rule, t, params) is None]
+    err.hint = f"targets that can: {', '.join(able) or 'none'}; see docs/targets.md"
+    return err
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Per target, the packs to build (rules it cannot express removed only
+    under ``allow_partial``) and the errors found."""
+
+    packs: dict[str, list[Pack]]
+    errors: list[PolicykitError]
+
+
+def plan(
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    wanted: Sequence[str],
+    *,
+    advisory: Sequence[str] = ("jsonschema",),
+) -> Plan:
+    """Check every rule against every wanted target. Advisory targets (JSON
+    Schema covers a subset by design) never produce errors here."""
+    out: dict[str, list[Pack]] = {}
+    errors: list[PolicykitError] = []
+    for target in wanted:
+        kept_packs = []
+        for pack in packs:
+            kept = []
+            for rule in pack.rules:
+                err = (
+                    None
+                    if target in advisory
+                    else why_not(pack, rule, target, params.get(pack.name, {}))
+                )
+                if err is None:
+                    kept.append(rule)
+                else:
+                    errors.append(err)
+            kept_packs.append(dataclasses.replace(pack, rules=tuple(kept)))
+        out[target] = kept_packs
+    return Plan(out, errors)
+
+
+def render_markdown() -> str:
+    """docs/targets.md: the support matrix, generated from the table."""
+    t = table()
+    names = list(t["targets"])
+    mark = {"yes": "yes", "partial": "partial¹", "no": "**no**", "skip": "skipped²"}
+    lines = [
+        "# Targets and what they can express",
+        "",
+        "<!-- generated by `python -m policykit.targets.capabilities > docs/targets.md`;",
+        "     do not edit: the table lives in policykit/targets/capabilities.json -->",
+        "",
+        "| target | output |",
+        "|---|---|",
+        *(f"| `{n}` | {d} |" for n, d in t["targets"].items()),
+        "",
+        "| feature | meaning | " + " | ".join(f"`{n}`" for n in names) + " |",
+        "|---|---|" + "---|" * len(names),
+    ]
+    notes: list[str] = []
+    for feat, row in t["features"].items():
+        cells = []
+        for n in names:
+            cells.append(mark[row[n]])
+            note = row.get("note", {}).get(n)
+            if note:
+                notes.append(f"* `{feat}` in `{n}`: {note}")
+        lines.append(f"| `{feat}` | {row['description']} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "¹ partial: some uses; the compiler says which when it refuses one (PK200).",
+        "² skipped: outside the target's scope; the build lists the rule as not built.",
+        "",
+        "A rule using a feature marked **no** is refused with PK201 before compiling.",
+        "`policykit build` reports every rule a target cannot express at once (exit 2),",
+        "each with its source line and the targets that can; `--allow-partial` builds",
+        "the rest and prints each left-out rule as a warning. `jsonschema` is advisory:",
+        "it covers what it can and lists the rest in `index.json`.",
+        "",
+        "## Notes",
+        "",
+        *notes,
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(render_markdown(), end="")
