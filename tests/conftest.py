@@ -44,3 +44,46 @@ def path(*segs: str | int) -> ir.Path:
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+class AjvOracle:
+    """ajv (what Backstage's scaffolder forms validate with), in one node process."""
+
+    def __init__(self) -> None:
+        import shutil
+        import subprocess
+
+        js = ROOT / "tests" / "js"
+        node = shutil.which("node")
+        if node is None or not (js / "node_modules" / "ajv").is_dir():
+            raise RuntimeError("ajv is not installed: run `bash .ci/install-oracles.sh`")
+        self.proc = subprocess.Popen(
+            [node, str(js / "oracle.mjs")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+
+    def ask(self, request: dict[str, Any]) -> Any:
+        import json
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        if isinstance(answer, dict) and "error" in answer:
+            raise AssertionError(f"ajv: {answer['error']}")
+        return answer
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def ajv() -> Any:
+    oracle = AjvOracle()
+    yield oracle
+    oracle.close()

@@ -463,3 +463,37 @@ def test_adversarial_strings_stay_data() -> None:
         {"kind": evil, "spec": {"s": evil[:-1]}},
     ):
         assert _fires(pack, obj) == _native(pack, obj)
+
+
+# --- ajv (ECMA-262), what Backstage's forms run -------------------------------------
+
+
+@settings(max_examples=300)
+@given(pattern=dialect_patterns(), texts=st.lists(TEXTS, min_size=1, max_size=8))
+def test_schema_pattern_means_the_dialect_in_ajv(ajv: Any, pattern: str, texts: list[str]) -> None:
+    assume(_portable(pattern))
+    try:
+        spelled = schema_pattern(pattern)
+    except UnsupportedError:
+        assume(False)
+        raise
+    ref = compile_portable(pattern)
+    got = ajv.ask({"regex": spelled, "texts": texts})
+    assert got == [ref.search(t) is not None for t in texts], spelled
+
+
+@settings(max_examples=200)
+@given(pack=field_packs(), objs=st.lists(objects(), min_size=1, max_size=5))
+def test_ajv_gives_the_reference_verdicts(ajv: Any, pack: Pack, objs: list[dict[str, Any]]) -> None:
+    ps = compile_pack(pack, pack.defaults())
+    assume(ps.covered)
+    docs = [Document(o, "gen.yaml", i, 1) for i, o in enumerate(objs)]
+    fired: dict[int, set[str]] = defaultdict(set)
+    for f in NativeEngine([pack]).evaluate_all(docs):
+        fired[f.doc_index].add(f.rule)
+    ids = [c.rule.id for c in ps.covered]
+    answers = ajv.ask({"schema": ps.document(), "instances": objs})
+    for i, (ok, failing) in enumerate(answers):
+        want = sorted(ids.index(r) for r in fired[i] if r in ids)
+        assert failing == want, (i, objs[i])
+        assert ok is (not want)

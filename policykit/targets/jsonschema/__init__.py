@@ -507,7 +507,8 @@ class FieldRule:
 def single_field(rule: Rule, params: Mapping[str, Any]) -> FieldRule | None:
     """For a Backstage rule that reads one entity field F and narrows at most
     by kind and entity type: F (dotted), the schema F's value must satisfy for
-    no finding, and whether the rule fires when F is absent (F is required)."""
+    no finding, and whether the rule fires when F is absent (F is required).
+    The schema uses only draft-07 keywords (what RJSF/ajv forms run by default)."""
     sel = rule.selector
     if rule.each is not None or sel.source == "kubernetes":
         return None
@@ -525,8 +526,18 @@ def single_field(rule: Rule, params: Mapping[str, Any]) -> FieldRule | None:
         ok = comp.neg(_rebase(rule.condition, p))
     except UnsupportedError:
         return None
+    if _uses(ok, "prefixItems"):  # scaffolder forms run draft-07, which lacks it
+        return None
     fires_when_absent = comp._native.pred(rule.condition)({ir.OBJECT_ROOT: {}})
     return FieldRule(".".join(str(s) for s in p.segments), ok, bool(fires_when_absent))
+
+
+def _uses(schema: Any, keyword: str) -> bool:
+    if isinstance(schema, dict):
+        return keyword in schema or any(_uses(v, keyword) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_uses(v, keyword) for v in schema)
+    return False
 
 
 def _rebase(node: Any, p: ir.Path) -> Any:
