@@ -156,6 +156,9 @@ def test_build_is_deterministic_and_kustomize_ready(tmp_path: Path) -> None:
         "gatekeeper/templates/starter.yaml",
         "kyverno/starter.yaml",
         "vap/starter.yaml",
+        "jsonschema/index.json",
+        "jsonschema/starter.schema.json",
+        "jsonschema/starter.fields.json",
     }
     for f in files:
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
@@ -176,6 +179,7 @@ def test_cli_verify_and_cel_engine() -> None:
         "gatekeeper",
         "vap",
         "kyverno",
+        "jsonschema",
     }
     native = runner.invoke(cli, ["check", str(ROOT / "examples"), "--format", "json"])
     cel = runner.invoke(
