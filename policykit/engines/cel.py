@@ -23,7 +23,8 @@ from typing import Any
 from cel_expr_python import cel
 from cel_expr_python.ext import ext_bindings, ext_optional, ext_strings
 
-from policykit.engines import k8s_quantity
+from policykit.engines import CEL_LOADED_AFTER_REGOPY, k8s_quantity
+from policykit.engines.rego import EngineUnavailable
 from policykit.errors import PolicykitError
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack
@@ -111,6 +112,11 @@ def _functions() -> list[Any]:
 def environment() -> Any:
     """The shared CEL environment (variables are dynamically typed, as in
     ValidatingAdmissionPolicy and Kyverno)."""
+    if CEL_LOADED_AFTER_REGOPY:
+        raise EngineUnavailable(
+            "cel-cpp was loaded after regopy in this process and would corrupt memory",
+            hint="import policykit (or policykit.engines) before regopy",
+        )
     return cel.NewEnv(
         variables=dict.fromkeys(VARIABLES, cel.Type.DYN),
         extensions=[
@@ -129,8 +135,9 @@ class Program:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        env = environment()  # PK005 when cel-cpp cannot run safely here
         try:
-            self._expr = environment().compile(source)
+            self._expr = env.compile(source)
         except Exception as e:  # cel-cpp raises a bare RuntimeError-like type
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise CelEvalError(f"CEL does not compile: {first}") from None

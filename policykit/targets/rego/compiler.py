@@ -184,7 +184,8 @@ class RegoCompiler(Compiler):
         guards = [f"is_number({a})", f"is_number({b})"]
         if n.op == "/":
             guards.append(f"{b} != 0")
-        return [*sa, *sb, *guards], f"({a} {n.op} {b})", "number"
+        # as opa fmt writes it: parentheses only around an infix operand of an infix
+        return [*sa, *sb, *guards], f"{_operand(n.left, a)} {n.op} {_operand(n.right, b)}", "number"
 
     def v_Default(self, n: ir.Default) -> Val:
         sa, a, ta = self.value(n.operand)
@@ -331,7 +332,7 @@ class RegoCompiler(Compiler):
         sc, c, tc = self.value(n.collection)
         if te == "missing" or tc not in ("any", "array"):
             return ["false"]
-        return [*se, *sc, f"is_array({c})", f"{e} in {c}"]
+        return [*se, *sc, f"is_array({c})", f"{_operand(n.element, e)} in {c}"]
 
     def p_Quantifier(self, n: ir.Quantifier) -> Stmts:
         coll = self._collection(n.collection, n.var)
@@ -600,3 +601,9 @@ def params_data(
     for seg in reversed(root.split(".")):
         doc = {seg: doc}
     return doc
+
+
+def _operand(node: ir.Value, text: str) -> str:
+    """``text`` as the operand of an infix operator: an arithmetic value (itself
+    infix) is parenthesised, everything else is a term (opa fmt's rule)."""
+    return f"({text})" if isinstance(node, ir.Arith) and " " in text else text
