@@ -11,7 +11,16 @@ import sys
 from tests.conftest import ROOT
 
 KINDS = str(
-    "Pod Deployment StatefulSet DaemonSet ReplicaSet ReplicationController Job CronJob".split()
+    [
+        "Pod",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "ReplicationController",
+        "Job",
+        "CronJob",
+    ]
 )
 PROBE = f"""
 import sys
