@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policykit.config import Config, find_config
-from policykit.engines.native import NativeEngine
+from policykit.engines.native import NativeEngine, selector_matches
 from policykit.errors import InputError
 from policykit.ir.rule import SEVERITY_RANK, Pack
 from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, iter_load
-from policykit.model import Finding
+from policykit.model import Document, Finding, object_ref
 from policykit.packs import load_packs
+from policykit.reports import Checked
 
 
 @dataclass(slots=True)
@@ -28,6 +29,7 @@ class CheckReport:
     files: int
     objects: int
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checked: list[Checked] = field(default_factory=list)  # only with record_checked
 
     def counts(self) -> dict[str, int]:
         out = {"deny": 0, "warn": 0, "info": 0}
@@ -105,15 +107,23 @@ def check_stream(
     parts: Iterable[LoadResult],
     params: Mapping[str, Mapping[str, Any]],
     engine_name: str = "native",
+    *,
+    record_checked: bool = False,
 ) -> CheckReport:
-    """Evaluate ``packs`` file by file; documents are dropped once evaluated."""
+    """Evaluate ``packs`` file by file; documents are dropped once evaluated.
+
+    ``record_checked`` also keeps, per object, which rules applied to it (for
+    JUnit's passing test cases)."""
     engine = make_engine(engine_name, packs, params)
+    checked: list[Checked] = []
     findings: list[Finding] = []
     errors: list[InputError] = []
     skipped: list[Skipped] = []
     files = objects = 0
     for part in parts:
         findings.extend(engine.evaluate_all(part.documents))
+        if record_checked:
+            checked.extend(_applicable(packs, part.documents))
         errors.extend(part.errors)
         skipped.extend(part.skipped)
         files += part.files
@@ -127,7 +137,21 @@ def check_stream(
         files=files,
         objects=objects,
         params=engine.effective_params,
+        checked=checked,
     )
+
+
+def _applicable(packs: list[Pack], docs: Iterable[Document]) -> list[Checked]:
+    out = []
+    for d in docs:
+        rules = tuple(
+            (p.name, r.id)
+            for p in packs
+            for r in p.rules
+            if selector_matches(r.selector, d.obj, d.source)
+        )
+        out.append(Checked(d.file, d.line, d.index, object_ref(d.obj, d.source), rules))
+    return out
 
 
 def check(

@@ -7,9 +7,12 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 from __future__ import annotations
 
 import functools
+import io
+import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -17,11 +20,12 @@ import yaml
 from rich.console import Console
 
 from policykit import __version__
-from policykit.api import check_stream, resolve
+from policykit.api import CheckReport, check_stream, resolve
 from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
 from policykit.loader import iter_load, load_paths
 from policykit.packs import load_packs
+from policykit.targets.rego.bundle import write_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 3
@@ -116,10 +120,19 @@ def cli() -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json"]),
+    type=click.Choice(["table", "json", "sarif", "junit", "github"]),
     default="table",
     show_default=True,
-    help="Report format.",
+    help="Report format: table (people), json (schemas/report.schema.json), sarif "
+    "(SARIF 2.1.0 for code scanning), junit (XML test report), github (workflow "
+    "annotations).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to FILE (atomically) instead of standard output.",
 )
 @click.option(
     "--fail-on",
@@ -153,6 +166,7 @@ def check(
     packs: tuple[str, ...],
     params: tuple[str, ...],
     fmt: str,
+    output: Path | None,
     fail_on: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -175,12 +189,8 @@ def check(
         raise click.UsageError("no PATHS given and none configured")
     pack_objs = load_packs(sel.packs)
     parts = iter_load(sel.paths, include=sel.include, exclude=sel.exclude)
-    report = check_stream(pack_objs, parts, sel.params, engine)
-    console = _console()
-    if fmt == "json":
-        render.print_json(console, render.report_json(report))
-    else:
-        render.print_table(console, report)
+    report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
+    emit_report(fmt, output, report)
     for err in report.errors:
         _stderr(f"policykit: {err.one_line()}")
     if report.errors:
@@ -196,7 +206,7 @@ def check(
     "--target",
     "targets",
     multiple=True,
-    type=click.Choice(["rego", "opa", "gatekeeper", "vap", "kyverno"]),
+    type=click.Choice(["rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema"]),
     help="Targets to verify (repeatable; default all).",
 )
 @click.option(
@@ -305,3 +315,29 @@ _build.register(cli)
 
 def main() -> None:
     cli(prog_name="policykit")
+
+
+def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
+    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output."""
+    from policykit import reports
+
+    if fmt == "table":
+        if output is None:
+            render.print_table(_console(), report)
+            return
+        console = Console(file=io.StringIO(), width=160, no_color=True)
+        render.print_table(console, report)
+        text = console.file.getvalue()  # type: ignore[attr-defined]
+    elif fmt == "json":
+        text = json.dumps(render.report_json(report), indent=2, ensure_ascii=False) + "\n"
+    elif fmt == "sarif":
+        text = reports.dumps_sarif(reports.sarif(report.packs, report.findings, report.errors))
+    elif fmt == "junit":
+        text = reports.junit(report.packs, report.checked, report.findings, report.errors)
+    else:
+        text = reports.github(report.findings, report.errors)
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomic(output, text.encode("utf-8"))

@@ -1,0 +1,261 @@
+"""Machine report formats for CI: SARIF 2.1.0, JUnit XML and GitHub workflow
+commands (the JSON report lives in :mod:`policykit.cli.render`).
+
+* **SARIF**: one ``reportingDescriptor`` per rule of the selected packs (id,
+  name, short/full description, help from the remediation, default level from
+  the severity: deny → error, warn → warning, info → note); one result per
+  finding with its file and line (a ``physicalLocation``), the object as a
+  ``logicalLocation`` and a stable ``partialFingerprints`` entry so code
+  scanning tracks a finding across commits; input errors as tool execution
+  notifications. Validated against the SARIF 2.1.0 schema in tests.
+* **JUnit**: one ``testsuite`` per pack, one ``testcase`` per rule and object the
+  rule applies to; a finding is a ``failure`` (deny/warn; info findings are
+  reported in ``system-out`` and do not fail), input errors are ``error``
+  test cases.
+* **GitHub**: one ``::error``/``::warning``/``::notice`` workflow command per
+  finding with ``file`` and ``line``; values escaped as the runner requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from xml.etree import ElementTree as ET
+
+from policykit import __version__
+from policykit.errors import PolicykitError
+from policykit.ir.rule import Pack, Rule
+from policykit.model import Finding, ObjectRef
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+LEVELS = {"deny": "error", "warn": "warning", "info": "note"}
+GITHUB = {"deny": "error", "warn": "warning", "info": "notice"}
+INFO_URI = "https://github.com/policykit/policykit"
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """An object and the rules that applied to it (for JUnit's passing cases)."""
+
+    file: str
+    line: int
+    doc_index: int
+    object: ObjectRef
+    rules: tuple[tuple[str, str], ...]  # (pack, rule id)
+
+
+def _uri(path: str) -> str:
+    """A URI reference: relative to the working directory (what code scanning
+    resolves against the repository root) when possible, else ``file://``."""
+    if not path:
+        return "stdin"
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            p = p.relative_to(Path.cwd())
+        except ValueError:
+            return p.as_uri()
+    return quote(p.as_posix())
+
+
+def fingerprint(f: Finding) -> str:
+    """Stable across runs and line moves: rule, file, object and item."""
+    key = "\x1f".join(
+        [f.pack, f.rule, f.file, str(f.object), "" if f.item is None else str(f.item)]
+    )
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _rule_name(rule: Rule) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", rule.title)
+    return "".join(w[:1].upper() + w[1:] for w in words) or rule.id
+
+
+def _descriptor(pack: Pack, rule: Rule) -> dict[str, Any]:
+    help_text = rule.remediation or rule.description or rule.title
+    return {
+        "id": rule.id,
+        "name": _rule_name(rule),
+        "shortDescription": {"text": rule.title},
+        "fullDescription": {"text": rule.description or rule.title},
+        "help": {"text": help_text},
+        "defaultConfiguration": {"level": LEVELS[rule.severity]},
+        "properties": {
+            "pack": pack.name,
+            "packVersion": pack.version,
+            "severity": rule.severity,
+            "tags": list(rule.tags),
+        },
+    }
+
+
+def sarif(
+    packs: Sequence[Pack], findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()
+) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run."""
+    rules: list[dict[str, Any]] = []
+    index: dict[tuple[str, str], int] = {}
+    for p in packs:
+        for r in p.rules:
+            index[(p.name, r.id)] = len(rules)
+            rules.append(_descriptor(p, r))
+    results = []
+    for f in findings:
+        result: dict[str, Any] = {
+            "ruleId": f.rule,
+            "level": LEVELS[f.severity],
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(f.file)},
+                        "region": {"startLine": max(f.line, 1)},
+                    },
+                    "logicalLocations": [{"fullyQualifiedName": str(f.object), "kind": "object"}],
+                }
+            ],
+            "partialFingerprints": {"policykit/v1": fingerprint(f)},
+            "properties": {"pack": f.pack, "object": f.object.to_json()},
+        }
+        if (f.pack, f.rule) in index:
+            result["ruleIndex"] = index[(f.pack, f.rule)]
+        if f.item is not None:
+            result["properties"]["item"] = f.item
+        results.append(result)
+    notes = []
+    for e in errors:
+        note: dict[str, Any] = {
+            "level": "error",
+            "message": {"text": f"{e.code} {e.message}" + (f" ({e.hint})" if e.hint else "")},
+        }
+        if e.loc:
+            note["locations"] = [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(e.loc.file)},
+                        "region": {"startLine": max(e.loc.line, 1)},
+                    }
+                }
+            ]
+        notes.append(note)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "policykit",
+                        "version": __version__,
+                        "informationUri": INFO_URI,
+                        "rules": rules,
+                    }
+                },
+                "invocations": [
+                    {"executionSuccessful": not errors, "toolExecutionNotifications": notes}
+                ],
+                "results": results,
+            }
+        ],
+    }
+
+
+def junit(
+    packs: Sequence[Pack],
+    checked: Sequence[Checked],
+    findings: Sequence[Finding],
+    errors: Sequence[PolicykitError] = (),
+) -> str:
+    """JUnit XML: per pack a suite, per (rule, applicable object) a test case."""
+    by_case: dict[tuple[str, str, str, int], list[Finding]] = {}
+    for f in findings:
+        by_case.setdefault((f.pack, f.rule, f.file, f.doc_index), []).append(f)
+    root = ET.Element("testsuites", name="policykit")
+    total = fails = 0
+    for pack in packs:
+        suite = ET.SubElement(root, "testsuite", name=f"{pack.name}@{pack.version}")
+        n = nf = 0
+        for c in checked:
+            for pack_name, rule_id in c.rules:
+                if pack_name != pack.name:
+                    continue
+                n += 1
+                case = ET.SubElement(
+                    suite,
+                    "testcase",
+                    classname=f"{pack.name}.{rule_id}",
+                    name=f"{c.object} ({c.file or 'stdin'}:{c.line})",
+                    file=c.file,
+                    line=str(c.line),
+                )
+                hits = by_case.get((pack.name, rule_id, c.file, c.doc_index), [])
+                failing = [h for h in hits if h.severity != "info"]
+                if failing:
+                    nf += 1
+                    fail = ET.SubElement(
+                        case,
+                        "failure",
+                        message=failing[0].message,
+                        type=failing[0].severity,
+                    )
+                    fail.text = "\n".join(h.message for h in failing)
+                elif hits:
+                    ET.SubElement(case, "system-out").text = "\n".join(h.message for h in hits)
+        suite.set("tests", str(n))
+        suite.set("failures", str(nf))
+        suite.set("errors", "0")
+        total, fails = total + n, fails + nf
+    if errors:
+        suite = ET.SubElement(root, "testsuite", name="input", tests=str(len(errors)))
+        suite.set("failures", "0")
+        suite.set("errors", str(len(errors)))
+        for e in errors:
+            case = ET.SubElement(
+                suite, "testcase", classname="input", name=e.loc.file if e.loc else "input"
+            )
+            ET.SubElement(case, "error", message=e.one_line(), type=e.code)
+    root.set("tests", str(total + len(errors)))
+    root.set("failures", str(fails))
+    root.set("errors", str(len(errors)))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _gh_data(s: str) -> str:
+    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_prop(s: str) -> str:
+    return _gh_data(s).replace(":", "%3A").replace(",", "%2C")
+
+
+def github(findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()) -> str:
+    """GitHub Actions workflow commands (annotations), one per line."""
+    lines = []
+    for f in findings:
+        props = [f"file={_gh_prop(f.file)}"] if f.file else []
+        if f.file and f.line:
+            props.append(f"line={f.line}")
+        props.append(f"title={_gh_prop(f'{f.rule} ({f.severity})')}")
+        lines.append(
+            f"::{GITHUB[f.severity]} {','.join(props)}::{_gh_data(f'{f.object}: {f.message}')}"
+        )
+    for e in errors:
+        props = []
+        if e.loc:
+            props.append(f"file={_gh_prop(e.loc.file)}")
+            if e.loc.line:
+                props.append(f"line={e.loc.line}")
+        props.append(f"title={_gh_prop(e.code)}")
+        lines.append(f"::error {','.join(props)}::{_gh_data(e.message)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def dumps_sarif(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,132 @@
+"""CI report formats of ``policykit check``: SARIF 2.1.0 (validated against the
+official schema in the corpus), JUnit XML, GitHub annotations; ``--output``
+writes atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from click.testing import CliRunner
+from jsonschema import Draft7Validator
+
+from policykit.api import check
+from policykit.cli.main import cli
+from policykit.errors import InputError, SourceLoc
+from policykit.model import Finding, ObjectRef
+from policykit.reports import fingerprint, github, sarif
+from tests.conftest import ROOT, SHARED
+
+SARIF_SCHEMA = json.loads((SHARED / "corpus/sarif/sarif-schema-2.1.0.json").read_text())
+
+
+def _run(*args: str) -> tuple[int, str]:
+    r = CliRunner().invoke(cli, ["check", str(ROOT / "examples"), *args])
+    return r.exit_code, r.output
+
+
+def test_sarif_is_valid_and_complete() -> None:
+    code, out = _run("--format", "sarif")
+    assert code == 1
+    doc = json.loads(out)
+    Draft7Validator(SARIF_SCHEMA).validate(doc)
+    run = doc["runs"][0]
+    rules = run["tool"]["driver"]["rules"]
+    report = check(
+        [str(ROOT / "examples")],
+        packs=["policykit.packs.starter", str(ROOT / "examples/packs/acme.py")],
+    )
+    assert {r["id"] for r in rules} == {r.id for p in report.packs for r in p.rules}
+    assert len(run["results"]) == len(report.findings) > 5
+    levels = {"deny": "error", "warn": "warning", "info": "note"}
+    for res, f in zip(run["results"], report.findings, strict=True):
+        assert res["ruleId"] == f.rule and res["level"] == levels[f.severity]
+        assert rules[res["ruleIndex"]]["id"] == f.rule
+        loc = res["locations"][0]["physicalLocation"]
+        assert loc["region"]["startLine"] == f.line
+        uri = loc["artifactLocation"]["uri"]
+        assert not uri.startswith("/") and (Path.cwd() / uri).is_file(), uri
+    # stable fingerprints, distinct per finding
+    fps = [r["partialFingerprints"]["policykit/v1"] for r in run["results"]]
+    assert len(set(fps)) == len(fps)
+    assert run["invocations"][0]["executionSuccessful"] is True
+
+
+def test_sarif_reports_input_errors_and_odd_paths() -> None:
+    f = Finding(
+        "X-001", "p", "warn", "m", ObjectRef("v1", "Pod", "", "a"), "dir with space/é.yaml", 0, 7
+    )
+    err = InputError("bad YAML", loc=SourceLoc("broken.yaml", 3), hint="fix it")
+    doc = sarif([], [f], [err])
+    Draft7Validator(SARIF_SCHEMA).validate(doc)
+    uri = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"][
+        "uri"
+    ]
+    assert uri == "dir%20with%20space/%C3%A9.yaml"
+    inv = doc["runs"][0]["invocations"][0]
+    assert inv["executionSuccessful"] is False
+    assert inv["toolExecutionNotifications"][0]["locations"][0]["physicalLocation"]["region"] == {
+        "startLine": 3
+    }
+
+
+def test_fingerprint_ignores_line_moves_but_not_identity() -> None:
+    ref = ObjectRef("v1", "Pod", "ns", "a")
+    a = Finding("X-001", "p", "deny", "m", ref, "f.yaml", 0, 3)
+    b = Finding("X-001", "p", "deny", "m2", ref, "f.yaml", 1, 30)
+    c = Finding("X-001", "p", "deny", "m", ObjectRef("v1", "Pod", "ns", "b"), "f.yaml", 0, 3)
+    assert fingerprint(a) == fingerprint(b) != fingerprint(c)
+
+
+def test_junit_one_case_per_rule_and_object(tmp_path: Path) -> None:
+    out = tmp_path / "report.xml"
+    code, _ = _run("--format", "junit", "--output", str(out))
+    assert code == 1
+    root = ET.parse(out).getroot()
+    report = check(
+        [str(ROOT / "examples")],
+        packs=["policykit.packs.starter", str(ROOT / "examples/packs/acme.py")],
+    )
+    cases = root.findall(".//testcase")
+    assert int(root.get("tests", "0")) == len(cases)
+    failures = [c for c in cases if c.find("failure") is not None]
+    failing = {(f.pack, f.rule, f.file, f.line) for f in report.findings if f.severity != "info"}
+    got = {
+        (
+            c.get("classname", "").split(".")[0],
+            c.get("classname", "").split(".", 1)[1],
+            c.get("file"),
+            int(c.get("line", "0")),
+        )
+        for c in failures
+    }
+    assert got == failing
+    assert int(root.get("failures", "0")) == len(failures)
+    # every (rule, object) that applied is a case: more cases than findings
+    assert len(cases) > len(report.findings)
+
+
+def test_github_annotations_escape_and_locate() -> None:
+    ref = ObjectRef("v1", "Pod", "ns", "a")
+    f = Finding("X-001", "p", "warn", "line1\nline2 100%", ref, "a,b:c.yaml", 0, 4)
+    text = github([f], [InputError("oops", loc=SourceLoc("x.yaml", 2))])
+    lines = text.splitlines()
+    assert lines[0] == (
+        "::warning file=a%2Cb%3Ac.yaml,line=4,title=X-001 (warn)::Pod/ns/a: line1%0Aline2 100%25"
+    )
+    assert lines[1].startswith("::error file=x.yaml,line=2,title=PK001::")
+    code, out = _run("--format", "github")
+    assert code == 1 and out.count("::error ") + out.count("::warning ") >= 5
+
+
+@pytest.mark.parametrize("fmt", ["json", "sarif", "table"])
+def test_output_file_is_written_atomically(tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "r.out"
+    code, stdout = _run("--format", fmt, "--output", str(out))
+    assert code == 1 and stdout == ""
+    assert out.read_text().strip()
+    assert [p.name for p in tmp_path.iterdir()] == ["r.out"]  # no temporary left behind
+    code, _ = _run("--format", fmt, "--output", str(out / "under-a-file"))
+    assert code == 2  # cannot be written: one clear line, exit 2
