@@ -31,16 +31,20 @@ class CheckReport:
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     checked: list[Checked] = field(default_factory=list)  # only with record_checked
 
+    fixed: int | None = None  # baseline entries no longer found (None: no baseline)
+
     def counts(self) -> dict[str, int]:
+        """Findings per severity, not counting baselined ones."""
         out = {"deny": 0, "warn": 0, "info": 0}
         for f in self.findings:
-            out[f.severity] += 1
+            if not f.baselined:
+                out[f.severity] += 1
         return out
 
     def reaches(self, threshold: str) -> bool:
-        """Whether any finding is at or above ``threshold`` severity."""
+        """Whether any finding that is not baselined is at or above ``threshold``."""
         bar = SEVERITY_RANK[threshold]
-        return any(SEVERITY_RANK[f.severity] >= bar for f in self.findings)
+        return any(SEVERITY_RANK[f.severity] >= bar for f in self.findings if not f.baselined)
 
 
 @dataclass(slots=True)

@@ -94,6 +94,7 @@ class Finding:
     doc_index: int = 0
     line: int = 0
     item: int | None = None
+    baselined: bool = False  # recorded in the --baseline file: reported, does not fail
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (
@@ -117,6 +118,8 @@ class Finding:
         }
         if self.item is not None:
             out["item"] = self.item
+        if self.baselined:
+            out["baselined"] = True
         return out
 
 

@@ -121,6 +121,7 @@ def sarif(
                 }
             ],
             "partialFingerprints": {"policykit/v1": fingerprint(f)},
+            "baselineState": "unchanged" if f.baselined else "new",
             "properties": {"pack": f.pack, "object": f.object.to_json()},
         }
         if (f.pack, f.rule) in index:
@@ -195,7 +196,7 @@ def junit(
                     line=str(c.line),
                 )
                 hits = by_case.get((pack.name, rule_id, c.file, c.doc_index), [])
-                failing = [h for h in hits if h.severity != "info"]
+                failing = [h for h in hits if h.severity != "info" and not h.baselined]
                 if failing:
                     nf += 1
                     fail = ET.SubElement(
@@ -239,6 +240,8 @@ def github(findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()) -
     """GitHub Actions workflow commands (annotations), one per line."""
     lines = []
     for f in findings:
+        if f.baselined:
+            continue
         props = [f"file={_gh_prop(f.file)}"] if f.file else []
         if f.file and f.line:
             props.append(f"line={f.line}")

@@ -20,6 +20,7 @@ import yaml
 from rich.console import Console
 
 from policykit import __version__
+from policykit import baseline as baselines
 from policykit.api import CheckReport, check_stream, resolve
 from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
@@ -135,6 +136,17 @@ def cli() -> None:
     help="Write the report to FILE (atomically) instead of standard output.",
 )
 @click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Findings recorded in FILE are reported but do not fail the run; only new ones do.",
+)
+@click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="Record today's findings in the --baseline FILE (atomically) and exit 0.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(["deny", "warn", "info"]),
     default=None,
@@ -167,6 +179,8 @@ def check(
     params: tuple[str, ...],
     fmt: str,
     output: Path | None,
+    baseline: Path | None,
+    update_baseline: bool,
     fail_on: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -189,12 +203,25 @@ def check(
         raise click.UsageError("no PATHS given and none configured")
     pack_objs = load_packs(sel.packs)
     parts = iter_load(sel.paths, include=sel.include, exclude=sel.exclude)
+    if update_baseline and baseline is None:
+        raise click.UsageError("--update-baseline needs --baseline FILE")
+    recorded = None if baseline is None or update_baseline else baselines.load(baseline)
     report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
+    if update_baseline and baseline is not None and report.errors:
+        _stderr(f"policykit: {baseline} not updated: fix the input errors first")
+    elif update_baseline and baseline is not None:
+        write_atomic(baseline, baselines.dumps(report.findings).encode("utf-8"))
+        _stderr(f"policykit: recorded {len(report.findings)} findings in {baseline}")
+    elif recorded is not None:
+        applied = baselines.apply(report.findings, recorded)
+        report.findings, report.fixed = applied.findings, applied.fixed
     emit_report(fmt, output, report)
     for err in report.errors:
         _stderr(f"policykit: {err.one_line()}")
     if report.errors:
         sys.exit(EXIT_INPUT)
+    if update_baseline:
+        sys.exit(EXIT_OK)
     sys.exit(EXIT_FINDINGS if report.reaches(sel.fail_on) else EXIT_OK)
 
 

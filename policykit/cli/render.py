@@ -44,6 +44,11 @@ def report_json(report: CheckReport) -> dict[str, Any]:
             "findings": report.counts(),
             "errors": len(report.errors),
             "skipped": len(report.skipped),
+            **(
+                {"baselined": sum(f.baselined for f in report.findings), "fixed": report.fixed}
+                if report.fixed is not None
+                else {}
+            ),
         },
     }
 
@@ -53,7 +58,8 @@ def print_json(console: Console, doc: dict[str, Any]) -> None:
 
 
 def print_table(console: Console, report: CheckReport) -> None:
-    for file, group in groupby(report.findings, key=lambda f: f.file):
+    shown = [f for f in report.findings if not f.baselined]
+    for file, group in groupby(shown, key=lambda f: f.file):
         table = Table(
             title=Text(file or "<stdin>", style="bold"),
             title_justify="left",
@@ -81,6 +87,11 @@ def print_table(console: Console, report: CheckReport) -> None:
     summary.append(", ")
     summary.append(f"{c['warn']} warn", style=_STYLE["warn"] if c["warn"] else "")
     summary.append(f", {c['info']} info")
+    if report.fixed is not None:
+        summary.append(
+            f"; {len(report.findings) - len(shown)} baselined (not shown), "
+            f"{report.fixed} baseline entries fixed"
+        )
     if report.skipped:
         summary.append(f"; {len(report.skipped)} documents skipped (not objects)")
     if report.errors:
