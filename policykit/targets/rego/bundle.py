@@ -31,6 +31,7 @@ from policykit import __version__
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.targets.rego.compiler import ROOT_RE, RegoOptions, compile_packs
+from policykit.targets.rego.signing import SIGNATURES, sign
 
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z0-9_.\[\]\"]+)", re.M)
 _RULE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\(|\s+contains\b|\s*:=|\s+if\b)", re.M)
@@ -170,8 +171,10 @@ def build_bundle(
     *,
     root: str = "policykit",
     revision: str | None = None,
+    signing: Signing | None = None,
 ) -> Bundle:
-    """Compile ``packs`` into a bundle (``params`` are the effective values)."""
+    """Compile ``packs`` into a bundle (``params`` are the effective values),
+    signed when ``signing`` is given."""
     opts = RegoOptions(root=check_root(root))
     base = root.replace(".", "/")
     modules = compile_packs(packs, opts)
@@ -197,7 +200,22 @@ def build_bundle(
         },
     }
     files[".manifest"] = _canonical(manifest) + b"\n"
+    if signing is not None:
+        files[SIGNATURES] = sign(
+            files, signing.key, alg=signing.alg, key_id=signing.key_id, scope=signing.scope
+        )
     return Bundle(files)
+
+
+@dataclass(frozen=True, slots=True)
+class Signing:
+    """How to sign a bundle: a private key (or HMAC secret) file and its JWS
+    algorithm, optional key id and scope."""
+
+    key: Path
+    alg: str = "RS256"
+    key_id: str | None = None
+    scope: str | None = None
 
 
 def write_atomic(path: Path, content: bytes) -> None:
