@@ -344,6 +344,35 @@ def main() -> None:
     cli(prog_name="policykit")
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8282, show_default=True, type=int, help="Port (0: any free one).")
+@click.option(
+    "--max-wait",
+    default=60.0,
+    show_default=True,
+    type=float,
+    help="Longest a long-polling request is held, in seconds.",
+)
+@click.option("--quiet", is_flag=True, help="No access log.")
+@handle_errors
+def serve(directory: Path, host: str, port: int, max_wait: float, quiet: bool) -> None:
+    """Serve the bundles in DIRECTORY to OPA: GET /NAME.tar.gz, ETag and 304,
+    long polling (Prefer: ...;wait=N). Runs until interrupted."""
+    from policykit.serve import make_server
+
+    server = make_server(directory, host, port, max_wait=max_wait, quiet=quiet)
+    bound = server.server_address[1]
+    _stderr(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        _stderr("policykit: stopped")
+    finally:
+        server.server_close()
+
+
 def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
     """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output."""
     from policykit import reports
