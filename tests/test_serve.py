@@ -138,7 +138,7 @@ def test_cli_serves_a_built_bundle(tmp_path: Path) -> None:
         assert proc.stderr is not None
         line = proc.stderr.readline()
         port = int(line.split("http://127.0.0.1:")[1].split("/")[0])
-        status, h, body = _get(port, "/policykit.tar.gz")
+        status, _, body = _get(port, "/policykit.tar.gz")
         assert status == 200 and body == (out / "policykit.tar.gz").read_bytes()
     finally:
         proc.terminate()
