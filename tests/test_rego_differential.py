@@ -107,3 +107,66 @@ def test_adversarial_strings_stay_data(text: str) -> None:
             # (docs/engines.md); real OPA must still agree, and does
             continue
         assert got == results["native"], name
+
+
+def test_string_parameters_with_backslashes_mean_the_same_everywhere() -> None:
+    """A parameter holding a backslash used as a regex, rendered in a message and
+    compared with input: regopy's regex.match unescapes string patterns, so the
+    regopy engine runs values.pattern doubling backslashes (docs/engines.md)."""
+    from policykit.ir import nodes as ir
+    from policykit.ir.rule import Message, ParamSpec, Rule
+
+    name = ir.Path(ir.OBJECT_ROOT, ("metadata", "name"))
+    rule = Rule(
+        "GEN-1",
+        "t",
+        "deny",
+        ir.Or((ir.Matches(name, ir.Param("pattern")), ir.In(name, ir.Param("allowed")))),
+        Message(("r1 ", ir.Param("pattern"), " ", ir.Param("allowed"), " ", name)),
+    )
+    pack = Pack(
+        "gen",
+        "1.0.0",
+        (rule,),
+        (
+            ParamSpec("pattern", {"type": "string"}, "a\\.b"),
+            ParamSpec("allowed", {"type": "array"}, ["x\\y", "\\"]),
+        ),
+    )
+    objs = [
+        {"apiVersion": "v1", "kind": "K", "metadata": {"name": n}}
+        for n in ("a.b", "a\\.b", "x\\y", "\\", "xy", "ab")
+    ]
+    results = _run(pack, objs)
+    native = results.pop("native")
+    assert len(native) == 3
+    for name_, got in results.items():
+        assert got == native, name_
+
+
+@pytest.mark.parametrize("lit", [-0.01, -1, 2.5])
+def test_statements_never_start_with_a_parenthesis(lit: float) -> None:
+    """regopy reads a body line starting with ``(`` or ``-`` as continuing the
+    line before (a call on the previous term); the compiler never emits one."""
+    from policykit.ir import nodes as ir
+    from policykit.ir.rule import Each, Message, Rule
+
+    spec_a = ir.Path(ir.OBJECT_ROOT, ("spec", "a"))
+    rules = (
+        Rule("GEN-1", "t", "deny", ir.Compare("==", ir.Literal(lit), ir.Path("it", ())),
+             Message(("r1 ",)), each=Each("it", spec_a)),
+        Rule("GEN-2", "t", "deny", ir.In(ir.Literal(lit), spec_a), Message(("r2 ",))),
+        Rule("GEN-3", "t", "deny",
+             ir.Compare(">", ir.Arith("*", ir.Arith("+", spec_a, spec_a), ir.Literal(lit)),
+                        ir.Arith("-", ir.Literal(lit), spec_a)), Message(("r3 ",))),
+    )  # fmt: skip
+    pack = Pack("gen", "1.0.0", rules)
+    objs = [
+        {"apiVersion": "v1", "kind": "K", "metadata": {"name": "x"}, "spec": {"a": a}}
+        for a in ([lit, 1], [1], 3, -2)
+    ]
+    results = _run(pack, objs)
+    native = results.pop("native")
+    assert native
+    for name, got in results.items():
+        assert got == native, name

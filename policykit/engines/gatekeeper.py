@@ -103,13 +103,15 @@ class TemplateRunner:
         if engine == "rego":
             import regopy
 
+            from policykit.targets.rego.compiler import regopy_modules
+
             modules["harness.rego"] = (
                 "package policykit_harness\n\n"
                 'violations := [{"msg": base64.encode(v.msg), "details": v.details} |\n'
                 f"\tsome v in data.{self.package}.violation\n]\n"
             )
             builder = regopy.Interpreter()
-            for path, text in modules.items():
+            for path, text in regopy_modules(modules).items():
                 builder.add_module(path, text)
             try:
                 self._bundle = builder.build(None, ["policykit_harness/violations"])

@@ -25,6 +25,7 @@ from policykit.targets.rego.compiler import (
     compile_packs,
     params_data,
     params_module,
+    regopy_modules,
 )
 
 Mode = Literal["batch", "object"]
@@ -113,7 +114,7 @@ class RegopyEngine(_RegoBase):
         import regopy
 
         builder = regopy.Interpreter()
-        for path, text in self.modules.items():
+        for path, text in regopy_modules(self.modules).items():
             builder.add_module(path, text)
         # Parameters as a module, not data: regopy's add_data keeps JSON escapes
         # undecoded ("a\\tb" stays backslash-t), unlike set_input.

@@ -23,7 +23,7 @@ How the semantics are kept:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,11 +266,11 @@ class RegoCompiler(Compiler):
             return ["false"]
         known_differ = ta != "any" and tb != "any" and ta != tb
         if n.op == "==":
-            return ["false"] if known_differ else [*sa, *sb, f"{a} == {b}"]
+            return ["false"] if known_differ else [*sa, *sb, *self._infix(a, "==", b)]
         if n.op == "!=":
             if known_differ:  # present and of different types: unequal
                 return [*sa, *sb, f"_ = {a}", f"_ = {b}"]
-            return [*sa, *sb, f"{a} != {b}"]
+            return [*sa, *sb, *self._infix(a, "!=", b)]
         ordered = ("any", "number", "string")
         if ta not in ordered or tb not in ordered or known_differ:
             return ["false"]
@@ -278,8 +278,19 @@ class RegoCompiler(Compiler):
             typ = ta if ta != "any" else tb
             other = b if ta != "any" else a
             guard = f"is_{typ}({other})"
-            return [*sa, *sb, guard, f"{a} {n.op} {b}"]
+            return [*sa, *sb, guard, *self._infix(a, n.op, b)]
         return [*sa, *sb, f"{self.use(LIB_VALUES)}.{_ORDER_FN[n.op]}({a}, {b})"]
+
+    def _infix(self, a: str, op: str, b: str) -> Stmts:
+        """``a op b`` as a statement that does not start with ``(`` or ``-``:
+        regopy reads such a line as continuing the one before it (a call on the
+        previous term), so the sides are swapped or the left one is named."""
+        if not a.startswith(("(", "-")):
+            return [f"{a} {op} {b}"]
+        if not b.startswith(("(", "-")):
+            return [f"{b} {_SWAP[op]} {a}"]
+        t = self.temp()
+        return [f"{t} := {a}", f"{t} {op} {b}"]
 
     def p_And(self, n: ir.And) -> Stmts:
         out: Stmts = []
@@ -314,8 +325,9 @@ class RegoCompiler(Compiler):
         sp: Stmts = []
         if isinstance(n.pattern, ir.Literal) and isinstance(n.pattern.value, str):
             p = pr.regex(n.pattern.value)
-        else:
-            sp, p, _ = self.value(n.pattern)
+        else:  # a parameter: through values.pattern (see rego/policykit/lib/values.rego)
+            sp, pv, _ = self.value(n.pattern)
+            p = f"{self.use(LIB_VALUES)}.pattern({pv})"
         if ty not in ("any", "string"):
             return ["false"]
         return [*s, *sp, f"is_string({t})", f"regex.match({p}, {t})"]
@@ -332,7 +344,11 @@ class RegoCompiler(Compiler):
         sc, c, tc = self.value(n.collection)
         if te == "missing" or tc not in ("any", "array"):
             return ["false"]
-        return [*se, *sc, f"is_array({c})", f"{_operand(n.element, e)} in {c}"]
+        elem = _operand(n.element, e)
+        if elem.startswith(("(", "-")):  # see _infix
+            t = self.temp()
+            return [*se, *sc, f"is_array({c})", f"{t} := {elem}", f"{t} in {c}"]
+        return [*se, *sc, f"is_array({c})", f"{elem} in {c}"]
 
     def p_Quantifier(self, n: ir.Quantifier) -> Stmts:
         coll = self._collection(n.collection, n.var)
@@ -589,7 +605,7 @@ def params_module(packs: Sequence[Pack], params: dict[str, dict[str, Any]], root
     bundle's data, for engines that cannot load data faithfully (regopy)."""
     mod = pr.Module(f"{root}.params")
     for p in packs:
-        mod.add([f"{p.name} := {pr.term(params.get(p.name, p.defaults()), regex_strings=True)}"])
+        mod.add([f"{p.name} := {pr.term(params.get(p.name, p.defaults()))}"])
     return mod.text()
 
 
@@ -603,7 +619,28 @@ def params_data(
     return doc
 
 
+_SWAP = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
 def _operand(node: ir.Value, text: str) -> str:
     """``text`` as the operand of an infix operator: an arithmetic value (itself
     infix) is parenthesised, everything else is a term (opa fmt's rule)."""
     return f"({text})" if isinstance(node, ir.Arith) and " " in text else text
+
+
+REGOPY_PATTERN = 'pattern(p) := replace(p, base64.decode("XA=="), base64.decode("XFw="))'
+
+
+def regopy_modules(modules: Mapping[str, str]) -> dict[str, str]:
+    """``modules`` as regopy must run them: ``values.pattern`` doubles
+    backslashes, because regopy's ``regex.match`` unescapes a pattern held in a
+    string once (docs/engines.md). Everything else is unchanged."""
+    out = dict(modules)
+    hits = 0
+    for path, text in modules.items():
+        if "\npattern(p) := p\n" in text:
+            out[path] = text.replace("\npattern(p) := p\n", "\n" + REGOPY_PATTERN + "\n")
+            hits += 1
+    if hits != 1:
+        raise AssertionError(f"expected one values.pattern definition, found {hits}")
+    return out

@@ -66,13 +66,8 @@ def number(v: int | float) -> str:
     return f"({text})" if text.startswith("-") else text
 
 
-def term(v: Any, *, regex_strings: bool = False) -> str:
-    """A JSON value as a Rego term (objects with sorted keys).
-
-    ``regex_strings`` writes strings as :func:`regex` does: regopy's
-    ``regex.match`` only reads a pattern with backslashes correctly when it was
-    written as a raw string (used for regopy's parameter module).
-    """
+def term(v: Any) -> str:
+    """A JSON value as a Rego term (objects with sorted keys)."""
     if v is None:
         return "null"
     if v is True:
@@ -80,13 +75,13 @@ def term(v: Any, *, regex_strings: bool = False) -> str:
     if v is False:
         return "false"
     if isinstance(v, str):
-        return regex(v) if regex_strings else string(v)
+        return string(v)
     if isinstance(v, (int, float)):
         return number(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(term(x, regex_strings=regex_strings) for x in v) + "]"
+        return "[" + ", ".join(term(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        items = (f"{string(str(k))}: {term(v[k], regex_strings=regex_strings)}" for k in sorted(v))
+        items = (f"{string(str(k))}: {term(v[k])}" for k in sorted(v))
         return "{" + ", ".join(items) + "}"
     raise TypeError(f"no Rego term for {type(v).__name__}")
 

@@ -42,6 +42,12 @@ _same_ordered(a, b) if {
 # lists item by item and would reject refs such as item.name on a string.
 erase(x) := x
 
+# A regex held in a string value (a parameter), as regex.match reads it. The
+# identity in OPA and Gatekeeper; policykit's regopy engine swaps in a version
+# that doubles backslashes, because regopy's regex.match unescapes its pattern
+# once (docs/engines.md).
+pattern(p) := p
+
 # --- derived values -----------------------------------------------------------
 
 length(v) := count(v) if is_string(v)

@@ -73,3 +73,9 @@ test_erase_and_excluded if {
 	not values.excluded(["kube-*"], {"apiVersion": "v1", "metadata": {"namespace": "prod"}})
 	not values.excluded(["kube-*"], {"apiVersion": "v1", "metadata": {}})
 }
+
+test_pattern_is_the_identity if {
+	values.pattern("^a+$") == "^a+$"
+	regex.match(values.pattern("^a+$"), "aaa")
+	not regex.match(values.pattern("^a+$"), "ab")
+}
