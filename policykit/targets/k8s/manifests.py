@@ -23,6 +23,7 @@ from policykit import __version__
 from policykit.errors import ErrorList
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
+from policykit.targets.cel import printer as cel_printer
 from policykit.targets.cel.compiler import CelRule, compile_pack
 from policykit.targets.k8s.kinds import lookup
 
@@ -97,6 +98,25 @@ def _one_line(text: str) -> str:
     return " ".join(text.split()) or "policy violation"
 
 
+_BREAKS = ("\n", "\r")
+
+
+def message_expression(message: str) -> str:
+    """A ``messageExpression`` without line breaks: the API server discards a
+    message with a line break (and an empty or blank one) for ``message``."""
+    for ch in _BREAKS:
+        message = f"({message}).replace({cel_printer.string(ch)}, ' ')"
+    return message
+
+
+def shown_message(message: str, fallback: str) -> str:
+    """What the API server shows for an evaluated ``messageExpression``: line
+    breaks as spaces, and ``fallback`` (the static ``message``) when blank."""
+    for ch in _BREAKS:
+        message = message.replace(ch, " ")
+    return message if message.strip() else fallback
+
+
 def _metadata(name: str, cr: CelRule, pack: Pack) -> dict[str, Any]:
     return {
         "name": name,
@@ -123,7 +143,7 @@ def _spec_core(cr: CelRule) -> dict[str, Any]:
         "reason": "Invalid",
     }
     if cr.message != "''":
-        validation["messageExpression"] = cr.message
+        validation["messageExpression"] = message_expression(cr.message)
     spec["validations"] = [validation]
     return spec
 
