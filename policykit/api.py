@@ -32,19 +32,21 @@ class CheckReport:
     checked: list[Checked] = field(default_factory=list)  # only with record_checked
 
     fixed: int | None = None  # baseline entries no longer found (None: no baseline)
+    expired_waivers: list[str] = field(default_factory=list)  # each fails the run
+    stale_waivers: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Findings per severity, not counting baselined ones."""
+        """Findings per severity, not counting baselined or waived ones."""
         out = {"deny": 0, "warn": 0, "info": 0}
         for f in self.findings:
-            if not f.baselined:
+            if not f.accepted:
                 out[f.severity] += 1
         return out
 
     def reaches(self, threshold: str) -> bool:
-        """Whether any finding that is not baselined is at or above ``threshold``."""
+        """Whether a finding neither baselined nor waived is at or above ``threshold``."""
         bar = SEVERITY_RANK[threshold]
-        return any(SEVERITY_RANK[f.severity] >= bar for f in self.findings if not f.baselined)
+        return any(SEVERITY_RANK[f.severity] >= bar for f in self.findings if not f.accepted)
 
 
 @dataclass(slots=True)

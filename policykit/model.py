@@ -82,6 +82,18 @@ def object_ref(obj: dict[str, Any], source: DocSource) -> ObjectRef:
 
 
 @dataclass(frozen=True, slots=True)
+class WaiverRef:
+    """The waiver that accepted a finding (policykit.waivers)."""
+
+    reason: str
+    owner: str
+    expires: str  # ISO date
+
+    def to_json(self) -> dict[str, str]:
+        return {"reason": self.reason, "owner": self.owner, "expires": self.expires}
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
     """A rule's verdict about one object (or one item of it, for ``each`` rules)."""
 
@@ -95,6 +107,12 @@ class Finding:
     line: int = 0
     item: int | None = None
     baselined: bool = False  # recorded in the --baseline file: reported, does not fail
+    waiver: WaiverRef | None = None  # accepted by a waiver: reported, does not fail
+
+    @property
+    def accepted(self) -> bool:
+        """Reported but not failing: baselined or waived."""
+        return self.baselined or self.waiver is not None
 
     def sort_key(self) -> tuple[str, int, int, str, str]:
         return (
@@ -120,6 +138,8 @@ class Finding:
             out["item"] = self.item
         if self.baselined:
             out["baselined"] = True
+        if self.waiver is not None:
+            out["waived"] = self.waiver.to_json()
         return out
 
 

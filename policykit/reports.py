@@ -122,6 +122,20 @@ def sarif(
             ],
             "partialFingerprints": {"policykit/v1": fingerprint(f)},
             "baselineState": "unchanged" if f.baselined else "new",
+            **(
+                {
+                    "suppressions": [
+                        {
+                            "kind": "external",
+                            "status": "accepted",
+                            "justification": f"{f.waiver.reason} (owner {f.waiver.owner}, "
+                            f"expires {f.waiver.expires})",
+                        }
+                    ]
+                }
+                if f.waiver is not None
+                else {}
+            ),
             "properties": {"pack": f.pack, "object": f.object.to_json()},
         }
         if (f.pack, f.rule) in index:
@@ -196,7 +210,7 @@ def junit(
                     line=str(c.line),
                 )
                 hits = by_case.get((pack.name, rule_id, c.file, c.doc_index), [])
-                failing = [h for h in hits if h.severity != "info" and not h.baselined]
+                failing = [h for h in hits if h.severity != "info" and not h.accepted]
                 if failing:
                     nf += 1
                     fail = ET.SubElement(
@@ -240,7 +254,7 @@ def github(findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()) -
     """GitHub Actions workflow commands (annotations), one per line."""
     lines = []
     for f in findings:
-        if f.baselined:
+        if f.accepted:
             continue
         props = [f"file={_gh_prop(f.file)}"] if f.file else []
         if f.file and f.line:

@@ -6,6 +6,7 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 
 from __future__ import annotations
 
+import datetime
 import functools
 import io
 import json
@@ -19,7 +20,7 @@ import click
 import yaml
 from rich.console import Console
 
-from policykit import __version__
+from policykit import __version__, waivers
 from policykit import baseline as baselines
 from policykit.api import CheckReport, check_stream, resolve
 from policykit.cli import render
@@ -147,6 +148,19 @@ def cli() -> None:
     help="Record today's findings in the --baseline FILE (atomically) and exit 0.",
 )
 @click.option(
+    "--waivers",
+    "waivers_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Waivers file (default: policykit.waivers.yaml in the working directory, if any).",
+)
+@click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The date waivers expire against (default: today, UTC); for reproducible runs.",
+)
+@click.option(
     "--fail-on",
     type=click.Choice(["deny", "warn", "info"]),
     default=None,
@@ -181,6 +195,8 @@ def check(
     output: Path | None,
     baseline: Path | None,
     update_baseline: bool,
+    waivers_file: Path | None,
+    today: datetime.datetime | None,
     fail_on: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -215,14 +231,29 @@ def check(
     elif recorded is not None:
         applied = baselines.apply(report.findings, recorded)
         report.findings, report.fixed = applied.findings, applied.fixed
+    if waivers_file is None and Path(waivers.DEFAULT_FILE).is_file():
+        waivers_file = Path(waivers.DEFAULT_FILE)
+    if waivers_file is not None:
+        day = today.date() if today else datetime.datetime.now(datetime.UTC).date()
+        outcome = waivers.apply(report.findings, waivers.load(waivers_file), day)
+        report.findings = outcome.findings
+        report.expired_waivers = [
+            waivers.expired_message(w, str(waivers_file)) for w in outcome.expired
+        ]
+        report.stale_waivers = [waivers.stale_message(w, str(waivers_file)) for w in outcome.stale]
     emit_report(fmt, output, report)
+    for line in report.expired_waivers:
+        _stderr(f"policykit: expired: {line}")
+    for line in report.stale_waivers:
+        _stderr(f"policykit: stale: {line}")
     for err in report.errors:
         _stderr(f"policykit: {err.one_line()}")
     if report.errors:
         sys.exit(EXIT_INPUT)
     if update_baseline:
         sys.exit(EXIT_OK)
-    sys.exit(EXIT_FINDINGS if report.reaches(sel.fail_on) else EXIT_OK)
+    failed = report.reaches(sel.fail_on) or bool(report.expired_waivers)
+    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
 
 
 @cli.command()

@@ -49,7 +49,9 @@ def report_json(report: CheckReport) -> dict[str, Any]:
                 if report.fixed is not None
                 else {}
             ),
+            "waived": sum(f.waiver is not None for f in report.findings),
         },
+        "waivers": {"expired": report.expired_waivers, "stale": report.stale_waivers},
     }
 
 
@@ -58,7 +60,7 @@ def print_json(console: Console, doc: dict[str, Any]) -> None:
 
 
 def print_table(console: Console, report: CheckReport) -> None:
-    shown = [f for f in report.findings if not f.baselined]
+    shown = [f for f in report.findings if not f.accepted]
     for file, group in groupby(shown, key=lambda f: f.file):
         table = Table(
             title=Text(file or "<stdin>", style="bold"),
@@ -89,9 +91,16 @@ def print_table(console: Console, report: CheckReport) -> None:
     summary.append(f", {c['info']} info")
     if report.fixed is not None:
         summary.append(
-            f"; {len(report.findings) - len(shown)} baselined (not shown), "
+            f"; {sum(f.baselined for f in report.findings)} baselined (not shown), "
             f"{report.fixed} baseline entries fixed"
         )
+    waived = sum(f.waiver is not None for f in report.findings)
+    if waived:
+        summary.append(f"; {waived} waived (not shown)")
+    if report.expired_waivers:
+        summary.append(f"; {len(report.expired_waivers)} expired waivers", style="bold red")
+    if report.stale_waivers:
+        summary.append(f"; {len(report.stale_waivers)} stale waivers", style="yellow")
     if report.skipped:
         summary.append(f"; {len(report.skipped)} documents skipped (not objects)")
     if report.errors:
