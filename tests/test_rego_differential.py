@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policykit.engines.native import NativeEngine
-from policykit.engines.rego import OpaEngine, RegopyEngine
+from policykit.engines.rego import EngineLimitation, OpaEngine, RegopyEngine, quote_wrapped
+from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack
 from policykit.model import Document, Finding
 from tests.strategies import objects, packs
@@ -20,14 +21,39 @@ def _key(f: Finding) -> tuple[Any, ...]:
     return (f.doc_index, -1 if f.item is None else f.item, f.rule, f.severity, f.message)
 
 
+def regopy_misreads(pack: Pack, objs: Any, messages: Any = ()) -> bool:
+    """Whether a string regopy reads wrongly occurs: one wrapped in double
+    quotes, in the data, the parameters, the rule's literals or a message
+    (docs/engines.md; the regopy engine refuses such data with PK010)."""
+    literals = [
+        n.value
+        for r in pack.rules
+        for root in (r.condition, *(p for p in r.message.parts if isinstance(p, ir.Node)))
+        for n in ir.walk(root)
+        if isinstance(n, ir.Literal)
+    ]
+    texts = [p for r in pack.rules for p in r.message.parts if isinstance(p, str)]
+    return any(
+        quote_wrapped(v) is not None
+        for v in (objs, pack.defaults(), literals, texts, list(messages))
+    )
+
+
 def _run(pack: Pack, objs: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ...]]]:
     docs = [Document(o, "gen.yaml", i, 1) for i, o in enumerate(objs)]
-    out = {"native": sorted(map(_key, NativeEngine([pack]).evaluate_all(docs)))}
-    for name, engine in (
-        ("regopy-batch", RegopyEngine([pack])),
-        ("regopy-object", RegopyEngine([pack], mode="object")),
-        ("opa", OpaEngine([pack])),
-    ):
+    native = NativeEngine([pack]).evaluate_all(docs)
+    out = {"native": sorted(map(_key, native))}
+    engines: list[tuple[str, Any]] = [("opa", OpaEngine([pack]))]
+    if regopy_misreads(pack, objs, [f.message for f in native]):
+        if quote_wrapped(objs) is not None or quote_wrapped(pack.defaults()) is not None:
+            with pytest.raises(EngineLimitation):  # refused, never a wrong answer
+                RegopyEngine([pack], mode="object").evaluate_all(docs)
+    else:
+        engines += [
+            ("regopy-batch", RegopyEngine([pack])),
+            ("regopy-object", RegopyEngine([pack], mode="object")),
+        ]
+    for name, engine in engines:
         out[name] = sorted(map(_key, engine.evaluate_all(docs)))
     return out
 
@@ -170,3 +196,22 @@ def test_statements_never_start_with_a_parenthesis(lit: float) -> None:
     assert native
     for name, got in results.items():
         assert got == native, name
+
+
+def test_regopy_refuses_strings_wrapped_in_double_quotes() -> None:
+    """regopy strips the quotes of a string like '"abc"' when it reads it (input,
+    base64.decode, parameters): its engine refuses such data (PK010) instead of
+    answering wrongly."""
+    from policykit.ir.rule import Message, ParamSpec, Rule
+
+    name = ir.Path(ir.OBJECT_ROOT, ("metadata", "name"))
+    rule = Rule("GEN-1", "t", "deny", ir.Compare("==", name, ir.Literal("x")), Message(("m",)))
+    pack = Pack("gen", "1.0.0", (rule,))
+    doc = Document({"apiVersion": "v1", "kind": "K", "metadata": {"name": '"x"'}}, "f.yaml", 0, 7)
+    with pytest.raises(EngineLimitation, match=r"f\.yaml:7") as e:
+        RegopyEngine([pack]).evaluate_all([doc])
+    assert e.value.code == "PK010"
+    assert OpaEngine([pack]).evaluate_all([doc]) == NativeEngine([pack]).evaluate_all([doc]) == []
+    quoted = Pack("gen", "1.0.0", (rule,), (ParamSpec("p", {"type": "string"}, '"v"'),))
+    with pytest.raises(EngineLimitation):
+        RegopyEngine([quoted])

@@ -128,6 +128,9 @@ class TemplateRunner:
     def violations(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
         doc = {"review": review, "parameters": parameters if parameters is not None else {}}
         if self.engine == "rego":
+            from policykit.engines.rego import refuse_quoted
+
+            refuse_quoted(doc, "the admission review")
             self._runner.set_input(doc)
             out = self._runner.query_bundle_entrypoint(self._bundle, "policykit_harness/violations")
             results = out.results

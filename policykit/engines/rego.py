@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from policykit.engines.native import NativeEngine
-from policykit.errors import PolicykitError
+from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.model import Document, Finding, object_ref
 from policykit.targets.rego.compiler import (
@@ -34,6 +34,41 @@ DEFAULT_CHUNK = 500
 
 class EngineUnavailable(PolicykitError):
     code = "PK005"
+
+
+class EngineLimitation(PolicykitError):
+    """Data an engine is known to read wrongly (docs/engines.md)."""
+
+    code = "PK010"
+
+
+def quote_wrapped(v: Any) -> str | None:
+    """The first string in ``v`` (keys included) that starts and ends with a
+    double quote: regopy strips those quotes when it reads such a string."""
+    if isinstance(v, str):
+        return v if len(v) >= 2 and v[0] == '"' and v[-1] == '"' else None
+    if isinstance(v, dict):
+        for k, x in v.items():
+            found = quote_wrapped(k) or quote_wrapped(x)
+            if found:
+                return found
+    if isinstance(v, list):
+        for x in v:
+            found = quote_wrapped(x)
+            if found:
+                return found
+    return None
+
+
+def refuse_quoted(value: Any, where: str, loc: Any = None) -> None:
+    found = quote_wrapped(value)
+    if found is not None:
+        raise EngineLimitation(
+            f"regopy would read the string {found[:40]!r} in {where} without its surrounding "
+            "double quotes (a regopy defect)",
+            loc=loc,
+            hint="check it with --engine opa or --engine native",
+        )
 
 
 class _RegoBase:
@@ -113,6 +148,8 @@ class RegopyEngine(_RegoBase):
         super().__init__(*args, root=root, **kwargs)
         import regopy
 
+        refuse_quoted(self.effective_params, "the pack parameters")
+
         builder = regopy.Interpreter()
         for path, text in regopy_modules(self.modules).items():
             builder.add_module(path, text)
@@ -125,6 +162,12 @@ class RegopyEngine(_RegoBase):
         except regopy.RegoError as exc:
             raise PolicykitError(f"regopy cannot compile the generated Rego: {exc}") from None
         self._runner = regopy.Interpreter()
+
+    def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
+        docs = list(docs)
+        for d in docs:
+            refuse_quoted(d.obj, "this document", SourceLoc(d.file, d.line))
+        return super().evaluate_all(docs)
 
     def _query(self, entry: str, input_doc: Any) -> Any:
         self._runner.set_input(input_doc)
