@@ -129,6 +129,62 @@ def register(cli: click.Group) -> None:
     def bundle() -> None:
         """Work with built OPA bundles."""
 
+    registry_options = [
+        click.option("--plain-http", is_flag=True, help="The registry speaks HTTP, not HTTPS."),
+        click.option("--username", default=None, help="Registry user (default: docker config)."),
+        click.option(
+            "--password",
+            default=None,
+            help="Registry password or token (or POLICYKIT_REGISTRY_PASSWORD).",
+        ),
+    ]
+
+    def with_registry_options(fn: Any) -> Any:
+        for option in reversed(registry_options):
+            fn = option(fn)
+        return fn
+
+    @cli.command()
+    @click.argument("bundle_path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.argument("reference")
+    @with_registry_options
+    @handle_errors
+    def publish(
+        bundle_path: Path,
+        reference: str,
+        plain_http: bool,
+        username: str | None,
+        password: str | None,
+    ) -> None:
+        """Push BUNDLE to an OCI registry as OPA pulls it: oci://HOST/REPO:TAG."""
+        from policykit import oci
+
+        digest = oci.publish(
+            bundle_path, reference, plain_http=plain_http, username=username, password=password
+        )
+        click.echo(f"pushed {bundle_path} to {reference} (layer {digest})")
+
+    @cli.command()
+    @click.argument("reference")
+    @click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="Where to write the bundle (atomically).",
+    )
+    @with_registry_options
+    @handle_errors
+    def pull(
+        reference: str, out: Path, plain_http: bool, username: str | None, password: str | None
+    ) -> None:
+        """Fetch the OPA bundle at oci://HOST/REPO:TAG to --out (digest checked)."""
+        from policykit import oci
+
+        digest = oci.pull(
+            reference, out, plain_http=plain_http, username=username, password=password
+        )
+        click.echo(f"pulled {reference} to {out} ({digest})")
+
     @bundle.command("verify")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
     @click.option(
