@@ -21,8 +21,12 @@ def _check_layout(text: str) -> None:
         assert set(indent) <= {"\t"}, f"indentation must be tabs (line {i + 1})"
         if i and not line and not lines[i - 1]:
             raise AssertionError(f"two blank lines at {i + 1}")
-        # a function argument is never wrapped in redundant parentheses
+        # a function argument is never wrapped in redundant parentheses, nor a number
         assert not re.search(r"\w\(\(", line), line
+        assert not re.search(r"\(-[0-9]", line), line
+        # no statement starts with "(" or "-" (regopy reads it as a continuation)
+        if indent:
+            assert not line.lstrip("\t").startswith(("(", "-")), line
     imports = [ln for ln in lines if ln.startswith("import ")]
     assert imports == sorted(imports)
     # rules are separated by exactly one blank line: a line at column 0 that

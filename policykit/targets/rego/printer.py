@@ -60,10 +60,9 @@ def number(v: int | float) -> str:
         raise TypeError(v)
     if isinstance(v, float) and not math.isfinite(v):
         raise DefinitionError("NaN and infinity have no Rego spelling")
-    text = str(v) if isinstance(v, int) else repr(v)
-    # parenthesised: a statement that starts with "-1" on a new line would be
-    # read as "minus 1" continuing the previous line
-    return f"({text})" if text.startswith("-") else text
+    # as opa fmt writes it; the compiler never starts a statement with a number
+    # (a line starting with "-" or "(" continues the previous one in regopy)
+    return str(v) if isinstance(v, int) else repr(v)
 
 
 def term(v: Any) -> str:
