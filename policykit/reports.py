@@ -188,9 +188,10 @@ def junit(
     errors: Sequence[PolicykitError] = (),
 ) -> str:
     """JUnit XML: per pack a suite, per (rule, applicable object) a test case."""
-    by_case: dict[tuple[str, str, str, int], list[Finding]] = {}
+    # keyed by the object too: the items of a `kind: List` share file and index
+    by_case: dict[tuple[str, str, str, int, str], list[Finding]] = {}
     for f in findings:
-        by_case.setdefault((f.pack, f.rule, f.file, f.doc_index), []).append(f)
+        by_case.setdefault((f.pack, f.rule, f.file, f.doc_index, str(f.object)), []).append(f)
     root = ET.Element("testsuites", name="policykit")
     total = fails = 0
     for pack in packs:
@@ -209,7 +210,7 @@ def junit(
                     file=c.file,
                     line=str(c.line),
                 )
-                hits = by_case.get((pack.name, rule_id, c.file, c.doc_index), [])
+                hits = by_case.get((pack.name, rule_id, c.file, c.doc_index, str(c.object)), [])
                 failing = [h for h in hits if h.severity != "info" and not h.accepted]
                 if failing:
                     nf += 1
@@ -276,3 +277,51 @@ def github(findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()) -
 
 def dumps_sarif(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def verify_junit(report: Any) -> str:
+    """``verify`` as JUnit XML: per target a suite, per object compared a case,
+    failing with the disagreements found on it."""
+    by_obj: dict[tuple[str, str, int, str], list[Any]] = {}
+    for m in report.mismatches:
+        by_obj.setdefault((m.target, m.file, m.doc_index, m.object), []).append(m)
+    root = ET.Element("testsuites", name="policykit verify")
+    total = fails = 0
+    for target in sorted({c[0] for c in report.checked}):
+        suite = ET.SubElement(root, "testsuite", name=target)
+        n = nf = 0
+        for t, file, doc, ref in report.checked:
+            if t != target:
+                continue
+            n += 1
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"verify.{target}",
+                name=f"{ref} ({file or 'stdin'}#{doc})",
+            )
+            bad = by_obj.get((t, file, doc, ref), [])
+            if bad:
+                nf += 1
+                fail = ET.SubElement(case, "failure", message=f"{len(bad)} disagreements")
+                fail.text = "\n".join(
+                    f"{m.rule}: expected {m.expected!r}, got {m.got!r}" for m in bad
+                )
+        suite.set("tests", str(n))
+        suite.set("failures", str(nf))
+        total, fails = total + n, fails + nf
+    root.set("tests", str(total))
+    root.set("failures", str(fails))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def verify_github(report: Any) -> str:
+    """``verify`` disagreements as GitHub workflow annotations."""
+    lines = []
+    for m in report.mismatches:
+        props = [f"file={_gh_prop(m.file)}"] if m.file else []
+        props.append(f"title={_gh_prop(f'policykit verify: {m.target} disagrees')}")
+        text = f"{m.rule} (document {m.doc_index}): expected {m.expected!r}, got {m.got!r}"
+        lines.append(f"::error {','.join(props)}::{_gh_data(text)}")
+    return "".join(line + "\n" for line in lines)

@@ -46,6 +46,7 @@ class Mismatch:
     rule: str
     expected: Any
     got: Any
+    object: str = ""  # the object's reference (List items share file and index)
 
 
 @dataclass(slots=True)
@@ -53,6 +54,7 @@ class VerifyReport:
     objects: int = 0
     compared: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     mismatches: list[Mismatch] = field(default_factory=list)
+    checked: list[tuple[str, str, int, str]] = field(default_factory=list)  # target, file, doc, ref
 
     @property
     def ok(self) -> bool:
@@ -69,34 +71,39 @@ def verify(
 ) -> VerifyReport:
     report = VerifyReport(objects=len(docs))
     native = NativeEngine(packs, params)
-    want = native.evaluate_all(docs)
-    by_doc: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for f in want:
-        by_doc[(f.file, f.doc_index)].append(f)
+    # per document, not per (file, index): the items of a `kind: List` share both
+    by_doc: dict[int, list[Any]] = {id(d): native.evaluate(d) for d in docs}
 
     def key(f: Any) -> tuple[Any, ...]:
-        return (f.file, f.doc_index, -1 if f.item is None else f.item, f.rule, f.message)
+        return (-1 if f.item is None else f.item, f.rule, f.message)
 
     for name in ("rego", "opa"):
         if name not in targets:
             continue
         engine = (RegopyEngine if name == "rego" else OpaEngine)(packs, params, mode="object")
-        found = sorted(map(key, engine.evaluate_all(docs)))
-        exp = sorted(map(key, want))
-        report.compared[name] += len(docs)
-        for k in sorted(set(found) ^ set(exp)):
-            report.mismatches.append(
-                Mismatch(name, k[0], k[1], k[3], k if k in exp else None, k if k in found else None)
-            )
+        for d in docs:
+            found = sorted(map(key, engine.evaluate(d)))
+            exp = sorted(map(key, by_doc[id(d)]))
+            report.compared[name] += 1
+            report.checked.append((name, d.file, d.index, str(d.ref)))
+            for k in sorted(set(found) ^ set(exp)):
+                report.mismatches.append(
+                    Mismatch(
+                        name,
+                        d.file,
+                        d.index,
+                        k[1],
+                        k if k in exp else None,
+                        k if k in found else None,
+                    )
+                )
 
     k8s_docs = [d for d in docs if d.source == "kubernetes" and for_object(d.obj) is not None]
     eff = native.effective_params
 
     def expected(doc: Document, joined: bool) -> dict[str, Any]:
         per: dict[str, list[Any]] = defaultdict(list)
-        for f in sorted(
-            by_doc[(doc.file, doc.index)], key=lambda f: -1 if f.item is None else f.item
-        ):
+        for f in sorted(by_doc[id(doc)], key=lambda f: -1 if f.item is None else f.item):
             per[f.rule].append(f.message)
         if joined:
             return {r: MSG_SEPARATOR.join(ms) for r, ms in per.items()}
@@ -152,11 +159,7 @@ def verify(
     if "jsonschema" in targets:
         checker = SchemaChecker(packs, eff)
         for doc in docs:
-            fired = {
-                f.rule: True
-                for f in by_doc[(doc.file, doc.index)]
-                if (f.pack, f.rule) in checker.covered
-            }
+            fired = {f.rule: True for f in by_doc[id(doc)] if (f.pack, f.rule) in checker.covered}
             _compare(report, "jsonschema", doc, fired, {r: True for _, r in checker.fired(doc.obj)})
     return report
 
@@ -165,8 +168,11 @@ def _compare(
     report: VerifyReport, target: str, doc: Document, exp: Mapping[str, Any], got: Mapping[str, Any]
 ) -> None:
     report.compared[target] += 1
+    report.checked.append((target, doc.file, doc.index, str(doc.ref)))
     for rule in sorted(set(exp) | set(got)):
         if exp.get(rule) != got.get(rule):
             report.mismatches.append(
-                Mismatch(target, doc.file, doc.index, rule, exp.get(rule), got.get(rule))
+                Mismatch(
+                    target, doc.file, doc.index, rule, exp.get(rule), got.get(rule), str(doc.ref)
+                )
             )

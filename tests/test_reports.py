@@ -130,3 +130,94 @@ def test_output_file_is_written_atomically(tmp_path: Path, fmt: str) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["r.out"]  # no temporary left behind
     code, _ = _run("--format", fmt, "--output", str(out / "under-a-file"))
     assert code == 2  # cannot be written: one clear line, exit 2
+
+
+LIST_DOC = {
+    "apiVersion": "v1",
+    "kind": "List",
+    "items": [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "good",
+                "namespace": "dev",
+                "labels": {"app.kubernetes.io/name": "g"},
+            },
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "a", "image": "nginx@sha256:00"}]}}
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "bad", "namespace": "dev"},
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "b",
+                                "image": "nginx:latest",
+                                "securityContext": {"privileged": True},
+                            }
+                        ]
+                    }
+                }
+            },
+        },
+    ],
+}
+
+
+def test_verify_formats_and_list_items(tmp_path: Path) -> None:
+    """Items of one `kind: List` share file and document index: verify compares
+    them object by object (each target agrees), and the reports name each."""
+    f = tmp_path / "list.json"
+    f.write_text(json.dumps(LIST_DOC))
+    runner = CliRunner()
+    r = runner.invoke(
+        cli, ["verify", str(f), "--pack", "policykit.packs.starter", "--format", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert doc["mismatches"] == [] and doc["compared"]["gatekeeper"] == 2
+    out = tmp_path / "verify.xml"
+    r = runner.invoke(
+        cli,
+        [
+            "verify",
+            str(f),
+            "--pack",
+            "policykit.packs.starter",
+            "--format",
+            "junit",
+            "--output",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0 and r.stdout == ""
+    root = ET.parse(out).getroot()
+    names = [c.get("name", "") for c in root.findall(".//testsuite[@name='vap']/testcase")]
+    assert len(names) == 2 and names[0].startswith("Deployment/dev/good")
+    assert root.get("failures") == "0"
+    r = runner.invoke(
+        cli, ["verify", str(f), "--pack", "policykit.packs.starter", "--format", "github"]
+    )
+    assert r.exit_code == 0 and r.stdout == ""
+
+
+def test_verify_reports_disagreements(tmp_path: Path) -> None:
+    from policykit.reports import verify_github, verify_junit
+    from policykit.verify import Mismatch, VerifyReport
+
+    report = VerifyReport(objects=1)
+    report.compared["vap"] = 1
+    report.checked.append(("vap", "a.yaml", 0, "Pod/ns/x"))
+    report.mismatches.append(Mismatch("vap", "a.yaml", 0, "K8S-001", "m1", None, "Pod/ns/x"))
+    root = ET.fromstring(verify_junit(report).split("\n", 1)[1])
+    (case,) = root.findall(".//testcase")
+    assert case.find("failure") is not None and "K8S-001" in (case.find("failure").text or "")
+    assert verify_github(report).startswith(
+        "::error file=a.yaml,title=policykit verify%3A vap disagrees::"
+    )

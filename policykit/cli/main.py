@@ -273,7 +273,19 @@ def check(
     help="Run the Gatekeeper templates in real OPA instead of regopy.",
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "junit", "github"]),
+    default="table",
+    show_default=True,
+    help="table, json, junit (a case per target and object) or github (annotations).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to FILE (atomically) instead of standard output.",
 )
 @handle_errors
 def verify(
@@ -283,6 +295,7 @@ def verify(
     targets: tuple[str, ...],
     oracle: bool,
     fmt: str,
+    output: Path | None,
 ) -> None:
     """Prove every target agrees with the reference engine on PATHS.
 
@@ -307,32 +320,7 @@ def verify(
         targets or TARGETS,
         gatekeeper_engine="opa" if oracle else "rego",
     )
-    if fmt == "json":
-        doc = {
-            "objects": report.objects,
-            "compared": dict(sorted(report.compared.items())),
-            "mismatches": [
-                {
-                    "target": m.target,
-                    "file": m.file,
-                    "document": m.doc_index,
-                    "rule": m.rule,
-                    "expected": m.expected,
-                    "got": m.got,
-                }
-                for m in report.mismatches
-            ],
-        }
-        render.print_json(_console(), doc)
-    else:
-        for t, n in sorted(report.compared.items()):
-            bad = sum(1 for m in report.mismatches if m.target == t)
-            click.echo(f"{t:<11} {n:>6} objects  {'agrees' if not bad else f'{bad} MISMATCHES'}")
-        for m in report.mismatches:
-            click.echo(
-                f"MISMATCH {m.target} {m.file}#{m.doc_index} {m.rule}: "
-                f"expected {m.expected!r}, got {m.got!r}"
-            )
+    _write(output, _verify_text(fmt, report))
     if loaded.errors:
         sys.exit(EXIT_INPUT)
     sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
@@ -404,6 +392,50 @@ def serve(directory: Path, host: str, port: int, max_wait: float, quiet: bool) -
         server.server_close()
 
 
+def _verify_text(fmt: str, report: Any) -> str:
+    from policykit import reports
+
+    if fmt == "json":
+        doc = {
+            "objects": report.objects,
+            "compared": dict(sorted(report.compared.items())),
+            "mismatches": [
+                {
+                    "target": m.target,
+                    "file": m.file,
+                    "document": m.doc_index,
+                    "rule": m.rule,
+                    "expected": m.expected,
+                    "got": m.got,
+                }
+                for m in report.mismatches
+            ],
+        }
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "junit":
+        return reports.verify_junit(report)
+    if fmt == "github":
+        return reports.verify_github(report)
+    lines = []
+    for t, n in sorted(report.compared.items()):
+        bad = sum(1 for m in report.mismatches if m.target == t)
+        lines.append(f"{t:<11} {n:>6} objects  {'agrees' if not bad else f'{bad} MISMATCHES'}")
+    for m in report.mismatches:
+        lines.append(
+            f"MISMATCH {m.target} {m.file}#{m.doc_index} {m.rule}: "
+            f"expected {m.expected!r}, got {m.got!r}"
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def _write(output: Path | None, text: str) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        write_atomic(output, text.encode("utf-8"))
+
+
 def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
     """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output."""
     from policykit import reports
@@ -423,8 +455,4 @@ def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
         text = reports.junit(report.packs, report.checked, report.findings, report.errors)
     else:
         text = reports.github(report.findings, report.errors)
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        write_atomic(output, text.encode("utf-8"))
+    _write(output, text)
