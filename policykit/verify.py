@@ -33,7 +33,9 @@ from policykit.model import Document
 from policykit.targets import gatekeeper as gk_target
 from policykit.targets.cel.compiler import MSG_SEPARATOR
 from policykit.targets.k8s import manifests
+from policykit.targets.k8s import waivers as exports
 from policykit.targets.k8s.kinds import for_object
+from policykit.waivers import Waiver
 
 TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema")
 
@@ -68,7 +70,11 @@ def verify(
     targets: Sequence[str] = TARGETS,
     *,
     gatekeeper_engine: gk.Engine = "rego",
+    waivers: Sequence[Waiver] = (),
 ) -> VerifyReport:
+    """Compare every target with the reference on ``docs``. ``waivers`` (the
+    ones in force) are exported to the admission targets as ``build`` does; a
+    target must then skip exactly the findings of the waivers it carries."""
     report = VerifyReport(objects=len(docs))
     native = NativeEngine(packs, params)
     # per document, not per (file, index): the items of a `kind: List` share both
@@ -101,16 +107,27 @@ def verify(
     k8s_docs = [d for d in docs if d.source == "kubernetes" and for_object(d.obj) is not None]
     eff = native.effective_params
 
-    def expected(doc: Document, joined: bool) -> dict[str, Any]:
+    def expected(doc: Document, joined: bool, carried: Sequence[Waiver] = ()) -> dict[str, Any]:
         per: dict[str, list[Any]] = defaultdict(list)
         for f in sorted(by_doc[id(doc)], key=lambda f: -1 if f.item is None else f.item):
-            per[f.rule].append(f.message)
+            if not any(w.matches(f) for w in carried):
+                per[f.rule].append(f.message)
         if joined:
             return {r: MSG_SEPARATOR.join(ms) for r, ms in per.items()}
         return {r: sorted(set(ms)) for r, ms in per.items()}
 
+    def carried(missed: Sequence[exports.NotCarried]) -> list[Waiver]:
+        left_out = {id(m.waiver) for m in missed}
+        return [w for w in waivers if id(w) not in left_out]
+
     if "gatekeeper" in targets:
         files, _ = gk_target.build(packs, eff)
+        missed: list[exports.NotCarried] = []
+        for fname in list(files):
+            if fname.startswith("constraints/"):
+                files[fname], m = exports.apply_gatekeeper(waivers, files[fname])
+                missed += m
+        gk_carried = carried(missed)
         pairs = []
         for name, items in files.items():
             if name.startswith("templates/"):
@@ -128,7 +145,7 @@ def verify(
                 report,
                 "gatekeeper",
                 doc,
-                expected(doc, False),
+                expected(doc, False, gk_carried),
                 {r: sorted(m) for r, m in got.items()},
             )
 
@@ -137,6 +154,13 @@ def verify(
             continue
         files, _ = manifests.build(name, packs, eff)
         all_docs = [d for items in files.values() for d in items]
+        exceptions: list[dict[str, Any]] = []
+        if name == "vap":
+            kinds = {r.id: list(r.selector.kinds) for p in packs for r in p.rules}
+            all_docs, missed_cel = exports.apply_vap(waivers, all_docs, kinds)
+        else:
+            exceptions, missed_cel = exports.kyverno_exceptions(waivers, all_docs)
+        cel_carried = carried(missed_cel)
         policies = [
             d for d in all_docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingPolicy")
         ]
@@ -148,11 +172,12 @@ def verify(
                 if name == "vap":
                     decisions = admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj)
                 else:
-                    decisions = admission.evaluate_kyverno(p, doc.obj)
+                    decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
                 for dec in decisions:
                     got2[dec.rule] = dec.message
             shown = {
-                r: manifests.shown_message(m, static[r]) for r, m in expected(doc, True).items()
+                r: manifests.shown_message(m, static[r])
+                for r, m in expected(doc, True, cel_carried).items()
             }
             _compare(report, name, doc, shown, got2)
 

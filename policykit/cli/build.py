@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from policykit.errors import ErrorList
 from policykit.ir.rule import Pack
 from policykit.packs import load_packs
 from policykit.targets import capabilities
+from policykit.targets.k8s import waivers as exports
 from policykit.targets.rego.bundle import (
     Bundle,
     BundleError,
@@ -26,13 +29,21 @@ from policykit.targets.rego.bundle import (
 )
 from policykit.targets.rego.signing import ALGORITHMS
 from policykit.targets.rego.signing import verify as verify_signature
+from policykit.waivers import Waiver
 
 TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema", "all")
 ALL = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema")
 
 
 def register(cli: click.Group) -> None:
-    from policykit.cli.main import handle_errors, pack_option, param_option, parse_params
+    from policykit.cli.main import (
+        active_waivers,
+        handle_errors,
+        pack_option,
+        param_option,
+        parse_params,
+        waiver_options,
+    )
 
     @cli.command()
     @click.option("--target", type=click.Choice(TARGETS), default="rego", show_default=True)
@@ -82,6 +93,7 @@ def register(cli: click.Group) -> None:
     )
     @pack_option
     @param_option
+    @waiver_options
     @handle_errors
     def build(
         target: str,
@@ -96,8 +108,13 @@ def register(cli: click.Group) -> None:
         root: str,
         packs: tuple[str, ...],
         params: tuple[str, ...],
+        waivers_file: Path | None,
+        today: datetime.datetime | None,
     ) -> None:
         """Compile the selected packs for an enforcement target (or all of them).
+
+        Waivers in force (policykit.waivers.yaml or --waivers) travel to the
+        admission targets where they can be expressed exactly (docs/ci.md).
 
         Every rule a target cannot express is reported before anything is written."""
         sel = resolve(packs=packs, params=parse_params(params))
@@ -117,13 +134,17 @@ def register(cli: click.Group) -> None:
             else:
                 dest = out or Path("dist") / ("bundle.tar.gz" if t == "rego" else t)
             chosen = plan.packs[t]
+            if t in ("rego", "jsonschema") and active_waivers(waivers_file, today):
+                click.echo(f"  waivers are not carried into {t}: filter with policykit check")
             if t == "rego":
                 signing = Signing(sign_key, sign_alg, key_id, scope) if sign_key else None
                 _build_rego(chosen, effective, dest, root, revision, signing)
             elif t == "jsonschema":
                 build_jsonschema(chosen, effective, dest)
             else:
-                build_manifests(t, chosen, effective, dest, kyverno_version)
+                build_manifests(
+                    t, chosen, effective, dest, kyverno_version, active_waivers(waivers_file, today)
+                )
 
     @cli.group()
     def bundle() -> None:
@@ -273,6 +294,7 @@ def build_manifests(
     effective: dict[str, dict[str, Any]],
     out: Path,
     kyverno_version: str = "v1",
+    waivers: Sequence[Waiver] = (),
 ) -> None:
     """Write a target's manifests under ``out`` (plus a kustomization.yaml), atomically
     per file; every rule that cannot be expressed is reported before anything is written."""
@@ -283,6 +305,24 @@ def build_manifests(
         files, skipped = gatekeeper.build(packs, effective)
     else:
         files, skipped = manifests.build(target, packs, effective, kyverno_version=kyverno_version)
+    missed: list[exports.NotCarried] = []
+    if waivers:
+        for name in sorted(files):
+            if target == "gatekeeper" and name.startswith("constraints/"):
+                files[name], m = exports.apply_gatekeeper(waivers, files[name])
+            elif target == "vap":
+                kinds = {r.id: list(r.selector.kinds) for p in packs for r in p.rules}
+                files[name], m = exports.apply_vap(waivers, files[name], kinds)
+            else:
+                continue
+            missed += [x for x in m if x not in missed]
+        if target == "kyverno":
+            policies = [d for items in files.values() for d in items]
+            exceptions, missed = exports.kyverno_exceptions(
+                waivers, policies, version=kyverno_version
+            )
+            if exceptions:
+                files["exceptions.yaml"] = exceptions
     texts = {name: manifests.dump(docs) for name, docs in sorted(files.items())}
     # templates before constraints: a Constraint's kind exists only once its template does
     order = sorted(texts, key=lambda n: (not n.startswith("templates/"), n))
@@ -301,3 +341,5 @@ def build_manifests(
     click.echo(f"wrote {out} ({n} manifests in {len(files)} files, target {target})")
     for s in skipped:
         click.echo(f"  not at admission: {s.pack}/{s.rule}: {s.reason}")
+    for x in missed:
+        click.echo(f"  waiver not carried: {x.waiver.describe()}: {x.reason}")

@@ -109,6 +109,44 @@ param_option = click.option(
 )
 
 
+def waiver_options(fn: F) -> F:
+    """``--waivers FILE`` and ``--today``, shared by check, verify and build."""
+    fn = click.option(
+        "--today",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        default=None,
+        help="The date waivers expire against (default: today, UTC); for reproducible runs.",
+    )(fn)
+    return click.option(
+        "--waivers",
+        "waivers_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Waivers file (default: policykit.waivers.yaml in the working directory, if any).",
+    )(fn)
+
+
+def waivers_path(waivers_file: Path | None) -> Path | None:
+    if waivers_file is None and Path(waivers.DEFAULT_FILE).is_file():
+        return Path(waivers.DEFAULT_FILE)
+    return waivers_file
+
+
+def the_day(today: datetime.datetime | None) -> datetime.date:
+    return today.date() if today else datetime.datetime.now(datetime.UTC).date()
+
+
+def active_waivers(
+    waivers_file: Path | None, today: datetime.datetime | None
+) -> list[waivers.Waiver]:
+    """The waivers in force on ``today`` (none when there is no waivers file)."""
+    path = waivers_path(waivers_file)
+    if path is None:
+        return []
+    day = the_day(today)
+    return [w for w in waivers.load(path) if w.expires >= day]
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="policykit")
 def cli() -> None:
@@ -147,19 +185,7 @@ def cli() -> None:
     is_flag=True,
     help="Record today's findings in the --baseline FILE (atomically) and exit 0.",
 )
-@click.option(
-    "--waivers",
-    "waivers_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Waivers file (default: policykit.waivers.yaml in the working directory, if any).",
-)
-@click.option(
-    "--today",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
-    default=None,
-    help="The date waivers expire against (default: today, UTC); for reproducible runs.",
-)
+@waiver_options
 @click.option(
     "--fail-on",
     type=click.Choice(["deny", "warn", "info"]),
@@ -231,11 +257,9 @@ def check(
     elif recorded is not None:
         applied = baselines.apply(report.findings, recorded)
         report.findings, report.fixed = applied.findings, applied.fixed
-    if waivers_file is None and Path(waivers.DEFAULT_FILE).is_file():
-        waivers_file = Path(waivers.DEFAULT_FILE)
+    waivers_file = waivers_path(waivers_file)
     if waivers_file is not None:
-        day = today.date() if today else datetime.datetime.now(datetime.UTC).date()
-        outcome = waivers.apply(report.findings, waivers.load(waivers_file), day)
+        outcome = waivers.apply(report.findings, waivers.load(waivers_file), the_day(today))
         report.findings = outcome.findings
         report.expired_waivers = [
             waivers.expired_message(w, str(waivers_file)) for w in outcome.expired
@@ -287,6 +311,7 @@ def check(
     default=None,
     help="Write the report to FILE (atomically) instead of standard output.",
 )
+@waiver_options
 @handle_errors
 def verify(
     paths: tuple[str, ...],
@@ -296,6 +321,8 @@ def verify(
     oracle: bool,
     fmt: str,
     output: Path | None,
+    waivers_file: Path | None,
+    today: datetime.datetime | None,
 ) -> None:
     """Prove every target agrees with the reference engine on PATHS.
 
@@ -319,6 +346,7 @@ def verify(
         loaded.documents,
         targets or TARGETS,
         gatekeeper_engine="opa" if oracle else "rego",
+        waivers=active_waivers(waivers_file, today),
     )
     _write(output, _verify_text(fmt, report))
     if loaded.errors:

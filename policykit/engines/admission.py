@@ -8,6 +8,7 @@ empty or multi-line string. CEL runs on :mod:`policykit.engines.cel`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,11 +84,15 @@ def _rule_matches(rule: Mapping[str, Any], obj: Mapping[str, Any], operation: st
         return False
     if scope == "Cluster" and info.namespaced:
         return False
+    names = rule.get("resourceNames") or []
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
     return (
         has("apiGroups", info.group)
         and has("apiVersions", version)
         and has("resources", info.resource)
         and has("operations", operation)
+        and (not names or meta.get("name") in names)
     )
 
 
@@ -110,11 +115,14 @@ def constraints_match(
         return False
     ns_sel = mc.get("namespaceSelector")
     info = for_object(dict(obj))
+    if namespace_labels is None:  # the API server labels every namespace with its name
+        ns = meta.get("namespace")
+        namespace_labels = {"kubernetes.io/metadata.name": ns} if isinstance(ns, str) else {}
     return not (
         ns_sel
         and info is not None
         and info.namespaced
-        and not label_selector_matches(ns_sel, namespace_labels or {})
+        and not label_selector_matches(ns_sel, namespace_labels)
     )
 
 
@@ -174,7 +182,11 @@ def evaluate_vap(
     bspec = binding.get("spec") or {}
     if bspec.get("policyName") != policy["metadata"]["name"]:
         return []
-    ns_labels = ((namespace_object or {}).get("metadata") or {}).get("labels") or {}
+    ns_labels = (
+        ((namespace_object.get("metadata") or {}).get("labels") or {})
+        if namespace_object is not None
+        else None
+    )
     narrow = bspec.get("matchResources")
     if narrow and not constraints_match(
         {
@@ -205,9 +217,28 @@ def evaluate_kyverno(
     *,
     operation: str = "CREATE",
     namespace_object: Mapping[str, Any] | None = None,
+    exceptions: Sequence[Mapping[str, Any]] = (),
+    now: dt.datetime | None = None,
 ) -> list[Decision]:
-    """A Kyverno ValidatingPolicy (admission evaluation)."""
+    """A Kyverno ValidatingPolicy (admission evaluation), skipped for an object
+    a ``PolicyException`` covers: it names the policy, has not expired, and all
+    its ``matchConditions`` hold."""
     spec = policy["spec"]
+    name = policy["metadata"]["name"]
+    moment = now or dt.datetime.now(dt.UTC)
+    data = {"object": obj, "oldObject": None, "request": request_for(obj, operation)}
+    for exc in exceptions:
+        espec = exc.get("spec") or {}
+        refs = espec.get("policyRefs") or []
+        if not any(r.get("name") == name and r.get("kind") == "ValidatingPolicy" for r in refs):
+            continue
+        expires = espec.get("expiresAt")
+        if expires and dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00")) < moment:
+            continue
+        if all(
+            program(c["expression"]).eval(data) is True for c in espec.get("matchConditions") or []
+        ):
+            return []
     return _validate(
         policy["metadata"]["name"],
         rule_of(policy),
