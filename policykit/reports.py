@@ -325,3 +325,57 @@ def verify_github(report: Any) -> str:
         text = f"{m.rule} (document {m.doc_index}): expected {m.expected!r}, got {m.got!r}"
         lines.append(f"::error {','.join(props)}::{_gh_data(text)}")
     return "".join(line + "\n" for line in lines)
+
+
+def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
+    """``verify`` disagreements as SARIF 2.1.0: one result per (target, object,
+    rule) that disagrees, at error level, located at the object's file."""
+    rules: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    for p in packs:
+        for r in p.rules:
+            if r.id not in index:
+                index[r.id] = len(rules)
+                rules.append(_descriptor(p, r))
+    results = []
+    for m in report.mismatches:
+        result: dict[str, Any] = {
+            "ruleId": m.rule,
+            "level": "error",
+            "message": {
+                "text": f"target {m.target} disagrees with the reference on "
+                f"{m.object or 'the object'}: expected {m.expected!r}, got {m.got!r}"
+            },
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(m.file)},
+                        "region": {"startLine": 1},
+                    },
+                    "logicalLocations": [
+                        {"fullyQualifiedName": m.object or m.file, "kind": "object"}
+                    ],
+                }
+            ],
+            "properties": {"target": m.target, "document": m.doc_index},
+        }
+        if m.rule in index:
+            result["ruleIndex"] = index[m.rule]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "policykit verify",
+                        "version": __version__,
+                        "informationUri": INFO_URI,
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }

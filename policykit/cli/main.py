@@ -25,6 +25,7 @@ from policykit import baseline as baselines
 from policykit.api import CheckReport, check_stream, resolve
 from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
+from policykit.ir.rule import Pack
 from policykit.loader import iter_load, load_paths
 from policykit.packs import load_packs
 from policykit.targets.rego.bundle import write_atomic
@@ -299,10 +300,11 @@ def check(
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "junit", "github"]),
+    type=click.Choice(["table", "json", "sarif", "junit", "github"]),
     default="table",
     show_default=True,
-    help="table, json, junit (a case per target and object) or github (annotations).",
+    help="table, json, sarif (a result per disagreement), junit (a case per target and "
+    "object) or github (annotations).",
 )
 @click.option(
     "--output",
@@ -348,7 +350,7 @@ def verify(
         gatekeeper_engine="opa" if oracle else "rego",
         waivers=active_waivers(waivers_file, today),
     )
-    _write(output, _verify_text(fmt, report))
+    _write(output, _verify_text(fmt, report, pack_objs))
     if loaded.errors:
         sys.exit(EXIT_INPUT)
     sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
@@ -420,9 +422,11 @@ def serve(directory: Path, host: str, port: int, max_wait: float, quiet: bool) -
         server.server_close()
 
 
-def _verify_text(fmt: str, report: Any) -> str:
+def _verify_text(fmt: str, report: Any, packs: list[Pack]) -> str:
     from policykit import reports
 
+    if fmt == "sarif":
+        return reports.dumps_sarif(reports.verify_sarif(report, packs))
     if fmt == "json":
         doc = {
             "objects": report.objects,
