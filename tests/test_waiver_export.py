@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator
 
 from policykit.cli.main import cli
 from policykit.engines.native import NativeEngine
+from policykit.targets.rego.bundle import Bundle
 from policykit.verify import verify
 from policykit.waivers import Waiver
 from tests.test_admission_targets import CRDS, _crd_schema, _examples
@@ -91,7 +92,10 @@ def test_build_writes_exceptions_and_exclusions(tmp_path: Path, version: str) ->
          DAY.isoformat(), "--kyverno-version", version],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "waiver not carried" in r.output and "not carried into rego" in r.output
+    assert "waiver not carried" in r.output and "not carried into jsonschema" in r.output
+    assert (
+        "policykit/waivers/data.json" in Bundle.unpack((out / "bundle.tar.gz").read_bytes()).files
+    )
     exceptions = list(yaml.safe_load_all((out / "kyverno/exceptions.yaml").read_text()))
     schema = _crd_schema(CRDS / "kyverno" / "policies.kyverno.io_policyexceptions.yaml", version)
     for e in exceptions:
@@ -127,3 +131,37 @@ def test_build_writes_exceptions_and_exclusions(tmp_path: Path, version: str) ->
          "--today", "2027-06-01"],
     )  # fmt: skip
     assert r.exit_code == 0 and not (tmp_path / "late/exceptions.yaml").exists()
+
+
+def test_bundle_carries_waivers_to_opa() -> None:
+    """The OPA bundle carries waivers as data; its entry points drop exactly the
+    findings a waiver in force accepts (expiry checked against OPA's clock)."""
+    from policykit.engines.rego import load_opa
+    from policykit.targets.rego.bundle import Bundle, build_bundle
+    from policykit.waivers import apply
+
+    packs, params, docs = _examples()
+    eff = NativeEngine(packs, params).effective_params
+    today = dt.datetime.now(dt.UTC).date()
+    in_force = [
+        Waiver("K8S-002", "r", "o", today + dt.timedelta(days=3), {"namespace": "prod-*"}),
+        Waiver("CAT-001", "r", "o", today, {"kind": "Component", "name": "search-indexer"}),
+        Waiver("ACME-002", "r", "o", today - dt.timedelta(days=1), {}),  # expired: inert
+        Waiver("K8S-003", "r", "o", today, {"file": "*.yaml"}),  # cannot travel
+    ]
+    bundle = Bundle.unpack(build_bundle(packs, eff, waivers=in_force).pack())
+    assert "policykit/waivers/data.json" in bundle.files
+    opa = load_opa().OpaEngine()
+    for path, text in bundle.modules().items():
+        opa.add_policy(path, text)
+    for path, data in bundle.data_files().items():
+        opa.add_data(data, ".".join(path.rsplit("/", 1)[0].split("/")))
+    got = opa.eval_document("policykit.main.batch", {"objects": [d.obj for d in docs]})
+    native = NativeEngine(packs, params)
+    carried = [w for w in in_force if "file" not in w.match]
+    for doc, findings in zip(docs, got, strict=True):
+        outcome = apply(native.evaluate(doc), carried, today)
+        want = sorted((f.rule, f.message) for f in outcome.findings if f.waiver is None)
+        assert sorted((f["id"], f["msg"]) for f in findings) == want, doc.file
+    total = sum(len(native.evaluate(d)) for d in docs)
+    assert sum(len(x) for x in got) < total  # the waivers did remove findings

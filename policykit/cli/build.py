@@ -134,11 +134,12 @@ def register(cli: click.Group) -> None:
             else:
                 dest = out or Path("dist") / ("bundle.tar.gz" if t == "rego" else t)
             chosen = plan.packs[t]
-            if t in ("rego", "jsonschema") and active_waivers(waivers_file, today):
-                click.echo(f"  waivers are not carried into {t}: filter with policykit check")
+            in_force = active_waivers(waivers_file, today)
+            if t == "jsonschema" and in_force:
+                click.echo("  waivers are not carried into jsonschema (a form has no exceptions)")
             if t == "rego":
                 signing = Signing(sign_key, sign_alg, key_id, scope) if sign_key else None
-                _build_rego(chosen, effective, dest, root, revision, signing)
+                _build_rego(chosen, effective, dest, root, revision, signing, in_force)
             elif t == "jsonschema":
                 build_jsonschema(chosen, effective, dest)
             else:
@@ -265,8 +266,11 @@ def _build_rego(
     root: str,
     revision: str | None,
     signing: Signing | None = None,
+    waivers: Sequence[Waiver] = (),
 ) -> None:
-    bundle = build_bundle(packs, effective, root=root, revision=revision, signing=signing)
+    bundle = build_bundle(
+        packs, effective, root=root, revision=revision, signing=signing, waivers=waivers
+    )
     blob = bundle.pack()
     write_atomic(out, blob)
     rev = bundle.manifest["revision"]

@@ -14,6 +14,7 @@ uid/gid 0, mode 0644, gzip header without name or time.
 
 from __future__ import annotations
 
+import datetime as dt
 import gzip
 import hashlib
 import io
@@ -172,6 +173,7 @@ def build_bundle(
     root: str = "policykit",
     revision: str | None = None,
     signing: Signing | None = None,
+    waivers: Sequence[Any] = (),
 ) -> Bundle:
     """Compile ``packs`` into a bundle (``params`` are the effective values),
     signed when ``signing`` is given."""
@@ -182,6 +184,10 @@ def build_bundle(
     files: dict[str, bytes] = {path: text.encode() for path, text in modules.items()}
     files[f"{base}/params/data.json"] = _canonical(data) + b"\n"
     data_tree: dict[str, Any] = {"params": data}
+    items = waiver_data(waivers)
+    if items:
+        files[f"{base}/waivers/data.json"] = _canonical({"items": items}) + b"\n"
+        data_tree["waivers"] = {"items": items}
     for seg in reversed(root.split(".")):
         data_tree = {seg: data_tree}
     validate_roots([base], modules, data_tree)
@@ -278,3 +284,25 @@ def inspect_bundle(bundle: Bundle) -> dict[str, Any]:
         "data": data_paths,
         "files": sorted(bundle.files),
     }
+
+
+def waiver_data(waivers: Sequence[Any]) -> list[dict[str, Any]]:
+    """Waivers as the bundle carries them (``data.<root>.waivers.items``): the
+    entry points drop the findings they accept until ``expires_ns`` (the end of
+    the last day, UTC). Waivers matching files cannot travel (no file at
+    admission) and are left out."""
+    out = []
+    for w in waivers:
+        if "file" in w.match:
+            continue
+        end = dt.datetime.combine(w.expires, dt.time(23, 59, 59), tzinfo=dt.UTC)
+        out.append(
+            {
+                "rule": w.rule,
+                "match": dict(sorted(w.match.items())),
+                "expires_ns": int(end.timestamp()) * 1_000_000_000,
+                "owner": w.owner,
+                "reason": w.reason,
+            }
+        )
+    return out

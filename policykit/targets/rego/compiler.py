@@ -550,7 +550,62 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
         joined = refs[0]
     else:
         joined = f"[f | some fs in [{', '.join(refs)}]; some f in fs]"
-    mod.add(["# Findings of every pack about one object.", f"findings({OBJ}) := {joined}"])
+    mod.imports.add(options.lib(LIB_VALUES))
+    mod.add(["# Findings of every pack about one object.", f"all_findings({OBJ}) := {joined}"])
+    mod.add(
+        [
+            "# Less those a waiver in force accepts (the bundle's waivers data).",
+            *pr.comprehension(
+                f"findings({OBJ}) := [",
+                "f",
+                [f"some f in all_findings({OBJ})", f"not waived(f, {OBJ})"],
+                "]",
+            ),
+        ]
+    )
+    waivers_ref = f"data.{options.root}.waivers.items"  # undefined without waivers: none apply
+    mod.add(
+        [
+            "# A waiver: rule id, expiry (ns, end of its last day) and fields that must",
+            "# match (exact, or a prefix ending in *); see policykit/waivers.py.",
+            "waived(f, obj) if {",
+            f"\tsome w in {waivers_ref}",
+            "\tw.rule == f.id",
+            "\ttime.now_ns() <= w.expires_ns",
+            "\tnot _mismatch(w, f, obj)",
+            "}",
+        ]
+    )
+    mod.add(
+        [
+            "_mismatch(w, f, obj) if {",
+            "\tsome key",
+            "\twant := w.match[key]",
+            "\tnot values.glob_any([want], _field(key, f, obj))",
+            "}",
+        ]
+    )
+    mod.add(['_field("pack", f, _) := f.pack'])
+    for key, ref in (
+        ("kind", f"{OBJ}.kind"),
+        ("apiVersion", f"{OBJ}.apiVersion"),
+        ("name", f"{OBJ}.metadata.name"),
+    ):
+        mod.add(
+            [
+                f'_field("{key}", _, {OBJ}) := v if {{',
+                f"\tv := {ref}",
+                "\tis_string(v)",
+                '} else := ""',
+            ]
+        )
+    mod.add(
+        [
+            f'_field("namespace", _, {OBJ}) := v if {{',
+            f"\tv := values.namespace({OBJ})",
+            '} else := ""',
+        ]
+    )
     mod.add(["# One object as input.", "violations := findings(input)"])
     mod.add(
         [
