@@ -23,7 +23,7 @@ def _check_layout(text: str) -> None:
             raise AssertionError(f"two blank lines at {i + 1}")
         # a function argument is never wrapped in redundant parentheses, nor a number
         assert not re.search(r"\w\(\(", line), line
-        assert not re.search(r"\(-[0-9]", line), line
+        assert not re.search(r"(?<![\w.\]])\(-[0-9][0-9.e+-]*\)", line), line
         # no statement starts with "(" or "-" (regopy reads it as a continuation)
         if indent:
             assert not line.lstrip("\t").startswith(("(", "-")), line
