@@ -185,6 +185,12 @@ def test_statements_never_start_with_a_parenthesis(lit: float) -> None:
         Rule("GEN-3", "t", "deny",
              ir.Compare(">", ir.Arith("*", ir.Arith("+", spec_a, spec_a), ir.Literal(lit)),
                         ir.Arith("-", ir.Literal(lit), spec_a)), Message(("r3 ",))),
+        Rule("GEN-4", "t", "deny",
+             ir.Compare(">", ir.Arith("/", spec_a, ir.Literal(lit)), ir.Literal(0)),
+             Message(("r4 ",))),
+        Rule("GEN-5", "t", "deny",
+             ir.Exists(ir.Arith("*", ir.Arith("+", spec_a, spec_a), ir.Literal(lit))),
+             Message(("r5 ",))),
     )  # fmt: skip
     pack = Pack("gen", "1.0.0", rules)
     objs = [

@@ -36,7 +36,7 @@ def _check_layout(text: str) -> None:
             assert lines[i - 1] == "" or lines[i - 1].startswith("#"), (i, line)
 
 
-@settings(max_examples=80)
+@settings(max_examples=400)
 @given(pack=packs())
 def test_generated_rego_follows_opa_fmt_layout(pack: Pack) -> None:
     _check_layout(compile_pack(pack, RegoOptions()))

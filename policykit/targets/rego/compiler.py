@@ -183,7 +183,7 @@ class RegoCompiler(Compiler):
             return MISSING_VAL
         guards = [f"is_number({a})", f"is_number({b})"]
         if n.op == "/":
-            guards.append(f"{b} != 0")
+            guards += self._infix(b, "!=", "0")
         # as opa fmt writes it: parentheses only around an infix operand of an infix
         return [*sa, *sb, *guards], f"{_operand(n.left, a)} {n.op} {_operand(n.right, b)}", "number"
 
@@ -312,7 +312,7 @@ class RegoCompiler(Compiler):
         s, t, ty = self.value(n.operand)
         if ty in ("missing", "null"):
             return ["false"]
-        return [*s, f"{t} != null"]
+        return [*s, *self._infix(t, "!=", "null")]
 
     def p_IsType(self, n: ir.IsType) -> Stmts:
         s, t, ty = self.value(n.operand)
