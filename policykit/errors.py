@@ -9,6 +9,7 @@ Exit codes (documented in README and docs/cli.md):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 EXIT_OK = 0
@@ -117,3 +118,11 @@ class ErrorList(PolicykitError):
 
     def lines(self) -> list[str]:
         return [e.one_line() for e in self.errors]
+
+
+def raise_all(errors: Sequence[PolicykitError]) -> None:
+    """Raise the one error, or all of them together; nothing when there is none."""
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise ErrorList(list(errors))

@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +114,19 @@ def _credentials(
     return str(path)
 
 
+@contextmanager
+def _session(
+    ref: Reference, plain_http: bool, username: str | None, password: str | None
+) -> Iterator[tuple[Any, str | None, Path]]:
+    """A registry client, the explicit credentials (a docker config path, or
+    None) and a scratch directory that is removed afterwards."""
+    reg = _registry(ref, plain_http)
+    with tempfile.TemporaryDirectory(prefix="policykit-oci-") as tmp:
+        creds = _credentials(Path(tmp), ref, username, password)
+        _need_credentials(reg, ref, creds)
+        yield reg, creds, Path(tmp)
+
+
 def _fail(action: str, ref: Reference, exc: BaseException) -> OciError:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if (isinstance(exc, AttributeError) and "_basic_auth" in text) or "UNAUTHORIZED" in text:
@@ -137,13 +152,10 @@ def publish(
         blob = bundle.read_bytes()
     except OSError as e:
         raise OciError(f"cannot read bundle: {e.strerror}", loc=SourceLoc(str(bundle))) from None
-    reg = _registry(ref, plain_http)
-    with tempfile.TemporaryDirectory(prefix="policykit-oci-") as tmp:
-        creds = _credentials(Path(tmp), ref, username, password)
-        _need_credentials(reg, ref, creds)
-        layer = Path(tmp) / bundle.name
+    with _session(ref, plain_http, username, password) as (reg, creds, tmp):
+        layer = tmp / bundle.name
         layer.write_bytes(blob)
-        config = Path(tmp) / "config.json"
+        config = tmp / "config.json"
         config.write_text("{}")
         try:
             reg.push(
@@ -171,10 +183,7 @@ def pull(
     from policykit.targets.rego.bundle import write_atomic
 
     ref = Reference.parse(reference)
-    reg = _registry(ref, plain_http)
-    with tempfile.TemporaryDirectory(prefix="policykit-oci-") as tmp:
-        creds = _credentials(Path(tmp), ref, username, password)
-        _need_credentials(reg, ref, creds)
+    with _session(ref, plain_http, username, password) as (reg, creds, _):
         blob, digest = _fetch(reg, ref, creds)
     algo, _, want = str(digest).partition(":")
     if algo != "sha256" or hashlib.sha256(blob).hexdigest() != want:

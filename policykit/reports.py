@@ -95,16 +95,36 @@ def _descriptor(pack: Pack, rule: Rule) -> dict[str, Any]:
     }
 
 
-def sarif(
-    packs: Sequence[Pack], findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()
-) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run."""
+def _rule_table(packs: Sequence[Pack]) -> tuple[list[dict[str, Any]], dict[tuple[str, str], int]]:
+    """The ``reportingDescriptor`` of every rule, and (pack, rule id) → its index."""
     rules: list[dict[str, Any]] = []
     index: dict[tuple[str, str], int] = {}
     for p in packs:
         for r in p.rules:
             index[(p.name, r.id)] = len(rules)
             rules.append(_descriptor(p, r))
+    return rules, index
+
+
+def _physical(file: str, line: int) -> dict[str, Any]:
+    return {"artifactLocation": {"uri": _uri(file)}, "region": {"startLine": max(line, 1)}}
+
+
+def _log(tool: str, rules: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run of ``tool``."""
+    driver = {"name": tool, "version": __version__, "informationUri": INFO_URI, "rules": rules}
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": driver}, **run}],
+    }
+
+
+def sarif(
+    packs: Sequence[Pack], findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()
+) -> dict[str, Any]:
+    """A SARIF 2.1.0 log with one run."""
+    rules, index = _rule_table(packs)
     results = []
     for f in findings:
         result: dict[str, Any] = {
@@ -113,10 +133,7 @@ def sarif(
             "message": {"text": f.message},
             "locations": [
                 {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(f.file)},
-                        "region": {"startLine": max(f.line, 1)},
-                    },
+                    "physicalLocation": _physical(f.file, f.line),
                     "logicalLocations": [{"fullyQualifiedName": str(f.object), "kind": "object"}],
                 }
             ],
@@ -150,35 +167,18 @@ def sarif(
             "message": {"text": f"{e.code} {e.message}" + (f" ({e.hint})" if e.hint else "")},
         }
         if e.loc:
-            note["locations"] = [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(e.loc.file)},
-                        "region": {"startLine": max(e.loc.line, 1)},
-                    }
-                }
-            ]
+            note["locations"] = [{"physicalLocation": _physical(e.loc.file, e.loc.line)}]
         notes.append(note)
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "policykit",
-                        "version": __version__,
-                        "informationUri": INFO_URI,
-                        "rules": rules,
-                    }
-                },
-                "invocations": [
-                    {"executionSuccessful": not errors, "toolExecutionNotifications": notes}
-                ],
-                "results": results,
-            }
-        ],
-    }
+    return _log(
+        "policykit",
+        rules,
+        {
+            "invocations": [
+                {"executionSuccessful": not errors, "toolExecutionNotifications": notes}
+            ],
+            "results": results,
+        },
+    )
 
 
 def junit(
@@ -330,13 +330,10 @@ def verify_github(report: Any) -> str:
 def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
     """``verify`` disagreements as SARIF 2.1.0: one result per (target, object,
     rule) that disagrees, at error level, located at the object's file."""
-    rules: list[dict[str, Any]] = []
+    rules, table = _rule_table(packs)
     index: dict[str, int] = {}
-    for p in packs:
-        for r in p.rules:
-            if r.id not in index:
-                index[r.id] = len(rules)
-                rules.append(_descriptor(p, r))
+    for (_, rule_id), i in table.items():
+        index.setdefault(rule_id, i)
     results = []
     for m in report.mismatches:
         result: dict[str, Any] = {
@@ -348,10 +345,7 @@ def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
             },
             "locations": [
                 {
-                    "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(m.file)},
-                        "region": {"startLine": 1},
-                    },
+                    "physicalLocation": _physical(m.file, 1),
                     "logicalLocations": [
                         {"fullyQualifiedName": m.object or m.file, "kind": "object"}
                     ],
@@ -362,20 +356,4 @@ def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
         if m.rule in index:
             result["ruleIndex"] = index[m.rule]
         results.append(result)
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "policykit verify",
-                        "version": __version__,
-                        "informationUri": INFO_URI,
-                        "rules": rules,
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
+    return _log("policykit verify", rules, {"results": results})

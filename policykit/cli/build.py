@@ -128,13 +128,13 @@ def register(cli: click.Group) -> None:
             click.echo(
                 f"policykit: warning: {err.one_line()}; left out (--allow-partial)", err=True
             )
+        in_force = active_waivers(waivers_file, today)  # read once, before anything is written
         for t in wanted:
             if target == "all":
                 dest = (out or Path("dist")) / ("bundle.tar.gz" if t == "rego" else t)
             else:
                 dest = out or Path("dist") / ("bundle.tar.gz" if t == "rego" else t)
             chosen = plan.packs[t]
-            in_force = active_waivers(waivers_file, today)
             if t == "jsonschema" and in_force:
                 click.echo("  waivers are not carried into jsonschema (a form has no exceptions)")
             if t == "rego":
@@ -143,9 +143,7 @@ def register(cli: click.Group) -> None:
             elif t == "jsonschema":
                 build_jsonschema(chosen, effective, dest)
             else:
-                build_manifests(
-                    t, chosen, effective, dest, kyverno_version, active_waivers(waivers_file, today)
-                )
+                build_manifests(t, chosen, effective, dest, kyverno_version, in_force)
 
     @cli.group()
     def bundle() -> None:

@@ -110,6 +110,15 @@ param_option = click.option(
 )
 
 
+output_option = click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report to FILE (atomically) instead of standard output.",
+)
+
+
 def waiver_options(fn: F) -> F:
     """``--waivers FILE`` and ``--today``, shared by check, verify and build."""
     fn = click.option(
@@ -168,13 +177,7 @@ def cli() -> None:
     "(SARIF 2.1.0 for code scanning), junit (XML test report), github (workflow "
     "annotations).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the report to FILE (atomically) instead of standard output.",
-)
+@output_option
 @click.option(
     "--baseline",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -306,13 +309,7 @@ def check(
     help="table, json, sarif (a result per disagreement), junit (a case per target and "
     "object) or github (annotations).",
 )
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the report to FILE (atomically) instead of standard output.",
-)
+@output_option
 @waiver_options
 @handle_errors
 def verify(

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from policykit import __version__
-from policykit.errors import ErrorList
+from policykit.errors import raise_all
 from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack, Rule
@@ -182,8 +182,5 @@ def build(
         if templates:
             files[f"templates/{pack.name}.yaml"] = templates
             files[f"constraints/{pack.name}.yaml"] = constraints
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ErrorList(list(errors))
+    raise_all(errors)
     return files, skipped

@@ -126,7 +126,6 @@ class SchemaCompiler(Compiler):
     target = "jsonschema"
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        self.params = params
         self._native = _NativeCompiler(params)
         self._root = ir.OBJECT_ROOT
         self._bound: dict[str, Any] = {}
@@ -145,6 +144,12 @@ class SchemaCompiler(Compiler):
         if sel is True or ok is True:
             return ok
         return {"if": sel, "then": ok}
+
+    def field_ok(self, rule: Rule, field: ir.Path) -> Schema:
+        """The schema of ``field``'s value under which ``rule`` (reading only that
+        field) has no finding: compiled with the field as the root."""
+        self._rule, self._root, self._bound = rule, ir.OBJECT_ROOT, {}
+        return self.neg(_rebase(rule.condition, field))
 
     def pos(self, p: ir.Pred) -> Schema:
         return self._compile(p, True)
@@ -521,14 +526,13 @@ def single_field(rule: Rule, params: Mapping[str, Any]) -> FieldRule | None:
     if p.root != ir.OBJECT_ROOT or not p.segments or any(isinstance(s, int) for s in p.segments):
         return None
     comp = SchemaCompiler(params)
-    comp._rule = rule
-    try:  # compile with F as the root: a path equal to F has no segments
-        ok = comp.neg(_rebase(rule.condition, p))
+    try:
+        ok = comp.field_ok(rule, p)
     except UnsupportedError:
         return None
     if _uses(ok, "prefixItems"):  # scaffolder forms run draft-07, which lacks it
         return None
-    fires_when_absent = comp._native.pred(rule.condition)({ir.OBJECT_ROOT: {}})
+    fires_when_absent = _NativeCompiler(params).pred(rule.condition)({ir.OBJECT_ROOT: {}})
     return FieldRule(".".join(str(s) for s in p.segments), ok, bool(fires_when_absent))
 
 

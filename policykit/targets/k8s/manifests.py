@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from policykit import __version__
-from policykit.errors import ErrorList
+from policykit.errors import raise_all
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
 from policykit.targets.cel import printer as cel_printer
@@ -230,10 +230,7 @@ def build(
                 errors.append(e)
         if docs:
             files[f"{pack.name}.yaml"] = docs
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise ErrorList(list(errors))
+    raise_all(errors)
     return files, skipped
 
 
