@@ -30,6 +30,7 @@ from policykit.engines.native import NativeEngine
 from policykit.engines.rego import OpaEngine, RegopyEngine
 from policykit.ir.rule import Pack
 from policykit.model import Document
+from policykit.targets import capabilities as cap
 from policykit.targets import gatekeeper as gk_target
 from policykit.targets.cel.compiler import MSG_SEPARATOR
 from policykit.targets.k8s import manifests
@@ -38,6 +39,7 @@ from policykit.targets.k8s.kinds import for_object
 from policykit.waivers import Waiver
 
 TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema")
+_PLAN = {"opa": "rego"}  # the capability table's name for a verify target
 
 
 @dataclass(slots=True)
@@ -56,6 +58,7 @@ class VerifyReport:
     objects: int = 0
     compared: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     mismatches: list[Mismatch] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # rules a target cannot express (PK2xx)
     checked: list[tuple[str, str, int, str]] = field(default_factory=list)  # target, file, doc, ref
 
     @property
@@ -77,6 +80,14 @@ def verify(
     target must then skip exactly the findings of the waivers it carries."""
     report = VerifyReport(objects=len(docs))
     native = NativeEngine(packs, params)
+    # each target is held to the rules it can express; the rest are reported as left out
+    plan = cap.plan(packs, native.effective_params, [_PLAN.get(t, t) for t in targets])
+    report.left_out = sorted({e.one_line() for e in plan.errors})
+
+    def own(target: str) -> tuple[list[Pack], set[str]]:
+        kept = plan.packs[_PLAN.get(target, target)]
+        return kept, {r.id for p in kept for r in p.rules}
+
     # per document, not per (file, index): the items of a `kind: List` share both
     by_doc: dict[int, list[Any]] = {id(d): native.evaluate(d) for d in docs}
 
@@ -86,10 +97,11 @@ def verify(
     for name in ("rego", "opa"):
         if name not in targets:
             continue
-        engine = (RegopyEngine if name == "rego" else OpaEngine)(packs, params, mode="object")
+        kept, ids = own(name)
+        engine = (RegopyEngine if name == "rego" else OpaEngine)(kept, params, mode="object")
         for d in docs:
             found = sorted(map(key, engine.evaluate(d)))
-            exp = sorted(map(key, by_doc[id(d)]))
+            exp = sorted(key(f) for f in by_doc[id(d)] if f.rule in ids)
             report.compared[name] += 1
             report.checked.append((name, d.file, d.index, str(d.ref)))
             for k in sorted(set(found) ^ set(exp)):
@@ -107,10 +119,12 @@ def verify(
     k8s_docs = [d for d in docs if d.source == "kubernetes" and for_object(d.obj) is not None]
     eff = native.effective_params
 
-    def expected(doc: Document, joined: bool, carried: Sequence[Waiver] = ()) -> dict[str, Any]:
+    def expected(
+        doc: Document, joined: bool, ids: set[str], carried: Sequence[Waiver] = ()
+    ) -> dict[str, Any]:
         per: dict[str, list[Any]] = defaultdict(list)
         for f in sorted(by_doc[id(doc)], key=lambda f: -1 if f.item is None else f.item):
-            if not any(w.matches(f) for w in carried):
+            if f.rule in ids and not any(w.matches(f) for w in carried):
                 per[f.rule].append(f.message)
         if joined:
             return {r: MSG_SEPARATOR.join(ms) for r, ms in per.items()}
@@ -121,7 +135,8 @@ def verify(
         return [w for w in waivers if id(w) not in left_out]
 
     if "gatekeeper" in targets:
-        files, _ = gk_target.build(packs, eff)
+        gk_packs, gk_ids = own("gatekeeper")
+        files, _ = gk_target.build(gk_packs, eff)
         missed: list[exports.NotCarried] = []
         for fname in list(files):
             if fname.startswith("constraints/"):
@@ -145,18 +160,19 @@ def verify(
                 report,
                 "gatekeeper",
                 doc,
-                expected(doc, False, gk_carried),
+                expected(doc, False, gk_ids, gk_carried),
                 {r: sorted(m) for r, m in got.items()},
             )
 
     for name in ("vap", "kyverno"):
         if name not in targets:
             continue
-        files, _ = manifests.build(name, packs, eff)
+        cel_packs, cel_ids = own(name)
+        files, _ = manifests.build(name, cel_packs, eff)
         all_docs = [d for items in files.values() for d in items]
         exceptions: list[dict[str, Any]] = []
         if name == "vap":
-            kinds = {r.id: list(r.selector.kinds) for p in packs for r in p.rules}
+            kinds = {r.id: list(r.selector.kinds) for p in cel_packs for r in p.rules}
             all_docs, missed_cel = exports.apply_vap(waivers, all_docs, kinds)
         else:
             exceptions, missed_cel = exports.kyverno_exceptions(waivers, all_docs)
@@ -177,7 +193,7 @@ def verify(
                     got2[dec.rule] = dec.message
             shown = {
                 r: manifests.shown_message(m, static[r])
-                for r, m in expected(doc, True, cel_carried).items()
+                for r, m in expected(doc, True, cel_ids, cel_carried).items()
             }
             _compare(report, name, doc, shown, got2)
 

@@ -385,6 +385,10 @@ from policykit.cli import build as _build  # noqa: E402  (registers build/bundle
 
 _build.register(cli)
 
+from policykit.cli import thirdparty as _thirdparty  # noqa: E402  (registers test)
+
+_thirdparty.register(cli)
+
 
 def main() -> None:
     cli(prog_name="policykit")
@@ -439,6 +443,7 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack]) -> str:
                 }
                 for m in report.mismatches
             ],
+            "leftOut": report.left_out,
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if fmt == "junit":
@@ -449,6 +454,8 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack]) -> str:
     for t, n in sorted(report.compared.items()):
         bad = sum(1 for m in report.mismatches if m.target == t)
         lines.append(f"{t:<11} {n:>6} objects  {'agrees' if not bad else f'{bad} MISMATCHES'}")
+    for why in report.left_out:
+        lines.append(f"left out  {why}")
     for m in report.mismatches:
         lines.append(
             f"MISMATCH {m.target} {m.file}#{m.doc_index} {m.rule}: "

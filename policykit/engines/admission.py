@@ -133,6 +133,42 @@ def rule_of(manifest: Mapping[str, Any]) -> str:
     )
 
 
+def bind_variables(
+    variables: Sequence[Mapping[str, Any]], data: dict[str, Any], base: Mapping[str, Any] = ()
+) -> None:
+    """``variables.<name>`` for each declared variable, in order (each may use the
+    ones before it). One that fails to evaluate is left out, so an expression
+    that uses it errors, as the lazy evaluation in the API server does."""
+    bound: dict[str, Any] = dict(base)
+    data["variables"] = bound
+    for var in variables:
+        try:
+            bound[str(var["name"])] = program(str(var["expression"])).eval(data)
+        except CelEvalError:
+            continue
+
+
+def failed_validations(validations: Sequence[Mapping[str, Any]], data: Mapping[str, Any]) -> list[str]:
+    """The message of every validation whose expression is not true — the
+    ``messageExpression`` when it yields one line of text, else ``message``,
+    else the API server's ``failed expression: …``. An expression that errors
+    raises :class:`CelEvalError` (failure policy is the caller's business)."""
+    out: list[str] = []
+    for v in validations:
+        if program(v["expression"]).eval(data) is True:
+            continue
+        message = str(v.get("message") or "") or f"failed expression: {v['expression']}"
+        if v.get("messageExpression"):
+            try:
+                text = program(v["messageExpression"]).eval(data)
+            except CelEvalError:
+                text = None
+            if isinstance(text, str) and text.strip() and "\n" not in text:
+                message = text
+        out.append(message)
+    return out
+
+
 def _validate(
     name: str,
     rule: str,
@@ -145,7 +181,7 @@ def _validate(
     ns_labels = ((namespace_object or {}).get("metadata") or {}).get("labels") or {}
     if not constraints_match(spec.get("matchConstraints") or {}, obj, operation, ns_labels):
         return []
-    data = {
+    data: dict[str, Any] = {
         "object": obj,
         "oldObject": None,
         "request": request_for(obj, operation),
@@ -154,20 +190,11 @@ def _validate(
     for cond in spec.get("matchConditions") or []:
         if program(cond["expression"]).eval(data) is not True:
             return []
-    out: list[Decision] = []
-    for v in spec.get("validations") or []:
-        if program(v["expression"]).eval(data) is True:
-            continue
-        message = str(v.get("message") or "")
-        if v.get("messageExpression"):
-            try:
-                text = program(v["messageExpression"]).eval(data)
-            except CelEvalError:
-                text = None
-            if isinstance(text, str) and text.strip() and "\n" not in text:
-                message = text
-        out.append(Decision(name, rule, tuple(actions), message))
-    return out
+    bind_variables(spec.get("variables") or [], data)
+    return [
+        Decision(name, rule, tuple(actions), message)
+        for message in failed_validations(spec.get("validations") or [], data)
+    ]
 
 
 def evaluate_vap(

@@ -8,14 +8,21 @@ the template's Rego with ``input = {"review": <AdmissionRequest>, "parameters":
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from policykit.engines.admission import label_selector_matches, request_for
-from policykit.engines.rego import load_opa
-from policykit.errors import PolicykitError
+from policykit.engines.admission import (
+    bind_variables,
+    failed_validations,
+    label_selector_matches,
+    request_for,
+)
+from policykit.engines.cel import CelEvalError, program
+from policykit.engines.rego import EngineLimitation, load_opa
+from policykit.errors import PolicykitError, SourceLoc
 from policykit.targets.k8s.kinds import for_object
 
 Engine = Literal["rego", "opa"]
@@ -30,8 +37,17 @@ class Violation:
     details: Any
 
 
+def _wildcard(pattern: str, value: str) -> bool:
+    """Gatekeeper's ``util.Wildcard``: exact, ``prefix*`` or ``*suffix``."""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return pattern == value
+
+
 def _glob(patterns: list[str], value: str) -> bool:
-    return any(value.startswith(p[:-1]) if p.endswith("*") else p == value for p in patterns)
+    return any(_wildcard(p, value) for p in patterns)
 
 
 def match(
@@ -39,7 +55,10 @@ def match(
     obj: Mapping[str, Any],
     namespace_object: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Gatekeeper's ``spec.match``: every given matcher must hold."""
+    """Gatekeeper's ``spec.match`` (``pkg/mutation/match``): every given matcher
+    must hold. The namespace is the Namespace's own name, else the namespace
+    object's, else the one the object declares (as gator does); an object
+    with none is cluster-scoped and passes the namespace matchers."""
     if not m:
         return True
     api = str(obj.get("apiVersion", ""))
@@ -47,11 +66,14 @@ def match(
     kind = obj.get("kind")
     meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
     assert isinstance(meta, dict)
-    info = for_object(dict(obj))
-    namespaced = info.namespaced if info else bool(meta.get("namespace"))
-    ns = meta.get("namespace") if namespaced else None
-    if kind == "Namespace":
-        ns = meta.get("name")
+    is_namespace = kind == "Namespace" and group == ""
+    ns_meta = (namespace_object or {}).get("metadata") or {}
+    if is_namespace:
+        ns: str | None = str(meta.get("name", ""))
+    elif namespace_object is not None:
+        ns = str(ns_meta.get("name", ""))
+    else:
+        ns = str(meta["namespace"]) if meta.get("namespace") else None
     if m.get("kinds"):
         ok = False
         for k in m["kinds"]:
@@ -60,114 +82,364 @@ def match(
                 ok = True
         if not ok:
             return False
+    has_namespace = bool(meta.get("namespace")) or namespace_object is not None
     scope = m.get("scope", "*")
-    if (scope == "Namespaced" and not namespaced) or (scope == "Cluster" and namespaced):
+    if scope == "Cluster" and not (is_namespace or not has_namespace):
         return False
-    if m.get("namespaces") and (ns is None or not _glob(m["namespaces"], ns)):
+    if scope == "Namespaced" and not (not is_namespace and has_namespace):
+        return False
+    if m.get("namespaces") and ns is not None and not _glob(m["namespaces"], ns):
         return False
     if m.get("excludedNamespaces") and ns is not None and _glob(m["excludedNamespaces"], ns):
         return False
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     assert isinstance(labels, dict)
-    if "labelSelector" in m and not label_selector_matches(m["labelSelector"], labels):
+    if m.get("labelSelector") is not None and not label_selector_matches(
+        m["labelSelector"], labels
+    ):
         return False
-    if "namespaceSelector" in m:
-        ns_meta = (namespace_object or {}).get("metadata") or {}
-        if kind == "Namespace":
-            ns_meta = meta
-        if not label_selector_matches(m["namespaceSelector"], ns_meta.get("labels") or {}):
+    if m.get("namespaceSelector") is not None and (is_namespace or ns is not None):
+        sel_labels = labels if is_namespace else (ns_meta.get("labels") or {})
+        if not label_selector_matches(m["namespaceSelector"], sel_labels):
             return False
-    return not (m.get("name") and not _glob([m["name"]], str(meta.get("name", ""))))
+    return not (m.get("name") and not _wildcard(str(m["name"]), str(meta.get("name", ""))))
+
+
+class Unsupported(PolicykitError):
+    """A policy needs what local evaluation does not provide (external data,
+    ``http.send``, expansion, …): the caller reports it as skipped, never as
+    a pass."""
+
+    code = "PK402"
+
+
+_UNSUPPORTED_REGO = (
+    (re.compile(r"\bexternal_data\s*\("), "external data (external_data)"),
+    (re.compile(r"\bhttp\.send\s*\("), "http.send"),
+)
+_REGEX_CALL = re.compile(r"\b(?:regex\.[a-z_]+|re_match)\s*\(")
+
+
+def _has_backslash(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\\" in value
+    if isinstance(value, Mapping):
+        return any(_has_backslash(k) or _has_backslash(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_backslash(v) for v in value)
+    return False
+
+
+_DATA_REF = re.compile(r"\bdata\.([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _rego_problems(name: str, text: str, where: SourceLoc | None) -> None:
+    """Gatekeeper's own checks on template Rego, and what we cannot run."""
+    code = _strip_strings(text)
+    for pattern, what in _UNSUPPORTED_REGO:
+        if pattern.search(code):
+            raise Unsupported(f"{name} uses {what}", loc=where)
+    for ref in _DATA_REF.findall(code):
+        if ref not in ("inventory", "lib"):
+            raise PolicykitError(
+                f"{name} references data.{ref}; Gatekeeper rejects the template "
+                "(only data.inventory and data.lib are allowed)",
+                loc=where,
+                hint="read cluster state from data.inventory, helpers from libs",
+            )
+
+
+def _strip_strings(text: str) -> str:
+    """Rego text with strings, raw strings and comments blanked out."""
+    from policykit.thirdparty.rego_v0 import tokenize
+
+    return "".join(
+        " " if t.kind in ("str", "raw", "comment") else t.text for t in tokenize(text)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSource:
+    """What a ConstraintTemplate runs, after Gatekeeper's precedence: the
+    legacy ``targets[].rego`` (v0) wins over ``code``; in ``code``,
+    ``K8sNativeValidation`` wins over ``Rego`` (whose version defaults to v0)."""
+
+    kind: str
+    engine: Literal["Rego", "K8sNativeValidation"]
+    modules: dict[str, str]
+    cel: Mapping[str, Any]
+
+
+def template_source(template: Mapping[str, Any], where: SourceLoc | None = None) -> TemplateSource:
+    spec = template.get("spec") if isinstance(template.get("spec"), dict) else None
+    kind = ((((spec or {}).get("crd") or {}).get("spec") or {}).get("names") or {}).get("kind")
+    name = str((template.get("metadata") or {}).get("name", ""))
+    if not isinstance(kind, str) or not kind:
+        raise PolicykitError(
+            "the ConstraintTemplate has no spec.crd.spec.names.kind", loc=where
+        )
+    if name != kind.lower():
+        raise PolicykitError(
+            f"ConstraintTemplate name {name!r} must be the lowercase of its kind {kind!r}",
+            loc=where,
+            hint=f"name it {kind.lower()!r}",
+        )
+    targets = (spec or {}).get("targets") or []
+    if len(targets) != 1:
+        raise PolicykitError("a ConstraintTemplate needs exactly one target", loc=where)
+    target = targets[0]
+    if target.get("rego"):
+        rego, libs, version = target["rego"], target.get("libs") or [], "v0"
+    else:
+        code = target.get("code") or []
+        cel = [c for c in code if c.get("engine") == "K8sNativeValidation"]
+        if cel:
+            return TemplateSource(kind, "K8sNativeValidation", {}, cel[0].get("source") or {})
+        regos = [c for c in code if c.get("engine") == "Rego"]
+        if not regos:
+            engines = sorted({str(c.get("engine")) for c in code}) or ["none"]
+            raise Unsupported(
+                f"template {name} has no engine policykit runs (engines: {', '.join(engines)})",
+                loc=where,
+            )
+        source = regos[0].get("source") or {}
+        rego, libs = source.get("rego", ""), source.get("libs") or []
+        version = source.get("version", "v0")
+    modules: dict[str, str] = {}
+    for i, text in enumerate([rego, *libs]):
+        label = name if i == 0 else f"{name} lib {i}"
+        _rego_problems(label, str(text), where)
+        found = _PACKAGE_RE.search(str(text))
+        if found is None:
+            raise PolicykitError(f"{label}: the Rego has no package", loc=where)
+        if i and (not found.group(1).startswith("lib.")):
+            raise PolicykitError(
+                f"{label}: a lib's package must start with 'lib.' (got {found.group(1)!r})",
+                loc=where,
+            )
+        if version != "v1":
+            from policykit.thirdparty.rego_v0 import upgrade
+
+            text = upgrade(str(text), f"{where.file if where else name} ({label})")
+        modules["template.rego" if i == 0 else f"lib{i}.rego"] = str(text)
+    return TemplateSource(kind, "Rego", modules, {})
+
+
+def inventory_of(objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``data.inventory`` as Gatekeeper replicates it: cluster-scoped objects
+    under ``cluster[<groupVersion>][<Kind>][<name>]``, namespaced ones under
+    ``namespace[<ns>][<groupVersion>][<Kind>][<name>]``."""
+    inv: dict[str, Any] = {"cluster": {}, "namespace": {}}
+    for obj in objects:
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        assert isinstance(meta, dict)
+        gv, kind, name = str(obj.get("apiVersion", "")), str(obj.get("kind", "")), meta.get("name")
+        info = for_object(dict(obj))
+        namespaced = info.namespaced if info else bool(meta.get("namespace"))
+        if namespaced:
+            ns = str(meta.get("namespace") or "default")
+            slot = inv["namespace"].setdefault(ns, {}).setdefault(gv, {}).setdefault(kind, {})
+        else:
+            slot = inv["cluster"].setdefault(gv, {}).setdefault(kind, {})
+        slot[str(name)] = obj
+    return inv
 
 
 class TemplateRunner:
-    """A ConstraintTemplate compiled once; evaluate it with any constraint."""
+    """A ConstraintTemplate compiled once; evaluate it with any constraint.
+    Rego runs in regopy (``engine="rego"``) or real OPA (``"opa"``); a
+    ``K8sNativeValidation`` template runs in the local CEL."""
 
-    def __init__(self, template: Mapping[str, Any], engine: Engine = "rego") -> None:
-        target = template["spec"]["targets"][0]
-        code = [c for c in target.get("code") or [] if c.get("engine") == "Rego"]
-        if not code or code[0]["source"].get("version") != "v1":
-            raise PolicykitError(
-                "only Rego v1 templates under code: are evaluated locally",
-                hint="policykit build --target gatekeeper emits them",
-            )
-        source = code[0]["source"]
-        found = _PACKAGE_RE.search(source["rego"])
-        if found is None:
-            raise PolicykitError("the template's Rego has no package")
-        self.package = found.group(1)
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        engine: Engine = "rego",
+        where: SourceLoc | None = None,
+    ) -> None:
+        self.source = template_source(template, where)
+        self.kind = self.source.kind
         self.engine = engine
-        modules = {"template.rego": source["rego"]}
-        for i, lib in enumerate(source.get("libs") or []):
-            modules[f"lib{i}.rego"] = lib
-        if engine == "rego":
+        self.where = where
+        self._compiled: dict[str, Any] = {}
+        # policykit's own templates route patterns through values.pattern
+        own = any("\npattern(p) := p\n" in t for t in self.source.modules.values())
+        self._regex = not own and any(_REGEX_CALL.search(t) for t in self.source.modules.values())
+        if self.source.engine == "Rego":
+            found = _PACKAGE_RE.search(self.source.modules["template.rego"])
+            assert found is not None
+            self.package = found.group(1)
+            self._prepare(None)  # compile errors surface now
+
+    def _prepare(self, inventory: Mapping[str, Any] | None) -> Any:
+        key = json.dumps(inventory, sort_keys=True) if inventory else ""
+        if key in self._compiled:
+            return self._compiled[key]
+        modules = dict(self.source.modules)
+        data = {"inventory": inventory} if inventory else None
+        if self.engine == "rego":
             import regopy
 
             from policykit.targets.rego.compiler import regopy_modules
 
+            # messages leave regopy base64-encoded: its output printer does not
+            # escape backslashes, and its json.marshal escapes quotes twice, so
+            # details are not carried (docs/engines.md)
             modules["harness.rego"] = (
                 "package policykit_harness\n\n"
-                'violations := [{"msg": base64.encode(v.msg), "details": v.details} |\n'
+                'violations := [{"msg": base64.encode(v.msg)} |\n'
                 f"\tsome v in data.{self.package}.violation\n]\n"
             )
+            own = any("\npattern(p) := p\n" in t for t in modules.values())
             builder = regopy.Interpreter()
-            for path, text in regopy_modules(modules).items():
+            for path, text in (regopy_modules(modules) if own else modules).items():
                 builder.add_module(path, text)
+            if data is not None:
+                from policykit.engines.rego import refuse_quoted
+
+                refuse_quoted(data, "the inventory", self.where)
+                builder.add_data(data)
             try:
-                self._bundle = builder.build(None, ["policykit_harness/violations"])
+                compiled: Any = (builder.build(None, ["policykit_harness/violations"]), None)
             except regopy.RegoError as exc:
-                raise PolicykitError(f"regopy cannot compile the template: {exc}") from None
-            self._runner = regopy.Interpreter()
+                raise PolicykitError(
+                    f"regopy cannot compile the template: {str(exc).splitlines()[0]}",
+                    loc=self.where,
+                ) from None
         else:
             opa = load_opa()
-            self._opa = opa.OpaEngine()
-            for path, text in modules.items():
-                self._opa.add_policy(path, text)
-            self._undefined = opa.OpaUndefinedError
+            engine = opa.OpaEngine()
+            try:
+                for path, text in modules.items():
+                    engine.add_policy(path, text)
+                if data is not None:
+                    engine.add_data(data)
+                engine.eval_document(f"{self.package}.violation", {})
+            except opa.OpaUndefinedError:
+                pass
+            except opa.OpaError as exc:
+                raise PolicykitError(
+                    f"OPA cannot compile the template: {str(exc).splitlines()[0]}",
+                    loc=self.where,
+                ) from None
+            compiled = (engine, opa.OpaUndefinedError)
+        self._compiled[key] = compiled
+        return compiled
 
-    def violations(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
+    def violations(
+        self,
+        review: Mapping[str, Any],
+        parameters: Any,
+        inventory: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        if self.source.engine == "K8sNativeValidation":
+            return self._cel(review, parameters)
         doc = {"review": review, "parameters": parameters if parameters is not None else {}}
+        compiled = self._prepare(inventory)
         if self.engine == "rego":
+            import regopy
+
             from policykit.engines.rego import refuse_quoted
 
-            refuse_quoted(doc, "the admission review")
-            self._runner.set_input(doc)
-            out = self._runner.query_bundle_entrypoint(self._bundle, "policykit_harness/violations")
+            refuse_quoted(doc, "the admission review", self.where)
+            if self._regex and (_has_backslash(doc) or _has_backslash(inventory)):
+                raise EngineLimitation(
+                    "regopy cannot evaluate this template's regular expressions on data "
+                    "that holds a backslash (a regopy defect)",
+                    loc=self.where,
+                    hint="run it with --engine opa",
+                )
+            runner = regopy.Interpreter()
+            runner.set_input(doc)
+            out = runner.query_bundle_entrypoint(compiled[0], "policykit_harness/violations")
             results = out.results
             if not results:
-                raise PolicykitError("regopy could not evaluate the template")
+                raise PolicykitError("regopy could not evaluate the template", loc=self.where)
             exprs = results[0].expressions
             found = exprs[0] if exprs else []
             return [
-                {"msg": base64.b64decode(v["msg"]).decode("utf-8"), "details": v.get("details")}
+                {"msg": base64.b64decode(v["msg"]).decode("utf-8"), "details": None}
                 for v in found
             ]
+        engine, undefined = compiled
         try:
-            got = self._opa.eval_document(f"{self.package}.violation", doc)
-        except self._undefined:
+            got = engine.eval_document(f"{self.package}.violation", doc)
+        except undefined:
             return []
-        return list(got or [])
+        return [{"msg": v.get("msg"), "details": v.get("details", {})} for v in got or []]
+
+    def _cel(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
+        """Gatekeeper's CEL engine: ``variables.params`` and ``variables.anyObject``
+        (the object, or oldObject on DELETE), then the source's variables,
+        match conditions and validations; an evaluation error is a violation
+        under ``failurePolicy: Fail`` (the default) and nothing under ``Ignore``."""
+        src = self.source.cel
+        obj = review.get("object")
+        any_object = review.get("oldObject") if review.get("operation") == "DELETE" else obj
+        request = {k: v for k, v in review.items() if k not in ("object", "oldObject")}
+        params = parameters if parameters is not None else {}
+        data: dict[str, Any] = {
+            "object": obj,
+            "oldObject": review.get("oldObject"),
+            "request": request,
+            "namespaceObject": review.get("namespaceObject"),
+            "params": params,
+        }
+        try:
+            for cond in src.get("matchConditions") or src.get("matchCondition") or []:
+                if program(str(cond["expression"])).eval(
+                    {**data, "variables": {"params": params, "anyObject": any_object}}
+                ) is not True:
+                    return []
+            bind_variables(
+                src.get("variables") or [], data, {"params": params, "anyObject": any_object}
+            )
+            messages = failed_validations(src.get("validations") or [], data)
+        except CelEvalError as exc:
+            if src.get("failurePolicy") == "Ignore":
+                return []
+            messages = [exc.message]
+        return [{"msg": m, "details": {}} for m in messages]
+
+
+def review_of(request: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """``input.review`` from an AdmissionReview's ``request`` and the object
+    ``spec.match`` is applied to (``oldObject`` on DELETE)."""
+    review = dict(request)
+    review.setdefault("operation", "CREATE")
+    obj = review.get("object")
+    if review["operation"] == "DELETE" or not isinstance(obj, dict):
+        obj = review.get("oldObject")
+    return review, obj if isinstance(obj, dict) else None
 
 
 def evaluate(
     runner: TemplateRunner,
     constraint: Mapping[str, Any],
-    obj: Mapping[str, Any],
+    obj: Mapping[str, Any] | None,
     *,
     operation: str = "CREATE",
     namespace_object: Mapping[str, Any] | None = None,
+    inventory: Mapping[str, Any] | None = None,
+    request: Mapping[str, Any] | None = None,
 ) -> list[Violation]:
-    """Violations of one constraint for one object under admission."""
+    """Violations of one constraint for one object under admission. Pass
+    ``request`` (an AdmissionReview's) to set operation, userInfo and
+    oldObject; ``inventory`` is ``data.inventory`` (see :func:`inventory_of`)."""
     spec = constraint.get("spec") or {}
-    if not match(spec.get("match"), obj, namespace_object):
+    if request is not None:
+        review, target = review_of(request)
+    else:
+        assert obj is not None
+        review = request_for(obj, operation)
+        review["object"] = obj
+        target = obj
+    if target is None or not match(spec.get("match"), target, namespace_object):
         return []
-    review = request_for(obj, operation)
-    review["object"] = obj
     if namespace_object is not None:
         review["namespaceObject"] = namespace_object
     name = constraint["metadata"]["name"]
     action = spec.get("enforcementAction", "deny")
     return [
-        Violation(name, action, v["msg"], v.get("details"))
-        for v in runner.violations(review, spec.get("parameters"))
+        Violation(name, action, str(v["msg"]), v.get("details"))
+        for v in runner.violations(review, spec.get("parameters"), inventory)
     ]

@@ -136,8 +136,18 @@ def constraint(pack: Pack, rule: Rule, params: Mapping[str, Any]) -> dict[str, A
             groups.setdefault(info.group, []).append(k)
         match["kinds"] = [{"apiGroups": [g], "kinds": ks} for g, ks in sorted(groups.items())]
     if sel.namespaces:
+        # Gatekeeper lets objects without a namespace through `namespaces`;
+        # policykit's selector never matches them.
+        match["scope"] = "Namespaced"
         match["namespaces"] = list(sel.namespaces)
     if sel.exclude_namespaces:
+        if not sel.kinds or "Namespace" in sel.kinds:
+            raise UnsupportedError(
+                f"rule {rule.id}: Gatekeeper's excludedNamespaces also excludes a Namespace "
+                "by its own name, which policykit's exclude_namespaces does not",
+                loc=rule.loc,
+                hint="list the rule's kinds without Namespace, or drop exclude_namespaces",
+            )
         match["excludedNamespaces"] = list(sel.exclude_namespaces)
     if sel.labels:
         match["labelSelector"] = {"matchLabels": dict(sel.labels)}

@@ -1,0 +1,94 @@
+"""``policykit test``: gator suites and kyverno tests, without the Go binaries."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from policykit.engines import gatekeeper as gk
+from policykit.errors import EXIT_FINDINGS, EXIT_OK
+
+
+def engine_choice(engine: str) -> gk.Engine:
+    """``auto``: real OPA when its bindings are installed (what Gatekeeper
+    runs), else regopy (docs/engines.md lists where regopy differs)."""
+    if engine != "auto":
+        return "opa" if engine == "opa" else "rego"
+    from policykit.engines.rego import EngineUnavailable, load_opa
+
+    try:
+        load_opa()
+    except EngineUnavailable:
+        return "rego"
+    return "opa"
+
+
+def register(cli: click.Group) -> None:
+    from policykit.cli.main import handle_errors, output_option
+
+    @cli.command("test")
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option(
+        "--engine",
+        type=click.Choice(["auto", "opa", "rego"]),
+        default="auto",
+        show_default=True,
+        help="Rego engine for Gatekeeper templates: real OPA, regopy, or OPA when installed.",
+    )
+    @click.option("--run", "run_filter", default=None, help="Only cases whose SUITE/NAME matches this regex.")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "junit", "sarif", "github"]),
+        default="table",
+        show_default=True,
+    )
+    @output_option
+    @handle_errors
+    def test_cmd(
+        paths: tuple[str, ...], engine: str, run_filter: str | None, fmt: str, output: Path | None
+    ) -> None:
+        """Run gator Suite files and kyverno-test.yaml files found in PATHS.
+
+        Every expectation is a case: pass, fail, or skipped (it needs what
+        policykit does not run, named in the reason). Exit 0 when nothing
+        failed, 1 on any failure, 2 on a malformed or missing file.
+        """
+        from policykit import reports
+        from policykit.cli.main import _write
+        from policykit.thirdparty.suites import run
+
+        cases = run(list(paths), engine_choice(engine))
+        if run_filter:
+            try:
+                rx = re.compile(run_filter)
+            except re.error as exc:
+                raise click.BadParameter(str(exc), param_hint="--run") from None
+            cases = [c for c in cases if rx.search(f"{c.suite}/{c.name}")]
+        if fmt == "json":
+            text = json.dumps(reports.cases_json(cases), indent=2, ensure_ascii=False) + "\n"
+        elif fmt == "junit":
+            text = reports.cases_junit(cases)
+        elif fmt == "sarif":
+            text = reports.dumps_sarif(reports.cases_sarif(cases))
+        elif fmt == "github":
+            text = reports.cases_github(cases)
+        else:
+            mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
+            lines = [
+                f"{mark[c.status]}  {c.suite} › {c.name}"
+                + ("" if c.status == "pass" else f"  — {c.reason}  ({c.file}:{c.line})")
+                for c in cases
+            ]
+            n = {s: sum(1 for c in cases if c.status == s) for s in mark}
+            lines.append(
+                f"{len(cases)} cases: {n['pass']} passed, {n['fail']} failed, "
+                f"{n['skipped']} skipped (unsupported)"
+            )
+            text = "".join(line + "\n" for line in lines)
+        _write(output, text)
+        sys.exit(EXIT_FINDINGS if any(c.status == "fail" for c in cases) else EXIT_OK)

@@ -1,0 +1,545 @@
+"""``policykit test``: gator ``Suite`` files and ``kyverno-test.yaml`` files,
+run without the Go binaries.
+
+Every expectation becomes one :class:`CaseResult` — a gator assertion, or a
+kyverno result × resource — with status ``pass``, ``fail`` or ``skipped``
+(what the case needs and policykit does not run: the reason names it).
+Malformed or missing files are :class:`~policykit.errors.InputError` s,
+collected and raised together (exit 2), never a pass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from policykit.engines import gatekeeper as gk
+from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
+from policykit.loader import load_file
+from policykit.model import Document
+from policykit.thirdparty import kyverno as ky
+
+CaseStatus = Literal["pass", "fail", "skipped"]
+SUITE_API = "test.gatekeeper.sh/v1alpha1"
+KYVERNO_TEST_API = "cli.kyverno.io/"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseResult:
+    suite: str
+    name: str
+    status: CaseStatus
+    reason: str
+    file: str
+    line: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "file": self.file,
+            "line": self.line,
+        }
+
+
+# --- YAML with positions -------------------------------------------------------
+
+
+class _Lines:
+    """Line numbers of the nodes of one YAML document, by path."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self.root: yaml.Node | None = yaml.compose(text, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError:
+            self.root = None
+
+    def line(self, *path: str | int) -> int:
+        node = self.root
+        best = node.start_mark.line + 1 if node is not None else 0
+        for step in path:
+            if isinstance(node, yaml.MappingNode) and isinstance(step, str):
+                node = next((v for k, v in node.value if k.value == step), None)
+            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
+                node = node.value[step] if step < len(node.value) else None
+            else:
+                node = None
+            if node is None:
+                break
+            best = node.start_mark.line + 1
+        return best
+
+
+def _objects(path: Path, errors: list[PolicykitError], what: str) -> list[Document]:
+    if not path.is_file():
+        errors.append(
+            InputError(f"{what} {path.as_posix()} does not exist", loc=SourceLoc(path.as_posix()))
+        )
+        return []
+    loaded = load_file(path, path.as_posix())
+    errors.extend(loaded.errors)
+    return loaded.documents
+
+
+def _relative(base: Path, ref: Any, loc: SourceLoc, errors: list[PolicykitError]) -> Path | None:
+    if not isinstance(ref, str) or not ref:
+        errors.append(InputError("expected a file path", loc=loc))
+        return None
+    if Path(ref).is_absolute():
+        errors.append(InputError(f"absolute path {ref!r} is not allowed", loc=loc))
+        return None
+    return base / ref
+
+
+# --- gator -----------------------------------------------------------------------------
+
+
+def _expect(value: Any) -> tuple[str, Callable[[int], bool]] | None:
+    """A gator ``violations`` value: yes (≥1), no (0) or a count. YAML 1.1
+    reads unquoted yes/no as booleans."""
+    if value is None or value is True or value == "yes":
+        return "at least one violation", lambda n: n >= 1
+    if value is False or value == "no":
+        return "no violations", lambda n: n == 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"exactly {value} violation(s)", lambda n: n == value
+    if isinstance(value, str) and value.isdigit():
+        count = int(value)
+        return f"exactly {count} violation(s)", lambda n: n == count
+    return None
+
+
+class _Templates:
+    """Each template file compiled once per run."""
+
+    def __init__(self, engine: gk.Engine) -> None:
+        self.engine = engine
+        self.cache: dict[str, gk.TemplateRunner | gk.Unsupported | PolicykitError] = {}
+
+    def get(self, doc: Document) -> gk.TemplateRunner:
+        key = f"{doc.file}#{doc.index}"
+        if key not in self.cache:
+            try:
+                self.cache[key] = gk.TemplateRunner(
+                    doc.obj, self.engine, SourceLoc(doc.file, doc.line)
+                )
+            except PolicykitError as exc:
+                self.cache[key] = exc
+        got = self.cache[key]
+        if isinstance(got, PolicykitError):
+            raise got
+        return got
+
+
+def _one(docs: list[Document], what: str, loc: SourceLoc, errors: list[PolicykitError]) -> Document | None:
+    if len(docs) != 1:
+        errors.append(InputError(f"{what} must hold exactly one object (found {len(docs)})", loc=loc))
+        return None
+    return docs[0]
+
+
+def run_gator(doc: Document, text: str, templates: _Templates) -> tuple[list[CaseResult], list[PolicykitError]]:
+    """One gator Suite: every assertion of every case of every test."""
+    suite = doc.obj
+    base = Path(doc.file).parent
+    lines = _Lines(text) if doc.index == 0 else _Lines("")
+    offset = 0 if doc.index == 0 else doc.line - 1
+    sname = str((suite.get("metadata") or {}).get("name") or doc.file)
+    out: list[CaseResult] = []
+    errors: list[PolicykitError] = []
+    for ti, test in enumerate(suite.get("tests") or []):
+        tname = str(test.get("name") or f"test {ti + 1}")
+        tline = lines.line("tests", ti) + offset
+
+        def loc(*path: str | int, _ti: int = ti) -> SourceLoc:
+            return SourceLoc(doc.file, lines.line("tests", _ti, *path) + offset)
+
+        cases = test.get("cases") or []
+        runner: gk.TemplateRunner | None = None
+        skip_all = "skip: true in the suite" if test.get("skip") else ""
+        if not skip_all and test.get("expansion"):
+            skip_all = "expansion templates are not supported"
+        template_doc = constraint_doc = None
+        if not skip_all:
+            tpath = _relative(base, test.get("template"), loc("template"), errors)
+            cpath = _relative(base, test.get("constraint"), loc("constraint"), errors)
+            if tpath is None or cpath is None:
+                continue
+            template_doc = _one(_objects(tpath, errors, "template"), "the template file", loc("template"), errors)
+            constraint_doc = _one(
+                _objects(cpath, errors, "constraint"), "the constraint file", loc("constraint"), errors
+            )
+            if template_doc is None or constraint_doc is None:
+                continue
+            try:
+                runner = templates.get(template_doc)
+            except gk.Unsupported as exc:
+                skip_all = exc.message
+            except PolicykitError as exc:
+                errors.append(exc)
+                continue
+            if runner is not None and constraint_doc.obj.get("kind") != runner.kind:
+                errors.append(
+                    InputError(
+                        f"constraint kind {constraint_doc.obj.get('kind')!r} does not match "
+                        f"the template's kind {runner.kind!r}",
+                        loc=SourceLoc(constraint_doc.file, constraint_doc.line),
+                    )
+                )
+                continue
+        if not cases:
+            errors.append(InputError(f"test {tname!r} has no cases", loc=SourceLoc(doc.file, tline)))
+        for ci, case in enumerate(cases):
+            cname = str(case.get("name") or f"case {ci + 1}")
+            assertions = case.get("assertions") or []
+            if not assertions:
+                errors.append(
+                    InputError(f"case {cname!r} has no assertions", loc=loc("cases", ci))
+                )
+                continue
+            reason = skip_all or ("skip: true in the suite" if case.get("skip") else "")
+            found: list[gk.Violation] | None = None
+            if not reason:
+                assert runner is not None and constraint_doc is not None
+                try:
+                    found = _run_case(case, base, runner, constraint_doc.obj, loc("cases", ci), errors)
+                except gk.Unsupported as exc:
+                    reason = exc.message
+                except PolicykitError as exc:
+                    errors.append(exc)
+                    continue
+                if found is None:
+                    continue
+            for ai, assertion in enumerate(assertions):
+                name = f"{tname}/{cname}" + (f" #{ai + 1}" if len(assertions) > 1 else "")
+                aline = loc("cases", ci, "assertions", ai).line
+                if reason:
+                    out.append(CaseResult(sname, name, "skipped", reason, doc.file, aline))
+                    continue
+                assert found is not None
+                out.append(_assert(sname, name, assertion, found, doc.file, aline, errors))
+    return out, errors
+
+
+def _run_case(
+    case: Mapping[str, Any],
+    base: Path,
+    runner: gk.TemplateRunner,
+    constraint: Mapping[str, Any],
+    loc: SourceLoc,
+    errors: list[PolicykitError],
+) -> list[gk.Violation] | None:
+    opath = _relative(base, case.get("object"), loc, errors)
+    if opath is None:
+        return None
+    obj_doc = _one(_objects(opath, errors, "object"), "the object file", loc, errors)
+    if obj_doc is None:
+        return None
+    inventory: list[dict[str, Any]] = []
+    for ref in case.get("inventory") or []:
+        ipath = _relative(base, ref, loc, errors)
+        if ipath is not None:
+            inventory += [d.obj for d in _objects(ipath, errors, "inventory file")]
+    obj = obj_doc.obj
+    request = obj.get("request") if obj.get("kind") == "AdmissionReview" else None
+    target = gk.review_of(request)[1] if isinstance(request, dict) else obj
+    namespace_object = None
+    if target is not None:
+        ns = (target.get("metadata") or {}).get("namespace")
+        namespace_object = next(
+            (
+                o
+                for o in inventory
+                if o.get("kind") == "Namespace" and (o.get("metadata") or {}).get("name") == ns
+            ),
+            None,
+        ) if ns else None
+    return gk.evaluate(
+        runner,
+        constraint,
+        None if request is not None else obj,
+        request=request if isinstance(request, dict) else None,
+        namespace_object=namespace_object,
+        inventory=gk.inventory_of(inventory) if inventory else None,
+    )
+
+
+def _assert(
+    suite: str,
+    name: str,
+    assertion: Mapping[str, Any],
+    found: Sequence[gk.Violation],
+    file: str,
+    line: int,
+    errors: list[PolicykitError],
+) -> CaseResult:
+    expect = _expect(assertion.get("violations"))
+    if expect is None:
+        errors.append(
+            InputError(
+                f"violations must be yes, no or a count (got {assertion.get('violations')!r})",
+                loc=SourceLoc(file, line),
+            )
+        )
+        return CaseResult(suite, name, "fail", "bad assertion", file, line)
+    what, ok = expect
+    pattern = assertion.get("message")
+    hits = list(found)
+    if pattern:
+        try:
+            rx = re.compile(str(pattern))
+        except re.error as exc:
+            errors.append(InputError(f"message is not a valid regex: {exc}", loc=SourceLoc(file, line)))
+            return CaseResult(suite, name, "fail", "bad assertion", file, line)
+        hits = [v for v in found if rx.search(v.message)]
+        what += f" matching {str(pattern)!r}"
+    got = f"got {len(hits)}"
+    if hits or found:
+        got += ": " + "; ".join(v.message for v in (hits or found)[:3])
+    status: CaseStatus = "pass" if ok(len(hits)) else "fail"
+    return CaseResult(suite, name, status, f"expected {what}, {got}", file, line)
+
+
+# --- kyverno test ------------------------------------------------------------------------
+
+
+def _load_all(base: Path, refs: Any, what: str, loc: SourceLoc, errors: list[PolicykitError]) -> list[Document]:
+    out: list[Document] = []
+    for ref in refs or []:
+        path = _relative(base, ref, loc, errors)
+        if path is None:
+            continue
+        if path.is_dir():
+            for f in sorted(path.rglob("*.y*ml")):
+                out += _objects(f, errors, what)
+        else:
+            out += _objects(path, errors, what)
+    return out
+
+
+def _yaml_file(path: Path, errors: list[PolicykitError]) -> dict[str, Any]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
+    except OSError as exc:
+        errors.append(InputError(f"cannot read: {exc.strerror}", loc=SourceLoc(path.as_posix())))
+        return {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        errors.append(
+            InputError(f"malformed YAML: {exc}".splitlines()[0],
+                       loc=SourceLoc(path.as_posix(), mark.line + 1 if mark else 0))
+        )
+        return {}
+    if not isinstance(data, dict):
+        errors.append(InputError("expected a mapping", loc=SourceLoc(path.as_posix())))
+        return {}
+    return data
+
+
+def _context(test: Mapping[str, Any], base: Path, loc: SourceLoc, errors: list[PolicykitError]) -> tuple[ky.Context, dict[str, Any]]:
+    ctx = ky.Context()
+    values: dict[str, Any] = {}
+    if test.get("variables"):
+        path = _relative(base, test["variables"], loc, errors)
+        if path is not None:
+            values = _yaml_file(path, errors)
+    for ns in values.get("namespaceSelector") or []:
+        ctx.namespace_labels[str(ns.get("name"))] = dict(ns.get("labels") or {})
+    op = (values.get("globalValues") or {}).get("request.operation")
+    if op:
+        ctx.operation = str(op)
+    if test.get("userinfo"):
+        path = _relative(base, test["userinfo"], loc, errors)
+        if path is not None:
+            info = _yaml_file(path, errors)
+            user = info.get("userInfo") or {}
+            ctx.username = str(user.get("username", ctx.username))
+            ctx.groups = tuple(user.get("groups") or ctx.groups)
+            ctx.roles = tuple(info.get("roles") or ())
+            ctx.cluster_roles = tuple(info.get("clusterRoles") or ())
+    ctx.params = [d.obj for d in _load_all(base, test.get("paramResources"), "parameter resource", loc, errors)]
+    ctx.exceptions = [d.obj for d in _load_all(base, test.get("exceptions"), "exception", loc, errors)]
+    return ctx, values
+
+
+def _resource_operation(values: Mapping[str, Any], policy: str, resource: str, default: str) -> str:
+    for p in values.get("policies") or []:
+        if p.get("name") != policy:
+            continue
+        for r in p.get("resources") or []:
+            if r.get("name") == resource and (r.get("values") or {}).get("request.operation"):
+                return str(r["values"]["request.operation"])
+    return default
+
+
+def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[PolicykitError]]:
+    """One ``kyverno-test.yaml``: every result × resource."""
+    errors: list[PolicykitError] = []
+    file = path.as_posix()
+    lines = _Lines(text)
+    try:
+        test = yaml.load(text, Loader=yaml.CSafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return [], [
+            InputError(f"malformed YAML: {str(exc).splitlines()[0]}",
+                       loc=SourceLoc(file, mark.line + 1 if mark else 0))
+        ]
+    if not isinstance(test, dict):
+        return [], [InputError("a kyverno test must be a mapping", loc=SourceLoc(file))]
+    base = path.parent
+    tname = str((test.get("metadata") or {}).get("name") or test.get("name") or file)
+    loc0 = SourceLoc(file, 1)
+    policies = [
+        d.obj for d in _load_all(base, test.get("policies"), "policy", SourceLoc(file, lines.line("policies")), errors)
+        if ky.is_policy(d.obj)
+    ]
+    resources = _load_all(base, test.get("resources"), "resource", SourceLoc(file, lines.line("resources")), errors)
+    ctx, values = _context(test, base, loc0, errors)
+    by_name = {ky.policy_name(p): p for p in policies}
+    out: list[CaseResult] = []
+    cache: dict[tuple[str, int, str], list[ky.Outcome]] = {}
+    for ri, result in enumerate(test.get("results") or []):
+        rloc = SourceLoc(file, lines.line("results", ri))
+        pname = str(result.get("policy", ""))
+        policy = by_name.get(pname) or next(
+            (p for n, p in by_name.items() if n.rpartition("/")[2] == pname), None
+        )
+        if policy is None:
+            errors.append(InputError(f"policy {pname!r} is not among the test's policies", loc=rloc))
+            continue
+        rule = result.get("rule")
+        expected = str(result.get("result", "")).lower()
+        kind = result.get("kind")
+        names = [str(n) for n in result.get("resources") or []]
+        specs = result.get("resourceSpecs") or []
+        wanted: list[tuple[str, Document | None]] = []
+        for n in names:
+            ns, _, nm = n.rpartition("/")
+            hits = [
+                d
+                for d in resources
+                if (d.obj.get("metadata") or {}).get("name") == nm
+                and (not kind or d.obj.get("kind") == kind)
+                and (not ns or (d.obj.get("metadata") or {}).get("namespace") == ns)
+            ]
+            if not hits:
+                errors.append(InputError(f"resource {n!r} (kind {kind}) is not among the test's resources", loc=rloc))
+            wanted += [(n, d) for d in hits]
+        for spec in specs:
+            hits = [
+                d for d in resources
+                if d.obj.get("kind") == spec.get("kind")
+                and (d.obj.get("metadata") or {}).get("name") == spec.get("name")
+                and (not spec.get("namespace") or (d.obj.get("metadata") or {}).get("namespace") == spec.get("namespace"))
+            ]
+            if not hits:
+                errors.append(InputError(f"resource {spec!r} is not among the test's resources", loc=rloc))
+            wanted += [(str(spec.get("name")), d) for d in hits]
+        for label, doc in wanted:
+            assert doc is not None
+            case = f"{pname}/{rule or '-'}/{doc.obj.get('kind')}/{label}"
+            op = str(result.get("operation") or _resource_operation(values, pname, label, ctx.operation))
+            key = (pname, id(doc), op)
+            if key not in cache:
+                ctx_op = ky.Context(**{**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__}, "operation": op})
+                cache[key] = ky.evaluate(policy, doc.obj, ctx_op)
+            outcomes = cache[key]
+            if rule:
+                outcomes = [o for o in outcomes if o.rule == rule or (not o.rule and policy.get("kind") not in ("ClusterPolicy", "Policy"))]
+                if not outcomes:
+                    errors.append(InputError(f"policy {pname!r} has no rule {rule!r}", loc=rloc))
+                    continue
+            out.append(_kyverno_case(tname, case, expected, outcomes, file, rloc.line))
+    return out, errors
+
+
+def _kyverno_case(
+    suite: str, name: str, expected: str, outcomes: Sequence[ky.Outcome], file: str, line: int
+) -> CaseResult:
+    unsupported = [o for o in outcomes if o.status == "unsupported"]
+    if unsupported:
+        return CaseResult(suite, name, "skipped", unsupported[0].message, file, line)
+    if expected == "warn":
+        return CaseResult(suite, name, "skipped", "warn results are not modelled", file, line)
+    if expected not in ("pass", "fail", "skip", "error"):
+        return CaseResult(suite, name, "fail", f"unknown expected result {expected!r}", file, line)
+    statuses = {o.status for o in outcomes}
+    # a policy's verdict on a resource: any error, else any failure, else any pass, else skip
+    got = next((s for s in ("error", "fail", "pass") if s in statuses), "skip")
+    detail = "; ".join(o.message for o in outcomes if o.message)[:300]
+    reason = f"expected {expected}, got {got}" + (f" ({detail})" if detail else "")
+    return CaseResult(suite, name, "pass" if got == expected else "fail", reason, file, line)
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+
+def _walk(paths: Iterable[str]) -> Iterator[Path]:
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            for f in sorted(path.rglob("*")):
+                if f.is_file() and f.suffix in (".yaml", ".yml") and not any(
+                    part.startswith(".") for part in f.relative_to(path).parts
+                ):
+                    yield f
+        else:
+            yield path
+
+
+def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
+    """Every gator suite and kyverno test under ``paths`` (files or
+    directories). In directories, gator suites are recognised by their
+    apiVersion/kind and kyverno tests by the name ``kyverno-test.yaml``; a
+    file named explicitly is read as either."""
+    results: list[CaseResult] = []
+    errors: list[PolicykitError] = []
+    templates = _Templates(engine)
+    explicit = {Path(p) for p in paths if not Path(p).is_dir()}
+    found = 0
+    for path in _walk(paths):
+        if not path.exists():
+            errors.append(InputError("no such file or directory", loc=SourceLoc(path.as_posix())))
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(InputError(f"cannot read: {exc}", loc=SourceLoc(path.as_posix())))
+            continue
+        if path.name in ("kyverno-test.yaml", "kyverno-test.yml") or (
+            path in explicit and KYVERNO_TEST_API in text and "kind: Test" in text
+        ):
+            found += 1
+            got, errs = run_kyverno_test(path, text)
+            results += got
+            errors += errs
+            continue
+        if "test.gatekeeper.sh" not in text and path not in explicit:
+            continue
+        loaded = load_file(path, path.as_posix())
+        if path in explicit:
+            errors += loaded.errors
+        for doc in loaded.documents:
+            if doc.obj.get("apiVersion") == SUITE_API and doc.obj.get("kind") == "Suite":
+                found += 1
+                got, errs = run_gator(doc, text, templates)
+                results += got
+                errors += errs
+    if not found and not errors:
+        errors.append(
+            InputError(
+                "no gator Suite or kyverno-test.yaml found",
+                loc=SourceLoc(", ".join(paths)),
+                hint="point policykit test at suite.yaml files, kyverno-test.yaml files or their folders",
+            )
+        )
+    raise_all(errors)
+    return results
