@@ -34,6 +34,7 @@ class CheckReport:
     fixed: int | None = None  # baseline entries no longer found (None: no baseline)
     expired_waivers: list[str] = field(default_factory=list)  # each fails the run
     stale_waivers: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # third-party policies not run (--policy)
 
     def counts(self) -> dict[str, int]:
         """Findings per severity, not counting baselined or waived ones."""

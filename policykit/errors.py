@@ -105,6 +105,13 @@ class IRFormatError(PolicykitError):
     code = "PK004"
 
 
+class PolicyError(PolicykitError):
+    """A third-party policy (ConstraintTemplate, Constraint, Kyverno policy)
+    its own controller would reject, or that cannot be compiled."""
+
+    code = "PK400"
+
+
 class ErrorList(PolicykitError):
     """Several errors reported at once (e.g. every rule a target cannot express)."""
 

@@ -369,8 +369,12 @@ def cases_json(cases: Sequence[Any]) -> dict[str, Any]:
         "tool": "policykit",
         "version": __version__,
         "cases": [c.to_json() for c in cases],
-        "summary": {"total": len(cases), "passed": counts["pass"], "failed": counts["fail"],
-                    "skipped": counts["skipped"]},
+        "summary": {
+            "total": len(cases),
+            "passed": counts["pass"],
+            "failed": counts["fail"],
+            "skipped": counts["skipped"],
+        },
     }
 
 
@@ -386,7 +390,11 @@ def cases_junit(cases: Sequence[Any]) -> str:
         nf = ns = 0
         for c in items:
             case = ET.SubElement(
-                suite, "testcase", classname=f"test.{name}", name=c.name, file=c.file,
+                suite,
+                "testcase",
+                classname=f"test.{name}",
+                name=c.name,
+                file=c.file,
                 line=str(c.line),
             )
             if c.status == "fail":

@@ -216,6 +216,14 @@ def cli() -> None:
     help="native: reference engine; rego: compiled Rego on regopy; opa: real OPA; "
     "cel: the Kyverno/VAP CEL on cel-cpp.",
 )
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    metavar="FILE_OR_DIR",
+    help="Also run existing Gatekeeper templates + constraints and Kyverno policies "
+    "from FILE_OR_DIR (repeatable); their verdicts join the same report.",
+)
 @handle_errors
 def check(
     paths: tuple[str, ...],
@@ -231,6 +239,7 @@ def check(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     engine: str,
+    policies: tuple[str, ...],
 ) -> None:
     """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
 
@@ -252,7 +261,18 @@ def check(
     if update_baseline and baseline is None:
         raise click.UsageError("--update-baseline needs --baseline FILE")
     recorded = None if baseline is None or update_baseline else baselines.load(baseline)
+    third_party = None
+    seen: list[Any] = []
+    if policies:
+        from policykit.cli.thirdparty import engine_choice
+        from policykit.thirdparty import policies as foreign
+
+        third_party = foreign.load(list(policies), engine_choice("auto"))
+        parts = foreign.documents_of(parts, seen)
     report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
+    if third_party is not None:
+        extra, report.unsupported = foreign.check(third_party, seen)
+        report.findings = sorted(report.findings + extra, key=lambda f: f.sort_key())
     if update_baseline and baseline is not None and report.errors:
         _stderr(f"policykit: {baseline} not updated: fix the input errors first")
     elif update_baseline and baseline is not None:
@@ -274,6 +294,8 @@ def check(
         _stderr(f"policykit: expired: {line}")
     for line in report.stale_waivers:
         _stderr(f"policykit: stale: {line}")
+    for line in report.unsupported:
+        _stderr(f"policykit: skipped (unsupported): {line}")
     for err in report.errors:
         _stderr(f"policykit: {err.one_line()}")
     if report.errors:

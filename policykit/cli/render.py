@@ -52,6 +52,7 @@ def report_json(report: CheckReport) -> dict[str, Any]:
             "waived": sum(f.waiver is not None for f in report.findings),
         },
         "waivers": {"expired": report.expired_waivers, "stale": report.stale_waivers},
+        "unsupported": report.unsupported,
     }
 
 
@@ -103,6 +104,10 @@ def print_table(console: Console, report: CheckReport) -> None:
         summary.append(f"; {len(report.stale_waivers)} stale waivers", style="yellow")
     if report.skipped:
         summary.append(f"; {len(report.skipped)} documents skipped (not objects)")
+    if report.unsupported:
+        summary.append(
+            f"; {len(report.unsupported)} policies skipped (unsupported)", style="yellow"
+        )
     if report.errors:
         summary.append(f"; {len(report.errors)} input errors", style="bold red")
     console.print(summary)

@@ -39,7 +39,9 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help="Rego engine for Gatekeeper templates: real OPA, regopy, or OPA when installed.",
     )
-    @click.option("--run", "run_filter", default=None, help="Only cases whose SUITE/NAME matches this regex.")
+    @click.option(
+        "--run", "run_filter", default=None, help="Only cases whose SUITE/NAME matches this regex."
+    )
     @click.option(
         "--format",
         "fmt",
@@ -80,7 +82,7 @@ def register(cli: click.Group) -> None:
         else:
             mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
             lines = [
-                f"{mark[c.status]}  {c.suite} › {c.name}"
+                f"{mark[c.status]}  {c.suite} / {c.name}"
                 + ("" if c.status == "pass" else f"  — {c.reason}  ({c.file}:{c.line})")
                 for c in cases
             ]

@@ -134,12 +134,14 @@ def rule_of(manifest: Mapping[str, Any]) -> str:
 
 
 def bind_variables(
-    variables: Sequence[Mapping[str, Any]], data: dict[str, Any], base: Mapping[str, Any] = ()
+    variables: Sequence[Mapping[str, Any]],
+    data: dict[str, Any],
+    base: Mapping[str, Any] | None = None,
 ) -> None:
     """``variables.<name>`` for each declared variable, in order (each may use the
     ones before it). One that fails to evaluate is left out, so an expression
     that uses it errors, as the lazy evaluation in the API server does."""
-    bound: dict[str, Any] = dict(base)
+    bound: dict[str, Any] = dict(base or {})
     data["variables"] = bound
     for var in variables:
         try:
@@ -148,7 +150,9 @@ def bind_variables(
             continue
 
 
-def failed_validations(validations: Sequence[Mapping[str, Any]], data: Mapping[str, Any]) -> list[str]:
+def failed_validations(
+    validations: Sequence[Mapping[str, Any]], data: Mapping[str, Any]
+) -> list[str]:
     """The message of every validation whose expression is not true — the
     ``messageExpression`` when it yields one line of text, else ``message``,
     else the API server's ``failed expression: …``. An expression that errors

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,7 +22,7 @@ from policykit.engines.admission import (
 )
 from policykit.engines.cel import CelEvalError, program
 from policykit.engines.rego import EngineLimitation, load_opa
-from policykit.errors import PolicykitError, SourceLoc
+from policykit.errors import PolicyError, PolicykitError, SourceLoc
 from policykit.targets.k8s.kinds import for_object
 
 Engine = Literal["rego", "opa"]
@@ -141,7 +141,7 @@ def _rego_problems(name: str, text: str, where: SourceLoc | None) -> None:
             raise Unsupported(f"{name} uses {what}", loc=where)
     for ref in _DATA_REF.findall(code):
         if ref not in ("inventory", "lib"):
-            raise PolicykitError(
+            raise PolicyError(
                 f"{name} references data.{ref}; Gatekeeper rejects the template "
                 "(only data.inventory and data.lib are allowed)",
                 loc=where,
@@ -153,9 +153,7 @@ def _strip_strings(text: str) -> str:
     """Rego text with strings, raw strings and comments blanked out."""
     from policykit.thirdparty.rego_v0 import tokenize
 
-    return "".join(
-        " " if t.kind in ("str", "raw", "comment") else t.text for t in tokenize(text)
-    )
+    return "".join(" " if t.kind in ("str", "raw", "comment") else t.text for t in tokenize(text))
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,18 +173,16 @@ def template_source(template: Mapping[str, Any], where: SourceLoc | None = None)
     kind = ((((spec or {}).get("crd") or {}).get("spec") or {}).get("names") or {}).get("kind")
     name = str((template.get("metadata") or {}).get("name", ""))
     if not isinstance(kind, str) or not kind:
-        raise PolicykitError(
-            "the ConstraintTemplate has no spec.crd.spec.names.kind", loc=where
-        )
+        raise PolicyError("the ConstraintTemplate has no spec.crd.spec.names.kind", loc=where)
     if name != kind.lower():
-        raise PolicykitError(
+        raise PolicyError(
             f"ConstraintTemplate name {name!r} must be the lowercase of its kind {kind!r}",
             loc=where,
             hint=f"name it {kind.lower()!r}",
         )
     targets = (spec or {}).get("targets") or []
     if len(targets) != 1:
-        raise PolicykitError("a ConstraintTemplate needs exactly one target", loc=where)
+        raise PolicyError("a ConstraintTemplate needs exactly one target", loc=where)
     target = targets[0]
     if target.get("rego"):
         rego, libs, version = target["rego"], target.get("libs") or [], "v0"
@@ -211,9 +207,9 @@ def template_source(template: Mapping[str, Any], where: SourceLoc | None = None)
         _rego_problems(label, str(text), where)
         found = _PACKAGE_RE.search(str(text))
         if found is None:
-            raise PolicykitError(f"{label}: the Rego has no package", loc=where)
+            raise PolicyError(f"{label}: the Rego has no package", loc=where)
         if i and (not found.group(1).startswith("lib.")):
-            raise PolicykitError(
+            raise PolicyError(
                 f"{label}: a lib's package must start with 'lib.' (got {found.group(1)!r})",
                 loc=where,
             )
@@ -301,7 +297,7 @@ class TemplateRunner:
             try:
                 compiled: Any = (builder.build(None, ["policykit_harness/violations"]), None)
             except regopy.RegoError as exc:
-                raise PolicykitError(
+                raise PolicyError(
                     f"regopy cannot compile the template: {str(exc).splitlines()[0]}",
                     loc=self.where,
                 ) from None
@@ -317,7 +313,7 @@ class TemplateRunner:
             except opa.OpaUndefinedError:
                 pass
             except opa.OpaError as exc:
-                raise PolicykitError(
+                raise PolicyError(
                     f"OPA cannot compile the template: {str(exc).splitlines()[0]}",
                     loc=self.where,
                 ) from None
@@ -353,12 +349,11 @@ class TemplateRunner:
             out = runner.query_bundle_entrypoint(compiled[0], "policykit_harness/violations")
             results = out.results
             if not results:
-                raise PolicykitError("regopy could not evaluate the template", loc=self.where)
+                raise PolicyError("regopy could not evaluate the template", loc=self.where)
             exprs = results[0].expressions
             found = exprs[0] if exprs else []
             return [
-                {"msg": base64.b64decode(v["msg"]).decode("utf-8"), "details": None}
-                for v in found
+                {"msg": base64.b64decode(v["msg"]).decode("utf-8"), "details": None} for v in found
             ]
         engine, undefined = compiled
         try:
@@ -386,9 +381,12 @@ class TemplateRunner:
         }
         try:
             for cond in src.get("matchConditions") or src.get("matchCondition") or []:
-                if program(str(cond["expression"])).eval(
-                    {**data, "variables": {"params": params, "anyObject": any_object}}
-                ) is not True:
+                if (
+                    program(str(cond["expression"])).eval(
+                        {**data, "variables": {"params": params, "anyObject": any_object}}
+                    )
+                    is not True
+                ):
                     return []
             bind_variables(
                 src.get("variables") or [], data, {"params": params, "anyObject": any_object}

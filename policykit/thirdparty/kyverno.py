@@ -132,9 +132,17 @@ def is_policy(obj: Mapping[str, Any]) -> bool:
     kind = obj.get("kind")
     return (api.startswith("kyverno.io/") and kind in _LEGACY_KINDS) or (
         api.startswith("policies.kyverno.io/")
-        and kind in (*_VPOL_KINDS, "MutatingPolicy", "GeneratingPolicy", "ImageValidatingPolicy",
-                     "DeletingPolicy", "NamespacedMutatingPolicy", "NamespacedImageValidatingPolicy",
-                     "NamespacedDeletingPolicy")
+        and kind
+        in (
+            *_VPOL_KINDS,
+            "MutatingPolicy",
+            "GeneratingPolicy",
+            "ImageValidatingPolicy",
+            "DeletingPolicy",
+            "NamespacedMutatingPolicy",
+            "NamespacedImageValidatingPolicy",
+            "NamespacedDeletingPolicy",
+        )
     )
 
 
@@ -292,8 +300,8 @@ def _rewrite(rule: Mapping[str, Any], pairs: Sequence[tuple[str, str]]) -> dict[
     return out
 
 
-def _with_kinds(block: Mapping[str, Any], kinds: list[str], only_pod: bool) -> dict[str, Any]:
-    block = copy.deepcopy(dict(block))
+def _with_kinds(src: Mapping[str, Any], kinds: list[str], only_pod: bool) -> dict[str, Any]:
+    block: dict[str, Any] = copy.deepcopy(dict(src))
     for key in ("any", "all"):
         if block.get(key):
             for f in block[key]:
@@ -535,7 +543,9 @@ def _legacy_exception(policy: str, rule: str, obj: Mapping[str, Any], ctx: Conte
     return False
 
 
-def evaluate_legacy(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:
+def evaluate_legacy(
+    policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context
+) -> list[Outcome]:
     """Every rule (with the autogen ones) of a ClusterPolicy/Policy on one resource.
     A rule policykit cannot run raises :class:`Unsupported` only when it would
     apply to the resource."""
@@ -587,7 +597,9 @@ def _legacy_rule(
 
 def _unknown_library(exc: CelEvalError, where: str) -> None:
     text = exc.message
-    if "undeclared reference" in text or "No matching overload" in text.replace("no matching", "No matching"):
+    if "undeclared reference" in text or "No matching overload" in text.replace(
+        "no matching", "No matching"
+    ):
         raise Unsupported(f"{where} uses a CEL function policykit does not provide ({text[:120]})")
 
 

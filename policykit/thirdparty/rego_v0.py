@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from policykit.errors import PolicykitError
+from policykit.errors import PolicykitError, SourceLoc
 
 
 class RegoUpgradeError(PolicykitError):
@@ -79,7 +79,7 @@ def tokenize(source: str, file: str = "<rego>") -> list[Token]:
         m = _TOKEN.match(source, pos)
         if m is None:
             raise RegoUpgradeError(
-                f"cannot read Rego at {source[pos:pos + 20]!r}",
+                f"cannot read Rego at {source[pos : pos + 20]!r}",
                 loc=_loc(file, line),
                 hint="check the template's Rego syntax",
             )
@@ -91,9 +91,7 @@ def tokenize(source: str, file: str = "<rego>") -> list[Token]:
     return out
 
 
-def _loc(file: str, line: int) -> object:
-    from policykit.errors import SourceLoc
-
+def _loc(file: str, line: int) -> SourceLoc:
     return SourceLoc(file, line)
 
 
@@ -172,7 +170,9 @@ def upgrade(source: str, file: str = "<rego>") -> str:
     return text
 
 
-def _body(tokens: list[Token], start: int | None, brace: int, edits: dict[int, str], file: str) -> None:
+def _body(
+    tokens: list[Token], start: int | None, brace: int, edits: dict[int, str], file: str
+) -> None:
     """Rewrite the head in tokens[start:brace] of a rule whose body opens at ``brace``."""
     head = _significant(tokens, start if start is not None else brace, brace)
     if not head:

@@ -2,7 +2,7 @@
 run without the Go binaries.
 
 Every expectation becomes one :class:`CaseResult` — a gator assertion, or a
-kyverno result × resource — with status ``pass``, ``fail`` or ``skipped``
+kyverno result x resource — with status ``pass``, ``fail`` or ``skipped``
 (what the case needs and policykit does not run: the reason names it).
 Malformed or missing files are :class:`~policykit.errors.InputError` s,
 collected and raised together (exit 2), never a pass.
@@ -77,10 +77,16 @@ class _Lines:
         return best
 
 
-def _objects(path: Path, errors: list[PolicykitError], what: str) -> list[Document]:
+def _objects(
+    path: Path, errors: list[PolicykitError], what: str, loc: SourceLoc | None = None
+) -> list[Document]:
     if not path.is_file():
         errors.append(
-            InputError(f"{what} {path.as_posix()} does not exist", loc=SourceLoc(path.as_posix()))
+            InputError(
+                f"{what} {path.as_posix()} does not exist",
+                loc=loc or SourceLoc(path.as_posix()),
+                hint="paths are relative to the file that names them",
+            )
         )
         return []
     loaded = load_file(path, path.as_posix())
@@ -138,14 +144,20 @@ class _Templates:
         return got
 
 
-def _one(docs: list[Document], what: str, loc: SourceLoc, errors: list[PolicykitError]) -> Document | None:
+def _one(
+    docs: list[Document], what: str, loc: SourceLoc, errors: list[PolicykitError]
+) -> Document | None:
     if len(docs) != 1:
-        errors.append(InputError(f"{what} must hold exactly one object (found {len(docs)})", loc=loc))
+        errors.append(
+            InputError(f"{what} must hold exactly one object (found {len(docs)})", loc=loc)
+        )
         return None
     return docs[0]
 
 
-def run_gator(doc: Document, text: str, templates: _Templates) -> tuple[list[CaseResult], list[PolicykitError]]:
+def run_gator(
+    doc: Document, text: str, templates: _Templates
+) -> tuple[list[CaseResult], list[PolicykitError]]:
     """One gator Suite: every assertion of every case of every test."""
     suite = doc.obj
     base = Path(doc.file).parent
@@ -172,9 +184,17 @@ def run_gator(doc: Document, text: str, templates: _Templates) -> tuple[list[Cas
             cpath = _relative(base, test.get("constraint"), loc("constraint"), errors)
             if tpath is None or cpath is None:
                 continue
-            template_doc = _one(_objects(tpath, errors, "template"), "the template file", loc("template"), errors)
+            template_doc = _one(
+                _objects(tpath, errors, "template", loc("template")),
+                "the template file",
+                loc("template"),
+                errors,
+            )
             constraint_doc = _one(
-                _objects(cpath, errors, "constraint"), "the constraint file", loc("constraint"), errors
+                _objects(cpath, errors, "constraint", loc("constraint")),
+                "the constraint file",
+                loc("constraint"),
+                errors,
             )
             if template_doc is None or constraint_doc is None:
                 continue
@@ -195,21 +215,23 @@ def run_gator(doc: Document, text: str, templates: _Templates) -> tuple[list[Cas
                 )
                 continue
         if not cases:
-            errors.append(InputError(f"test {tname!r} has no cases", loc=SourceLoc(doc.file, tline)))
+            errors.append(
+                InputError(f"test {tname!r} has no cases", loc=SourceLoc(doc.file, tline))
+            )
         for ci, case in enumerate(cases):
             cname = str(case.get("name") or f"case {ci + 1}")
             assertions = case.get("assertions") or []
             if not assertions:
-                errors.append(
-                    InputError(f"case {cname!r} has no assertions", loc=loc("cases", ci))
-                )
+                errors.append(InputError(f"case {cname!r} has no assertions", loc=loc("cases", ci)))
                 continue
             reason = skip_all or ("skip: true in the suite" if case.get("skip") else "")
             found: list[gk.Violation] | None = None
             if not reason:
                 assert runner is not None and constraint_doc is not None
                 try:
-                    found = _run_case(case, base, runner, constraint_doc.obj, loc("cases", ci), errors)
+                    found = _run_case(
+                        case, base, runner, constraint_doc.obj, loc("cases", ci), errors
+                    )
                 except gk.Unsupported as exc:
                     reason = exc.message
                 except PolicykitError as exc:
@@ -239,28 +261,32 @@ def _run_case(
     opath = _relative(base, case.get("object"), loc, errors)
     if opath is None:
         return None
-    obj_doc = _one(_objects(opath, errors, "object"), "the object file", loc, errors)
+    obj_doc = _one(_objects(opath, errors, "object", loc), "the object file", loc, errors)
     if obj_doc is None:
         return None
     inventory: list[dict[str, Any]] = []
     for ref in case.get("inventory") or []:
         ipath = _relative(base, ref, loc, errors)
         if ipath is not None:
-            inventory += [d.obj for d in _objects(ipath, errors, "inventory file")]
+            inventory += [d.obj for d in _objects(ipath, errors, "inventory file", loc)]
     obj = obj_doc.obj
     request = obj.get("request") if obj.get("kind") == "AdmissionReview" else None
     target = gk.review_of(request)[1] if isinstance(request, dict) else obj
     namespace_object = None
     if target is not None:
         ns = (target.get("metadata") or {}).get("namespace")
-        namespace_object = next(
-            (
-                o
-                for o in inventory
-                if o.get("kind") == "Namespace" and (o.get("metadata") or {}).get("name") == ns
-            ),
-            None,
-        ) if ns else None
+        namespace_object = (
+            next(
+                (
+                    o
+                    for o in inventory
+                    if o.get("kind") == "Namespace" and (o.get("metadata") or {}).get("name") == ns
+                ),
+                None,
+            )
+            if ns
+            else None
+        )
     return gk.evaluate(
         runner,
         constraint,
@@ -296,7 +322,9 @@ def _assert(
         try:
             rx = re.compile(str(pattern))
         except re.error as exc:
-            errors.append(InputError(f"message is not a valid regex: {exc}", loc=SourceLoc(file, line)))
+            errors.append(
+                InputError(f"message is not a valid regex: {exc}", loc=SourceLoc(file, line))
+            )
             return CaseResult(suite, name, "fail", "bad assertion", file, line)
         hits = [v for v in found if rx.search(v.message)]
         what += f" matching {str(pattern)!r}"
@@ -310,7 +338,9 @@ def _assert(
 # --- kyverno test ------------------------------------------------------------------------
 
 
-def _load_all(base: Path, refs: Any, what: str, loc: SourceLoc, errors: list[PolicykitError]) -> list[Document]:
+def _load_all(
+    base: Path, refs: Any, what: str, loc: SourceLoc, errors: list[PolicykitError]
+) -> list[Document]:
     out: list[Document] = []
     for ref in refs or []:
         path = _relative(base, ref, loc, errors)
@@ -318,9 +348,9 @@ def _load_all(base: Path, refs: Any, what: str, loc: SourceLoc, errors: list[Pol
             continue
         if path.is_dir():
             for f in sorted(path.rglob("*.y*ml")):
-                out += _objects(f, errors, what)
+                out += _objects(f, errors, what, loc)
         else:
-            out += _objects(path, errors, what)
+            out += _objects(path, errors, what, loc)
     return out
 
 
@@ -333,8 +363,10 @@ def _yaml_file(path: Path, errors: list[PolicykitError]) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         errors.append(
-            InputError(f"malformed YAML: {exc}".splitlines()[0],
-                       loc=SourceLoc(path.as_posix(), mark.line + 1 if mark else 0))
+            InputError(
+                f"malformed YAML: {exc}".splitlines()[0],
+                loc=SourceLoc(path.as_posix(), mark.line + 1 if mark else 0),
+            )
         )
         return {}
     if not isinstance(data, dict):
@@ -343,7 +375,9 @@ def _yaml_file(path: Path, errors: list[PolicykitError]) -> dict[str, Any]:
     return data
 
 
-def _context(test: Mapping[str, Any], base: Path, loc: SourceLoc, errors: list[PolicykitError]) -> tuple[ky.Context, dict[str, Any]]:
+def _context(
+    test: Mapping[str, Any], base: Path, loc: SourceLoc, errors: list[PolicykitError]
+) -> tuple[ky.Context, dict[str, Any]]:
     ctx = ky.Context()
     values: dict[str, Any] = {}
     if test.get("variables"):
@@ -364,8 +398,13 @@ def _context(test: Mapping[str, Any], base: Path, loc: SourceLoc, errors: list[P
             ctx.groups = tuple(user.get("groups") or ctx.groups)
             ctx.roles = tuple(info.get("roles") or ())
             ctx.cluster_roles = tuple(info.get("clusterRoles") or ())
-    ctx.params = [d.obj for d in _load_all(base, test.get("paramResources"), "parameter resource", loc, errors)]
-    ctx.exceptions = [d.obj for d in _load_all(base, test.get("exceptions"), "exception", loc, errors)]
+    ctx.params = [
+        d.obj
+        for d in _load_all(base, test.get("paramResources"), "parameter resource", loc, errors)
+    ]
+    ctx.exceptions = [
+        d.obj for d in _load_all(base, test.get("exceptions"), "exception", loc, errors)
+    ]
     return ctx, values
 
 
@@ -380,7 +419,7 @@ def _resource_operation(values: Mapping[str, Any], policy: str, resource: str, d
 
 
 def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[PolicykitError]]:
-    """One ``kyverno-test.yaml``: every result × resource."""
+    """One ``kyverno-test.yaml``: every result x resource."""
     errors: list[PolicykitError] = []
     file = path.as_posix()
     lines = _Lines(text)
@@ -389,8 +428,10 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         return [], [
-            InputError(f"malformed YAML: {str(exc).splitlines()[0]}",
-                       loc=SourceLoc(file, mark.line + 1 if mark else 0))
+            InputError(
+                f"malformed YAML: {str(exc).splitlines()[0]}",
+                loc=SourceLoc(file, mark.line + 1 if mark else 0),
+            )
         ]
     if not isinstance(test, dict):
         return [], [InputError("a kyverno test must be a mapping", loc=SourceLoc(file))]
@@ -398,10 +439,15 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
     tname = str((test.get("metadata") or {}).get("name") or test.get("name") or file)
     loc0 = SourceLoc(file, 1)
     policies = [
-        d.obj for d in _load_all(base, test.get("policies"), "policy", SourceLoc(file, lines.line("policies")), errors)
+        d.obj
+        for d in _load_all(
+            base, test.get("policies"), "policy", SourceLoc(file, lines.line("policies")), errors
+        )
         if ky.is_policy(d.obj)
     ]
-    resources = _load_all(base, test.get("resources"), "resource", SourceLoc(file, lines.line("resources")), errors)
+    resources = _load_all(
+        base, test.get("resources"), "resource", SourceLoc(file, lines.line("resources")), errors
+    )
     ctx, values = _context(test, base, loc0, errors)
     by_name = {ky.policy_name(p): p for p in policies}
     out: list[CaseResult] = []
@@ -413,7 +459,9 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
             (p for n, p in by_name.items() if n.rpartition("/")[2] == pname), None
         )
         if policy is None:
-            errors.append(InputError(f"policy {pname!r} is not among the test's policies", loc=rloc))
+            errors.append(
+                InputError(f"policy {pname!r} is not among the test's policies", loc=rloc)
+            )
             continue
         rule = result.get("rule")
         expected = str(result.get("result", "")).lower()
@@ -431,29 +479,48 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
                 and (not ns or (d.obj.get("metadata") or {}).get("namespace") == ns)
             ]
             if not hits:
-                errors.append(InputError(f"resource {n!r} (kind {kind}) is not among the test's resources", loc=rloc))
+                errors.append(
+                    InputError(
+                        f"resource {n!r} (kind {kind}) is not among the test's resources", loc=rloc
+                    )
+                )
             wanted += [(n, d) for d in hits]
         for spec in specs:
             hits = [
-                d for d in resources
+                d
+                for d in resources
                 if d.obj.get("kind") == spec.get("kind")
                 and (d.obj.get("metadata") or {}).get("name") == spec.get("name")
-                and (not spec.get("namespace") or (d.obj.get("metadata") or {}).get("namespace") == spec.get("namespace"))
+                and (
+                    not spec.get("namespace")
+                    or (d.obj.get("metadata") or {}).get("namespace") == spec.get("namespace")
+                )
             ]
             if not hits:
-                errors.append(InputError(f"resource {spec!r} is not among the test's resources", loc=rloc))
+                errors.append(
+                    InputError(f"resource {spec!r} is not among the test's resources", loc=rloc)
+                )
             wanted += [(str(spec.get("name")), d) for d in hits]
         for label, doc in wanted:
             assert doc is not None
             case = f"{pname}/{rule or '-'}/{doc.obj.get('kind')}/{label}"
-            op = str(result.get("operation") or _resource_operation(values, pname, label, ctx.operation))
+            op = str(
+                result.get("operation") or _resource_operation(values, pname, label, ctx.operation)
+            )
             key = (pname, id(doc), op)
             if key not in cache:
-                ctx_op = ky.Context(**{**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__}, "operation": op})
+                ctx_op = ky.Context(
+                    **{**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__}, "operation": op}
+                )
                 cache[key] = ky.evaluate(policy, doc.obj, ctx_op)
             outcomes = cache[key]
             if rule:
-                outcomes = [o for o in outcomes if o.rule == rule or (not o.rule and policy.get("kind") not in ("ClusterPolicy", "Policy"))]
+                outcomes = [
+                    o
+                    for o in outcomes
+                    if o.rule == rule
+                    or (not o.rule and policy.get("kind") not in ("ClusterPolicy", "Policy"))
+                ]
                 if not outcomes:
                     errors.append(InputError(f"policy {pname!r} has no rule {rule!r}", loc=rloc))
                     continue
@@ -487,8 +554,10 @@ def _walk(paths: Iterable[str]) -> Iterator[Path]:
         path = Path(p)
         if path.is_dir():
             for f in sorted(path.rglob("*")):
-                if f.is_file() and f.suffix in (".yaml", ".yml") and not any(
-                    part.startswith(".") for part in f.relative_to(path).parts
+                if (
+                    f.is_file()
+                    and f.suffix in (".yaml", ".yml")
+                    and not any(part.startswith(".") for part in f.relative_to(path).parts)
                 ):
                     yield f
         else:
@@ -538,7 +607,7 @@ def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
             InputError(
                 "no gator Suite or kyverno-test.yaml found",
                 loc=SourceLoc(", ".join(paths)),
-                hint="point policykit test at suite.yaml files, kyverno-test.yaml files or their folders",
+                hint="name gator suites, kyverno-test.yaml files or their folders",
             )
         )
     raise_all(errors)

@@ -1,0 +1,606 @@
+"""Third-party Gatekeeper and Kyverno policies and their test suites
+(``policykit test``), on fixtures written for policykit: the Rego v0 upgrade
+(proven in real OPA), Gatekeeper's template precedence, match and inventory,
+Kyverno's match/exclude and pod-controller autogen, and unsupported features
+reported as skipped, never as a pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from jsonschema import Draft7Validator, Draft202012Validator
+
+from policykit.cli.main import cli
+from policykit.engines import gatekeeper as gk
+from policykit.engines.rego import load_opa
+from policykit.errors import ErrorList, PolicykitError
+from policykit.thirdparty import kyverno as ky
+from policykit.thirdparty.rego_v0 import RegoUpgradeError, upgrade
+from policykit.thirdparty.suites import _expect, run
+from tests.conftest import ROOT, SHARED
+
+FIXTURES = ROOT / "tests/fixtures/thirdparty"
+SARIF_SCHEMA = json.loads((SHARED / "corpus/sarif/sarif-schema-2.1.0.json").read_text())
+REPORT_SCHEMA = json.loads((ROOT / "schemas/test-report.schema.json").read_text())
+
+# --- the suites -----------------------------------------------------------------------
+
+
+def _statuses(engine: gk.Engine) -> dict[str, str]:
+    return {f"{c.suite}/{c.name}": c.status for c in run([str(FIXTURES)], engine)}
+
+
+EXPECTED_SKIPS = {
+    "external/external-data/any-pod",
+    "run-as-non-root/pk-run-as-non-root/no-host-network/Pod/good-pod",
+    "limits-and-registries/pk-remote-check/-/ConfigMap/settings",
+}
+
+
+def test_every_fixture_expectation_holds_in_real_opa() -> None:
+    got = _statuses("opa")
+    assert len(got) == 31
+    assert {k for k, s in got.items() if s == "skipped"} == EXPECTED_SKIPS
+    assert {k for k, s in got.items() if s == "fail"} == set()
+
+
+def test_regopy_differs_only_where_its_sprintf_defect_shows() -> None:
+    # regopy prints a composite value with %v as `{\"team\"}` where OPA prints
+    # ["team"] (docs/engines.md): exactly that assertion fails under regopy
+    got = _statuses("rego")
+    assert {k for k, s in got.items() if s == "fail"} == {
+        "must-label/labels-v0/missing-and-bad-value #2"
+    }
+    assert {k for k, s in got.items() if s == "skipped"} == EXPECTED_SKIPS
+
+
+def _copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "thirdparty"
+    shutil.copytree(FIXTURES, dst)
+    return dst
+
+
+def test_a_wrong_expectation_fails_with_exit_1(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    suite = root / "gator/labels/suite.yaml"
+    suite.write_text(suite.read_text().replace("- violations: 2", "- violations: 3"))
+    kt = root / "kyverno/cpol/kyverno-test.yaml"
+    kt.write_text(
+        kt.read_text().replace(
+            "resources: [good-pod]\n  result: pass", "resources: [good-pod]\n  result: fail", 1
+        )
+    )
+    r = CliRunner().invoke(cli, ["test", str(root), "--format", "json", "--engine", "opa"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.output)
+    Draft202012Validator(REPORT_SCHEMA).validate(doc)
+    failed = {c["name"]: c for c in doc["cases"] if c["status"] == "fail"}
+    assert set(failed) == {
+        "labels-v0/missing-and-bad-value #1",
+        "pk-run-as-non-root/non-root/Pod/good-pod",
+    }
+    assert (
+        "expected exactly 3 violation(s), got 2"
+        in failed["labels-v0/missing-and-bad-value #1"]["reason"]
+    )
+    assert failed["pk-run-as-non-root/non-root/Pod/good-pod"]["reason"] == "expected fail, got pass"
+    assert doc["summary"] == {"total": 31, "passed": 26, "failed": 2, "skipped": 3}
+    # the case is located at its assertion / result
+    line = failed["labels-v0/missing-and-bad-value #1"]["line"]
+    assert suite.read_text().splitlines()[line - 1].strip() == "- violations: 3"
+
+
+def test_report_formats(tmp_path: Path) -> None:
+    runner = CliRunner()
+    r = runner.invoke(cli, ["test", str(FIXTURES), "--format", "sarif", "--engine", "opa"])
+    assert r.exit_code == 0, r.output
+    sarif = json.loads(r.output)
+    Draft7Validator(SARIF_SCHEMA).validate(sarif)
+    results = sarif["runs"][0]["results"]
+    assert len(results) == 3 and {x["level"] for x in results} == {"note"}
+    out = tmp_path / "report.xml"
+    r = runner.invoke(cli, ["test", str(FIXTURES), "--format", "junit", "-o", str(out)])
+    assert r.exit_code == 0 and r.output == ""
+    root = ET.parse(out).getroot()
+    assert root.get("tests") == "31" and root.get("skipped") == "3" and root.get("failures") == "0"
+    r = runner.invoke(cli, ["test", str(FIXTURES), "--format", "github", "--engine", "opa"])
+    lines = r.output.splitlines()
+    assert len(lines) == 3 and all(x.startswith("::warning file=") for x in lines)
+    r = runner.invoke(cli, ["test", str(FIXTURES), "--run", "unique-ports/", "--engine", "opa"])
+    assert r.output.splitlines()[-1] == "3 cases: 3 passed, 0 failed, 0 skipped (unsupported)"
+
+
+def test_yaml_1_1_booleans_and_counts() -> None:
+    loaded = yaml.safe_load("a: no\nb: yes\nc: 'no'\nd: 0\ne: '2'")
+    assert loaded["a"] is False and loaded["b"] is True
+    for key, zero_ok, one_ok in (
+        ("a", True, False),
+        ("b", False, True),
+        ("c", True, False),
+        ("d", True, False),
+    ):
+        expect = _expect(loaded[key])
+        assert expect is not None
+        assert (expect[1](0), expect[1](1)) == (zero_ok, one_ok), key
+    two = _expect(loaded["e"])
+    assert two is not None and two[1](2) and not two[1](1)
+    assert _expect(None) is not None and _expect("maybe") is None and _expect(-1) is None
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("template: template.yaml", "template: nosuch.yaml"), "template"),
+        (
+            ("violations: no\n  - name: missing", "violations: perhaps\n  - name: missing"),
+            "violations must be yes, no or a count",
+        ),
+        (("name: labels-v0", "name: [labels-v0"), "malformed YAML"),
+    ],
+)
+def test_bad_suites_are_one_line_input_errors(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    root = _copy(tmp_path)
+    suite = root / "gator/labels/suite.yaml"
+    text = suite.read_text()
+    assert edit[0] in text
+    suite.write_text(text.replace(edit[0], edit[1], 1))
+    r = CliRunner().invoke(cli, ["test", str(suite)])
+    assert r.exit_code == 2
+    assert "Traceback" not in r.output
+    assert message in r.output and "suite.yaml" in r.output
+
+
+def test_constraint_kind_must_match_template(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    c = root / "gator/labels/constraint.yaml"
+    c.write_text(c.read_text().replace("kind: PkMustLabel", "kind: PkOther"))
+    with pytest.raises(PolicykitError, match="does not match the template's kind"):
+        run([str(root / "gator/labels/suite.yaml")], "opa")
+
+
+# --- Rego v0 ------------------------------------------------------------------------------
+
+V0_CASES: list[tuple[str, str, list[dict[str, Any]]]] = [
+    (
+        # partial set with a composite key, a function with else, a default, an object rule,
+        # braces inside strings and comments, a removed built-in, multi-line heads
+        """package t
+
+# { not a body }
+default level = "low"
+level = "high" { input.n > 10 }
+
+names[n] = upper(n) { n := input.items[_] }
+
+deny[{"msg": msg,
+      "n": input.n}] {
+  input.n > 3
+  msg := sprintf("n={%v}", [input.n])
+}
+
+deny[msg] {
+  re_match("^x-", input.name)
+  msg := "x-names are reserved"
+}
+
+size(n) = "big" { n > 5 } else = "small" { true }
+
+flag { any([input.n == 1, input.n == 2]) }
+
+obj = {"a": "{"} { true }
+""",
+        """package t
+
+default level := "low"
+level := "high" if { input.n > 10 }
+
+names[n] := upper(n) if { some n in input.items }
+
+deny contains {"msg": msg, "n": input.n} if {
+  input.n > 3
+  msg := sprintf("n={%v}", [input.n])
+}
+
+deny contains msg if {
+  regex.match("^x-", input.name)
+  msg := "x-names are reserved"
+}
+
+size(n) := "big" if { n > 5 } else := "small"
+
+flag if { input.n in {1, 2} }
+
+obj := {"a": "{"}
+""",
+        [{"n": 1, "items": ["a"], "name": "x-y"}, {"n": 12, "items": [], "name": "ok"}, {"n": 4}],
+    ),
+]
+
+
+def _opa_eval(module: str, inputs: list[dict[str, Any]]) -> list[Any]:
+    opa = load_opa()
+    engine = opa.OpaEngine()
+    engine.add_policy("t.rego", module)
+    out = []
+    for doc in inputs:
+        row = {}
+        for rule in ("level", "names", "deny", "flag", "obj"):
+            try:
+                row[rule] = engine.eval_document(f"t.{rule}", doc)
+            except opa.OpaUndefinedError:
+                row[rule] = None
+        row["size"] = engine.eval_query(f"x := data.t.size({doc.get('n', 0)})", doc)
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize(("v0", "v1", "inputs"), V0_CASES)
+def test_upgraded_v0_means_what_the_v1_spelling_means_in_real_opa(
+    v0: str, v1: str, inputs: list[dict[str, Any]]
+) -> None:
+    up = upgrade(v0)
+    assert _opa_eval(up, inputs) == _opa_eval(v1, inputs)
+    assert "# { not a body }" in up and '"a": "{"' in up  # strings and comments untouched
+
+
+def test_v1_modules_pass_through_and_several_bodies_are_refused() -> None:
+    src = "package p\n\nimport rego.v1\n\nallow if { true }\n"
+    assert upgrade(src) == src
+    with pytest.raises(RegoUpgradeError, match="several bodies"):
+        upgrade("package p\n\nallow { input.a }\n{ input.b }\n")
+
+
+def _downgrade(v1: str) -> str:
+    """Our own v1 modules spelled as Rego v0 (with future keywords for `in`)."""
+    out = []
+    for line in v1.splitlines():
+        if line.startswith("violation contains ") and line.endswith(" if {"):
+            line = "violation[" + line[len("violation contains ") : -len(" if {")] + "] {"
+        elif (line.endswith(" if {") and not line.startswith("\t")) or (
+            line.startswith("} else := ") and line.endswith(" if {")
+        ):
+            line = line[: -len(" if {")] + " {"
+        elif (
+            (not line.startswith(("\t", " ", "#", "}")))
+            and " if " in line
+            and "{" not in line.split(" if ", 1)[1][:1]
+        ):
+            head, cond = line.split(" if ", 1)
+            line = f"{head} {{ {cond} }}"
+        out.append(line)
+        if line.startswith("package "):
+            out.append("\nimport future.keywords.in")
+    return "\n".join(out) + "\n"
+
+
+def test_our_templates_spelled_in_v0_give_the_same_violations() -> None:
+    """Every Gatekeeper template policykit builds for the example packs,
+    rewritten as a legacy v0 template (``targets[].rego`` + ``libs``), gives
+    the same violations as the v1 original on every example manifest — in
+    real OPA and in regopy."""
+    from policykit.loader import load_paths
+    from policykit.packs import load_packs
+    from policykit.targets import gatekeeper as gk_target
+
+    packs = load_packs(["policykit.packs.starter", str(ROOT / "examples/packs/acme.py")])
+    files, _ = gk_target.build(packs, {p.name: p.defaults() for p in packs})
+    docs = [d for d in load_paths([str(ROOT / "examples")]).documents if d.source == "kubernetes"]
+    compared = 0
+    for name, items in files.items():
+        if not name.startswith("templates/"):
+            continue
+        cons = files["constraints/" + name.split("/", 1)[1]]
+        for t, c in zip(items, cons, strict=True):
+            src = t["spec"]["targets"][0]["code"][0]["source"]
+            v0 = _downgrade(src["rego"])
+            assert " if " not in v0 and "violation[" in v0
+            legacy = json.loads(json.dumps(t))
+            legacy["spec"]["targets"][0] = {
+                "target": "admission.k8s.gatekeeper.sh",
+                "rego": v0,
+                "libs": [_downgrade(lib) for lib in src.get("libs") or []],
+            }
+            for engine in ("opa", "rego"):
+                new, old = gk.TemplateRunner(t, engine), gk.TemplateRunner(legacy, engine)
+                for d in docs:
+                    a = sorted(v.message for v in gk.evaluate(new, c, d.obj))
+                    b = sorted(v.message for v in gk.evaluate(old, c, d.obj))
+                    assert a == b, (name, d.file, engine)
+                    compared += 1
+    assert compared > 50
+
+
+# --- Gatekeeper semantics ---------------------------------------------------------------------
+
+
+def _ns(name: str, **labels: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def test_gatekeeper_match_follows_gatekeeper() -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "team-system"},
+    }
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}
+    assert gk.match({"excludedNamespaces": ["*-system"]}, pod) is False  # suffix glob
+    assert gk.match({"namespaces": ["prod"]}, node) is True  # cluster-scoped passes
+    assert gk.match({"namespaces": ["prod"], "scope": "Namespaced"}, node) is False
+    assert gk.match({"excludedNamespaces": ["kube-*"]}, _ns("kube-public")) is False  # own name
+    assert (
+        gk.match(
+            {"namespaceSelector": {"matchLabels": {"env": "prod"}}},
+            pod,
+            _ns("team-system", env="prod"),
+        )
+        is True
+    )
+    assert (
+        gk.match(
+            {"namespaceSelector": {"matchLabels": {"env": "prod"}}},
+            pod,
+            _ns("team-system", env="dev"),
+        )
+        is False
+    )
+    assert gk.match({"name": "*-1"}, pod) and not gk.match({"name": "db-*"}, pod)
+    assert gk.match({"kinds": [{"kinds": ["Pod"]}]}, pod)  # no apiGroups: any group
+
+
+def test_inventory_layout() -> None:
+    inv = gk.inventory_of(
+        [
+            _ns("shop"),
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop"},
+            },
+        ]
+    )
+    assert set(inv["cluster"]["v1"]["Namespace"]) == {"shop"}
+    assert set(inv["namespace"]["shop"]["apps/v1"]["Deployment"]) == {"web"}
+
+
+def test_template_checks_gatekeeper_makes() -> None:
+    base = yaml.safe_load((FIXTURES / "gator/labels/template.yaml").read_text())
+    bad = json.loads(json.dumps(base))
+    bad["metadata"]["name"] = "other"
+    with pytest.raises(PolicykitError, match=r"lowercase of its kind"):
+        gk.template_source(bad)
+    ref = json.loads(json.dumps(base))
+    ref["spec"]["targets"][0]["rego"] += "\nextra { data.secrets.x }\n"
+    with pytest.raises(PolicykitError, match=r"data\.secrets"):
+        gk.template_source(ref)
+    lib = json.loads(json.dumps(base))
+    lib["spec"]["targets"][0]["libs"] = ["package helpers\nok { true }\n"]
+    with pytest.raises(PolicykitError, match=r"must start with 'lib\.'"):
+        gk.template_source(lib)
+    http = json.loads(json.dumps(base))
+    http["spec"]["targets"][0]["rego"] += '\nx { http.send({"url": "u", "method": "get"}) }\n'
+    with pytest.raises(gk.Unsupported, match=r"http\.send"):
+        gk.template_source(http)
+
+
+# --- Kyverno ------------------------------------------------------------------------------------
+
+
+def _cpol(**annotations: str) -> dict[str, Any]:
+    doc = yaml.safe_load((FIXTURES / "kyverno/cpol/policy.yaml").read_text())
+    doc["metadata"]["annotations"] = annotations
+    return doc
+
+
+def test_clusterpolicy_autogen_rules_as_kyverno_generates_them() -> None:
+    rules = ky.legacy_rules(_cpol())
+    names = [r["name"] for r in rules]
+    assert names[:3] == ["non-root", "team-label", "no-host-network"]
+    assert "autogen-non-root" in names and "autogen-cronjob-non-root" in names
+    gen = next(r for r in rules if r["name"] == "autogen-non-root")
+    kinds = gen["match"]["any"][0]["resources"]["kinds"]
+    assert kinds == sorted(ky.POD_CONTROLLERS)
+    expr = gen["validate"]["cel"]["variables"][0]["expression"]
+    assert expr.startswith("object.spec.template.spec.containers")
+    cron = next(r for r in rules if r["name"] == "autogen-cronjob-non-root")
+    assert cron["match"]["any"][0]["resources"]["kinds"] == ["CronJob"]
+    assert "object.spec.jobTemplate.spec.template.spec.containers" in json.dumps(cron)
+    # the annotation narrows or disables it
+    narrowed = [r["name"] for r in ky.legacy_rules(_cpol(**{ky.AUTOGEN_ANNOTATION: "Deployment"}))]
+    assert "autogen-non-root" in narrowed and "autogen-cronjob-non-root" not in narrowed
+    assert [r["name"] for r in ky.legacy_rules(_cpol(**{ky.AUTOGEN_ANNOTATION: "none"}))] == names[
+        :3
+    ]
+    # a rule that names resources turns autogen off for the whole policy
+    named = _cpol()
+    named["spec"]["rules"][0]["match"]["any"][0]["resources"]["names"] = ["web-*"]
+    assert len(ky.legacy_rules(named)) == 3
+
+
+def test_validatingpolicy_autogen_spares_name_and_namespace() -> None:
+    policy = {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "ValidatingPolicy",
+        "metadata": {"name": "p"},
+        "spec": {
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": "object.spec.x == 1",
+                    "messageExpression": "object.metadata.name + object.metadata.namespace"
+                    " + object.metadata.labels.a",
+                }
+            ],
+        },
+    }
+    specs = dict(ky.vpol_specs(policy))
+    assert set(specs) == {"", "autogen-defaults", "autogen-cronjobs"}
+    v = specs["autogen-defaults"]["validations"][0]
+    assert v["expression"] == "object.spec.template.spec.x == 1"
+    assert v["messageExpression"] == (
+        "object.metadata.name + object.metadata.namespace + object.spec.template.metadata.labels.a"
+    )
+    rules = specs["autogen-defaults"]["matchConstraints"]["resourceRules"]
+    assert rules == [
+        {
+            "apiGroups": ["apps"],
+            "apiVersions": ["v1"],
+            "resources": ["daemonsets", "deployments", "replicasets", "statefulsets"],
+            "operations": ["CREATE"],
+        },
+        {
+            "apiGroups": ["batch"],
+            "apiVersions": ["v1"],
+            "resources": ["jobs"],
+            "operations": ["CREATE"],
+        },
+    ]
+    assert "jobTemplate" in specs["autogen-cronjobs"]["validations"][0]["expression"]
+    policy["spec"]["autogen"] = {"podControllers": {"controllers": ["deployments"]}}
+    assert set(dict(ky.vpol_specs(policy))) == {"", "autogen-defaults"}
+
+
+def test_kyverno_match_and_exclude() -> None:
+    ctx = ky.Context(namespace_labels={"shop": {"env": "prod"}})
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop", "annotations": {"a": "yes"}},
+    }
+    assert ky.matches({"any": [{"resources": {"kinds": ["v1/Pod"], "names": ["web-?"]}}]}, pod, ctx)
+    assert not ky.matches(
+        {"all": [{"resources": {"kinds": ["Pod"]}}, {"resources": {"namespaces": ["dev"]}}]},
+        pod,
+        ctx,
+    )
+    assert ky.matches(
+        {
+            "resources": {
+                "kinds": ["*/*/Pod"],
+                "namespaceSelector": {"matchLabels": {"env": "prod"}},
+            }
+        },
+        pod,
+        ctx,
+    )
+    assert not ky.matches({"resources": {"kinds": ["Pod/status"]}}, pod, ctx)
+    assert ky.matches({"resources": {"annotations": {"a": "y*"}}}, pod, ctx)
+    assert not ky.matches({"resources": {"kinds": ["Pod"], "operations": ["DELETE"]}}, pod, ctx)
+    assert not ky.matches(
+        {
+            "any": [
+                {"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "Group", "name": "admins"}]}
+            ]
+        },
+        pod,
+        ctx,
+    )
+
+
+@pytest.mark.parametrize(
+    ("validate", "what"),
+    [
+        ({"pattern": {"spec": {}}}, "pattern"),
+        ({"anyPattern": []}, "anyPattern"),
+        ({"deny": {"conditions": {}}}, "deny"),
+        ({"foreach": []}, "foreach"),
+        ({"podSecurity": {"level": "baseline"}}, "podSecurity"),
+    ],
+)
+def test_unsupported_kyverno_rules_are_never_a_pass(validate: dict[str, Any], what: str) -> None:
+    policy = _cpol()
+    policy["spec"]["rules"] = [
+        {"name": "r", "match": {"any": [{"resources": {"kinds": ["Pod"]}}]}, "validate": validate}
+    ]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {}}
+    (outcome,) = [o for o in ky.evaluate(policy, pod, ky.Context()) if o.rule == "r"]
+    assert outcome.status == "unsupported" and what in outcome.message
+
+
+def test_missing_policy_or_resource_is_an_input_error(tmp_path: Path) -> None:
+    root = _copy(tmp_path)
+    kt = root / "kyverno/vpol/kyverno-test.yaml"
+    kt.write_text(
+        kt.read_text()
+        .replace("resources: [bounded]", "resources: [absent]")
+        .replace("policy: pk-prod-only-registry", "policy: pk-nope", 1)
+    )
+    with pytest.raises(ErrorList) as info:
+        run([str(kt)], "opa")
+    text = "\n".join(info.value.lines())
+    assert (
+        "resource 'absent'" in text and "policy 'pk-nope'" in text and "kyverno-test.yaml:" in text
+    )
+
+
+# --- check --policy -----------------------------------------------------------------------------
+
+
+def test_check_runs_third_party_policies_next_to_packs(tmp_path: Path) -> None:
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    shutil.copy(FIXTURES / "gator/labels/missing.yaml", manifests / "orphan.yaml")
+    shutil.copy(FIXTURES / "kyverno/cpol/resources.yaml", manifests / "pods.yaml")
+    r = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            str(manifests),
+            "--format",
+            "json",
+            "--policy",
+            str(FIXTURES / "gator/labels"),
+            "--policy",
+            str(FIXTURES / "kyverno/cpol/policy.yaml"),
+        ],
+    )
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.output[: r.output.rindex("}") + 1])
+    Draft202012Validator(json.loads((ROOT / "schemas/report.schema.json").read_text())).validate(
+        doc
+    )
+    got = {
+        (f["pack"], f["rule"], f["object"]["name"], f["severity"])
+        for f in doc["findings"]
+        if f["pack"] in ("gatekeeper", "kyverno")
+    }
+    assert ("gatekeeper", "teams-label-workloads", "orphan", "deny") in got
+    assert ("gatekeeper", "teams-label-workloads", "root-deploy", "deny") in got  # tier missing
+    assert ("kyverno", "pk-run-as-non-root/non-root", "root-pod", "deny") in got
+    assert ("kyverno", "pk-run-as-non-root/team-label", "root-pod", "warn") in got  # Audit
+    assert ("kyverno", "pk-run-as-non-root/autogen-non-root", "root-deploy", "deny") in got
+    assert not any(
+        name in ("good-pod", "system-pod") and rule.endswith("/non-root")
+        for _, rule, name, _ in got
+    )
+    # the pattern rule is reported as unsupported, never as a pass
+    assert any("no-host-network" in u and "pattern" in u for u in doc["unsupported"])
+    # the built-in packs ran too
+    assert any(f["pack"] == "starter" for f in doc["findings"])
+
+
+def test_constraint_without_template_is_an_input_error(tmp_path: Path) -> None:
+    shutil.copy(FIXTURES / "gator/labels/constraint.yaml", tmp_path / "c.yaml")
+    r = CliRunner().invoke(
+        cli,
+        ["check", str(FIXTURES / "gator/labels/good.yaml"), "--policy", str(tmp_path / "c.yaml")],
+    )
+    assert r.exit_code == 2 and "PK400" in r.output and "no ConstraintTemplate" in r.output
