@@ -604,3 +604,49 @@ def test_constraint_without_template_is_an_input_error(tmp_path: Path) -> None:
         ["check", str(FIXTURES / "gator/labels/good.yaml"), "--policy", str(tmp_path / "c.yaml")],
     )
     assert r.exit_code == 2 and "PK400" in r.output and "no ConstraintTemplate" in r.output
+
+
+def test_clusterpolicy_cel_params_from_param_resources() -> None:
+    policy = {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": "max-replicas"},
+        "spec": {
+            "rules": [
+                {
+                    "name": "cap",
+                    "match": {"any": [{"resources": {"kinds": ["apps/v1/Deployment"]}}]},
+                    "validate": {
+                        "cel": {
+                            "paramKind": {"apiVersion": "v1", "kind": "ConfigMap"},
+                            "paramRef": {"name": "limits", "namespace": "policy"},
+                            "expressions": [
+                                {"expression": "object.spec.replicas <= int(params.data.max)"}
+                            ],
+                        }
+                    },
+                }
+            ]
+        },
+    }
+    limits = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "limits", "namespace": "policy"},
+        "data": {"max": "3"},
+    }
+    deploy = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "a"},
+        "spec": {"replicas": 5},
+    }
+    (o,) = ky.evaluate(policy, deploy, ky.Context(params=[limits]))
+    assert (o.status, o.message) == (
+        "fail",
+        "failed expression: object.spec.replicas <= int(params.data.max)",
+    )
+    deploy["spec"]["replicas"] = 2
+    assert ky.evaluate(policy, deploy, ky.Context(params=[limits]))[0].status == "pass"
+    # no parameter resource: an evaluation error, not a pass
+    assert ky.evaluate(policy, deploy, ky.Context())[0].status == "error"

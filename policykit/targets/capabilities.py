@@ -62,6 +62,8 @@ def features_of(rule: Rule) -> set[str]:
     out = {type(n).__name__ for r in roots + values for n in ir.walk(r)}
     if rule.each is not None:
         out.add("Each")
+    if rule.selector.exclude_namespaces:
+        out.add("ExcludeNamespaces")
     if values:
         out.add("Message")
     if admission_applicable(rule):
