@@ -221,3 +221,34 @@ def test_regopy_refuses_strings_wrapped_in_double_quotes() -> None:
     quoted = Pack("gen", "1.0.0", (rule,), (ParamSpec("p", {"type": "string"}, '"v"'),))
     with pytest.raises(EngineLimitation):
         RegopyEngine([quoted])
+
+
+def test_regopy_two_known_different_operands_in_one_body() -> None:
+    """Regression (CI example): `x != null` where x's type is known compiled to
+    `_ = x` and `_ = null`; with two more rules regopy unified the `_`s into one
+    variable and failed the whole batch ("Unable to unify due to cycle")."""
+    from policykit.engines.native import NativeEngine
+    from policykit.engines.rego import OpaEngine, RegopyEngine
+    from policykit.ir.rule import Message, Rule, Selector
+    from policykit.model import Document
+
+    a = ir.Path(ir.OBJECT_ROOT, ("spec", "a"))
+    rules = tuple(
+        Rule(f"GEN-{i}", "t", "deny", cond, Message((f"r{i} ",)), selector=Selector())
+        for i, cond in (
+            (1, ir.Compare("==", a, a)),
+            (2, ir.Compare("==", a, a)),
+            (3, ir.Compare("!=", ir.Length(a), ir.Literal(None))),
+        )
+    )
+    pack = Pack("gen", "1.0.0", rules)
+    objs = [{"spec": {}}, {"spec": {"a": "xyz"}}, {"spec": {"a": [1, 2]}}]
+    docs = [
+        Document({"apiVersion": "v1", "kind": "Thing", "metadata": {"name": "n"}, **o}, "g", i, 1)
+        for i, o in enumerate(objs)
+    ]
+    want = [(f.doc_index, f.rule) for f in NativeEngine([pack], {}).evaluate_all(docs)]
+    assert (1, "GEN-3") in want
+    for engine in (RegopyEngine, OpaEngine):
+        got = [(f.doc_index, f.rule) for f in engine([pack], {}).evaluate_all(docs)]
+        assert got == want, engine.__name__

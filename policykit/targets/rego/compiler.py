@@ -269,7 +269,10 @@ class RegoCompiler(Compiler):
             return ["false"] if known_differ else [*sa, *sb, *self._infix(a, "==", b)]
         if n.op == "!=":
             if known_differ:  # present and of different types: unequal
-                return [*sa, *sb, f"_ = {a}", f"_ = {b}"]
+                # named, not `_ = …`: regopy unifies every `_` of a body into one
+                # variable ("Unable to unify due to cycle", docs/engines.md)
+                va, vb = self.temp(), self.temp()
+                return [*sa, *sb, f"{va} := {a}", f"{vb} := {b}"]
             return [*sa, *sb, *self._infix(a, "!=", b)]
         ordered = ("any", "number", "string")
         if ta not in ordered or tb not in ordered or known_differ:
