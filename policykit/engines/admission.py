@@ -242,6 +242,27 @@ def evaluate_vap(
     )
 
 
+def exception_applies(
+    exc: Mapping[str, Any],
+    policy: str,
+    data: Mapping[str, Any],
+    moment: dt.datetime,
+    kinds: Sequence[str] = ("ValidatingPolicy",),
+) -> bool:
+    """A ``policies.kyverno.io`` PolicyException covers the request: it names
+    the policy, has not expired at ``moment``, and all its matchConditions hold."""
+    espec = exc.get("spec") or {}
+    refs = espec.get("policyRefs") or []
+    if not any(r.get("name") == policy and r.get("kind") in kinds for r in refs):
+        return False
+    expires = espec.get("expiresAt")
+    if expires and dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00")) < moment:
+        return False
+    return all(
+        program(str(c["expression"])).eval(data) is True for c in espec.get("matchConditions") or []
+    )
+
+
 def evaluate_kyverno(
     policy: Mapping[str, Any],
     obj: Mapping[str, Any],
@@ -258,18 +279,8 @@ def evaluate_kyverno(
     name = policy["metadata"]["name"]
     moment = now or dt.datetime.now(dt.UTC)
     data = {"object": obj, "oldObject": None, "request": request_for(obj, operation)}
-    for exc in exceptions:
-        espec = exc.get("spec") or {}
-        refs = espec.get("policyRefs") or []
-        if not any(r.get("name") == name and r.get("kind") == "ValidatingPolicy" for r in refs):
-            continue
-        expires = espec.get("expiresAt")
-        if expires and dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00")) < moment:
-            continue
-        if all(
-            program(c["expression"]).eval(data) is True for c in espec.get("matchConditions") or []
-        ):
-            return []
+    if any(exception_applies(exc, name, data, moment) for exc in exceptions):
+        return []
     return _validate(
         policy["metadata"]["name"],
         rule_of(policy),

@@ -41,6 +41,7 @@ from typing import Any, Literal
 from policykit.engines.admission import (
     bind_variables,
     constraints_match,
+    exception_applies,
     failed_validations,
     label_selector_matches,
     request_for,
@@ -597,29 +598,18 @@ def _legacy_rule(
 
 def _unknown_library(exc: CelEvalError, where: str) -> None:
     text = exc.message
-    if "undeclared reference" in text or "No matching overload" in text.replace(
-        "no matching", "No matching"
-    ):
+    if "undeclared reference" in text or "no matching overload" in text.lower():
         raise Unsupported(f"{where} uses a CEL function policykit does not provide ({text[:120]})")
 
 
 def _vpol_exception(policy: str, data: Mapping[str, Any], ctx: Context) -> str | None:
+    """The result a PolicyException gives (its ``reportResult``), or None."""
     moment = ctx.now or dt.datetime.now(dt.UTC)
     for exc in ctx.exceptions:
-        if not str(exc.get("apiVersion", "")).startswith("policies.kyverno.io/"):
-            continue
-        espec = exc.get("spec") or {}
-        refs = espec.get("policyRefs") or []
-        if not any(r.get("name") == policy and r.get("kind") in _VPOL_KINDS for r in refs):
-            continue
-        expires = espec.get("expiresAt")
-        if expires and dt.datetime.fromisoformat(str(expires).replace("Z", "+00:00")) < moment:
-            continue
-        if all(
-            program(str(c["expression"])).eval(data) is True
-            for c in espec.get("matchConditions") or []
+        if str(exc.get("apiVersion", "")).startswith("policies.kyverno.io/") and (
+            exception_applies(exc, policy, data, moment, _VPOL_KINDS)
         ):
-            return "pass" if espec.get("reportResult") == "pass" else "skip"
+            return "pass" if (exc.get("spec") or {}).get("reportResult") == "pass" else "skip"
     return None
 
 

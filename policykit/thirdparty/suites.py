@@ -10,6 +10,7 @@ collected and raised together (exit 2), never a pass.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -509,10 +510,7 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
             )
             key = (pname, id(doc), op)
             if key not in cache:
-                ctx_op = ky.Context(
-                    **{**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__}, "operation": op}
-                )
-                cache[key] = ky.evaluate(policy, doc.obj, ctx_op)
+                cache[key] = ky.evaluate(policy, doc.obj, dataclasses.replace(ctx, operation=op))
             outcomes = cache[key]
             if rule:
                 outcomes = [
