@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policykit.config import Config, find_config
-from policykit.engines.native import NativeEngine, selector_matches
+from policykit.engines.native import NativeEngine, selector_matches, uses_inventory
 from policykit.errors import InputError
 from policykit.ir.rule import SEVERITY_RANK, Pack
 from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, iter_load
@@ -122,6 +122,10 @@ def check_stream(
     ``record_checked`` also keeps, per object, which rules applied to it (for
     JUnit's passing test cases)."""
     engine = make_engine(engine_name, packs, params)
+    if uses_inventory(packs):
+        # a cross-object rule (objects()) sees every object of the run: load all first
+        parts = list(parts)
+        engine.set_inventory([d.obj for part in parts for d in part.documents])
     checked: list[Checked] = []
     findings: list[Finding] = []
     errors: list[InputError] = []

@@ -80,6 +80,9 @@ def verify(
     target must then skip exactly the findings of the waivers it carries."""
     report = VerifyReport(objects=len(docs))
     native = NativeEngine(packs, params)
+    inventory = [d.obj for d in docs] if native.uses_inventory else None
+    if inventory is not None:
+        native.set_inventory(inventory)
     # each target is held to the rules it can express; the rest are reported as left out
     plan = cap.plan(packs, native.effective_params, [_PLAN.get(t, t) for t in targets])
     report.left_out = sorted({e.one_line() for e in plan.errors})
@@ -99,6 +102,8 @@ def verify(
             continue
         kept, ids = own(name)
         engine = (RegopyEngine if name == "rego" else OpaEngine)(kept, params, mode="object")
+        if inventory is not None:
+            engine.set_inventory(inventory)
         for d in docs:
             found = sorted(map(key, engine.evaluate(d)))
             exp = sorted(key(f) for f in by_doc[id(d)] if f.rule in ids)
@@ -151,10 +156,16 @@ def verify(
                     (gk.TemplateRunner(t, gatekeeper_engine), c)
                     for t, c in zip(items, cons, strict=True)
                 ]
+        # Gatekeeper syncs Kubernetes objects only (data.inventory)
+        gk_inventory = (
+            gk.inventory_of([d.obj for d in docs if d.source == "kubernetes"])
+            if inventory is not None
+            else None
+        )
         for doc in k8s_docs:
             got: dict[str, set[str]] = defaultdict(set)
             for runner, c in pairs:
-                for v in gk.evaluate(runner, c, doc.obj):
+                for v in gk.evaluate(runner, c, doc.obj, inventory=gk_inventory):
                     got[admission.rule_of(c)].add(v.message)
             _compare(
                 report,

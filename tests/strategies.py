@@ -61,9 +61,10 @@ def objects(draw: st.DrawFn) -> dict[str, Any]:
 class RuleGen:
     """Draws IR nodes with ``data.draw``; ``scope`` lists the bound variables."""
 
-    def __init__(self, draw: st.DrawFn, params: dict[str, Any]) -> None:
+    def __init__(self, draw: st.DrawFn, params: dict[str, Any], *, inventory: bool = False) -> None:
         self.draw = draw
         self.params = params
+        self.inventory = inventory  # draw Objects nodes (not for the CEL targets)
         self.n = 0
 
     def var(self) -> str:
@@ -92,6 +93,9 @@ class RuleGen:
             choices.append("param")
         if depth > 0:
             choices += ["length", "quantity", "arith", "default", "keys", "count", "sum"]
+            choices += ["index", "filter"]
+            if self.inventory:
+                choices += ["objects", "objects"]
         kind = self.draw(st.sampled_from(choices))
         if kind == "path":
             return self.path(scope)
@@ -117,10 +121,24 @@ class RuleGen:
             return ir.Default(self.value(depth - 1, scope), self.value(depth - 1, scope))
         if kind == "keys":
             return ir.Keys(self.value(depth - 1, scope))
+        if kind == "index":
+            base: ir.Value = self.value(depth - 1, scope)
+            if "table" in self.params and self.draw(st.booleans()):
+                base = ir.Param("table")
+            key = self.draw(
+                st.one_of(
+                    st.just(self.value(depth - 1, scope)), st.sampled_from(KEYS).map(ir.Literal)
+                )
+            )
+            return ir.Index(base, key)
+        if kind == "objects":
+            return ir.Objects()
         v = self.var()
         coll = self.value(depth - 1, scope)
         if kind == "count":
             return ir.Count(v, coll, self.pred(depth - 1, [*scope, v]))
+        if kind == "filter":
+            return ir.Filter(v, coll, self.pred(depth - 1, [*scope, v]))
         return ir.Sum(v, coll, self.value(depth - 1, [*scope, v]))
 
     def pred(self, depth: int, scope: list[str]) -> ir.Pred:
@@ -190,7 +208,7 @@ class RuleGen:
 
 
 @st.composite
-def packs(draw: st.DrawFn) -> Pack:
+def packs(draw: st.DrawFn, inventory: bool = False) -> Pack:
     params: dict[str, Any] = {}
     specs = []
     if draw(st.booleans()):
@@ -202,7 +220,10 @@ def packs(draw: st.DrawFn) -> Pack:
     if draw(st.booleans()):
         params["pattern"] = draw(st.sampled_from(PATTERNS))
         specs.append(ParamSpec("pattern", {"type": "string"}, params["pattern"]))
-    gen = RuleGen(draw, params)
+    if draw(st.booleans()):
+        params["table"] = draw(st.dictionaries(st.sampled_from(KEYS), scalars, max_size=4))
+        specs.append(ParamSpec("table", {"type": "object"}, params["table"]))
+    gen = RuleGen(draw, params, inventory=inventory)
     rules = tuple(gen.rule(i) for i in range(1, draw(st.integers(1, 3)) + 1))
     return Pack("gen", "1.0.0", rules, tuple(specs))
 

@@ -48,3 +48,18 @@ def test_rego_unit_test_passes_in_regopy_and_opa(
     assert opa.eval_document(f"{package}.{test}") is True  # type: ignore[attr-defined]
     out = str(it.query(f"x := data.{package}.{test}"))  # type: ignore[attr-defined]
     assert '"x":true' in out, out
+
+
+def test_no_function_name_has_two_arities_across_packages() -> None:
+    """regopy aborts or segfaults when two packages define a private function
+    of the same name with different arities (``_field/3`` next to ``_field/2``;
+    docs/engines.md): the library, the main module and a compiled pack must not."""
+    from policykit.packs import load_packs
+    from policykit.targets.rego.compiler import RegoOptions, compile_packs
+
+    modules = compile_packs(load_packs([]), RegoOptions())
+    arities: dict[str, set[int]] = {}
+    for text in modules.values():
+        for name, args in re.findall(r"^(_[a-z][a-z0-9_]*)\(([^)]*)\)", text, re.M):
+            arities.setdefault(name, set()).add(args.count(",") + 1)
+    assert not {n: a for n, a in arities.items() if len(a) > 1}

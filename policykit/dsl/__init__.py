@@ -11,7 +11,7 @@
 1
 """
 
-from policykit.dsl.expr import Cond, Val, all_of, any_of, obj, quantity
+from policykit.dsl.expr import Cond, Val, all_of, any_of, obj, objects, quantity
 from policykit.dsl.pack import P, PackBuilder, param, parse_message, select
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "all_of",
     "any_of",
     "obj",
+    "objects",
     "param",
     "parse_message",
     "quantity",

@@ -143,14 +143,20 @@ class Val:
             raise AttributeError(name)
         return self[name]
 
-    def __getitem__(self, key: str | int) -> Val:
+    def __getitem__(self, key: str | int | Val) -> Val:
+        """A field (``o.spec["x"]``), a list item (``o.items[0]``), or a look-up
+        by a key computed at run time (``P("prices")[o.metadata.labels["tier"]]``)."""
+        if isinstance(key, Val):
+            return Val(ir.Index(self.node, key.node))
         if isinstance(key, bool) or not isinstance(key, (str, int)):
             raise DefinitionError(f"path key {key!r} must be a string or an index")
         if isinstance(key, int) and key < 0:
             raise DefinitionError(f"negative index {key} is not supported")
         if not isinstance(self.node, ir.Path):
+            if isinstance(key, str):  # a field of a parameter or a computed object
+                return Val(ir.Index(self.node, ir.Literal(key)))
             raise DefinitionError(
-                f"cannot take field {key!r} of a computed value ({type(self.node).__name__})"
+                f"cannot take item {key!r} of a computed value ({type(self.node).__name__})"
             )
         return Val(ir.Path(self.node.root, (*self.node.segments, key)))
 
@@ -321,6 +327,11 @@ class Val:
         var, body = self._bind(fn)
         return Val(ir.Count(var, self.node, as_cond(body)))
 
+    def filter(self, fn: Callable[[Val], Any]) -> Val:
+        """The items that satisfy ``fn``, in order (missing if not a list)."""
+        var, body = self._bind(fn)
+        return Val(ir.Filter(var, self.node, as_cond(body)))
+
     def sum(self, fn: Callable[[Val], Any]) -> Val:
         """Sum of ``fn(item)`` over the list; non-numbers add 0."""
         var, term = self._bind(fn)
@@ -330,6 +341,12 @@ class Val:
 def obj() -> Val:
     """The object under review (the root of every path)."""
     return Val(ir.Path(ir.OBJECT_ROOT))
+
+
+def objects() -> Val:
+    """Every other object of the inventory (see :class:`policykit.ir.nodes.Objects`):
+    what cross-object rules, such as a budget per cost center, sum over."""
+    return Val(ir.Objects())
 
 
 def quantity(value: Operand) -> Val:

@@ -21,13 +21,16 @@ from policykit.ir.nodes import (
     Count,
     Default,
     Exists,
+    Filter,
     In,
+    Index,
     IsType,
     Keys,
     Length,
     Literal,
     Matches,
     Not,
+    Objects,
     Or,
     Param,
     Path,
@@ -37,6 +40,7 @@ from policykit.ir.nodes import (
     StrOp,
     Sum,
     Value,
+    walk,
 )
 from policykit.ir.quantity import to_quantity
 from policykit.ir.regex import compile_portable
@@ -46,6 +50,21 @@ from policykit.values import MISSING, exact_sum, is_number, json_equal, json_typ
 from policykit.values import arith as exact_arith
 
 Env = dict[str, Any]
+INVENTORY = "$inventory"
+"""Env key of the inventory (every object of the run) that ``Objects`` reads."""
+
+
+def identity(obj: Any) -> tuple[Any, Any, Any]:
+    """(kind, namespace, name) as written, null when absent: what tells the
+    object under review apart from the rest of the inventory."""
+
+    def get(o: Any, k: str) -> Any:
+        return o.get(k) if type(o) is dict else None
+
+    meta = get(obj, "metadata")
+    return get(obj, "kind"), get(meta, "namespace"), get(meta, "name")
+
+
 ValueFn = Callable[[Env], Any]
 PredFn = Callable[[Env], bool]
 
@@ -201,6 +220,41 @@ class _Compiler:
             return exact_sum(terms)
 
         return total
+
+    def v_Index(self, n: Index) -> ValueFn:
+        bf, kf = self.value(n.base), self.value(n.key)
+
+        def index(env: Env) -> Any:
+            b, k = bf(env), kf(env)
+            if type(b) is not dict or type(k) is not str:
+                return MISSING
+            return b.get(k, MISSING)
+
+        return index
+
+    def v_Filter(self, n: Filter) -> ValueFn:
+        cf, body, var = self.value(n.collection), self.pred(n.body), n.var
+
+        def keep(env: Env) -> Any:
+            coll = cf(env)
+            if type(coll) is not list:
+                return MISSING
+            inner = dict(env)
+            out = []
+            for item in coll:
+                inner[var] = item
+                if body(inner):
+                    out.append(item)
+            return out
+
+        return keep
+
+    def v_Objects(self, n: Objects) -> ValueFn:
+        def others(env: Env) -> Any:
+            me = identity(env[OBJECT_ROOT])
+            return [o for o in env.get(INVENTORY, ()) if identity(o) != me]
+
+        return others
 
     # predicates -----------------------------------------------------------
 
@@ -400,6 +454,7 @@ class NativeEngine:
         self.effective_params: dict[str, dict[str, Any]] = {}
         self._by_kind: dict[str, list[_CompiledRule]] = {}
         self._any_kind: list[_CompiledRule] = []
+        self.inventory: list[dict[str, Any]] = []
         for pack in self.packs:
             eff = check_pack(pack, params.get(pack.name, {}))
             self.effective_params[pack.name] = eff
@@ -410,6 +465,14 @@ class NativeEngine:
                         self._by_kind.setdefault(k, []).append(cr)
                 else:
                     self._any_kind.append(cr)
+
+    @property
+    def uses_inventory(self) -> bool:
+        return uses_inventory(self.packs)
+
+    def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
+        """The objects ``Objects`` reads (every object of the run)."""
+        self.inventory = list(objects)
 
     def rules_for(self, obj: dict[str, Any]) -> list[_CompiledRule]:
         kind = obj.get("kind")
@@ -424,7 +487,7 @@ class NativeEngine:
         for cr in self.rules_for(obj):
             if not selector_matches(cr.rule.selector, obj, source):
                 continue
-            env: Env = {OBJECT_ROOT: obj}
+            env: Env = {OBJECT_ROOT: obj, INVENTORY: self.inventory}
             if cr.each is None:
                 if cr.cond(env):
                     out.append((cr, cr.message(env), None))
@@ -449,6 +512,20 @@ class NativeEngine:
         for d in docs:
             out.extend(self.evaluate(d))
         return out
+
+
+def uses_inventory(packs: Iterable[Pack]) -> bool:
+    """Whether some rule reads the inventory (then every object must be loaded
+    before any is evaluated)."""
+    for pack in packs:
+        for rule in pack.rules:
+            roots: list[Any] = [rule.condition, *rule.message.parts]
+            if rule.each is not None:
+                roots.append(rule.each.collection)
+            for r in roots:
+                if not isinstance(r, str) and any(isinstance(n, Objects) for n in walk(r)):
+                    return True
+    return False
 
 
 def nodes_supported() -> set[str]:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from policykit.engines.native import NativeEngine
+from policykit.engines.native import NativeEngine, uses_inventory
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.model import Document, Finding, object_ref
@@ -27,6 +27,7 @@ from policykit.targets.rego.compiler import (
     params_module,
     regopy_modules,
 )
+from policykit.targets.rego.printer import term as rego_term
 
 Mode = Literal["batch", "object"]
 DEFAULT_CHUNK = 500
@@ -95,6 +96,24 @@ class _RegoBase:
         self._base = root.replace(".", "/")
         self._pack_of = {r.id: p.name for p in self.packs for r in p.rules}
 
+        self.inventory: list[dict[str, Any]] | None = None
+
+    def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
+        """The objects ``Objects`` reads, as ``data.<root>.inventory``; only
+        packs that read the inventory are given it (it is the whole run)."""
+        if uses_inventory(self.packs):
+            self.inventory = list(objects)
+            self._reset()
+
+    def _inventory_data(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"inventory": self.inventory}
+        for seg in reversed(self.options.root.split(".")):
+            doc = {seg: doc}
+        return doc
+
+    def _reset(self) -> None:
+        """Forget the compiled engine: the data changed."""
+
     def _query(self, entry: str, input_doc: Any) -> Any:
         raise NotImplementedError
 
@@ -149,19 +168,40 @@ class RegopyEngine(_RegoBase):
         import regopy
 
         refuse_quoted(self.effective_params, "the pack parameters")
+        self._root = root
+        self._bundle: Any = None
+        self._build()
+        self._runner = regopy.Interpreter()
+
+    def _build(self) -> None:
+        import regopy
 
         builder = regopy.Interpreter()
         for path, text in regopy_modules(self.modules).items():
             builder.add_module(path, text)
         # Parameters as a module, not data: regopy's add_data keeps JSON escapes
         # undecoded ("a\\tb" stays backslash-t), unlike set_input.
-        builder.add_module("params.rego", params_module(self.packs, self.effective_params, root))
+        builder.add_module(
+            "params.rego", params_module(self.packs, self.effective_params, self._root)
+        )
+        if self.inventory is not None:  # as a module too, for the same reason
+            builder.add_module(
+                "inventory.rego",
+                f"package {self._root}\n\ninventory := {rego_term(self.inventory)}\n",
+            )
         entries = [f"{self._base}/main/batch_encoded", f"{self._base}/main/violations_encoded"]
         try:
             self._bundle = builder.build(None, entries)
         except regopy.RegoError as exc:
             raise PolicykitError(f"regopy cannot compile the generated Rego: {exc}") from None
-        self._runner = regopy.Interpreter()
+
+    def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
+        for o in objects:
+            refuse_quoted(o, "an inventory object")
+        super().set_inventory(objects)
+
+    def _reset(self) -> None:
+        self._build()
 
     def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
         docs = list(docs)
@@ -223,15 +263,25 @@ class OpaEngine(_RegoBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         opa = load_opa()
+        self._opa = opa
+        self._build()
+        self._undefined = opa.OpaUndefinedError
+        self._prefix = self.options.root
+
+    def _build(self) -> None:
+        opa = self._opa
         self._engine = opa.OpaEngine()
         try:
             for path, text in self.modules.items():
                 self._engine.add_policy(path, text)
             self._engine.add_data(self.data)
+            if self.inventory is not None:
+                self._engine.add_data(self._inventory_data())
         except opa.OpaError as exc:
             raise PolicykitError(f"OPA rejects the generated Rego: {exc}") from None
-        self._undefined = opa.OpaUndefinedError
-        self._prefix = self.options.root
+
+    def _reset(self) -> None:
+        self._build()
 
     def _query(self, entry: str, input_doc: Any) -> Any:
         try:

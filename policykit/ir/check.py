@@ -21,6 +21,7 @@ from policykit.ir.nodes import (
     Arith,
     Compare,
     Count,
+    Filter,
     Literal,
     Matches,
     Node,
@@ -84,7 +85,7 @@ def _check_node(rule: Rule, node: Node, scope: frozenset[str], params: Mapping[s
         fail(f"unknown arithmetic operator {node.op!r}")
     if isinstance(node, Matches):
         _check_pattern(rule, node, params)
-    if isinstance(node, (Quantifier, Count, Sum)):
+    if isinstance(node, (Quantifier, Count, Sum, Filter)):
         if not VAR_NAME_RE.match(node.var) or node.var in _RESERVED_VARS or "__" in node.var:
             fail(f"bound variable name {node.var!r} is reserved or not a simple lower-case name")
         if node.var in scope:

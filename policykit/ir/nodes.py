@@ -149,6 +149,35 @@ class Sum(Value):
     term: Value
 
 
+@dataclass(frozen=True, slots=True)
+class Index(Value):
+    """``base[key]`` for an object ``base`` and a string ``key`` computed at run
+    time (a price by GPU type, a budget by cost center); *missing* when
+    ``base`` is not an object, ``key`` not a string, or the key is absent."""
+
+    base: Value
+    key: Value
+
+
+@dataclass(frozen=True, slots=True)
+class Filter(Value):
+    """The items of the list ``collection`` that satisfy ``body``, in order;
+    *missing* when ``collection`` is not a list."""
+
+    var: str
+    collection: Value
+    body: Pred
+
+
+@dataclass(frozen=True, slots=True)
+class Objects(Value):
+    """Every *other* object of the inventory, as a list: in CI the objects
+    checked in the same run, at admission what the target can see (Gatekeeper's
+    synced ``data.inventory``, an OPA bundle's ``data.<root>.inventory``). The
+    object under review is left out by identity (kind, namespace, name), so a
+    rule adds its own contribution once whether or not it is already stored."""
+
+
 # --- predicates -------------------------------------------------------------
 
 
@@ -247,6 +276,9 @@ NODE_CLASSES: tuple[type[Node], ...] = (
     Keys,
     Count,
     Sum,
+    Index,
+    Filter,
+    Objects,
     Compare,
     And,
     Or,

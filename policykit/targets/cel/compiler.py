@@ -225,6 +225,31 @@ class CelCompiler(Compiler):
             return "false", "[]"
         return pr.conj([c.guard, type_test(c.expr, "array")]), c.expr
 
+    def v_Index(self, n: ir.Index) -> CV:
+        b, k = self._plain(self.value(n.base)), self._plain(self.value(n.key))
+        if b.jtype not in ("any", "object") or k.jtype not in ("any", "string"):
+            return MISSING_CV
+        guards = [b.guard, k.guard]
+        if b.jtype == "any":
+            guards.append(type_test(b.expr, "object"))
+        if k.jtype == "any":
+            guards.append(type_test(k.expr, "string"))
+        base = pr.paren(b.expr)
+        guards.append(f"{pr.paren(k.expr)} in {base}")
+        return CV(pr.conj(guards), f"{base}[{k.expr}]", "any")
+
+    def v_Filter(self, n: ir.Filter) -> CV:
+        guard, coll = self._collection(n.collection)
+        if guard == "false":
+            return MISSING_CV
+        body = self.pred(n.body)
+        return CV(guard, f"{pr.paren(coll)}.filter({n.var}, {body})", "array")
+
+    def v_Objects(self, n: ir.Objects) -> CV:
+        raise self._unsupported(
+            "objects() (the inventory): an admission CEL expression sees one object"
+        )
+
     def v_Count(self, n: ir.Count) -> CV:
         guard, coll = self._collection(n.collection)
         if guard == "false":
@@ -418,7 +443,7 @@ def _is_str_lit(e: str) -> bool:
 
 
 def _has_path(node: ir.Node) -> bool:
-    return any(isinstance(n, ir.Path) for n in ir.walk(node))
+    return any(isinstance(n, (ir.Path, ir.Objects)) for n in ir.walk(node))
 
 
 _SELECT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$")

@@ -36,6 +36,7 @@ from policykit.targets.rego import printer as pr
 from policykit.values import MISSING, json_type
 
 OBJ = "obj"
+INVENTORY_RULE = "_inventory"
 LIB_VALUES = "values"
 LIB_QUANTITY = "quantity"
 _ORDER_FN = {"<": "less", "<=": "less_eq", ">": "greater", ">=": "greater_eq"}
@@ -91,6 +92,7 @@ class RegoCompiler(Compiler):
         self._prefix = ""
         self._scope: list[str] = [OBJ]
         self._meta: dict[str, Any] = {}
+        self.uses_inventory = False
 
     # --- naming -----------------------------------------------------------------
 
@@ -114,6 +116,8 @@ class RegoCompiler(Compiler):
             for sub in ir.walk(n):
                 if isinstance(sub, ir.Path):
                     roots.add(OBJ if sub.root == ir.OBJECT_ROOT else sub.root)
+                elif isinstance(sub, ir.Objects):  # the object under review is left out
+                    roots.add(OBJ)
         return [v for v in self._scope if v in roots]
 
     def _signature(self, free: list[str]) -> tuple[str, str]:
@@ -237,6 +241,41 @@ class RegoCompiler(Compiler):
             ]
         )
         return [], f"{name}({args})", "number"
+
+    def v_Index(self, n: ir.Index) -> Val:
+        sb, b, tb = self.value(n.base)
+        sk, k, tk = self.value(n.key)
+        if tb not in ("any", "object") or tk not in ("any", "string"):
+            return MISSING_VAL
+        vb, vk, v = self.temp(), self.temp(), self.temp()
+        # named first: a call's result cannot be indexed in place
+        guards = [f"{vb} := {b}", f"{vk} := {k}", f"is_object({vb})", f"is_string({vk})"]
+        return [*sb, *sk, *guards, f"{v} := {vb}[{vk}]"], v, "any"
+
+    def v_Filter(self, n: ir.Filter) -> Val:
+        sc, tc, ty = self.value(n.collection)
+        if ty not in ("any", "array"):
+            return MISSING_VAL
+        name = self.fresh("filter")
+        params, args = self._signature(self._free([n]))
+        c, result = self.temp(), self.temp()
+        self._scope.append(n.var)
+        body = self.pred(n.body)
+        self._scope.pop()
+        self._helpers.append(
+            [
+                f"{name}({params}) := {result} if {{",
+                *pr.indent([*sc, f"{c} := {tc}", f"is_array({c})", f"{result} := [{n.var} |"]),
+                *pr.indent([f"some {n.var} in {c}", *body], 2),
+                "\t]",
+                "}",
+            ]
+        )
+        return [], f"{name}({args})", "any"
+
+    def v_Objects(self, n: ir.Objects) -> Val:
+        self.uses_inventory = True
+        return [], f"{self.use(LIB_VALUES)}.others({INVENTORY_RULE}, {OBJ})", "array"
 
     def v_Count(self, n: ir.Count) -> Val:
         return self._aggregate("count", "count", n, lambda: (self.pred(n.body), n.var))
@@ -475,6 +514,35 @@ class RegoCompiler(Compiler):
             self._meta = meta
         return fn
 
+    def _inventory_rule(self) -> list[str]:
+        """``_inventory``: every object the target can see, as a list."""
+        if self.opts.entry == "gatekeeper":
+            return [
+                "# Gatekeeper's synced objects (data.inventory), cluster-scoped and namespaced.",
+                f"{INVENTORY_RULE} := array.concat(_inventory_cluster, _inventory_namespaced)",
+                "",
+                "_inventory_cluster := [o |",
+                "\tsome gv in object.keys(data.inventory.cluster)",
+                "\tsome k in object.keys(data.inventory.cluster[gv])",
+                "\tsome o in data.inventory.cluster[gv][k]",
+                "]",
+                "",
+                "_inventory_namespaced := [o |",
+                "\tsome ns in object.keys(data.inventory.namespace)",
+                "\tsome gv in object.keys(data.inventory.namespace[ns])",
+                "\tsome k in object.keys(data.inventory.namespace[ns][gv])",
+                "\tsome o in data.inventory.namespace[ns][gv][k]",
+                "]",
+            ]
+        ref = f"data.{self.opts.root}.inventory"
+        return [
+            f"# The inventory the bundle's user supplies as {ref} (a list; none: empty).",
+            f"{INVENTORY_RULE} := x if {{",
+            f"\tx := {ref}",
+            "\tis_array(x)",
+            "} else := []",
+        ]
+
     def compile(self) -> str:
         self.module.header = [
             *pr.metadata_block(
@@ -490,6 +558,8 @@ class RegoCompiler(Compiler):
             ),
         ]
         names = [self.compile_rule(r) for r in self.pack.rules]
+        if self.uses_inventory:
+            self.module.add(self._inventory_rule())
         calls = ", ".join(f"{n}({OBJ})" for n in names)
         self.module.add(
             [
@@ -524,7 +594,7 @@ class RegoCompiler(Compiler):
 
 def _is_constant(node: ir.Node) -> bool:
     """No paths and no parameters below: the value is known at compile time."""
-    return not any(isinstance(n, (ir.Path, ir.Param)) for n in ir.walk(node))
+    return not any(isinstance(n, (ir.Path, ir.Param, ir.Objects)) for n in ir.walk(node))
 
 
 def _native_value(node: ir.Value) -> Any:

@@ -60,6 +60,20 @@ length(v) := count(v) if is_object(v)
 # plain array (OPA is fine). `v[k]` would drop keys whose value is false.
 keys(v) := [k | some k in sort(object.keys(v))] if is_object(v)
 
+# --- the inventory ------------------------------------------------------------
+
+# others(objs, obj): the objects of objs that are not obj, by identity (kind,
+# namespace, name as written; null when absent), as the reference engine's
+# Objects node (docs/semantics.md).
+others(objs, obj) := [o | some o in objs; identity(o) != identity(obj)]
+
+identity(o) := [_get(o, "kind"), _get(_get(o, "metadata"), "namespace"), _get(_get(o, "metadata"), "name")]
+
+_get(o, k) := v if {
+	is_object(o)
+	v := o[k]
+} else := null
+
 # --- message rendering --------------------------------------------------------
 
 render(v) := _scalar(v) if {

@@ -79,3 +79,13 @@ test_pattern_is_the_identity if {
 	regex.match(values.pattern("^a+$"), "aaa")
 	not regex.match(values.pattern("^a+$"), "ab")
 }
+
+test_others_leaves_out_the_object_by_identity if {
+	a := {"kind": "Deployment", "metadata": {"namespace": "x", "name": "a"}}
+	a2 := {"kind": "Deployment", "metadata": {"namespace": "x", "name": "a"}, "spec": {"replicas": 3}}
+	b := {"kind": "Deployment", "metadata": {"namespace": "y", "name": "a"}}
+	c := {"kind": "Job", "metadata": {"name": "a"}}
+	values.others([a, b, c], a2) == [b, c]
+	values.others([a, b, c], {"kind": "Job", "metadata": {"name": "a", "namespace": null}}) == [a, b]
+	values.others([a, "not an object"], a) == ["not an object"]
+}
