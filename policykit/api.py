@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from policykit.config import Config, find_config
@@ -72,7 +73,7 @@ def resolve(
     fail_on: str | None = None,
     config: Config | None = None,
 ) -> Selection:
-    cfg = config if config is not None else find_config()
+    cfg = config if config is not None else find_config(_config_start(paths))
     merged_params = {k: dict(v) for k, v in cfg.params.items()}
     for pack, values in (params or {}).items():
         merged_params.setdefault(pack, {}).update(values)
@@ -84,6 +85,18 @@ def resolve(
         params=merged_params,
         fail_on=fail_on or cfg.fail_on or "deny",
     )
+
+
+def _config_start(paths: Sequence[str]) -> Path | None:
+    """Where configuration is looked up: from the first PATH (its directory),
+    so a repository checked from outside uses its own ``policykit.yaml``; the
+    working directory when no path is given or it is stdin."""
+    if not paths or paths[0] == "-":
+        return None
+    first = Path(paths[0])
+    if first.is_dir():
+        return first
+    return first.parent if first.parent.is_dir() else None
 
 
 ENGINES: tuple[str, ...] = ("native", "rego", "opa", "cel")

@@ -217,3 +217,22 @@ def test_ir_command_round_trips_as_a_pack(repo: Path) -> None:
     a = run(["check", ".", "--format", "json"], repo)
     b = run(["check", ".", "--format", "json", "--pack", "starter.ir.json"], repo)
     assert json.loads(a.stdout)["findings"] == json.loads(b.stdout)["findings"]
+
+
+def test_table_prints_brackets_in_messages_literally(tmp_path: Path) -> None:
+    """A message is user text, not rich markup: '[owner, costCenter]' is shown."""
+    pack = tmp_path / "p.py"
+    pack.write_text(
+        "from policykit.dsl import PackBuilder, select\n"
+        "p = PackBuilder('p', '0.1.0')\n"
+        "@p.rule('P-001', title='t', select=select(kinds=['ConfigMap']),\n"
+        "        message='[bold]not bold[/bold] {metadata.name}')\n"
+        "def r(o):\n"
+        "    return o.metadata.name.exists()\n"
+    )
+    obj = tmp_path / "cm.yaml"
+    obj.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: '[x]'}\n")
+    result = CliRunner().invoke(
+        cli, ["check", str(obj), "--pack", str(pack)], env={"COLUMNS": "200"}
+    )
+    assert "[bold]not bold[/bold] [x]" in result.output

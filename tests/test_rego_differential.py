@@ -297,3 +297,28 @@ def test_rules_over_the_inventory_agree(pack: Pack, objs: list[dict[str, Any]]) 
         [gk_pack], {pack.name: pack.defaults()}, k8s_docs, ("gatekeeper",), gatekeeper_engine="opa"
     )
     assert report.ok, report.mismatches
+
+
+def test_default_of_a_typed_value_that_may_be_missing() -> None:
+    """quantity(), length() and arithmetic have a known type but may be missing:
+    default() must still fall back (found by `policykit verify examples/platform`)."""
+    path = ir.Path(ir.OBJECT_ROOT, ("spec", "gpus"))
+    cond = ir.Compare(
+        ">",
+        ir.Arith("+", ir.Default(ir.Quantity(path), ir.Literal(0)), ir.Literal(1)),
+        ir.Literal(0),
+    )
+    length = ir.Compare("==", ir.Default(ir.Length(path), ir.Literal(-1)), ir.Literal(-1))
+    from policykit.ir.rule import Message, Rule
+
+    rules = tuple(
+        Rule(id=f"DEF-{i}", title="t", severity="deny", condition=c, message=Message(("m",)))
+        for i, c in enumerate((cond, length))
+    )
+    pack = Pack("d", "1.0.0", rules)
+    results = _run(
+        pack, [{"apiVersion": "v1", "kind": "Thing", "metadata": {"name": "x"}, "spec": {}}]
+    )
+    assert len(results["native"]) == 2
+    for name, got in results.items():
+        assert got == results["native"], name

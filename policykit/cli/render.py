@@ -79,8 +79,8 @@ def print_table(console: Console, report: CheckReport) -> None:
                 str(f.line),
                 f.rule,
                 Text(f.severity, style=_STYLE[f.severity]),
-                str(f.object),
-                f.message,
+                Text(str(f.object)),
+                Text(f.message),  # user text, never rich markup ("[a, b]" would vanish)
             )
         console.print(table)
     c = report.counts()
@@ -140,6 +140,9 @@ def print_rules_table(console: Console, packs: list[Pack]) -> None:
     for p in packs:
         for r in p.rules:
             table.add_row(
-                r.id, f"{p.name}@{p.version}", Text(r.severity, style=_STYLE[r.severity]), r.title
+                r.id,
+                f"{p.name}@{p.version}",
+                Text(r.severity, style=_STYLE[r.severity]),
+                Text(r.title),
             )
     console.print(table)

@@ -111,6 +111,13 @@ class _RegoBase:
             doc = {seg: doc}
         return doc
 
+    def decide(self, call: Mapping[str, Any]) -> dict[str, Any]:
+        """The runtime decision for one agent tool call (``main.decision``)."""
+        result = self._query("decision", dict(call))
+        if not isinstance(result, dict):
+            raise PolicykitError(f"Rego decision returned {type(result).__name__}, not an object")
+        return result
+
     def _reset(self) -> None:
         """Forget the compiled engine: the data changed."""
 
@@ -189,7 +196,7 @@ class RegopyEngine(_RegoBase):
                 "inventory.rego",
                 f"package {self._root}\n\ninventory := {rego_term(self.inventory)}\n",
             )
-        entries = [f"{self._base}/main/batch_encoded", f"{self._base}/main/violations_encoded"]
+        entries = [f"{self._base}/main/{e}_encoded" for e in ("batch", "violations", "decision")]
         try:
             self._bundle = builder.build(None, entries)
         except regopy.RegoError as exc:
@@ -233,6 +240,9 @@ def _decode(result: Any, entry: str) -> Any:
     def one(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**f, "msg": base64.b64decode(f["msg"]).decode("utf-8")} for f in findings]
 
+    if entry == "decision":
+        reasons = [base64.b64decode(r).decode("utf-8") for r in result["reasons"]]
+        return {**result, "reasons": reasons}
     if entry == "violations":
         return one(result)
     return [one(r) for r in result]

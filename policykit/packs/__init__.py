@@ -27,6 +27,15 @@ from policykit.ir.rule import Pack
 BUILTIN_PACKS: tuple[str, ...] = ("policykit.packs.starter",)
 """Packs used when neither ``--pack`` nor configuration names any."""
 
+BUILTIN_CATALOG: tuple[str, ...] = (
+    "policykit.packs.catalog",
+    "policykit.packs.finops",
+    "policykit.packs.provenance",
+    "policykit.packs.agents",
+)
+"""The platform packs: Backstage catalog, FinOps, model provenance, agent
+permissions (docs/packs.md). ``policykit init`` configures all four."""
+
 
 def _packs_of(module: ModuleType) -> list[Pack]:
     explicit = getattr(module, "PACKS", None)

@@ -33,6 +33,10 @@ from policykit.targets.cel import printer as pr
 from policykit.values import MISSING, json_type
 from policykit.values import render as render_value
 
+CEL_MAX_DEPTH = 24
+"""Deepest bracket nesting the compiler emits. cel-cpp's parser gives up past a
+recursion depth of 32, which counts more than brackets; 24 keeps a margin."""
+
 MSG_SEPARATOR = "; "
 """Joins the messages of the items of an ``each`` rule in one admission message."""
 
@@ -188,14 +192,15 @@ class CelCompiler(Compiler):
         use_a = pr.conj([a.guard, f"{a.expr} != null" if a.jtype == "any" else "true"])
         if use_a == "true":
             return a
-        same = a.jtype == b.jtype
+        # numbers may be int on one side and double on the other: both dyn()
+        same = a.jtype == b.jtype and a.jtype != "number"
         ea, eb = (a.expr, b.expr) if same else (f"dyn({a.expr})", f"dyn({b.expr})")
         if b.jtype == "missing":
             return CV(use_a, a.expr, a.jtype)
         return CV(
             pr.disj([use_a, b.guard]),
             f"({use_a} ? {ea} : {eb})",
-            a.jtype if same else "any",
+            a.jtype if a.jtype == b.jtype else "any",
         )
 
     def v_Keys(self, n: ir.Keys) -> CV:
@@ -236,7 +241,8 @@ class CelCompiler(Compiler):
             guards.append(type_test(k.expr, "string"))
         base = pr.paren(b.expr)
         guards.append(f"{pr.paren(k.expr)} in {base}")
-        return CV(pr.conj(guards), f"{base}[{k.expr}]", "any")
+        # dyn(): an inlined table's items are statically typed (int != null fails to check)
+        return CV(pr.conj(guards), f"dyn({base}[{k.expr}])", "any")
 
     def v_Filter(self, n: ir.Filter) -> CV:
         guard, coll = self._collection(n.collection)
@@ -412,6 +418,27 @@ class CelCompiler(Compiler):
     # --- selectors and rules ----------------------------------------------------------------
 
     def compile_rule(self, rule: Rule) -> CelRule:
+        compiled = self._compile_rule(rule)
+        self._check_depth(compiled)
+        return compiled
+
+    def _check_depth(self, compiled: CelRule) -> None:
+        """cel-cpp's parser refuses expressions nested deeper than 32 levels
+        (measured; docs/engines.md): refuse them here, naming the rule, rather
+        than ship what the local engine cannot check."""
+        for expr in (compiled.violation, compiled.message, compiled.items or "true"):
+            depth = pr.max_depth(expr)
+            if depth > CEL_MAX_DEPTH:
+                self._rule = compiled.rule
+                try:
+                    raise self._unsupported(
+                        f"an expression nested {depth} levels deep (cel-cpp parses at most "
+                        f"{CEL_MAX_DEPTH}): split the rule or simplify its arithmetic"
+                    )
+                finally:
+                    self._rule = None
+
+    def _compile_rule(self, rule: Rule) -> CelRule:
         self._rule = rule
         try:
             cond = self.pred(rule.condition)

@@ -240,3 +240,26 @@ def _balanced_atom(e: str) -> bool:
 def _matching_close(e: str) -> int:
     """Index of the bracket closing the one ``e`` starts with, or -1."""
     return next((i for i, depth in _scan(e) if depth == 0 and e[i] in ")]}"), -1)
+
+
+def max_depth(expr: str) -> int:
+    """Deepest nesting of brackets in ``expr`` (outside string literals)."""
+    depth = deepest = 0
+    quote: str | None = None
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif c == quote:
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in ")]}":
+            depth -= 1
+        i += 1
+    return deepest

@@ -22,6 +22,18 @@ EXTRA: dict[str, dict[str, Any]] = {
         "resource": "inferenceservices",
         "namespaced": True,
     },
+    "Notebook": {
+        "group": "kubeflow.org",
+        "versions": ["v1", "v1beta1"],
+        "resource": "notebooks",
+        "namespaced": True,
+    },
+    "Agent": {  # policykit's own agent manifest (schemas/agent.schema.json)
+        "group": "agents.policykit.dev",
+        "versions": ["v1alpha1"],
+        "resource": "agents",
+        "namespaced": True,
+    },
 }
 
 

@@ -37,6 +37,8 @@ from policykit.values import MISSING, json_type
 
 OBJ = "obj"
 INVENTORY_RULE = "_inventory"
+CALL_API_VERSION = "agents.policykit.dev/v1alpha1"
+CALL_KIND = "ToolCall"
 LIB_VALUES = "values"
 LIB_QUANTITY = "quantity"
 _ORDER_FN = {"<": "less", "<=": "less_eq", ">": "greater", ">=": "greater_eq"}
@@ -196,7 +198,7 @@ class RegoCompiler(Compiler):
         sb, b, tb = self.value(n.fallback)
         if ta in ("missing", "null"):
             return sb, b, tb
-        if ta != "any":  # a literal that is present and not null: no fallback needed
+        if ta != "any" and _is_constant(n.operand):  # a present, non-null constant
             return sa, a, ta
         name = self.fresh("default")
         params, args = self._signature(self._free([n]))
@@ -699,6 +701,30 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
         ]
     )
     mod.add(["violations_encoded := encoded(input)"])
+    call = f'object.union({{"apiVersion": "{CALL_API_VERSION}", "kind": "{CALL_KIND}"}}, input)'
+    mod.add(
+        [
+            "# The runtime decision for one call, input {agent, tool, action, args,",
+            "# spend_so_far} read as a ToolCall object: deny findings deny it, warn",
+            "# findings need human approval (policykit/decision.py).",
+            "decision := {",
+            '\t"allow": count(_call_findings) == count(_call_notes),',
+            '\t"deny": count(_call_denied) > 0,',
+            '\t"needs_approval": count(_call_approval) > 0,',
+            '\t"reasons": [concat(": ", [f.id, f.msg]) | some f in _call_findings],',
+            "}",
+        ]
+    )
+    mod.add([f"_call_findings := findings({call})"])
+    for name, severity in (("denied", "deny"), ("approval", "warn"), ("notes", "info")):
+        mod.add([f'_call_{name} := [f | some f in _call_findings; f.severity == "{severity}"]'])
+    mod.add(
+        [
+            "# The same with base64 reasons (regopy's output encoder, as above).",
+            'decision_encoded := object.union(decision, {"reasons": '
+            "[base64.encode(r) | some r in decision.reasons]})",
+        ]
+    )
     mod.add([f"batch_encoded := [encoded({OBJ}) | some {OBJ} in input.objects]"])
     return mod.text()
 
