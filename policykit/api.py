@@ -73,7 +73,13 @@ def resolve(
     fail_on: str | None = None,
     config: Config | None = None,
 ) -> Selection:
-    cfg = config if config is not None else find_config(_config_start(paths))
+    if config is None:
+        start = _config_start(paths)
+        # the checked repository's own configuration, else the working directory's
+        config = find_config(start) if start is not None else Config()
+        if config.file is None:
+            config = find_config()
+    cfg = config
     merged_params = {k: dict(v) for k, v in cfg.params.items()}
     for pack, values in (params or {}).items():
         merged_params.setdefault(pack, {}).update(values)
