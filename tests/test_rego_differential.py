@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policykit.engines.native import NativeEngine
@@ -254,7 +254,9 @@ def test_regopy_two_known_different_operands_in_one_body() -> None:
         assert got == want, engine.__name__
 
 
-@settings(max_examples=60)
+@settings(
+    max_examples=60, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)
 @given(pack=packs(inventory=True), objs=st.lists(objects(), min_size=1, max_size=5))
 def test_rules_over_the_inventory_agree(pack: Pack, objs: list[dict[str, Any]]) -> None:
     """objects(): every other object of the run, left out by identity; the same

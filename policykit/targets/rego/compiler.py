@@ -273,7 +273,8 @@ class RegoCompiler(Compiler):
                 "}",
             ]
         )
-        return [], f"{name}({args})", "any"
+        # "array", not "any": OPA's type checker knows and refuses e.g. regex.match on it
+        return [], f"{name}({args})", "array"
 
     def v_Objects(self, n: ir.Objects) -> Val:
         self.uses_inventory = True
