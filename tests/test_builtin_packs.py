@@ -279,3 +279,33 @@ def test_decision_is_the_same_in_every_engine(
     assert want["allow"] == (not want["deny"] and not want["needs_approval"])
     assert opa.decide(call) == want
     assert regopy.decide(call) == want
+
+
+def test_the_platform_config_is_found_from_the_checked_path(tmp_path: Path) -> None:
+    """Run from elsewhere, `check <repo>` still uses the repository's own policykit.yaml."""
+    expected = json.loads((PLATFORM / "expected-findings.policykit.json").read_text())
+    proc = _run("check", str(PLATFORM), "--format", "json", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    rules = [f["rule"] for f in json.loads(proc.stdout)["findings"]]
+    assert rules == [f["rule"] for f in expected["findings"]]
+
+
+def test_cel_refuses_what_cel_cpp_cannot_parse() -> None:
+    """FINOPS-005's cost estimate nests deeper than cel-cpp parses: the CEL
+    compiler names the rule (PK200) instead of shipping an expression the local
+    engine could not check."""
+    import dataclasses
+
+    from policykit.engines.cel import program
+    from policykit.errors import PolicykitError
+    from policykit.targets.base import UnsupportedError
+    from policykit.targets.cel.compiler import CelCompiler
+
+    pack = load_packs(["policykit.packs.finops"])[0]
+    rule = pack.rule("FINOPS-005")
+    one = dataclasses.replace(pack, rules=(rule,))
+    compiler = CelCompiler(one, pack.defaults())
+    with pytest.raises(UnsupportedError, match=r"FINOPS-005.*nested"):
+        compiler.compile_rule(rule)
+    with pytest.raises(PolicykitError, match="recursion"):
+        program(compiler._compile_rule(rule).violation)

@@ -26,6 +26,7 @@ from policykit.targets.rego.compiler import (
     params_data,
     params_module,
     regopy_modules,
+    under_root,
 )
 from policykit.targets.rego.printer import term as rego_term
 
@@ -103,13 +104,7 @@ class _RegoBase:
         packs that read the inventory are given it (it is the whole run)."""
         if uses_inventory(self.packs):
             self.inventory = list(objects)
-            self._reset()
-
-    def _inventory_data(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"inventory": self.inventory}
-        for seg in reversed(self.options.root.split(".")):
-            doc = {seg: doc}
-        return doc
+            self._build()  # the data changed
 
     def decide(self, call: Mapping[str, Any]) -> dict[str, Any]:
         """The runtime decision for one agent tool call (``main.decision``)."""
@@ -118,8 +113,9 @@ class _RegoBase:
             raise PolicykitError(f"Rego decision returned {type(result).__name__}, not an object")
         return result
 
-    def _reset(self) -> None:
-        """Forget the compiled engine: the data changed."""
+    def _build(self) -> None:
+        """Compile the modules with the parameters and the inventory."""
+        raise NotImplementedError
 
     def _query(self, entry: str, input_doc: Any) -> Any:
         raise NotImplementedError
@@ -175,7 +171,6 @@ class RegopyEngine(_RegoBase):
         import regopy
 
         refuse_quoted(self.effective_params, "the pack parameters")
-        self._root = root
         self._bundle: Any = None
         self._build()
         self._runner = regopy.Interpreter()
@@ -189,12 +184,12 @@ class RegopyEngine(_RegoBase):
         # Parameters as a module, not data: regopy's add_data keeps JSON escapes
         # undecoded ("a\\tb" stays backslash-t), unlike set_input.
         builder.add_module(
-            "params.rego", params_module(self.packs, self.effective_params, self._root)
+            "params.rego", params_module(self.packs, self.effective_params, self.options.root)
         )
         if self.inventory is not None:  # as a module too, for the same reason
             builder.add_module(
                 "inventory.rego",
-                f"package {self._root}\n\ninventory := {rego_term(self.inventory)}\n",
+                f"package {self.options.root}\n\ninventory := {rego_term(self.inventory)}\n",
             )
         entries = [f"{self._base}/main/{e}_encoded" for e in ("batch", "violations", "decision")]
         try:
@@ -206,9 +201,6 @@ class RegopyEngine(_RegoBase):
         for o in objects:
             refuse_quoted(o, "an inventory object")
         super().set_inventory(objects)
-
-    def _reset(self) -> None:
-        self._build()
 
     def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
         docs = list(docs)
@@ -286,12 +278,9 @@ class OpaEngine(_RegoBase):
                 self._engine.add_policy(path, text)
             self._engine.add_data(self.data)
             if self.inventory is not None:
-                self._engine.add_data(self._inventory_data())
+                self._engine.add_data(under_root(self.options.root, {"inventory": self.inventory}))
         except opa.OpaError as exc:
             raise PolicykitError(f"OPA rejects the generated Rego: {exc}") from None
-
-    def _reset(self) -> None:
-        self._build()
 
     def _query(self, entry: str, input_doc: Any) -> Any:
         try:

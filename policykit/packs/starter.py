@@ -9,8 +9,7 @@ from __future__ import annotations
 from policykit.dsl import P, PackBuilder, param, select
 from policykit.dsl.expr import Val
 from policykit.dsl.k8s import WORKLOAD_KINDS, containers
-
-NAME_RE = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+from policykit.packs.catalog import NAME_RE
 
 starter = PackBuilder(
     "starter",

@@ -105,8 +105,8 @@ class CelCompiler(Compiler):
         self._native = _NativeCompiler(self.params)
         self._rule: Rule | None = None
 
-    def _unsupported(self, what: str) -> UnsupportedError:
-        rule = self._rule
+    def _unsupported(self, what: str, rule: Rule | None = None) -> UnsupportedError:
+        rule = rule or self._rule
         where = f"rule {rule.id}: " if rule else ""
         return UnsupportedError(
             f"{where}target cel cannot express {what}",
@@ -429,14 +429,11 @@ class CelCompiler(Compiler):
         for expr in (compiled.violation, compiled.message, compiled.items or "true"):
             depth = pr.max_depth(expr)
             if depth > CEL_MAX_DEPTH:
-                self._rule = compiled.rule
-                try:
-                    raise self._unsupported(
-                        f"an expression nested {depth} levels deep (cel-cpp parses at most "
-                        f"{CEL_MAX_DEPTH}): split the rule or simplify its arithmetic"
-                    )
-                finally:
-                    self._rule = None
+                raise self._unsupported(
+                    f"an expression nested {depth} levels deep (cel-cpp parses at most "
+                    f"{CEL_MAX_DEPTH}): split the rule or simplify its arithmetic",
+                    compiled.rule,
+                )
 
     def _compile_rule(self, rule: Rule) -> CelRule:
         self._rule = rule

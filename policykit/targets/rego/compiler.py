@@ -768,7 +768,11 @@ def params_data(
     packs: Sequence[Pack], params: dict[str, dict[str, Any]], root: str
 ) -> dict[str, Any]:
     """The bundle's data document: ``{<root...>: {"params": {pack: values}}}``."""
-    doc: dict[str, Any] = {"params": {p.name: params.get(p.name, p.defaults()) for p in packs}}
+    return under_root(root, {"params": {p.name: params.get(p.name, p.defaults()) for p in packs}})
+
+
+def under_root(root: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` placed at ``data.<root>`` (``a.b`` → ``{"a": {"b": doc}}``)."""
     for seg in reversed(root.split(".")):
         doc = {seg: doc}
     return doc
