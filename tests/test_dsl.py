@@ -4,13 +4,18 @@ with the rule id and the author's source line."""
 from __future__ import annotations
 
 import inspect
+import json
+from pathlib import Path
 
+import jsonschema
 import pytest
 
 from policykit.dsl import P, PackBuilder, param, parse_message, select
 from policykit.dsl.k8s import containers
+from policykit.engines.native import NativeEngine
 from policykit.errors import DefinitionError, RegexDialectError
 from policykit.ir import nodes as ir
+from policykit.ir import serialize
 
 
 def _line_of(marker: str) -> int:
@@ -201,3 +206,27 @@ def test_selector_and_duplicate_ids() -> None:
 
     with pytest.raises(DefinitionError, match="duplicate rule id"):
         pk.build()
+
+
+@pytest.mark.parametrize("name", ["main", "params", "inventory", "waivers"])
+def test_pack_names_the_bundle_uses_are_refused(name: str) -> None:
+    # a pack "main" compiled to package <root>.main, beside the bundle's own
+    # main module: OPA refused the bundle (recursive rules), regopy returned garbage
+    pk = PackBuilder(name, "1.0.0")
+
+    @pk.rule("T-001", title="t", message="m")
+    def r(o):  # type: ignore[no-untyped-def]
+        return o.spec.x.exists()
+
+    with pytest.raises(DefinitionError, match="reserved"):
+        pk.build()
+    ok = PackBuilder("ok", "1.0.0")
+    ok.rule("T-001", title="t", message="m")(lambda o: o.spec.x.exists())
+    doc = json.loads(serialize.dumps([ok.build()]))
+    schema = json.loads((Path(__file__).parents[1] / "schemas/ir.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    doc["packs"][0]["name"] = name
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
+    with pytest.raises(DefinitionError, match="reserved"):
+        NativeEngine(serialize.loads(json.dumps(doc)), {})

@@ -37,6 +37,7 @@ from policykit.ir.regex import check_portable
 from policykit.ir.rule import (
     PACK_NAME_RE,
     PARAM_NAME_RE,
+    RESERVED_PACK_NAMES,
     SEMVER_RE,
     VAR_NAME_RE,
     Pack,
@@ -174,6 +175,11 @@ def check_pack(pack: Pack, values: Mapping[str, Any] | None = None) -> dict[str,
     if not PACK_NAME_RE.match(pack.name):
         raise DefinitionError(
             f"pack name {pack.name!r} must be lower case letters, digits and underscores"
+        )
+    if pack.name in RESERVED_PACK_NAMES:
+        raise DefinitionError(
+            f"pack name {pack.name!r} is reserved: the OPA bundle uses it beside the packs",
+            hint=f"reserved: {', '.join(sorted(RESERVED_PACK_NAMES))}",
         )
     if not SEMVER_RE.match(pack.version):
         raise DefinitionError(f"pack {pack.name}: version {pack.version!r} is not semver")

@@ -20,6 +20,9 @@ SOURCES: tuple[str, ...] = ("kubernetes", "backstage")
 
 RULE_ID_RE = re.compile(r"^[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+$")
 PACK_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# names the OPA bundle uses beside the packs' packages under its root
+# (<root>.main, data.<root>.params/inventory/waivers)
+RESERVED_PACK_NAMES = frozenset({"main", "params", "inventory", "waivers"})
 PARAM_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 VAR_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 SEMVER_RE = re.compile(
