@@ -411,6 +411,10 @@ from policykit.cli import thirdparty as _thirdparty  # noqa: E402  (registers te
 
 _thirdparty.register(cli)
 
+from policykit.cli import init as _init  # noqa: E402  (registers init)
+
+_init.register(cli)
+
 
 def main() -> None:
     cli(prog_name="policykit")

@@ -22,12 +22,16 @@ import yaml
 from policykit.engines import gatekeeper as gk
 from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
 from policykit.loader import load_file
+from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.thirdparty import kyverno as ky
 
 CaseStatus = Literal["pass", "fail", "skipped"]
 SUITE_API = "test.gatekeeper.sh/v1alpha1"
 KYVERNO_TEST_API = "cli.kyverno.io/"
+# a policykit Test (policykit/rule_tests.py), malformed or not
+_PK_TEST_API = re.compile(r"^apiVersion:[ \t]*['\"]?policykit\.dev/v1alpha1['\"]?[ \t]*$", re.M)
+_PK_TEST_KIND = re.compile(r"^kind:[ \t]*['\"]?Test['\"]?[ \t]*$", re.M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,34 +52,6 @@ class CaseResult:
             "file": self.file,
             "line": self.line,
         }
-
-
-# --- YAML with positions -------------------------------------------------------
-
-
-class _Lines:
-    """Line numbers of the nodes of one YAML document, by path."""
-
-    def __init__(self, text: str) -> None:
-        try:
-            self.root: yaml.Node | None = yaml.compose(text, Loader=yaml.CSafeLoader)
-        except yaml.YAMLError:
-            self.root = None
-
-    def line(self, *path: str | int) -> int:
-        node = self.root
-        best = node.start_mark.line + 1 if node is not None else 0
-        for step in path:
-            if isinstance(node, yaml.MappingNode) and isinstance(step, str):
-                node = next((v for k, v in node.value if k.value == step), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(step, int):
-                node = node.value[step] if step < len(node.value) else None
-            else:
-                node = None
-            if node is None:
-                break
-            best = node.start_mark.line + 1
-        return best
 
 
 def _objects(
@@ -162,7 +138,7 @@ def run_gator(
     """One gator Suite: every assertion of every case of every test."""
     suite = doc.obj
     base = Path(doc.file).parent
-    lines = _Lines(text) if doc.index == 0 else _Lines("")
+    lines = YamlLines(text) if doc.index == 0 else YamlLines("")
     offset = 0 if doc.index == 0 else doc.line - 1
     sname = str((suite.get("metadata") or {}).get("name") or doc.file)
     out: list[CaseResult] = []
@@ -423,7 +399,7 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
     """One ``kyverno-test.yaml``: every result x resource."""
     errors: list[PolicykitError] = []
     file = path.as_posix()
-    lines = _Lines(text)
+    lines = YamlLines(text)
     try:
         test = yaml.load(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:
@@ -563,10 +539,11 @@ def _walk(paths: Iterable[str]) -> Iterator[Path]:
 
 
 def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
-    """Every gator suite and kyverno test under ``paths`` (files or
-    directories). In directories, gator suites are recognised by their
-    apiVersion/kind and kyverno tests by the name ``kyverno-test.yaml``; a
-    file named explicitly is read as either."""
+    """Every policykit test, gator suite and kyverno test under ``paths``
+    (files or directories). In directories, policykit tests
+    (``policykit.dev/v1alpha1`` ``Test``) and gator suites are recognised by
+    their apiVersion/kind and kyverno tests by the name ``kyverno-test.yaml``;
+    a file named explicitly is read as any of them."""
     results: list[CaseResult] = []
     errors: list[PolicykitError] = []
     templates = _Templates(engine)
@@ -589,6 +566,14 @@ def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
             results += got
             errors += errs
             continue
+        if _PK_TEST_API.search(text) and _PK_TEST_KIND.search(text):
+            from policykit import rule_tests
+
+            found += 1
+            got, errs = rule_tests.run_test_file(path, text)
+            results += got
+            errors += errs
+            continue
         if "test.gatekeeper.sh" not in text and path not in explicit:
             continue
         loaded = load_file(path, path.as_posix())
@@ -603,9 +588,9 @@ def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
     if not found and not errors:
         errors.append(
             InputError(
-                "no gator Suite or kyverno-test.yaml found",
+                "no policykit Test, gator Suite or kyverno-test.yaml found",
                 loc=SourceLoc(", ".join(paths)),
-                hint="name gator suites, kyverno-test.yaml files or their folders",
+                hint="name test files or their folders",
             )
         )
     raise_all(errors)

@@ -1,0 +1,150 @@
+"""``policykit init``: a new policy repository that passes as created.
+
+It holds a configuration using the four built-in platform packs and a local
+pack (``policies/<name>.py``) that reuses their helpers; a Backstage catalog,
+Kubernetes manifests and an AI agent that pass every rule; rule tests
+(``tests/policies.test.yaml``, a :mod:`policykit.rule_tests` file); and a
+GitHub Actions workflow that tests, checks, verifies and builds.
+
+The files are templates in ``files/`` with three placeholders: ``__PACK__``
+(the pack name), ``__PREFIX__`` (its rule id prefix) and ``__VERSION__``
+(policykit's version, pinned in the workflow). The name is validated to a
+form that is safe verbatim in Python, YAML and rule ids, so no escaping is
+needed.
+
+Nothing is overwritten: when any file to be written exists, none is written.
+A failure while writing removes what this run wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from policykit import __version__
+from policykit.errors import PolicykitError, SourceLoc
+from policykit.ir.rule import PACK_NAME_RE, RESERVED_PACK_NAMES
+from policykit.packs import BUILTIN_CATALOG, BUILTIN_PACKS
+
+# (path in the new repository, template in files/)
+FILES: tuple[tuple[str, str], ...] = (
+    ("policykit.yaml", "policykit.yaml"),
+    ("policies/__PACK__.py", "pack.py"),
+    ("catalog/catalog-info.yaml", "catalog-info.yaml"),
+    ("deploy/storefront.yaml", "deploy.yaml"),
+    ("agents/support-assistant.yaml", "agent.yaml"),
+    ("tests/policies.test.yaml", "test.yaml"),
+    (".github/workflows/policykit.yml", "workflow.yml"),
+)
+
+_TAKEN = frozenset(
+    {s.rsplit(".", 1)[-1] for s in (*BUILTIN_CATALOG, *BUILTIN_PACKS)} | RESERVED_PACK_NAMES
+)
+
+
+class ScaffoldError(PolicykitError):
+    """``policykit init`` cannot create the repository (files exist, bad name,
+    unwritable directory)."""
+
+    code = "PK011"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    root: Path
+    pack: str
+    prefix: str
+    files: tuple[Path, ...]
+
+
+def pack_name_for(directory: Path) -> str:
+    """A pack name from a directory name: ``acme-platform`` -> ``acme_platform``."""
+    name = re.sub(r"[^a-z0-9_]+", "_", directory.resolve().name.lower()).strip("_")
+    name = re.sub(r"^[^a-z]+", "", name)[:63]
+    if not name or name in _TAKEN:
+        return "platform_rules" if not name else f"{name}_rules"
+    return name
+
+
+def check_name(name: str) -> str:
+    if not PACK_NAME_RE.match(name):
+        raise ScaffoldError(
+            f"pack name {name!r} is not lower case letters, digits and underscores "
+            "starting with a letter",
+            hint="pass --name, e.g. --name acme",
+        )
+    if name in _TAKEN:
+        raise ScaffoldError(f"pack name {name!r} is taken by policykit", hint="pass another --name")
+    return name
+
+
+def render(template: str, pack: str, prefix: str) -> str:
+    text = resources.files("policykit.scaffold").joinpath("files", template).read_text("utf-8")
+    return (
+        text.replace("__PACK__", pack)
+        .replace("__PREFIX__", prefix)
+        .replace("__VERSION__", __version__)
+    )
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write through a temporary file and link it into place: never a partial
+    file, and never over a file that appeared meanwhile."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        Path(tmp).chmod(0o644)
+        try:
+            os.link(tmp, path)  # fails if path exists
+        except OSError as exc:
+            if exc.errno == errno.EEXIST or path.exists():
+                raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
+            Path(tmp).replace(path)  # a file system without hard links
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def init(directory: Path, name: str | None = None) -> Created:
+    """Create the repository in ``directory`` (made if missing)."""
+    pack = check_name(name) if name is not None else pack_name_for(directory)
+    prefix = pack.upper().replace("_", "-")
+    targets = [(directory / dest.replace("__PACK__", pack), tpl) for dest, tpl in FILES]
+    existing = [p for p, _ in targets if p.exists() or p.is_symlink()]
+    if existing:
+        listed = ", ".join(p.relative_to(directory).as_posix() for p in existing)
+        raise ScaffoldError(
+            f"would overwrite {listed}; nothing was written",
+            loc=SourceLoc(directory.as_posix()),
+            hint="init into an empty or new directory, or move those files away",
+        )
+    texts = [(p, render(tpl, pack, prefix)) for p, tpl in targets]
+    made_dirs: list[Path] = []
+    written: list[Path] = []
+    try:
+        for path, text in texts:
+            missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+            for d in reversed(missing):
+                d.mkdir()
+                made_dirs.append(d)
+            _write_new(path, text)
+            written.append(path)
+    except OSError as exc:
+        for path in reversed(written):
+            path.unlink(missing_ok=True)
+        for d in reversed(made_dirs):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        where = exc.filename or directory
+        raise ScaffoldError(
+            f"cannot write {where}: {exc.strerror or exc}; nothing was left behind",
+            loc=SourceLoc(directory.as_posix()),
+            hint="choose a writable directory",
+        ) from None
+    return Created(directory, pack, prefix, tuple(p for p, _ in texts))
