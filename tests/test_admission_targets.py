@@ -189,6 +189,37 @@ def test_cli_verify_and_cel_engine() -> None:
     assert json.loads(native.output)["findings"] == json.loads(cel.output)["findings"]
 
 
+def test_verify_without_real_opa(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a user's machine without the OPA bindings: by default the other targets are
+    # verified and the missing one is named; asked for, it is an error (PK005)
+    import subprocess
+    import sys
+
+    from policykit.engines import rego
+
+    def unavailable() -> Any:
+        raise rego.EngineUnavailable(
+            "real OPA is not installed", hint="install it: python -m policykit.engines.opa_install"
+        )
+
+    monkeypatch.setattr(rego, "load_opa", unavailable)
+    runner = CliRunner()
+    res = runner.invoke(cli, ["verify", str(ROOT / "examples"), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert "opa not verified: real OPA is not installed" in res.stderr
+    doc = json.loads(res.stdout)
+    assert "opa" not in doc["compared"] and "rego" in doc["compared"]
+    assert "python -m policykit.engines.opa_install" in doc["notRun"]["opa"]
+    res = runner.invoke(cli, ["verify", str(ROOT / "examples"), "--target", "opa"])
+    assert res.exit_code == 2 and "PK005" in res.output
+    # the hint works (idempotent where OPA is installed, as in CI)
+    done = subprocess.run(
+        [sys.executable, "-m", "policykit.engines.opa_install"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and "real OPA ready" in done.stdout, done.stderr
+
+
 def _rule(cond: ir.Pred, msg: tuple[Any, ...], **sel: Any) -> Pack:
     rule = Rule(
         id="ADM-001",

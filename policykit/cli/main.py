@@ -357,6 +357,21 @@ def verify(
     sel = resolve(paths=paths, packs=packs, params=parse_params(params))
     if not sel.paths:
         raise click.UsageError("no PATHS given and none configured")
+    chosen = targets or TARGETS
+    not_run: dict[str, str] = {}
+    if not targets:
+        # by default the real-OPA comparison runs when OPA is installed; asked
+        # for by --target opa, its absence is an error (PK005)
+        from policykit.engines.rego import EngineUnavailable, load_opa
+
+        try:
+            load_opa()
+        except EngineUnavailable as exc:
+            chosen = tuple(t for t in chosen if t != "opa")
+            not_run["opa"] = f"{exc.message} ({exc.hint})"
+            _stderr(
+                f"policykit: opa not verified: {not_run['opa']}; the bundle is verified in regopy"
+            )
     pack_objs = load_packs(sel.packs)
     loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
     for err in loaded.errors:
@@ -365,11 +380,11 @@ def verify(
         pack_objs,
         sel.params,
         loaded.documents,
-        targets or TARGETS,
+        chosen,
         gatekeeper_engine="opa" if oracle else "rego",
         waivers=active_waivers(waivers_file, today),
     )
-    _write(output, _verify_text(fmt, report, pack_objs))
+    _write(output, _verify_text(fmt, report, pack_objs, not_run))
     if loaded.errors:
         sys.exit(EXIT_INPUT)
     sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
@@ -449,7 +464,7 @@ def serve(directory: Path, host: str, port: int, max_wait: float, quiet: bool) -
         server.server_close()
 
 
-def _verify_text(fmt: str, report: Any, packs: list[Pack]) -> str:
+def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, str]) -> str:
     from policykit import reports
 
     if fmt == "sarif":
@@ -470,6 +485,7 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack]) -> str:
                 for m in report.mismatches
             ],
             "leftOut": report.left_out,
+            "notRun": not_run,
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
     if fmt == "junit":
@@ -480,6 +496,8 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack]) -> str:
     for t, n in sorted(report.compared.items()):
         bad = sum(1 for m in report.mismatches if m.target == t)
         lines.append(f"{t:<11} {n:>6} objects  {'agrees' if not bad else f'{bad} MISMATCHES'}")
+    for target, why in not_run.items():
+        lines.append(f"{target:<11} not run: {why}")
     for why in report.left_out:
         lines.append(f"left out  {why}")
     for m in report.mismatches:

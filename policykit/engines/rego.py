@@ -252,7 +252,8 @@ def load_opa() -> Any:
             import opa_bindings
         except ImportError:
             raise EngineUnavailable(
-                "real OPA is not installed", hint="run: bash .ci/install-opa.sh"
+                "real OPA is not installed",
+                hint="install it: python -m policykit.engines.opa_install",
             ) from None
     return opa_bindings
 
