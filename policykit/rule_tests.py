@@ -179,6 +179,22 @@ def run_test_file(path: Path, text: str) -> tuple[list[CaseResult], list[Policyk
                 )
             )
             continue
+        outside = sorted(
+            r
+            for s in SEVERITIES
+            for r in _expected(case["expect"])[s]
+            if case.get("rules") and r not in case["rules"]
+        )
+        if outside:
+            errors.append(
+                InputError(
+                    f"case {case['name']!r} expects {', '.join(outside)}, which its rules "
+                    "leave out: it can never pass",
+                    loc=SourceLoc(file, lines.line("cases", i, "rules")),
+                    hint="add them to rules, or drop rules to evaluate every rule",
+                )
+            )
+            continue
         docs = _case_objects(case, path, lines.line("cases", i, "file"), errors)
         if not docs:
             continue

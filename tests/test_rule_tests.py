@@ -221,6 +221,12 @@ def test_found_in_directories_beside_gator_suites_and_other_yaml(repo: Path) -> 
             "malformed YAML",
         ),
         (
+            "- name: narrowed\n  rules: [T-001]\n  object: {apiVersion: v1, kind: Pod}\n"
+            "  expect: {warn: [T-002]}\n",
+            6,
+            "expects T-002, which its rules leave out",
+        ),
+        (
             "- name: verdict\n  object: {apiVersion: v1, kind: Pod}\n  expect: dirty\n",
             7,
             "expect is 'clean' or a mapping",

@@ -1,4 +1,4 @@
-"""``policykit test``: gator suites and kyverno tests, without the Go binaries."""
+"""``policykit test``: policykit rule tests, gator suites and kyverno tests, without the Go binaries."""
 
 from __future__ import annotations
 
@@ -54,7 +54,11 @@ def register(cli: click.Group) -> None:
     def test_cmd(
         paths: tuple[str, ...], engine: str, run_filter: str | None, fmt: str, output: Path | None
     ) -> None:
-        """Run gator Suite files and kyverno-test.yaml files found in PATHS.
+        """Run policykit Test files, gator Suite files and kyverno-test.yaml
+        files found in PATHS.
+
+        policykit tests (schemas/test.schema.json) run on the reference engine;
+        --engine chooses where Gatekeeper templates run.
 
         Every expectation is a case: pass, fail, or skipped (it needs what
         policykit does not run, named in the reason). Exit 0 when nothing
