@@ -1,4 +1,4 @@
-"""``policykit test``: policykit rule tests, gator suites and kyverno tests, without the Go binaries."""
+"""``policykit test``: policykit rule tests, gator suites and kyverno tests."""
 
 from __future__ import annotations
 
