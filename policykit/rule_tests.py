@@ -36,8 +36,6 @@ from policykit.packs import load_packs
 from policykit.resources import load_schema
 from policykit.thirdparty.suites import CaseResult
 
-API_VERSION = "policykit.dev/v1alpha1"
-KIND = "Test"
 SEVERITIES = ("deny", "warn", "info")
 _SOURCES = ("object", "objects", "file")
 

@@ -85,6 +85,13 @@ def test_check_passes_as_created(repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     # every configured path was read, and every file holds objects the packs check
     assert report["summary"]["objects"] == 6
     assert report["summary"]["files"] == 3
+    # the whole repository: the rule test is skipped (not an object to check), named
+    r = run(["check", ".", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["summary"]["objects"] == 6
+    skipped = {s["file"]: s["reason"] for s in report["skipped"]}
+    assert skipped["tests/policies.test.yaml"] == "a policykit rule test (policykit test)"
 
 
 def test_rule_tests_pass_as_created(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,8 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 )
 """Skipped inside directories: tool folders and policykit's own files
 (configuration, waivers, baselines, expected findings: ``*.policykit.json``)."""
+TEST_API_VERSION = "policykit.dev/v1alpha1"
+"""policykit's own rule tests (``kind: Test``) are skipped, not checked."""
 MAX_ALIAS_EXPANSION = 100_000
 """Most nodes a document may expand to through aliases (plain nodes are free)."""
 
@@ -169,6 +171,9 @@ def _add(
         result.skipped.append(
             Skipped(file, index, line, "no apiVersion/kind: not a Kubernetes object or entity")
         )
+        return
+    if obj["apiVersion"] == TEST_API_VERSION and obj["kind"] == "Test":
+        result.skipped.append(Skipped(file, index, line, "a policykit rule test (policykit test)"))
         return
     result.documents.append(Document(obj, file, index, line))
 
