@@ -105,6 +105,31 @@ def test_the_aggregate_budget_needs_the_other_objects() -> None:
             assert ("FINOPS-009" in rules) is fires
 
 
+def test_one_engine_sees_each_new_inventory() -> None:
+    """The reference engine remembers, per inventory item, the parts of a
+    cross-object rule that read only the item (an object's monthly cost), and
+    per object those that read only it (its cost center): a new inventory, or
+    an object changed in place before it is set, is seen in full."""
+    packs = load_packs(["policykit.packs.finops"])
+    search = load_paths([str(PLATFORM / "deploy/search.yaml")]).documents
+    batch = load_paths([str(PLATFORM / "deploy/batch.yaml")]).documents
+    engine = NativeEngine(packs)
+
+    def fires(docs: list[Any]) -> bool:
+        engine.set_inventory([d.obj for d in docs])
+        found = engine.evaluate_all(docs)
+        return any(f.rule == "FINOPS-009" and f.object.name == "search-api" for f in found)
+
+    assert fires(search) is False
+    assert fires(search + batch) is True
+    assert fires(search) is False  # the same dicts, the GPU job gone again
+    # the same dicts, made cheap in place: every GPU job requests nothing
+    for d in batch:
+        for c in d.obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            c["resources"] = {}
+    assert fires(search + batch) is False
+
+
 def test_pack_parameter_schemas_are_in_schemas_and_in_step() -> None:
     for pack in load_packs([*BUILTIN_CATALOG, "policykit.packs.starter"]):
         path = ROOT / f"schemas/packs/{pack.name}.params.schema.json"

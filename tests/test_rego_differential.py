@@ -301,6 +301,30 @@ def test_rules_over_the_inventory_agree(pack: Pack, objs: list[dict[str, Any]]) 
     assert report.ok, report.mismatches
 
 
+@settings(
+    max_examples=150, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
+)
+@given(pack=packs(inventory=True), objs=st.lists(objects(), min_size=1, max_size=6))
+def test_remembering_over_the_inventory_changes_nothing(
+    pack: Pack, objs: list[dict[str, Any]]
+) -> None:
+    """The reference engine remembers parts of cross-object rules per item and
+    per object (engines/native.py); one engine over a whole run, and then over
+    half of it, finds exactly what the plain reading finds."""
+    from hypothesis import assume
+
+    assume(any(isinstance(n, ir.Objects) for r in pack.rules for n in ir.walk(r.condition)))
+    fast = NativeEngine([pack])
+    for run in (objs, objs[: len(objs) // 2 + 1]):
+        docs = [Document(o, "gen.yaml", i, 1) for i, o in enumerate(run)]
+        plain = NativeEngine([pack], remember=False)
+        plain.set_inventory(run)
+        fast.set_inventory(run)
+        want = sorted(map(_key, plain.evaluate_all(docs)))
+        assert sorted(map(_key, fast.evaluate_all(docs))) == want
+        assert sorted(map(_key, fast.evaluate_all(docs[::-1]))) == want
+
+
 def test_default_of_a_typed_value_that_may_be_missing() -> None:
     """quantity(), length() and arithmetic have a known type but may be missing:
     default() must still fall back (found by `policykit verify examples/platform`)."""

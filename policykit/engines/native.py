@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from policykit.ir.check import check_pack
 from policykit.ir.nodes import (
@@ -29,6 +29,7 @@ from policykit.ir.nodes import (
     Length,
     Literal,
     Matches,
+    Node,
     Not,
     Objects,
     Or,
@@ -67,25 +68,112 @@ def identity(obj: Any) -> tuple[Any, Any, Any]:
 
 ValueFn = Callable[[Env], Any]
 PredFn = Callable[[Env], bool]
+F = TypeVar("F", ValueFn, PredFn)
+
+
+def _over_inventory(collection: Value) -> bool:
+    """Whether the items of ``collection`` are inventory objects (or constants)."""
+    return any(isinstance(n, Objects) for n in walk(collection))
+
+
+def _roots(node: Node) -> tuple[set[str], bool]:
+    """The variables ``node`` reads that it does not bind itself, and whether
+    it reads the inventory."""
+    nodes = walk(node)
+    bound = {n.var for n in nodes if isinstance(n, (Count, Sum, Filter, Quantifier))}
+    roots = {n.root for n in nodes if isinstance(n, Path)} - bound
+    return roots, any(isinstance(n, Objects) for n in nodes)
+
+
+def _worth_remembering(node: Node) -> bool:
+    """Whether computing ``node`` costs more than a cache look-up."""
+    if isinstance(node, (Literal, Param)):
+        return False
+    return not (isinstance(node, Path) and len(node.segments) < 2)
+
+
+def _per_item(fn: F, var: str) -> F:
+    """``fn`` remembered per inventory item (``var``'s value).
+
+    The cache is tied to the inventory list it was filled from, which it keeps
+    alive, so an item's ``id`` cannot be reused while its entry is kept."""
+    state: list[Any] = [None, {}]
+
+    def remembered(env: Env) -> Any:
+        inv = env.get(INVENTORY)
+        if inv is not state[0]:
+            state[0], state[1] = inv, {}
+        item = env[var]
+        hit = state[1].get(id(item))
+        if hit is not None and hit[0] is item:
+            return hit[1]
+        value = fn(env)
+        state[1][id(item)] = (item, value)
+        return value
+
+    return remembered
+
+
+def _per_object(fn: F) -> F:
+    """``fn`` (which reads only the object under review) computed once per
+    object, not once per inventory item it is compared with."""
+    state: list[Any] = [None, None]
+
+    def remembered(env: Env) -> Any:
+        obj = env[OBJECT_ROOT]
+        if obj is not state[0]:
+            state[0], state[1] = obj, fn(env)
+        return state[1]
+
+    return remembered
 
 
 class _Compiler:
     """IR → closures, dispatching on node class (``v_<Class>``)."""
 
-    def __init__(self, params: Mapping[str, Any]) -> None:
+    def __init__(self, params: Mapping[str, Any], *, remember: bool = True) -> None:
         self.params = params
+        self.remember = remember
+        # inside the body of a loop over the inventory: its variable. A cross-
+        # object rule reads every other object for every object (n² pairs); in
+        # its loop bodies, the largest parts that read only the item are
+        # remembered per item, and those that read only the object under
+        # review are computed once per object (benchmarks/bench_inventory.py).
+        self._loop_var: str | None = None
+
+    def _in_loop(self, var: str, collection: Value, compile_body: Callable[[], F]) -> F:
+        outer = self._loop_var
+        self._loop_var = var if self.remember and _over_inventory(collection) else None
+        try:
+            return compile_body()
+        finally:
+            self._loop_var = outer
+
+    def _remember(self, node: Node, compile_node: Callable[[Node], F]) -> F:
+        var = self._loop_var
+        if var is None or not _worth_remembering(node):
+            return compile_node(node)
+        roots, reads_inventory = _roots(node)
+        if reads_inventory or (not roots <= {var} and not roots <= {OBJECT_ROOT}):
+            return compile_node(node)
+        self._loop_var = None  # its parts are not remembered on their own
+        try:
+            fn = compile_node(node)
+        finally:
+            self._loop_var = var
+        return _per_item(fn, var) if roots <= {var} else _per_object(fn)
 
     def value(self, node: Value) -> ValueFn:
         fn: Callable[[Any], ValueFn] | None = getattr(self, f"v_{type(node).__name__}", None)
         if fn is None:
             raise NotImplementedError(f"native engine: no value semantics for {node!r}")
-        return fn(node)
+        return self._remember(node, fn)
 
     def pred(self, node: Pred) -> PredFn:
         fn: Callable[[Any], PredFn] | None = getattr(self, f"p_{type(node).__name__}", None)
         if fn is None:
             raise NotImplementedError(f"native engine: no predicate semantics for {node!r}")
-        return fn(node)
+        return self._remember(node, fn)
 
     # values ---------------------------------------------------------------
 
@@ -187,7 +275,8 @@ class _Compiler:
         return keys
 
     def v_Count(self, n: Count) -> ValueFn:
-        cf, body, var = self.value(n.collection), self.pred(n.body), n.var
+        cf, var = self.value(n.collection), n.var
+        body = self._in_loop(var, n.collection, lambda: self.pred(n.body))
 
         def count(env: Env) -> Any:
             coll = cf(env)
@@ -204,7 +293,8 @@ class _Compiler:
         return count
 
     def v_Sum(self, n: Sum) -> ValueFn:
-        cf, term, var = self.value(n.collection), self.value(n.term), n.var
+        cf, var = self.value(n.collection), n.var
+        term = self._in_loop(var, n.collection, lambda: self.value(n.term))
 
         def total(env: Env) -> Any:
             coll = cf(env)
@@ -233,7 +323,8 @@ class _Compiler:
         return index
 
     def v_Filter(self, n: Filter) -> ValueFn:
-        cf, body, var = self.value(n.collection), self.pred(n.body), n.var
+        cf, var = self.value(n.collection), n.var
+        body = self._in_loop(var, n.collection, lambda: self.pred(n.body))
 
         def keep(env: Env) -> Any:
             coll = cf(env)
@@ -250,9 +341,14 @@ class _Compiler:
         return keep
 
     def v_Objects(self, n: Objects) -> ValueFn:
+        state: list[Any] = [None, []]  # the inventory, and its objects' identities
+
         def others(env: Env) -> Any:
+            inv = env.get(INVENTORY, ())
+            if inv is not state[0]:
+                state[0], state[1] = inv, [(identity(o), o) for o in inv]
             me = identity(env[OBJECT_ROOT])
-            return [o for o in env.get(INVENTORY, ()) if identity(o) != me]
+            return [o for who, o in state[1] if who != me]
 
         return others
 
@@ -284,10 +380,16 @@ class _Compiler:
 
     def p_And(self, n: And) -> PredFn:
         fs = [self.pred(i) for i in n.items]
+        if len(fs) == 2:  # the common case, without a generator per call
+            a, b = fs
+            return lambda env: a(env) and b(env)
         return lambda env: all(f(env) for f in fs)
 
     def p_Or(self, n: Or) -> PredFn:
         fs = [self.pred(i) for i in n.items]
+        if len(fs) == 2:
+            a, b = fs
+            return lambda env: a(env) or b(env)
         return lambda env: any(f(env) for f in fs)
 
     def p_Not(self, n: Not) -> PredFn:
@@ -336,7 +438,8 @@ class _Compiler:
         return member
 
     def p_Quantifier(self, n: Quantifier) -> PredFn:
-        cf, body, var = self.value(n.collection), self.pred(n.body), n.var
+        cf, var = self.value(n.collection), n.var
+        body = self._in_loop(var, n.collection, lambda: self.pred(n.body))
         want_all = n.kind == "all"
 
         def quant(env: Env) -> bool:
@@ -429,8 +532,10 @@ class _CompiledRule:
         return "".join(p if type(p) is str else render(p(env)) for p in self.parts)  # type: ignore[operator]
 
 
-def compile_rule(rule: Rule, pack: str, params: Mapping[str, Any]) -> _CompiledRule:
-    c = _Compiler(params)
+def compile_rule(
+    rule: Rule, pack: str, params: Mapping[str, Any], *, remember: bool = True
+) -> _CompiledRule:
+    c = _Compiler(params, remember=remember)
     return _CompiledRule(
         rule=rule,
         pack=pack,
@@ -448,7 +553,12 @@ class NativeEngine:
         self,
         packs: Sequence[Pack],
         params: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        remember: bool = True,
     ) -> None:
+        """``remember=False`` evaluates cross-object rules without remembering
+        anything between inventory items (the plain reading of the semantics,
+        n² times slower; for tests and benchmarks)."""
         params = params or {}
         self.packs = tuple(packs)
         self.effective_params: dict[str, dict[str, Any]] = {}
@@ -459,7 +569,7 @@ class NativeEngine:
             eff = check_pack(pack, params.get(pack.name, {}))
             self.effective_params[pack.name] = eff
             for rule in pack.rules:
-                cr = compile_rule(rule, pack.name, eff)
+                cr = compile_rule(rule, pack.name, eff, remember=remember)
                 if rule.selector.kinds:
                     for k in rule.selector.kinds:
                         self._by_kind.setdefault(k, []).append(cr)
