@@ -274,6 +274,16 @@ def test_a_failed_write_leaves_nothing_behind(
     assert "No space left on device" in r.output and "nothing was left behind" in r.output
     assert [p.relative_to(root).as_posix() for p in root.rglob("*")] == ["deploy"]
 
+    def interrupted(path: Path, text: str) -> None:
+        if path.name == "policies.test.yaml":
+            raise KeyboardInterrupt
+        real(path, text)
+
+    monkeypatch.setattr(scaffold, "_write_new", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        scaffold.init(root, "acme")
+    assert [p.relative_to(root).as_posix() for p in root.rglob("*")] == ["deploy"]
+
 
 def test_a_file_where_the_directory_should_be(tmp_path: Path) -> None:
     target = tmp_path / "afile"

@@ -135,12 +135,14 @@ def init(directory: Path, name: str | None = None) -> Created:
                 made_dirs.append(d)
             _write_new(path, text)
             written.append(path)
-    except OSError as exc:
+    except BaseException as exc:  # an interrupt too: nothing half-made stays
         for path in reversed(written):
             path.unlink(missing_ok=True)
         for d in reversed(made_dirs):
             with contextlib.suppress(OSError):
                 d.rmdir()
+        if not isinstance(exc, OSError):
+            raise
         where = exc.filename or directory
         raise ScaffoldError(
             f"cannot write {where}: {exc.strerror or exc}; nothing was left behind",
