@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from policykit.config import find_config
 from policykit.engines.native import NativeEngine, uses_inventory
 from policykit.errors import InputError, PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
-from policykit.loader import load_file
+from policykit.loader import load_file, yaml_documents
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.packs import load_packs
@@ -137,19 +136,23 @@ def _case_objects(
 
 
 def run_test_file(path: Path, text: str) -> tuple[list[CaseResult], list[PolicykitError]]:
-    """Every case of one test file (the file's first document is the test)."""
+    """Every case of one test file (a single Test document)."""
     file = path.as_posix()
-    lines = YamlLines(text)
-    try:
-        test = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+    errors: list[PolicykitError] = []
+    found: list[InputError] = []
+    parsed = list(yaml_documents(text, file, found))
+    if found:
+        return [], list(found)
+    if len(parsed) != 1:
         return [], [
             InputError(
-                f"malformed YAML: {getattr(exc, 'problem', None) or exc}",
-                loc=SourceLoc(file, mark.line + 1 if mark else 0),
+                f"a test file holds one Test document (found {len(parsed)})",
+                loc=SourceLoc(file),
+                hint="put each Test in a file of its own",
             )
         ]
+    test, _, node = parsed[0]
+    lines = YamlLines.of_node(node)
     bad = _schema_error(test, file, lines)
     if bad is not None:
         return [], [bad]
@@ -160,13 +163,14 @@ def run_test_file(path: Path, text: str) -> tuple[list[CaseResult], list[Policyk
             exc.loc = SourceLoc(file, lines.line("packs"))
         return [], [exc]
     suite = str((test.get("metadata") or {}).get("name") or file)
-    errors: list[PolicykitError] = []
     out: list[CaseResult] = []
     for i, case in enumerate(test["cases"]):
         line = lines.line("cases", i)
+        want = _expected(case["expect"])
+        expected_ids = {r for ids in want.values() for r in ids}
         unknown = sorted(
             {r for r in case.get("rules") or [] if r not in packs.ids}
-            | {r for s in SEVERITIES for r in (_expected(case["expect"])[s]) if r not in packs.ids}
+            | {r for r in expected_ids if r not in packs.ids}
         )
         if unknown:
             errors.append(
@@ -177,12 +181,7 @@ def run_test_file(path: Path, text: str) -> tuple[list[CaseResult], list[Policyk
                 )
             )
             continue
-        outside = sorted(
-            r
-            for s in SEVERITIES
-            for r in _expected(case["expect"])[s]
-            if case.get("rules") and r not in case["rules"]
-        )
+        outside = sorted(expected_ids - set(case["rules"])) if case.get("rules") else []
         if outside:
             errors.append(
                 InputError(
@@ -201,7 +200,6 @@ def run_test_file(path: Path, text: str) -> tuple[list[CaseResult], list[Policyk
             engine.set_inventory([d.obj for d in docs])
         findings = engine.evaluate_all(docs)
         got = {s: frozenset(f.rule for f in findings if f.severity == s) for s in SEVERITIES}
-        want = _expected(case["expect"])
         if got == want:
             out.append(CaseResult(suite, case["name"], "pass", _show(got), file, line))
             continue

@@ -221,6 +221,22 @@ def test_found_in_directories_beside_gator_suites_and_other_yaml(repo: Path) -> 
             "malformed YAML",
         ),
         (
+            "- name: c\n  object: {apiVersion: v1, kind: Pod}\n  expect: clean\n"
+            "---\napiVersion: policykit.dev/v1alpha1\nkind: Test\n",
+            0,
+            "a test file holds one Test document (found 2)",
+        ),
+        (
+            "- name: bomb\n  object: {apiVersion: v1, kind: Pod}\n  expect: clean\n"
+            "  x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+            + "".join(
+                f"  {c}: &{c} [{', '.join(['*' + p] * 10)}]\n"
+                for p, c in zip("abcdefg", "bcdefgh", strict=True)
+            ),
+            0,
+            "YAML aliases expand beyond",
+        ),
+        (
             "- name: narrowed\n  rules: [T-001]\n  object: {apiVersion: v1, kind: Pod}\n"
             "  expect: {warn: [T-002]}\n",
             6,

@@ -71,9 +71,10 @@ PredFn = Callable[[Env], bool]
 F = TypeVar("F", ValueFn, PredFn)
 
 
-def _over_inventory(collection: Value) -> bool:
-    """Whether the items of ``collection`` are inventory objects (or constants)."""
-    return any(isinstance(n, Objects) for n in walk(collection))
+def _reads_inventory(node: Node) -> bool:
+    """Whether ``node`` reads the inventory (over a collection: its items are
+    inventory objects, or constants)."""
+    return any(isinstance(n, Objects) for n in walk(node))
 
 
 def _roots(node: Node) -> tuple[set[str], bool]:
@@ -143,7 +144,7 @@ class _Compiler:
 
     def _in_loop(self, var: str, collection: Value, compile_body: Callable[[], F]) -> F:
         outer = self._loop_var
-        self._loop_var = var if self.remember and _over_inventory(collection) else None
+        self._loop_var = var if self.remember and _reads_inventory(collection) else None
         try:
             return compile_body()
         finally:
@@ -633,7 +634,7 @@ def uses_inventory(packs: Iterable[Pack]) -> bool:
             if rule.each is not None:
                 roots.append(rule.each.collection)
             for r in roots:
-                if not isinstance(r, str) and any(isinstance(n, Objects) for n in walk(r)):
+                if not isinstance(r, str) and _reads_inventory(r):
                     return True
     return False
 

@@ -182,35 +182,36 @@ def _is_object(obj: dict[str, Any]) -> bool:
     return isinstance(obj.get("apiVersion"), str) and isinstance(obj.get("kind"), str)
 
 
-def load_yaml_text(text: str, file: str) -> LoadResult:
-    result = LoadResult(files=1)
+def yaml_documents(
+    text: str, file: str, errors: list[InputError]
+) -> Iterator[tuple[Any, int, yaml.Node]]:
+    """(value, index, node) of each YAML document of ``text``, with policykit's
+    guards: a document whose aliases expand without bound is refused, malformed
+    YAML ends the stream; each problem is appended to ``errors`` as one line."""
     loader = _Loader(text)
     check_aliases = "&" in text
     index = 0
     try:
         while loader.check_node():
             node = loader.get_node()
-            line = node.start_mark.line + 1
             if check_aliases and not _expansion_ok(node):
-                result.errors.append(
+                errors.append(
                     InputError(
                         f"document {index}: YAML aliases expand beyond {MAX_ALIAS_EXPANSION} "
                         "nodes or recurse; refused",
-                        loc=SourceLoc(file, line),
+                        loc=SourceLoc(file, node.start_mark.line + 1),
                         hint="remove the anchors/aliases",
                     )
                 )
-                index += 1
-                continue
-            obj = loader.construct_document(node)
-            _add(result, obj, file, index, line, _list_item_lines(node))
+            else:
+                yield loader.construct_document(node), index, node
             index += 1
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         col = f", column {mark.column + 1}" if mark else ""
         problem = exc.problem or exc.context or "malformed YAML"
-        result.errors.append(
+        errors.append(
             InputError(
                 f"malformed YAML{col}: {problem}",
                 loc=SourceLoc(file, line),
@@ -218,12 +219,18 @@ def load_yaml_text(text: str, file: str) -> LoadResult:
             )
         )
     except yaml.YAMLError as exc:
-        result.errors.append(InputError(f"malformed YAML: {exc}", loc=SourceLoc(file)))
+        errors.append(InputError(f"malformed YAML: {exc}", loc=SourceLoc(file)))
     except (ValueError, TypeError, RecursionError) as exc:
         # e.g. an unhashable mapping key ("? [a]: b") or absurd nesting
-        result.errors.append(InputError(f"unsupported YAML construct: {exc}", loc=SourceLoc(file)))
+        errors.append(InputError(f"unsupported YAML construct: {exc}", loc=SourceLoc(file)))
     finally:
         loader.dispose()
+
+
+def load_yaml_text(text: str, file: str) -> LoadResult:
+    result = LoadResult(files=1)
+    for obj, index, node in yaml_documents(text, file, result.errors):
+        _add(result, obj, file, index, node.start_mark.line + 1, _list_item_lines(node))
     return result
 
 

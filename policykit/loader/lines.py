@@ -22,6 +22,13 @@ class YamlLines:
             docs = []
         self.root: yaml.Node | None = docs[index] if index < len(docs) else None
 
+    @classmethod
+    def of_node(cls, node: yaml.Node) -> YamlLines:
+        """The lines of a document already composed (no second parse)."""
+        lines = cls("")
+        lines.root = node
+        return lines
+
     def line(self, *path: str | int) -> int:
         """The line of the node at ``path`` (keys and list indexes), or of the
         deepest node on the way that exists."""
