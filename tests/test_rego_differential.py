@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from policykit.engines.native import NativeEngine
 from policykit.engines.rego import EngineLimitation, OpaEngine, RegopyEngine, quote_wrapped
 from policykit.ir import nodes as ir
-from policykit.ir.rule import Pack
+from policykit.ir.rule import Message, Pack, ParamSpec, Rule
 from policykit.model import Document, Finding
 from tests.strategies import objects, packs
 
@@ -323,6 +323,19 @@ def test_remembering_over_the_inventory_changes_nothing(
         want = sorted(map(_key, plain.evaluate_all(docs)))
         assert sorted(map(_key, fast.evaluate_all(docs))) == want
         assert sorted(map(_key, fast.evaluate_all(docs[::-1]))) == want
+
+
+def test_default_of_two_types_compared_with_a_third() -> None:
+    """default(length(p), null) == false: OPA typed the helper any<null, number>
+    and refused the bundle (rego_type_error; found by the drift test in CI)."""
+    cond = ir.Compare(
+        "==", ir.Default(ir.Length(ir.Param("allowed")), ir.Literal(None)), ir.Literal(False)
+    )
+    rule = Rule(id="GEN-3", title="t", severity="deny", condition=cond, message=Message(("m",)))
+    pack = Pack("gen", "1.0.0", (rule,), (ParamSpec("allowed", {"type": "array"}, ["a"]),))
+    doc = Document({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}, "x", 0, 1)
+    for engine in (NativeEngine([pack]), OpaEngine([pack]), RegopyEngine([pack])):
+        assert engine.evaluate_all([doc]) == []
 
 
 def test_default_of_a_typed_value_that_may_be_missing() -> None:

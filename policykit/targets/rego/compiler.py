@@ -210,7 +210,11 @@ class RegoCompiler(Compiler):
         else:
             lines += ["} else := " + b]
         self._helpers.append(lines)
-        return [], f"{name}({args})", ta if ta == tb else "any"
+        if ta == tb:
+            return [], f"{name}({args})", ta
+        # OPA types the helper as the union of both branches (e.g. any<null,
+        # number>) and refuses comparing it with a third type: erase it to any
+        return [], f"{self.use(LIB_VALUES)}.erase({name}({args}))", "any"
 
     def _collection(self, coll: ir.Value, var: str) -> Stmts | None:
         """Statements binding ``var`` to each item; None if never a list."""
