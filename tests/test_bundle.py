@@ -3,6 +3,7 @@ inspect, and real OPA evaluating the bundle as its loader would."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -20,6 +21,7 @@ from policykit.packs import load_packs
 from policykit.targets.rego.bundle import (
     Bundle,
     BundleError,
+    Limits,
     build_bundle,
     inspect_bundle,
     validate_roots,
@@ -200,3 +202,127 @@ def test_cli_build_inspect_and_errors(tmp_path: Path) -> None:
             assert len(json.loads(r.output)["findings"]) == 11
     finally:
         os.chdir(old)
+
+
+# -- hostile bundles: streamed within limits, one PK300 line, exit 2 -----------------
+
+MANIFEST = b'{"roots": ["x"], "revision": "r"}'
+
+
+def _tgz(members: list[tuple[str, bytes]]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return gzip.compress(raw.getvalue())
+
+
+class _Zeros(io.RawIOBase):
+    def __init__(self, n: int) -> None:
+        self.left = n
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return b"\0" * n
+
+
+def _bomb(path: Path, size: int) -> None:
+    """A gzip of about size/1000 bytes holding one ``size``-byte member, written as a stream."""
+    with (
+        path.open("wb") as f,
+        gzip.GzipFile(fileobj=f, mode="wb", compresslevel=9) as gz,
+        tarfile.open(fileobj=gz, mode="w|") as tar,
+    ):
+        info = tarfile.TarInfo("x/data.json")
+        info.size = size
+        tar.addfile(info, _Zeros(size))
+
+
+def _cli_lines(*args: str) -> tuple[int, list[str]]:
+    r = CliRunner().invoke(cli, list(args))
+    return r.exit_code, [ln for ln in r.output.splitlines() if ln.strip()]
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ([(".manifest", b"not json")], ".manifest is not valid JSON"),
+        ([(".manifest", b"[1, 2]")], ".manifest is not a JSON object"),
+        ([(".manifest", b'{"roots": 5}')], "roots is not a list of strings"),
+        ([(".manifest", b'{"metadata": []}')], "metadata is not an object"),
+        ([(".manifest", MANIFEST), ("x/data.json", b"{bad")], "data.json is not valid JSON"),
+        ([(".manifest", MANIFEST), ("x/data.json", b"\xff")], "data.json is not valid JSON"),
+        ([(".manifest", MANIFEST), ("x/p.rego", b"package x\n\xff\xfe")], "is not UTF-8"),
+        ([(".manifest", MANIFEST), ("x/data.json", b"[" * 300 + b"]" * 300)], "deeper than 256"),
+        ([(".manifest", b"[" * 100_000 + b"]" * 100_000)], "deeper than 256"),
+        ([(".manifest", MANIFEST), (".signatures.json", b"[" * 50_000)], "deeper than 256"),
+    ],
+)
+def test_malformed_bundle_contents_are_one_line(
+    tmp_path: Path, members: list[tuple[str, bytes]], message: str
+) -> None:
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(_tgz(members))
+    key = tmp_path / "k"
+    key.write_text("k")
+    for args in (
+        ["bundle", "inspect", str(path)],
+        ["bundle", "verify", str(path), "--key", str(key)],
+    ):
+        code, lines = _cli_lines(*args)
+        assert code == 2 and len(lines) == 1 and "PK300" in lines[0], lines
+        assert message in lines[0], lines
+
+
+def test_a_gzip_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.tar.gz"
+    _bomb(bomb, 1 << 30)  # 1 GiB in about 1 MB
+    assert bomb.stat().st_size < 2_000_000
+    for args in (["bundle", "inspect", str(bomb)], ["bundle", "verify", str(bomb), "--key", "k"]):
+        code, lines = _cli_lines(*args)
+        assert code == 2 and len(lines) == 1, lines
+        assert "member 'x/data.json' is 1073741824 bytes, over the limit" in lines[0]
+        assert "POLICYKIT_BUNDLE_MAX_FILE" in lines[0]
+
+
+def test_limits_on_total_size_member_count_and_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = [(".manifest", MANIFEST)] + [(f"x/{i}/data.json", b"{}") for i in range(40)]
+    blob = _tgz(many)
+    assert len(Bundle.unpack(blob).files) == 41
+    with pytest.raises(BundleError, match="more than 20 members"):
+        Bundle.unpack(blob, limits=Limits(members=20))
+    big = _tgz([(".manifest", MANIFEST), ("x/data.json", b'"' + b"a" * 200_000 + b'"')])
+    with pytest.raises(BundleError, match="uncompressed over the limit of 100000 bytes"):
+        Bundle.unpack(big, limits=Limits(total_size=100_000))
+    path = tmp_path / "big.tar.gz"
+    path.write_bytes(big)
+    monkeypatch.setenv("POLICYKIT_BUNDLE_MAX_FILE", "1000")
+    code, lines = _cli_lines("bundle", "inspect", str(path))
+    assert code == 2 and len(lines) == 1 and "over the limit of 1000" in lines[0], lines
+    monkeypatch.setenv("POLICYKIT_BUNDLE_MAX_FILE", "lots")
+    code, lines = _cli_lines("bundle", "inspect", str(path))
+    assert code == 2 and len(lines) == 1 and "POLICYKIT_BUNDLE_MAX_FILE" in lines[0], lines
+
+
+def test_only_a_regular_file_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.tar.gz"
+    os.mkfifo(fifo)  # reading it would block forever
+    code, lines = _cli_lines("bundle", "inspect", str(fifo))
+    assert code == 2 and len(lines) == 1 and "not a regular file" in lines[0], lines
+    code, lines = _cli_lines("bundle", "inspect", "/dev/zero")
+    assert code == 2 and len(lines) == 1 and "not a regular file" in lines[0], lines
+    code, lines = _cli_lines("bundle", "inspect", str(tmp_path / "missing.tar.gz"))
+    assert code == 2 and len(lines) == 1 and "cannot read bundle" in lines[0], lines
+
+
+def test_inspect_prints_hostile_manifest_text_literally(tmp_path: Path) -> None:
+    manifest = {"roots": ["x"], "revision": "[bold]r[/x]", "metadata": {"policykit": []}}
+    path = tmp_path / "b.tar.gz"
+    path.write_bytes(_tgz([(".manifest", json.dumps(manifest).encode())]))
+    r = CliRunner().invoke(cli, ["bundle", "inspect", str(path)])
+    assert r.exit_code == 0 and "[bold]r[/x]" in r.output, r.output

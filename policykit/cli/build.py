@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from policykit.api import resolve
@@ -21,7 +22,6 @@ from policykit.targets import capabilities
 from policykit.targets.k8s import waivers as exports
 from policykit.targets.rego.bundle import (
     Bundle,
-    BundleError,
     Signing,
     build_bundle,
     inspect_bundle,
@@ -220,11 +220,7 @@ def register(cli: click.Group) -> None:
         """Check a signed bundle: every file as signed, none added or removed, this key.
 
         Exit 0 when it verifies, 2 (PK301) naming what is wrong otherwise."""
-        try:
-            blob = path.read_bytes()
-        except OSError as exc:
-            raise BundleError(f"cannot read bundle: {exc.strerror}", hint=str(path)) from None
-        files = Bundle.unpack(blob, str(path)).files
+        files = Bundle.read(path).files  # a regular file, streamed within limits
         n = verify_signature(files, key, alg=alg, scope=scope, bundle_name=str(path))
         click.echo(f"{path}: signature verified ({alg}), {n} files intact")
 
@@ -234,27 +230,23 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def inspect_cmd(path: Path, fmt: str) -> None:
         """Show a bundle's manifest, roots, modules, entrypoints and data paths."""
-        try:
-            blob = path.read_bytes()
-        except OSError as exc:
-            raise BundleError(f"cannot read bundle: {exc.strerror}", hint=str(path)) from None
-        info = inspect_bundle(Bundle.unpack(blob, str(path)))
+        info = inspect_bundle(Bundle.read(path))  # a regular file, streamed within limits
         if fmt == "json":
             click.echo(json.dumps(info, indent=2, sort_keys=True))
             return
         console = Console()
-        console.print(f"[bold]{path}[/bold]  revision {info['revision']}")
-        console.print(f"roots: {', '.join(info['roots'])}")
-        meta = info["manifest"].get("metadata", {}).get("policykit", {})
+        console.print(f"[bold]{escape(str(path))}[/bold]  revision {escape(info['revision'])}")
+        console.print(f"roots: {', '.join(info['roots'])}", markup=False)
+        meta = info["policykit"]
         if meta:
             packs = ", ".join(f"{k}@{v}" for k, v in meta.get("packs", {}).items())
-            console.print(f"policykit {meta.get('version', '?')}; packs: {packs}")
+            console.print(f"policykit {meta.get('version', '?')}; packs: {packs}", markup=False)
         table = Table("module", "package", "rules")
         for m in info["modules"]:
-            table.add_row(m["path"], m["package"], str(m["rules"]))
+            table.add_row(escape(m["path"]), escape(m["package"]), str(m["rules"]))
         console.print(table)
-        console.print("entrypoints: " + ", ".join(info["entrypoints"]))
-        console.print("data: " + ", ".join(info["data"]))
+        console.print("entrypoints: " + ", ".join(info["entrypoints"]), markup=False)
+        console.print("data: " + ", ".join(info["data"]), markup=False)
 
 
 def _build_rego(

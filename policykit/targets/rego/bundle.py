@@ -21,10 +21,12 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -141,29 +143,203 @@ class Bundle:
         return out.getvalue()
 
     @classmethod
-    def unpack(cls, blob: bytes, name: str = "bundle") -> Bundle:
+    def unpack(cls, blob: bytes, name: str = "bundle", limits: Limits | None = None) -> Bundle:
+        """The files of a gzip tar bundle, read as a stream within ``limits``: no
+        member or total beyond its size, no more members than allowed; then
+        checked as OPA would load them (see :func:`check_contents`)."""
+        lim = limits or Limits.from_env()
+        loc = SourceLoc(name)
         files: dict[str, bytes] = {}
+        count = 0
         try:
-            with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+            raw = gzip.GzipFile(fileobj=io.BytesIO(blob), mode="rb")
+            stream = _Capped(raw, lim.total_size, loc)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
+                    count += 1
+                    if count > lim.members:
+                        raise BundleError(
+                            f"more than {lim.members} members",
+                            loc=loc,
+                            hint="POLICYKIT_BUNDLE_MAX_FILES raises the limit",
+                        )
                     if not member.isfile():
                         continue
+                    if member.size > lim.member_size:
+                        raise BundleError(
+                            f"member {member.name!r} is {member.size} bytes, over the limit "
+                            f"of {lim.member_size}",
+                            loc=loc,
+                            hint="POLICYKIT_BUNDLE_MAX_FILE raises the limit",
+                        )
                     path = member.name.lstrip("/")
                     if path.startswith("./"):
                         path = path[2:]
-                    if ".." in path.split("/"):
+                    try:
+                        path.encode("utf-8")
+                    except UnicodeEncodeError:
                         raise BundleError(
-                            f"member {member.name!r} escapes the bundle", loc=SourceLoc(name)
-                        )
+                            f"member name {member.name!r} is not UTF-8", loc=loc
+                        ) from None
+                    if ".." in path.split("/"):
+                        raise BundleError(f"member {member.name!r} escapes the bundle", loc=loc)
                     f = tar.extractfile(member)
                     if f is None:
                         continue
                     if path in files:
-                        raise BundleError(f"duplicate member {path!r}", loc=SourceLoc(name))
+                        raise BundleError(f"duplicate member {path!r}", loc=loc)
                     files[path] = f.read()
-        except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise BundleError(f"not a gzip tar bundle: {exc}", loc=SourceLoc(name)) from None
+        except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise BundleError(f"not a gzip tar bundle: {exc}", loc=loc) from None
+        check_contents(files, name, lim.json_depth)
         return cls(files)
+
+    @classmethod
+    def read(cls, path: Path, limits: Limits | None = None) -> Bundle:
+        """The bundle in the regular file ``path`` (no FIFO, device or file over
+        the size limit), unpacked within ``limits``."""
+        lim = limits or Limits.from_env()
+        return cls.unpack(read_limited(path, lim.total_size), str(path), lim)
+
+
+_HINT_TOTAL = "POLICYKIT_BUNDLE_MAX_TOTAL raises the limit"
+_HINT_DEPTH = "POLICYKIT_BUNDLE_MAX_DEPTH raises the limit"
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What reading a bundle accepts. Defaults suit any policy bundle; the
+    environment (``POLICYKIT_BUNDLE_MAX_FILE``, ``_MAX_TOTAL``, ``_MAX_FILES``,
+    ``_MAX_DEPTH``) raises or lowers them."""
+
+    member_size: int = 64 * MiB  # one file, uncompressed
+    total_size: int = 256 * MiB  # the whole tar, uncompressed (and the .tar.gz file)
+    members: int = 10_000
+    json_depth: int = 256  # nesting of .manifest, data.json, .signatures.json
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        out = cls()
+        for field_name, var in (
+            ("member_size", "POLICYKIT_BUNDLE_MAX_FILE"),
+            ("total_size", "POLICYKIT_BUNDLE_MAX_TOTAL"),
+            ("members", "POLICYKIT_BUNDLE_MAX_FILES"),
+            ("json_depth", "POLICYKIT_BUNDLE_MAX_DEPTH"),
+        ):
+            text = os.environ.get(var)
+            if text is None or not text.strip():
+                continue
+            try:
+                value = int(text.strip())
+                if value <= 0:
+                    raise ValueError
+            except ValueError:
+                raise BundleError(
+                    f"{var}={text!r} is not a positive whole number", hint="unset it or fix it"
+                ) from None
+            out = replace(out, **{field_name: value})
+        return out
+
+
+class _Capped:
+    """A readable stream that refuses to yield more than ``limit`` bytes: a
+    small gzip expanding into gigabytes stops at the limit, memory bounded."""
+
+    def __init__(self, raw: Any, limit: int, loc: SourceLoc) -> None:
+        self.raw = raw
+        self.limit = limit
+        self.loc = loc
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        room = self.limit - self.count + 1
+        data: bytes = self.raw.read(room if size is None or size < 0 else min(size, room))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise BundleError(
+                f"uncompressed over the limit of {self.limit} bytes", loc=self.loc, hint=_HINT_TOTAL
+            )
+        return data
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, refused beyond ``limit`` bytes
+    (a FIFO, a device or ``/dev/zero`` is refused without reading)."""
+    loc = SourceLoc(str(path))
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise BundleError(f"cannot read bundle: {exc.strerror}", loc=loc) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise BundleError("not a regular file", loc=loc)
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise BundleError(f"cannot read bundle: {exc.strerror}", loc=loc) from None
+    if len(data) > limit:
+        raise BundleError(f"larger than the limit of {limit} bytes", loc=loc, hint=_HINT_TOTAL)
+    return data
+
+
+def load_json(content: bytes, what: str, loc: SourceLoc, max_depth: int) -> Any:
+    """``content`` parsed as JSON, nested at most ``max_depth`` deep; anything
+    else one :class:`BundleError`."""
+    try:
+        value = json.loads(content)
+    except RecursionError:
+        raise BundleError(
+            f"{what} is nested deeper than {max_depth}", loc=loc, hint=_HINT_DEPTH
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over-long ints
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BundleError(f"{what} is not valid JSON: {text}", loc=loc) from None
+    if json_depth(value) > max_depth:
+        raise BundleError(f"{what} is nested deeper than {max_depth}", loc=loc, hint=_HINT_DEPTH)
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deep containers nest in ``value`` (a scalar is 0), without recursion."""
+    deepest = 0
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, depth + 1)
+            todo.extend((x, depth + 1) for x in node if isinstance(x, (dict, list)))
+    return deepest
+
+
+def check_contents(files: Mapping[str, bytes], name: str, max_depth: int) -> None:
+    """Refuse, one line each, what OPA's loader refuses: a ``.manifest`` that is
+    not a JSON object, a ``data.json`` that is not JSON, Rego that is not UTF-8,
+    JSON nested deeper than ``max_depth``."""
+    for path in sorted(files):
+        loc = SourceLoc(f"{name}:{path}")
+        content = files[path]
+        base = path.rsplit("/", 1)[-1]
+        if path == ".manifest":
+            manifest = load_json(content, ".manifest", loc, max_depth)
+            if not isinstance(manifest, dict):
+                raise BundleError(".manifest is not a JSON object", loc=loc)
+            roots = manifest.get("roots", [])
+            if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots):
+                raise BundleError(".manifest roots is not a list of strings", loc=loc)
+            if not isinstance(manifest.get("revision", ""), str):
+                raise BundleError(".manifest revision is not a string", loc=loc)
+            if not isinstance(manifest.get("metadata", {}), dict):
+                raise BundleError(".manifest metadata is not an object", loc=loc)
+        elif base in ("data.json", SIGNATURES):
+            load_json(content, base, loc, max_depth)
+        elif path.endswith(".rego"):
+            try:
+                content.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise BundleError(f"Rego module is not UTF-8 (byte {exc.start})", loc=loc) from None
 
 
 def build_bundle(
@@ -275,8 +451,17 @@ def inspect_bundle(bundle: Bundle) -> dict[str, Any]:
         base = _segments(path.rsplit("/", 1)[0]) if "/" in path else []
         data_paths += leaves(content, base)
     manifest = bundle.manifest
+    meta = manifest.get("metadata", {}).get("policykit")
+    ours: dict[str, Any] = {}
+    if isinstance(meta, dict):
+        packs = meta.get("packs")
+        ours = {
+            "version": str(meta.get("version", "?")),
+            "packs": {str(k): str(v) for k, v in packs.items()} if isinstance(packs, dict) else {},
+        }
     return {
         "manifest": manifest,
+        "policykit": ours,
         "roots": manifest.get("roots", [""]),
         "revision": manifest.get("revision", ""),
         "modules": modules,
