@@ -5,8 +5,10 @@
 * the 1-based line of each document (and List item) is kept;
 * malformed input gives one :class:`~policykit.errors.InputError` per file
   (the documents read before the error are kept) and loading goes on;
-* YAML aliases whose expansion exceeds a bound (billion laughs) or that
-  recurse are refused, not followed;
+* every read goes through :mod:`policykit.loader.yamlsafe`: regular files
+  only, size-limited; YAML aliases bounded by the bytes they add; values
+  restricted to JSON (no inf/nan, huge integers or lone surrogates);
+* walking a directory that cannot be read is an input error, never a skip;
 * mappings that are neither a Kubernetes object nor a Backstage entity (no
   ``apiVersion``/``kind``) are reported as *skipped*, never silently dropped.
 """
@@ -14,23 +16,34 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
-import sys
-from collections.abc import Iterable, Iterator, Sequence
+import stat
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from policykit.errors import InputError, SourceLoc
+from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.loader import yamlsafe
+from policykit.loader.yamlsafe import read_text, safe_name
 from policykit.model import Document
 
-try:
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+__all__ = [
+    "DEFAULT_EXCLUDE",
+    "DEFAULT_INCLUDE",
+    "LoadResult",
+    "Skipped",
+    "iter_files",
+    "iter_load",
+    "load_file",
+    "load_paths",
+    "load_text",
+    "read_text",
+    "safe_name",
+    "yaml_documents",
+]
 
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.yaml", "*.yml", "*.json")
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -48,8 +61,6 @@ DEFAULT_EXCLUDE: tuple[str, ...] = (
 (configuration, waivers, baselines, expected findings: ``*.policykit.json``)."""
 TEST_API_VERSION = "policykit.dev/v1alpha1"
 """policykit's own rule tests (``kind: Test``) are skipped, not checked."""
-MAX_ALIAS_EXPANSION = 100_000
-"""Most nodes a document may expand to through aliases (plain nodes are free)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,10 +91,14 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
 
 
 def iter_files(
-    root: Path, include: Sequence[str] = DEFAULT_INCLUDE, exclude: Sequence[str] = DEFAULT_EXCLUDE
+    root: Path,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    exclude: Sequence[str] = DEFAULT_EXCLUDE,
+    onerror: Callable[[OSError], None] | None = None,
 ) -> Iterator[Path]:
-    """Files under ``root`` (sorted, recursive) that match include and not exclude."""
-    for dirpath, dirnames, filenames in os.walk(root):
+    """Files under ``root`` (sorted, recursive) that match include and not exclude;
+    a directory that cannot be listed is passed to ``onerror``."""
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
@@ -92,39 +107,6 @@ def iter_files(
             rel = rel_dir + name
             if _matches(rel, include) and not _matches(rel, exclude):
                 yield base / name
-
-
-def _expansion_ok(node: yaml.Node) -> bool:
-    """False if aliases make ``node`` expand beyond the bound or recurse."""
-    memo: dict[int, int] = {}
-    on_stack: set[int] = set()
-
-    def size(n: yaml.Node) -> int:
-        key = id(n)
-        if key in memo:
-            return memo[key]
-        if key in on_stack:
-            raise RecursionError
-        on_stack.add(key)
-        total = 1
-        if isinstance(n, yaml.SequenceNode):
-            for c in n.value:
-                total += size(c)
-                if total > MAX_ALIAS_EXPANSION:
-                    break
-        elif isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                total += size(k) + size(v)
-                if total > MAX_ALIAS_EXPANSION:
-                    break
-        on_stack.discard(key)
-        memo[key] = total
-        return total
-
-    try:
-        return size(node) <= MAX_ALIAS_EXPANSION
-    except RecursionError:
-        return False
 
 
 def _list_item_lines(node: yaml.Node) -> list[int]:
@@ -185,50 +167,18 @@ def _is_object(obj: dict[str, Any]) -> bool:
 def yaml_documents(
     text: str, file: str, errors: list[InputError]
 ) -> Iterator[tuple[Any, int, yaml.Node]]:
-    """(value, index, node) of each YAML document of ``text``, with policykit's
-    guards: a document whose aliases expand without bound is refused, malformed
-    YAML ends the stream; each problem is appended to ``errors`` as one line."""
-    loader = _Loader(text)
-    check_aliases = "&" in text
-    index = 0
+    """(value, index, node) of each YAML document of ``text``, guarded
+    (:func:`policykit.loader.yamlsafe.yaml_documents`)."""
+    found: list[PolicykitError] = []
     try:
-        while loader.check_node():
-            node = loader.get_node()
-            if check_aliases and not _expansion_ok(node):
-                errors.append(
-                    InputError(
-                        f"document {index}: YAML aliases expand beyond {MAX_ALIAS_EXPANSION} "
-                        "nodes or recurse; refused",
-                        loc=SourceLoc(file, node.start_mark.line + 1),
-                        hint="remove the anchors/aliases",
-                    )
-                )
-            else:
-                yield loader.construct_document(node), index, node
-            index += 1
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 0
-        col = f", column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "malformed YAML"
-        errors.append(
-            InputError(
-                f"malformed YAML{col}: {problem}",
-                loc=SourceLoc(file, line),
-                hint="fix the syntax; documents before this point were checked",
-            )
-        )
-    except yaml.YAMLError as exc:
-        errors.append(InputError(f"malformed YAML: {exc}", loc=SourceLoc(file)))
-    except (ValueError, TypeError, RecursionError) as exc:
-        # e.g. an unhashable mapping key ("? [a]: b") or absurd nesting
-        errors.append(InputError(f"unsupported YAML construct: {exc}", loc=SourceLoc(file)))
+        yield from yamlsafe.yaml_documents(text, file, found)
     finally:
-        loader.dispose()
+        errors.extend(e for e in found if isinstance(e, InputError))
 
 
 def load_yaml_text(text: str, file: str) -> LoadResult:
     result = LoadResult(files=1)
+    file = safe_name(file)
     for obj, index, node in yaml_documents(text, file, result.errors):
         _add(result, obj, file, index, node.start_mark.line + 1, _list_item_lines(node))
     return result
@@ -237,18 +187,11 @@ def load_yaml_text(text: str, file: str) -> LoadResult:
 def load_json_text(text: str, file: str) -> LoadResult:
     result = LoadResult(files=1)
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        result.errors.append(
-            InputError(
-                f"malformed JSON, column {exc.colno}: {exc.msg}",
-                loc=SourceLoc(file, exc.lineno),
-            )
-        )
+        obj = yamlsafe.load_json(text, file)
+    except InputError as exc:
+        result.errors.append(exc)
         return result
-    except RecursionError:
-        result.errors.append(InputError("JSON nested too deeply", loc=SourceLoc(file)))
-        return result
+    file = safe_name(file)
     if isinstance(obj, list):
         for i, item in enumerate(obj):
             _add(result, item, file, i, 1, [])
@@ -264,28 +207,41 @@ def load_text(text: str, file: str) -> LoadResult:
 
 
 def load_file(path: Path, display: str | None = None) -> LoadResult:
+    """One file: a regular file within the size limit, UTF-8, parsed."""
     name = display or str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        return LoadResult(
-            errors=[InputError(f"cannot read file: {exc.strerror or exc}", loc=SourceLoc(name))],
-            files=1,
-        )
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        return LoadResult(
-            errors=[
-                InputError(
-                    f"not UTF-8 text (byte {exc.start})",
-                    loc=SourceLoc(name),
-                    hint="save the file as UTF-8",
-                )
-            ],
-            files=1,
-        )
+        text = read_text(path, name=name)
+    except InputError as exc:
+        return LoadResult(errors=[exc], files=1)
     return load_text(text, name)
+
+
+def _walk_error(exc: OSError, root: Path) -> InputError:
+    where = exc.filename if isinstance(exc.filename, str) else str(root)
+    return InputError(
+        f"cannot read directory: {exc.strerror or type(exc).__name__}",
+        loc=SourceLoc(safe_name(_display(Path(where)))),
+        hint="fix its permissions or --exclude it",
+    )
+
+
+def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> Iterator[LoadResult]:
+    failed: list[OSError] = []
+    for f in iter_files(root, include, exclude, onerror=failed.append):
+        while failed:
+            yield LoadResult(errors=[_walk_error(failed.pop(0), root)])
+        yield load_file(f, _display(f))
+    for exc in failed:
+        yield LoadResult(errors=[_walk_error(exc, root)])
+
+
+def _kind(path: str) -> str:
+    """ "dir", "file" (anything else that exists) or "missing"; never raises."""
+    try:
+        st = Path(path).stat()
+    except OSError as exc:
+        return "missing" if exc.errno == 2 else f"error:{exc.strerror or exc}"
+    return "dir" if stat.S_ISDIR(st.st_mode) else "file"
 
 
 def iter_load(
@@ -302,19 +258,22 @@ def iter_load(
     """
     for p in paths:
         if p == "-":
-            yield load_text(sys.stdin.read(), stdin_name)
+            try:
+                yield load_text(yamlsafe.read_stdin(stdin_name), stdin_name)
+            except InputError as exc:
+                yield LoadResult(errors=[exc], files=1)
             continue
         path = Path(p)
-        if path.is_dir():
-            for f in iter_files(path, include, exclude):
-                yield load_file(f, _display(f))
-        elif path.exists():
+        kind = _kind(p)
+        if kind == "dir":
+            yield from _walk(path, include, exclude)
+        elif kind == "file":
             yield load_file(path, _display(path))
         else:
-            missing = InputError(
-                "no such file or directory", loc=SourceLoc(p), hint="check the path"
-            )
-            yield LoadResult(errors=[missing], files=1)
+            # not counted as a file read: "0 objects in 0 files", one error, exit 2
+            why = "no such file or directory" if kind == "missing" else kind[len("error:") :]
+            missing = InputError(why, loc=SourceLoc(safe_name(p)), hint="check the path")
+            yield LoadResult(errors=[missing])
 
 
 def load_paths(
