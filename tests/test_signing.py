@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,7 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path
         )
         out[name] = (p, q)
     secret = d / "hs.secret"
-    secret.write_text("a-shared-secret-of-at-least-32-bytes!!\n")
+    secret.write_text("an-hmac-secret-of-at-least-32-bytes!!!\n")
     out["HS256"] = (secret, secret)
     return out
 
@@ -167,3 +169,78 @@ def test_bad_signing_key_is_one_line(tmp_path: Path) -> None:
     )
     assert r.exit_code == 2 and "PK301" in r.output
     assert not (tmp_path / "b.tgz").exists()
+
+
+def _build_result(tmp: Path, *args: str) -> tuple[int, list[str]]:
+    out = tmp / "signed.tar.gz"
+    r = CliRunner().invoke(cli, ["build", "--target", "rego", "--out", str(out), *args])
+    assert r.exit_code != 0 or out.exists()
+    return r.exit_code, [ln for ln in r.output.splitlines() if ln.strip()]
+
+
+def test_wrong_signing_keys_say_what_to_do(
+    tmp_path: Path, keys: dict[str, tuple[Path, Path]], recwarn: pytest.WarningsRecorder
+) -> None:
+    short = tmp_path / "short.secret"
+    short.write_text("short\n")
+    cases = [
+        (["--sign-key", str(keys["RS256"][1])], "is a public key or certificate"),
+        (["--sign-key", str(keys["ES256"][0])], "RS256 cannot use (pass --alg ES256)"),
+        (["--sign-key", str(keys["ES256"][0]), "--alg", "ES384"], "(pass --alg ES256)"),
+        (["--sign-key", str(keys["RS256"][0]), "--alg", "ES256"], "pass --alg RS256"),
+        (["--sign-key", str(keys["RS256"][0]), "--alg", "HS256"], "takes a shared secret"),
+        (["--sign-key", str(keys["HS256"][0])], "for an HMAC secret pass --alg HS256"),
+        (["--sign-key", str(short), "--alg", "HS256"], "5 bytes; HS256 needs at least 32"),
+    ]
+    for args, message in cases:
+        code, lines = _build_result(tmp_path, *args)
+        assert code == 2 and len(lines) == 1 and "PK301" in lines[0], (args, lines)
+        assert message in lines[0] and "generator object" not in lines[0], (args, lines)
+        assert not (tmp_path / "signed.tar.gz").exists()
+    assert not [w for w in recwarn if "jwt" in str(w.filename)]
+
+
+def test_wrong_algorithm_or_key_at_verify_says_what_to_do(
+    tmp_path: Path, keys: dict[str, tuple[Path, Path]]
+) -> None:
+    hs = _build(tmp_path / "hs", "--sign-key", str(keys["HS256"][0]), "--alg", "HS256")
+    code, out = _verify(hs, keys["HS256"][1])  # no --alg: RS256 expected
+    assert code == 2 and out.count("\n") == 1, out
+    assert "signed with 'HS256', not RS256 (pass --alg HS256" in out
+    rs = _build(tmp_path / "rs", "--sign-key", str(keys["RS256"][0]))
+    for args, message in [
+        (["--alg", "RS512"], "signed with 'RS256', not RS512 (pass --alg RS256"),
+        (["--alg", "HS256"], "signed with 'RS256', not HS256 (pass --alg RS256"),
+    ]:
+        code, out = _verify(rs, keys["RS256"][1], *args)
+        assert code == 2 and out.count("\n") == 1 and message in out, out
+    code, out = _verify(rs, keys["ES256"][1])
+    assert code == 2 and out.count("\n") == 1 and "EC secp256r1 key, which RS256" in out, out
+    code, out = _verify(rs, keys["HS256"][1])
+    assert code == 2 and out.count("\n") == 1 and "not a PEM public key" in out, out
+
+
+def test_a_short_hmac_secret_verifies_without_a_pyjwt_warning(
+    tmp_path: Path, keys: dict[str, tuple[Path, Path]]
+) -> None:
+    short = tmp_path / "short.secret"
+    short.write_text("short\n")
+    files = Bundle.unpack(_build(tmp_path, "--sign-key", str(keys["RS256"][0])).read_bytes()).files
+    payload = {"files": [{"name": n, "hash": file_hash(n, b), "algorithm": "SHA-256"}
+                         for n, b in files.items() if n != ".signatures.json"]}  # fmt: skip
+    import warnings
+
+    import jwt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        token = jwt.encode(payload, "short", algorithm="HS256")
+    files[".signatures.json"] = json.dumps({"signatures": [token]}).encode()
+    bundle = tmp_path / "short.tar.gz"
+    bundle.write_bytes(Bundle(files).pack())
+    r = subprocess.run(
+        [sys.executable, "-m", "policykit", "bundle", "verify", str(bundle), "--key", str(short),
+         "--alg", "HS256"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0 and r.stderr == "", r.stderr
