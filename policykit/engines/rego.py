@@ -106,9 +106,10 @@ class _RegoBase:
             self.inventory = list(objects)
             self._build()  # the data changed
 
-    def decide(self, call: Mapping[str, Any]) -> dict[str, Any]:
-        """The runtime decision for one agent tool call (``main.decision``)."""
-        result = self._query("decision", dict(call))
+    def decide(self, call: Any) -> dict[str, Any]:
+        """The runtime decision for one agent tool call (``main.decision``); any
+        JSON value is a valid input (what is not a call is denied)."""
+        result = self._query("decision", dict(call) if isinstance(call, Mapping) else call)
         if not isinstance(result, dict):
             raise PolicykitError(f"Rego decision returned {type(result).__name__}, not an object")
         return result

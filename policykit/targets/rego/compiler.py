@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from policykit import __version__
+from policykit import toolcall as tc
 from policykit.engines.native import _Compiler as _NativeCompiler
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule, Selector
@@ -37,8 +38,8 @@ from policykit.values import MISSING, json_type
 
 OBJ = "obj"
 INVENTORY_RULE = "_inventory"
-CALL_API_VERSION = "agents.policykit.dev/v1alpha1"
-CALL_KIND = "ToolCall"
+CALL_API_VERSION = tc.API_VERSION
+CALL_KIND = tc.KIND
 LIB_VALUES = "values"
 LIB_QUANTITY = "quantity"
 _ORDER_FN = {"<": "less", "<=": "less_eq", ">": "greater", ">=": "greater_eq"}
@@ -706,23 +707,13 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
         ]
     )
     mod.add(["violations_encoded := encoded(input)"])
-    call = f'object.union({{"apiVersion": "{CALL_API_VERSION}", "kind": "{CALL_KIND}"}}, input)'
-    mod.add(
-        [
-            "# The runtime decision for one call, input {agent, tool, action, args,",
-            "# spend_so_far} read as a ToolCall object: deny findings deny it, warn",
-            "# findings need human approval (policykit/decision.py).",
-            "decision := {",
-            '\t"allow": count(_call_findings) == count(_call_notes),',
-            '\t"deny": count(_call_denied) > 0,',
-            '\t"needs_approval": count(_call_approval) > 0,',
-            '\t"reasons": [concat(": ", [f.id, f.msg]) | some f in _call_findings],',
-            "}",
-        ]
-    )
-    mod.add([f"_call_findings := findings({call})"])
-    for name, severity in (("denied", "deny"), ("approval", "warn"), ("notes", "info")):
-        mod.add([f'_call_{name} := [f | some f in _call_findings; f.severity == "{severity}"]'])
+    block: list[str] = []
+    for line in [*decision_rules(packs), ""]:
+        if line:
+            block.append(line)
+        elif block:
+            mod.add(block)
+            block = []
     mod.add(
         [
             "# The same with base64 reasons (regopy's output encoder, as above).",
@@ -732,6 +723,149 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
     )
     mod.add([f"batch_encoded := [encoded({OBJ}) | some {OBJ} in input.objects]"])
     return mod.text()
+
+
+def decision_rules(packs: Sequence[Pack]) -> list[str]:
+    """``decision``: the runtime decision for one agent tool call, failing closed
+    exactly as :mod:`policykit.toolcall` (the same checks, the same messages)."""
+    s = pr.string
+    refused = '{"allow": false, "deny": true, "needs_approval": false, "reasons": _call_refusal}'
+    out = [
+        "# The runtime decision for one call, input {agent, tool, action, args,",
+        "# spend_so_far} read as a ToolCall object (its apiVersion and kind win over",
+        "# the input's): deny findings deny it, warn findings need human approval.",
+        "# It fails closed: an input it cannot classify is denied with the reasons",
+        "# why, before any rule runs; so is anything undefined (policykit/toolcall.py).",
+        f'default decision := {{"allow": false, "deny": true, "needs_approval": false, '
+        f'"reasons": [{s(tc.UNDEFINED)}]}}',
+        "",
+        f"decision := {refused} if {{",
+        "\tcount(_call_refusal) > 0",
+        "} else := {",
+        '\t"allow": count(_call_findings) == count(_call_notes),',
+        '\t"deny": count(_call_denied) > 0,',
+        '\t"needs_approval": count(_call_approval) > 0,',
+        '\t"reasons": [concat(": ", [f.id, f.msg]) | some f in _call_findings],',
+        "}",
+        "",
+    ]
+    out += [
+        "# A rule, not is_object(input) under not: that is undefined without input.",
+        "_call_input_object if is_object(input)",
+        "",
+        "_call_in := input if {",
+        "\t_call_input_object",
+        "} else := {}",
+        "",
+        "_call := object.union(_call_in, "
+        f'{{"apiVersion": {s(tc.API_VERSION)}, "kind": {s(tc.KIND)}}})',
+        "",
+    ]
+    if not tc.decides_calls(packs):
+        out += [f"_call_refusal := [{s(tc.NO_RULES)}]"]
+    else:
+        out += [
+            f'_call_refusal := [concat("", [{s(tc.PREFIX)}, m]) | some m in _call_problems]',
+            "",
+            f"_call_problems := [{s(tc.M_OBJECT)}] if {{",
+            "\tnot _call_input_object",
+            "} else := sort(_call_bad)",
+        ]
+
+        checks: list[str] = []
+
+        def bad(msg: str, binds: Sequence[str], var: str, *ok: str) -> None:
+            """``msg`` when the ``ok`` body fails for ``var``: the lookups sit in a
+            function body, so an undefined path fails ``ok`` (a ``not`` over an
+            undefined argument would be undefined itself)."""
+            fn = f"_call_ok_{len(checks)}"
+            checks.extend(["", f"{fn}({var}) if {{", *(f"\t{b}" for b in ok), "}"])
+            body = [*binds, f"not {fn}({var})"]
+            out.extend(["", f"_call_bad contains {s(msg)} if {{", *(f"\t{b}" for b in body), "}"])
+
+        c, agent, spec = (
+            ["c := _call_in"],
+            ["a := _call_in.agent", "is_object(a)"],
+            "_call_in.agent.spec",
+        )
+        bad(tc.M_API, ["v := _call_in.apiVersion"], "v", f"v == {s(tc.API_VERSION)}")
+        bad(tc.M_KIND, ["v := _call_in.kind"], "v", f"v == {s(tc.KIND)}")
+        bad(tc.M_META, c, "c", 'not "metadata" in object.keys(c)')
+        bad(tc.M_AGENT, c, "c", "is_object(c.agent)")
+        bad(
+            tc.M_AGENT_TYPE,
+            agent,
+            "a",
+            "is_string(a.apiVersion)",
+            f"startswith(a.apiVersion, {s(tc.AGENT_API_PREFIX)})",
+            'a.kind == "Agent"',
+        )
+        bad(tc.M_AGENT_NAME, agent, "a", "_call_nonempty(a.metadata.name)")
+        bad(tc.M_SPEC, agent, "a", "is_object(a.spec)")
+        for msg, check in (
+            (tc.M_TIER, "is_string(sp.tier)"),
+            (tc.M_SERVERS, "_call_servers(sp.mcpServers)"),
+            (tc.M_BUDGET, "_call_nonneg(sp.budget.monthlyUsd)"),
+            (tc.M_AUDIT, "is_boolean(sp.audit.enabled)"),
+        ):
+            bad(msg, [f"sp := {spec}", "is_object(sp)"], "sp", check)
+        for msg, ref, check in (
+            (tc.M_EGRESS, f"{spec}.egress", "_call_strings(v)"),
+            (tc.M_APPROVAL, f"{spec}.approval", "is_object(v)"),
+            (tc.M_REQUIRED_FOR, f"{spec}.approval.requiredFor", "_call_strings(v)"),
+            (tc.M_SPEND_ABOVE, f"{spec}.approval.spendAboveUsd", "_call_nonneg(v)"),
+            (tc.M_ARGS, "_call_in.args", "is_object(v)"),
+            (tc.M_COST, "_call_in.args.cost_usd", "_call_nonneg(v)"),
+            (tc.M_DOMAIN, "_call_in.args.domain", "is_string(v)"),
+            (tc.M_SPEND, "_call_in.spend_so_far", "_call_nonneg(v)"),
+        ):
+            bad(msg, [f"v := {ref}"], "v", check)
+        bad(
+            tc.M_TOOL,
+            c,
+            "c",
+            "is_object(c.tool)",
+            "_call_nonempty(c.tool.server)",
+            "_call_nonempty(c.tool.name)",
+        )
+        bad(tc.M_ACTION, c, "c", "is_string(c.action)")
+        out += checks
+        out += [
+            "",
+            "_call_nonempty(x) if {",
+            "\tis_string(x)",
+            '\tx != ""',
+            "}",
+            "",
+            "_call_nonneg(x) if {",
+            "\tis_number(x)",
+            "\tx >= 0",
+            "}",
+            "",
+            "_call_strings(xs) if {",
+            "\tis_array(xs)",
+            "\tevery x in xs {",
+            "\t\tis_string(x)",
+            "\t}",
+            "}",
+            "",
+            "_call_servers(servers) if {",
+            "\tis_array(servers)",
+            "\tevery srv in servers {",
+            "\t\tis_object(srv)",
+            "\t\tis_string(srv.name)",
+            "\t\tis_array(srv.tools)",
+            "\t\tevery t in srv.tools {",
+            "\t\t\tis_object(t)",
+            "\t\t\tis_string(t.name)",
+            "\t\t}",
+            "\t}",
+            "}",
+        ]
+    out += ["", "_call_findings := findings(_call)"]
+    for name, severity in (("denied", "deny"), ("approval", "warn"), ("notes", "info")):
+        out.append(f'_call_{name} := [f | some f in _call_findings; f.severity == "{severity}"]')
+    return out
 
 
 def library(options: RegoOptions) -> dict[str, str]:
