@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from policykit.values import MAX_MESSAGE_CHARS, cap_message
+
 if TYPE_CHECKING:
     from policykit.ir.rule import Rule
 
@@ -73,11 +75,12 @@ def object_ref(obj: dict[str, Any], source: DocSource) -> ObjectRef:
     name = meta.get("name")
     api = obj.get("apiVersion")
     kind = obj.get("kind")
+    # capped as messages are: a huge name is not repeated in full in every finding
     return ObjectRef(
-        api if isinstance(api, str) else "",
-        kind if isinstance(kind, str) else "",
-        ns,
-        name if isinstance(name, str) else "",
+        cap_message(api) if isinstance(api, str) else "",
+        cap_message(kind) if isinstance(kind, str) else "",
+        cap_message(ns),
+        cap_message(name) if isinstance(name, str) else "",
     )
 
 
@@ -108,6 +111,11 @@ class Finding:
     item: int | None = None
     baselined: bool = False  # recorded in the --baseline file: reported, does not fail
     waiver: WaiverRef | None = None  # accepted by a waiver: reported, does not fail
+
+    def __post_init__(self) -> None:
+        # every engine's messages capped alike: a huge value never floods a report
+        if len(self.message) > MAX_MESSAGE_CHARS:
+            object.__setattr__(self, "message", cap_message(self.message))
 
     @property
     def accepted(self) -> bool:

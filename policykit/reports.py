@@ -61,7 +61,7 @@ def _uri(path: str) -> str:
             p = p.relative_to(Path.cwd())
         except ValueError:
             return p.as_uri()
-    return quote(p.as_posix())
+    return quote(p.as_posix(), errors="backslashreplace")
 
 
 def fingerprint(f: Finding) -> str:
@@ -239,8 +239,25 @@ def junit(
     root.set("tests", str(total + len(errors)))
     root.set("failures", str(fails))
     root.set("errors", str(len(errors)))
+    return _xml(root)
+
+
+# characters XML 1.0 cannot carry, even escaped (C0 controls but tab/LF/CR,
+# surrogates, U+FFFE/U+FFFF)
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
+
+
+def _xml(root: ET.Element) -> str:
+    """An XML document of ``root``, well-formed whatever the text in it: a
+    character XML 1.0 forbids is written ``\\xNN`` (markup itself is ASCII)."""
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    text = ET.tostring(root, encoding="unicode")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + _XML_ILLEGAL.sub(_xml_escape, text) + "\n"
 
 
 def _gh_data(s: str) -> str:
@@ -312,8 +329,7 @@ def verify_junit(report: Any) -> str:
         total, fails = total + n, fails + nf
     root.set("tests", str(total))
     root.set("failures", str(fails))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return _xml(root)
 
 
 def verify_github(report: Any) -> str:
@@ -364,7 +380,9 @@ def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
 
 def cases_json(cases: Sequence[Any]) -> dict[str, Any]:
     """``policykit test --format json`` (schemas/test-report.schema.json)."""
-    counts = {s: sum(1 for c in cases if c.status == s) for s in ("pass", "fail", "skipped")}
+    counts = {
+        s: sum(1 for c in cases if c.status == s) for s in ("pass", "fail", "skipped", "error")
+    }
     return {
         "tool": "policykit",
         "version": __version__,
@@ -374,6 +392,7 @@ def cases_json(cases: Sequence[Any]) -> dict[str, Any]:
             "passed": counts["pass"],
             "failed": counts["fail"],
             "skipped": counts["skipped"],
+            "errors": counts["error"],
         },
     }
 
@@ -384,10 +403,10 @@ def cases_junit(cases: Sequence[Any]) -> str:
     suites: dict[str, list[Any]] = {}
     for c in cases:
         suites.setdefault(c.suite, []).append(c)
-    totals = [0, 0, 0]
+    totals = [0, 0, 0, 0]
     for name, items in suites.items():
         suite = ET.SubElement(root, "testsuite", name=name, file=items[0].file)
-        nf = ns = 0
+        nf = ns = ne = 0
         for c in items:
             case = ET.SubElement(
                 suite,
@@ -403,15 +422,19 @@ def cases_junit(cases: Sequence[Any]) -> str:
             elif c.status == "skipped":
                 ns += 1
                 ET.SubElement(case, "skipped", message=c.reason)
+            elif c.status == "error":
+                ne += 1
+                ET.SubElement(case, "error", message=c.reason).text = c.reason
         suite.set("tests", str(len(items)))
         suite.set("failures", str(nf))
         suite.set("skipped", str(ns))
-        totals = [totals[0] + len(items), totals[1] + nf, totals[2] + ns]
+        suite.set("errors", str(ne))
+        totals = [totals[0] + len(items), totals[1] + nf, totals[2] + ns, totals[3] + ne]
     root.set("tests", str(totals[0]))
     root.set("failures", str(totals[1]))
     root.set("skipped", str(totals[2]))
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    root.set("errors", str(totals[3]))
+    return _xml(root)
 
 
 def cases_github(cases: Sequence[Any]) -> str:
@@ -420,7 +443,7 @@ def cases_github(cases: Sequence[Any]) -> str:
     for c in cases:
         if c.status == "pass":
             continue
-        level = "error" if c.status == "fail" else "warning"
+        level = "error" if c.status in ("fail", "error") else "warning"
         props = [f"file={_gh_prop(c.file)}", f"line={max(c.line, 1)}"]
         props.append(f"title={_gh_prop(f'policykit test: {c.suite} {c.status}')}")
         lines.append(f"::{level} {','.join(props)}::{_gh_data(f'{c.name}: {c.reason}')}")
@@ -444,8 +467,8 @@ def cases_sarif(cases: Sequence[Any]) -> dict[str, Any]:
         {
             "ruleId": c.suite,
             "ruleIndex": suites.index(c.suite),
-            "level": "error" if c.status == "fail" else "note",
-            "kind": "fail" if c.status == "fail" else "notApplicable",
+            "level": "error" if c.status in ("fail", "error") else "note",
+            "kind": "fail" if c.status in ("fail", "error") else "notApplicable",
             "message": {"text": f"{c.name}: {c.reason}"},
             "locations": [{"physicalLocation": _physical(c.file, c.line)}],
         }

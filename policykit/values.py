@@ -6,6 +6,8 @@ compilers emit code that reproduces them in each target language.
 
 from __future__ import annotations
 
+import math
+import os
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Final
 
@@ -88,6 +90,43 @@ def render(v: Any) -> str:
     return "<object>"
 
 
+def _message_cap() -> int:
+    try:
+        n = int(os.environ.get("POLICYKIT_MAX_MESSAGE_CHARS", "") or 1000)
+    except ValueError:
+        n = 1000
+    return max(n, 40)
+
+
+MAX_MESSAGE_CHARS = _message_cap()
+"""Longest finding message (``POLICYKIT_MAX_MESSAGE_CHARS``, default 1000):
+longer ones keep their head and tail around ``…``. Applied to every engine's
+findings alike (:class:`policykit.model.Finding`), so targets still agree."""
+ELLIPSIS = "\u2026"
+
+
+def cap_message(text: str, cap: int | None = None) -> str:
+    """``text``, or its first and last characters around ``…`` when longer than
+    ``cap`` (the result is exactly ``cap`` long: capping is idempotent)."""
+    cap = MAX_MESSAGE_CHARS if cap is None else cap
+    if len(text) <= cap:
+        return text
+    head = cap // 2
+    tail = cap - head - 1
+    return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
+
+
+def render_part(v: Any, cap: int | None = None) -> str:
+    """:func:`render` for one interpolated value of a message, shortened so a
+    huge value costs no more than the cap: ``cap_message`` of the joined
+    message is unchanged (keeping ``cap // 2 + 1`` characters at each end)."""
+    text = render(v)
+    keep = (MAX_MESSAGE_CHARS if cap is None else cap) // 2 + 1
+    if len(text) > 2 * keep:
+        return text[:keep] + text[-keep:]
+    return text
+
+
 def _render_item(v: Any) -> str:
     if type(v) is list:
         return "<list>"
@@ -102,6 +141,9 @@ def format_number(v: float) -> str:
     Rounding is half away from zero on the exact decimal value (as Rego's
     ``round``), so ``0.1234565`` renders ``0.123457`` and ``2.5e-7`` ``0``.
     """
+    if type(v) is float and not math.isfinite(v):
+        # never read from input (the loader refuses inf/nan); kept total anyway
+        return "NaN" if v != v else ("-Infinity" if v < 0 else "Infinity")
     d = to_decimal(v)
     if d == d.to_integral_value() or abs(d) >= MAX_SAFE_INT:
         return str(int(d))

@@ -36,6 +36,7 @@ from policykit.targets.cel.compiler import MSG_SEPARATOR
 from policykit.targets.k8s import manifests
 from policykit.targets.k8s import waivers as exports
 from policykit.targets.k8s.kinds import for_object
+from policykit.values import cap_message
 from policykit.waivers import Waiver
 
 TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema")
@@ -166,7 +167,7 @@ def verify(
             got: dict[str, set[str]] = defaultdict(set)
             for runner, c in pairs:
                 for v in gk.evaluate(runner, c, doc.obj, inventory=gk_inventory):
-                    got[admission.rule_of(c)].add(v.message)
+                    got[admission.rule_of(c)].add(cap_message(v.message))  # as Finding
             _compare(
                 report,
                 "gatekeeper",

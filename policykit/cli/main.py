@@ -44,6 +44,11 @@ def _stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _single(line: str) -> str:
+    """One line whatever it quotes (a line break or control character escaped)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in line)
+
+
 def handle_errors(fn: F) -> F:
     """Turn user-caused errors into one line + exit 2, never a traceback."""
 
@@ -297,7 +302,7 @@ def check(
     for line in report.unsupported:
         _stderr(f"policykit: skipped (unsupported): {line}")
     for err in report.errors:
-        _stderr(f"policykit: {err.one_line()}")
+        _stderr(f"policykit: {_single(err.one_line())}")
     if report.errors:
         sys.exit(EXIT_INPUT)
     if update_baseline:
@@ -509,11 +514,18 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, st
 
 
 def _write(output: Path | None, text: str) -> None:
+    # backslashreplace: a character UTF-8 cannot carry never loses the report
+    data = text.encode("utf-8", "backslashreplace")
     if output is None:
-        sys.stdout.write(text)
         sys.stdout.flush()
+        buffer = getattr(sys.stdout, "buffer", None)
+        if buffer is None:
+            sys.stdout.write(data.decode("utf-8"))
+        else:
+            buffer.write(data)
+            buffer.flush()
     else:
-        write_atomic(output, text.encode("utf-8"))
+        write_atomic(output, data)
 
 
 def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:

@@ -47,7 +47,14 @@ from policykit.ir.quantity import to_quantity
 from policykit.ir.regex import compile_portable
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.model import Document, Finding, findings_of
-from policykit.values import MISSING, exact_sum, is_number, json_equal, json_type, render
+from policykit.values import (
+    MISSING,
+    exact_sum,
+    is_number,
+    json_equal,
+    json_type,
+    render_part,
+)
 from policykit.values import arith as exact_arith
 
 Env = dict[str, Any]
@@ -530,7 +537,8 @@ class _CompiledRule:
     each_var: str
 
     def message(self, env: Env) -> str:
-        return "".join(p if type(p) is str else render(p(env)) for p in self.parts)  # type: ignore[operator]
+        # render_part: a huge value costs no more than the message cap (Finding caps)
+        return "".join(p if type(p) is str else render_part(p(env)) for p in self.parts)  # type: ignore[operator]
 
 
 def compile_rule(

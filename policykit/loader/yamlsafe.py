@@ -422,7 +422,9 @@ def _marked(
     return error(
         f"{prefix}{kind}{col}: {problem}",
         loc=SourceLoc(shown, line),
-        hint="fix it; the documents before it were read",
+        hint="the other documents were read"
+        if prefix
+        else "fix the syntax; the documents before it were read",
     )
 
 
