@@ -19,6 +19,7 @@ from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipp
 from policykit.model import Document, Finding, object_ref
 from policykit.packs import load_packs
 from policykit.reports import Checked
+from policykit.safeio import is_dir
 
 
 @dataclass(slots=True)
@@ -100,9 +101,9 @@ def _config_start(paths: Sequence[str]) -> Path | None:
     if not paths or paths[0] == "-":
         return None
     first = Path(paths[0])
-    if first.is_dir():
+    if is_dir(first):  # never raises (an over-long name is not a directory)
         return first
-    return first.parent if first.parent.is_dir() else None
+    return first.parent if is_dir(first.parent) else None
 
 
 ENGINES: tuple[str, ...] = ("native", "rego", "opa", "cel")

@@ -24,6 +24,7 @@ from policykit.errors import PolicykitError, SourceLoc
 from policykit.model import Finding
 from policykit.reports import fingerprint
 from policykit.resources import load_schema
+from policykit.safeio import load_json, missing, read_text
 
 VERSION = 1
 
@@ -66,22 +67,18 @@ def dumps(findings: Sequence[Finding]) -> str:
 
 def load(path: Path) -> Counter[str]:
     """Fingerprint counts of a baseline file."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if missing(path):
         raise BaselineError(
             "baseline file not found",
             loc=SourceLoc(str(path)),
             hint="create it with --update-baseline",
-        ) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise BaselineError(f"cannot read baseline: {e}", loc=SourceLoc(str(path))) from None
-    except json.JSONDecodeError as e:
-        raise BaselineError(
-            f"not JSON: {e.msg}",
-            loc=SourceLoc(str(path), e.lineno),
-            hint="regenerate it with --update-baseline",
-        ) from None
+        )
+    text = read_text(path, error=BaselineError)
+    try:
+        doc = load_json(text, str(path), error=BaselineError)
+    except BaselineError as e:
+        e.hint = e.hint or "regenerate it with --update-baseline"
+        raise
     err = next(
         iter(Draft202012Validator(load_schema("baseline.schema.json")).iter_errors(doc)), None
     )

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
 from policykit.errors import ConfigError, SourceLoc
 from policykit.resources import load_schema
+from policykit.safeio import depth_excess, is_dir, is_file, load_yaml_node, read_text
 
 CONFIG_FILE = "policykit.yaml"
 
@@ -50,7 +50,7 @@ def _validate(data: Any, file: str) -> dict[str, Any]:
 def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
     def rel(p: str) -> str:
         # module names stay as they are; file paths become relative to the config
-        if p.endswith((".py", ".json")) or "/" in p or (base / p).exists():
+        if p.endswith((".py", ".json")) or "/" in p or is_file(base / p) or is_dir(base / p):
             return str(base / p) if not Path(p).is_absolute() else p
         return p
 
@@ -68,21 +68,19 @@ def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
 
 def load_config_file(path: Path) -> Config:
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", loc=SourceLoc(file)) from None
+    text = read_text(path, error=ConfigError)
     if path.name == "pyproject.toml":
         try:
-            data = tomllib.loads(text).get("tool", {}).get("policykit")
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"malformed TOML: {exc}", loc=SourceLoc(file)) from None
+            tool = tomllib.loads(text).get("tool")
+            data = tool.get("policykit") if isinstance(tool, dict) else None
+        except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+            raise ConfigError(
+                f"malformed TOML: {' '.join(str(exc).split())}", loc=SourceLoc(file)
+            ) from None
+        if depth_excess(data):
+            raise ConfigError("[tool.policykit] nested too deeply", loc=SourceLoc(file))
     else:
-        try:
-            data = yaml.load(text, Loader=yaml.CSafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            line = exc.problem_mark.line + 1 if exc.problem_mark else 0
-            raise ConfigError(f"malformed YAML: {exc.problem}", loc=SourceLoc(file, line)) from None
+        data = load_yaml_node(text, file, error=ConfigError)[0]
     return _from_dict(_validate(data, file), path.parent, file)
 
 
@@ -91,14 +89,15 @@ def find_config(start: Path | None = None) -> Config:
     here = (start or Path.cwd()).resolve()
     for d in (here, *here.parents):
         candidate = d / CONFIG_FILE
-        if candidate.is_file():
+        if is_file(candidate):
             return load_config_file(candidate)
         pyproject = d / "pyproject.toml"
-        if pyproject.is_file():
+        if is_file(pyproject):
             try:
                 doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError):
+            except (OSError, ValueError, RecursionError):  # not ours to report
                 continue
-            if "policykit" in doc.get("tool", {}):
+            tool = doc.get("tool")
+            if isinstance(tool, dict) and "policykit" in tool:
                 return load_config_file(pyproject)
     return Config()

@@ -383,17 +383,19 @@ def cases_json(cases: Sequence[Any]) -> dict[str, Any]:
     counts = {
         s: sum(1 for c in cases if c.status == s) for s in ("pass", "fail", "skipped", "error")
     }
+    summary = {
+        "total": len(cases),
+        "passed": counts["pass"],
+        "failed": counts["fail"],
+        "skipped": counts["skipped"],
+    }
+    if counts["error"]:  # input errors: the files that could not be run
+        summary["errors"] = counts["error"]
     return {
         "tool": "policykit",
         "version": __version__,
         "cases": [c.to_json() for c in cases],
-        "summary": {
-            "total": len(cases),
-            "passed": counts["pass"],
-            "failed": counts["fail"],
-            "skipped": counts["skipped"],
-            "errors": counts["error"],
-        },
+        "summary": summary,
     }
 
 

@@ -33,6 +33,7 @@ from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.packs import load_packs
 from policykit.resources import load_schema
+from policykit.safeio import MAX_DEPTH, depth_excess, is_file
 from policykit.thirdparty.suites import CaseResult
 
 SEVERITIES = ("deny", "warn", "info")
@@ -121,7 +122,7 @@ def _case_objects(
         )
         return []
     target = path.parent / ref
-    if not target.is_file():
+    if not is_file(target):  # never raises (an over-long name is not a file)
         errors.append(
             InputError(
                 f"file {ref} does not exist",
@@ -152,6 +153,14 @@ def run_test_file(path: Path, text: str) -> tuple[list[CaseResult], list[Policyk
             )
         ]
     test, _, node = parsed[0]
+    if depth_excess(test):
+        return [], [
+            InputError(
+                f"nested more than {MAX_DEPTH} levels deep; refused",
+                loc=SourceLoc(file),
+                hint="flatten it",
+            )
+        ]
     lines = YamlLines.of_node(node)
     bad = _schema_error(test, file, lines)
     if bad is not None:

@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jsonschema import Draft202012Validator
 
 from policykit.errors import PolicykitError, SourceLoc
+from policykit.loader.lines import YamlLines
 from policykit.model import Finding, WaiverRef
 from policykit.resources import load_schema
+from policykit.safeio import load_yaml_node, missing, read_text
 
 DEFAULT_FILE = "policykit.waivers.yaml"
 
@@ -85,74 +86,38 @@ def _glob(pattern: str, value: str) -> bool:
     return value.startswith(pattern[:-1]) if pattern.endswith("*") else value == pattern
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _mapping_with_line(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    value: dict[Any, Any] = dict(loader.construct_mapping(node, deep=True))
-    value["__line__"] = node.start_mark.line + 1
-    return value
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
-
-
 def load(path: Path) -> list[Waiver]:
-    loc = SourceLoc(str(path))
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise WaiverError("waivers file not found", loc=loc) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise WaiverError(f"cannot read waivers: {e}", loc=loc) from None
-    try:
-        doc = yaml.load(text, Loader=_LineLoader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        raise WaiverError(
-            f"not valid YAML: {getattr(e, 'problem', e)}", loc=SourceLoc(str(path), line)
-        ) from None
-    lines = _strip_lines(doc)
-    doc = _plain(doc)
+    file = str(path)
+    if missing(path):
+        raise WaiverError("waivers file not found", loc=SourceLoc(file))
+    text = read_text(path, error=WaiverError)
+    raw, node = load_yaml_node(text, file, error=WaiverError)
+    lines = YamlLines.of_node(node) if node is not None else YamlLines("")
+    doc = _plain(raw)
     err = next(
         iter(Draft202012Validator(load_schema("waivers.schema.json")).iter_errors(doc)), None
     )
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "top level"
-        line = lines.get(tuple(err.absolute_path)[:2], 0)
+        line = lines.line(*tuple(err.absolute_path)[:2])
         raise WaiverError(
             f"invalid waiver ({where}: {err.message})",
-            loc=SourceLoc(str(path), line),
+            loc=SourceLoc(file, line),
             hint="see schemas/waivers.schema.json",
         )
     out = []
     for i, w in enumerate(doc["waivers"]):
+        line = lines.line("waivers", i)
         out.append(
             Waiver(
                 rule=w["rule"],
                 reason=w["reason"],
                 owner=w["owner"],
-                expires=_date(w["expires"], path, lines.get(("waivers", i), 0)),
+                expires=_date(w["expires"], path, line),
                 match={k: str(v) for k, v in (w.get("match") or {}).items()},
-                line=lines.get(("waivers", i), 0),
+                line=line,
             )
         )
-    return out
-
-
-def _strip_lines(doc: Any, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Remove the ``__line__`` markers; return the line of each mapping by path."""
-    out: dict[tuple[Any, ...], int] = {}
-    if isinstance(doc, dict):
-        line = doc.pop("__line__", 0)
-        out[path] = line
-        for k, v in doc.items():
-            out.update(_strip_lines(v, (*path, k)))
-    elif isinstance(doc, list):
-        for i, v in enumerate(doc):
-            out.update(_strip_lines(v, (*path, i)))
     return out
 
 

@@ -106,7 +106,7 @@ def test_sarif_marks_baseline_state(repo: Path) -> None:
     "content,expect",
     [
         (None, "baseline file not found"),
-        ("{not json", "not JSON"),
+        ("{not json", "malformed JSON"),
         ('{"version": 1, "findings": [{"fingerprint": "x"}]}', "not a policykit baseline"),
     ],
 )

@@ -13,7 +13,7 @@ import pytest
 from policykit.dsl import P, PackBuilder, param, parse_message, select
 from policykit.dsl.k8s import containers
 from policykit.engines.native import NativeEngine
-from policykit.errors import DefinitionError, RegexDialectError
+from policykit.errors import DefinitionError, IRFormatError, RegexDialectError
 from policykit.ir import nodes as ir
 from policykit.ir import serialize
 
@@ -228,5 +228,5 @@ def test_pack_names_the_bundle_uses_are_refused(name: str) -> None:
     doc["packs"][0]["name"] = name
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
-    with pytest.raises(DefinitionError, match="reserved"):
+    with pytest.raises(IRFormatError, match=r"at \$\.packs\[0\]\.name"):
         NativeEngine(serialize.loads(json.dumps(doc)), {})

@@ -48,14 +48,17 @@ def test_examples_use_many_node_kinds() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("not json", "not JSON"),
+        ("not json", "malformed JSON"),
         ('{"policykit_ir": 99, "packs": []}', "unsupported IR version"),
-        ('{"policykit_ir": 1, "packs": [{"name": "x"}]}', "malformed pack"),
+        (
+            '{"policykit_ir": 1, "packs": [{"name": "x"}]}',
+            r"at \$\.packs\[0\]: 'version' is a required",
+        ),
         (
             '{"policykit_ir": 1, "packs": [{"name": "x", "version": "1.0.0",'
             ' "rules": [{"id": "A-1", "title": "t", "severity": "deny", "message": {"parts": []},'
             ' "condition": {"node": "Bogus"}}]}]}',
-            "unknown IR node",
+            r"at \$\.packs\[0\]\.rules\[0\]\.condition\.node: 'Bogus' is not one of",
         ),
     ],
 )

@@ -253,8 +253,9 @@ def test_malformed_tests_get_one_line(repo: Path, cases: str, where: int, messag
     path = write_test(repo, cases)
     r = CliRunner().invoke(cli, ["test", str(repo / "tests")])
     assert r.exit_code == 2, r.output
-    line = r.output.strip()
+    line = r.stderr.strip()  # stdout: the report, with this file as an error case
     assert "\n" not in line and "Traceback" not in line
+    assert "ERROR" in r.stdout and "1 input errors" in r.stdout
     assert message in line
     assert "PK001" in line
     if where:

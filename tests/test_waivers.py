@@ -109,7 +109,7 @@ def test_sarif_suppressions(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text,expect",
     [
-        ("waivers: [", "not valid YAML"),
+        ("waivers: [", "malformed YAML"),
         ("waivers:\n  - rule: K8S-002\n    reason: r\n    owner: o\n", "expires"),
         (
             "waivers:\n  - rule: bad id\n    reason: r\n    owner: o\n    expires: 2027-01-01\n",

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 from rich.console import Console
 
 from policykit import __version__, waivers
@@ -27,6 +26,7 @@ from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
 from policykit.ir.rule import Pack
 from policykit.loader import iter_load, load_paths
+from policykit.loader.yamlsafe import load_yaml
 from policykit.packs import load_packs
 from policykit.targets.rego.bundle import write_atomic
 
@@ -89,8 +89,8 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not pack or not name:
             raise click.BadParameter(f"{item!r}: expected PACK.NAME=VALUE", param_hint="--param")
         try:
-            value = yaml.load(raw, Loader=yaml.CSafeLoader)
-        except yaml.YAMLError:
+            value = load_yaml(raw, "--param")  # guarded: "!!bool maybe" is an error
+        except PolicykitError:
             raise click.BadParameter(
                 f"{item!r}: value is not valid YAML", param_hint="--param"
             ) from None
@@ -380,7 +380,7 @@ def verify(
     pack_objs = load_packs(sel.packs)
     loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
     for err in loaded.errors:
-        _stderr(f"policykit: {err.one_line()}")
+        _stderr(f"policykit: {_single(err.one_line())}")
     report = run_verify(
         pack_objs,
         sel.params,

@@ -65,16 +65,24 @@ def register(cli: click.Group) -> None:
         failed, 1 on any failure, 2 on a malformed or missing file.
         """
         from policykit import reports
-        from policykit.cli.main import _write
-        from policykit.thirdparty.suites import run
+        from policykit.cli.main import _stderr, _write
+        from policykit.errors import EXIT_INPUT, ErrorList
+        from policykit.thirdparty.suites import collect, error_case
 
-        cases = run(list(paths), engine_choice(engine))
+        rx = None
         if run_filter:
             try:
                 rx = re.compile(run_filter)
             except re.error as exc:
                 raise click.BadParameter(str(exc), param_hint="--run") from None
+        cases, errors = collect(list(paths), engine_choice(engine))
+        if rx is not None:
             cases = [c for c in cases if rx.search(f"{c.suite}/{c.name}")]
+        # a bad file is an error case of the report: every other file's results stay
+        singles = [
+            e for err in errors for e in (err.errors if isinstance(err, ErrorList) else [err])
+        ]
+        cases += [error_case(e) for e in singles]
         if fmt == "json":
             text = json.dumps(reports.cases_json(cases), indent=2, ensure_ascii=False) + "\n"
         elif fmt == "junit":
@@ -84,7 +92,7 @@ def register(cli: click.Group) -> None:
         elif fmt == "github":
             text = reports.cases_github(cases)
         else:
-            mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP"}
+            mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
             lines = [
                 f"{mark[c.status]}  {c.suite} / {c.name}"
                 + ("" if c.status == "pass" else f"  — {c.reason}  ({c.file}:{c.line})")
@@ -94,7 +102,12 @@ def register(cli: click.Group) -> None:
             lines.append(
                 f"{len(cases)} cases: {n['pass']} passed, {n['fail']} failed, "
                 f"{n['skipped']} skipped (unsupported)"
+                + (f", {n['error']} input errors" if n["error"] else "")
             )
             text = "".join(line + "\n" for line in lines)
         _write(output, text)
+        for err in singles:
+            _stderr(f"policykit: {err.one_line()}")
+        if singles:
+            sys.exit(EXIT_INPUT)
         sys.exit(EXIT_FINDINGS if any(c.status == "fail" for c in cases) else EXIT_OK)

@@ -17,11 +17,17 @@ import json
 from dataclasses import fields
 from typing import Any
 
+import jsonschema
+
 from policykit.errors import IRFormatError, SourceLoc
 from policykit.ir.nodes import NODE_CLASSES, Node
 from policykit.ir.rule import Each, Message, Pack, ParamSpec, Rule, Selector
+from policykit.resources import load_schema
+from policykit.safeio import load_json
 
 IR_VERSION = 1
+IR_MAX_DEPTH = 200
+"""Deepest JSON nesting of an IR document read (the built-in packs reach 14)."""
 _BY_NAME: dict[str, type[Node]] = {c.__name__: c for c in NODE_CLASSES}
 
 
@@ -169,14 +175,50 @@ def dumps(packs: list[Pack]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def loads(text: str) -> list[Pack]:
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IRFormatError(f"IR is not JSON: {exc.msg} at line {exc.lineno}") from None
+def _json_path(path: Any) -> str:
+    """``$.packs[0].rules[3].id`` for a jsonschema error path."""
+    out = "$"
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def validate(doc: Any, file: str | None = None) -> None:
+    """Refuse an IR document that does not fit ``schemas/ir.schema.json``: one
+    line naming the JSON path of the first problem (a wrong type would crash
+    later, or, like ``"kinds": "Component"``, silently match nothing)."""
+    loc = SourceLoc(file) if file else None
     if not isinstance(doc, dict) or doc.get("policykit_ir") != IR_VERSION:
         raise IRFormatError(
             f"unsupported IR version {doc.get('policykit_ir') if isinstance(doc, dict) else None!r}"
-            f"; this policykit reads version {IR_VERSION}"
+            f"; this policykit reads version {IR_VERSION}",
+            loc=loc,
         )
-    return [pack_from_json(p) for p in doc.get("packs", [])]
+    validator = jsonschema.Draft202012Validator(load_schema("ir.schema.json"))
+    try:
+        error = jsonschema.exceptions.best_match(validator.iter_errors(doc))
+    except RecursionError:
+        raise IRFormatError("IR nested too deeply", loc=loc) from None
+    if error is not None:
+        message = " ".join(error.message.split())
+        if len(message) > 200:
+            message = message[:200] + "…"
+        raise IRFormatError(
+            f"IR does not fit schemas/ir.schema.json at {_json_path(error.absolute_path)}: "
+            + message,
+            loc=loc,
+            hint="regenerate it with `policykit ir`",
+        )
+
+
+def loads(text: str, file: str | None = None) -> list[Pack]:
+    """The packs of an IR JSON document, validated against its schema first."""
+    doc = load_json(text, file or "<IR>", error=IRFormatError, max_depth=IR_MAX_DEPTH)
+    validate(doc, file)
+    try:
+        return [pack_from_json(p) for p in doc.get("packs", [])]
+    except IRFormatError as exc:
+        exc.loc = exc.loc or (SourceLoc(file) if file else None)
+        raise
+    except RecursionError:
+        raise IRFormatError("IR nested too deeply", loc=SourceLoc(file) if file else None) from None

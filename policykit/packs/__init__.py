@@ -23,6 +23,7 @@ from policykit.dsl.pack import PackBuilder
 from policykit.errors import PackLoadError, PolicykitError, SourceLoc
 from policykit.ir import serialize
 from policykit.ir.rule import Pack
+from policykit.safeio import file_problem, is_file, read_text
 
 BUILTIN_PACKS: tuple[str, ...] = ("policykit.packs.starter",)
 """Packs used when neither ``--pack`` nor configuration names any."""
@@ -71,6 +72,10 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
+def _pack_file(why: str) -> str:
+    return "no such pack file" if why == "no such file" else f"pack file: {why}"
+
+
 def load_pack_source(source: str, base: Path | None = None) -> list[Pack]:
     """The packs defined by one pack source (see module docstring)."""
     path = Path(source)
@@ -78,12 +83,12 @@ def load_pack_source(source: str, base: Path | None = None) -> list[Pack]:
         path = base / path
     try:
         if source.endswith(".json"):
-            if not path.is_file():
-                raise PackLoadError("no such pack file", loc=SourceLoc(source))
-            return serialize.loads(path.read_text(encoding="utf-8"))
-        if source.endswith(".py") or path.is_file():
-            if not path.is_file():
-                raise PackLoadError("no such pack file", loc=SourceLoc(source))
+            if (why := file_problem(path)) is not None:
+                raise PackLoadError(_pack_file(why), loc=SourceLoc(source))
+            return serialize.loads(read_text(path, name=source, error=PackLoadError), source)
+        if source.endswith(".py") or is_file(path):
+            if (why := file_problem(path)) is not None:
+                raise PackLoadError(_pack_file(why), loc=SourceLoc(source))
             module = _import_file(path)
         else:
             try:

@@ -17,16 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+import jsonschema
 
 from policykit.engines import gatekeeper as gk
 from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
 from policykit.loader import load_file
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
+from policykit.resources import load_schema
+from policykit.safeio import is_dir, is_file, load_yaml_node, missing, read_text
 from policykit.thirdparty import kyverno as ky
 
-CaseStatus = Literal["pass", "fail", "skipped"]
+CaseStatus = Literal["pass", "fail", "skipped", "error"]
 SUITE_API = "test.gatekeeper.sh/v1alpha1"
 KYVERNO_TEST_API = "cli.kyverno.io/"
 # a policykit Test (policykit/rule_tests.py), malformed or not
@@ -54,10 +56,20 @@ class CaseResult:
         }
 
 
+def error_case(err: PolicykitError) -> CaseResult:
+    """An input error as a case of the report (status ``error``), so a bad file
+    is listed beside every other file's results rather than replacing them."""
+    file = err.loc.file if err.loc else ""
+    reason = f"{err.code} {err.message}" + (f" ({err.hint})" if err.hint else "")
+    return CaseResult(
+        file or "policykit test", err.code, "error", reason, file, err.loc.line if err.loc else 0
+    )
+
+
 def _objects(
     path: Path, errors: list[PolicykitError], what: str, loc: SourceLoc | None = None
 ) -> list[Document]:
-    if not path.is_file():
+    if not is_file(path):  # never raises (an over-long name is not a file)
         errors.append(
             InputError(
                 f"{what} {path.as_posix()} does not exist",
@@ -79,6 +91,33 @@ def _relative(base: Path, ref: Any, loc: SourceLoc, errors: list[PolicykitError]
         errors.append(InputError(f"absolute path {ref!r} is not allowed", loc=loc))
         return None
     return base / ref
+
+
+def _shape_error(
+    value: Any, schema: str, file: str, lines: YamlLines, what: str, part: str = ""
+) -> InputError | None:
+    """The first way ``value`` does not fit ``schemas/<schema>`` (or its
+    ``$defs/<part>``), one line at the field's line; None when it fits."""
+    full = load_schema(schema)
+    sub = {"$defs": full["$defs"], "$ref": f"#/$defs/{part}"} if part else full
+    try:
+        err = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(sub).iter_errors(value)
+        )
+    except RecursionError:
+        return InputError(f"{what} nested too deeply", loc=SourceLoc(file))
+    if err is None:
+        return None
+    path = list(err.absolute_path)
+    where = ".".join(str(x) for x in path) or "(top level)"
+    message = " ".join(err.message.split())
+    if len(message) > 160:
+        message = message[:160] + "…"
+    return InputError(
+        f"not a valid {what}: {where}: {message}",
+        loc=SourceLoc(file, lines.line(*path)),
+        hint=f"see schemas/{schema}",
+    )
 
 
 # --- gator -----------------------------------------------------------------------------
@@ -140,6 +179,9 @@ def run_gator(
     base = Path(doc.file).parent
     lines = YamlLines(text) if doc.index == 0 else YamlLines("")
     offset = 0 if doc.index == 0 else doc.line - 1
+    bad = _shape_error(suite, "gator-suite.schema.json", doc.file, lines, "gator Suite")
+    if bad is not None:
+        return [], [bad]
     sname = str((suite.get("metadata") or {}).get("name") or doc.file)
     out: list[CaseResult] = []
     errors: list[PolicykitError] = []
@@ -323,7 +365,7 @@ def _load_all(
         path = _relative(base, ref, loc, errors)
         if path is None:
             continue
-        if path.is_dir():
+        if is_dir(path):
             for f in sorted(path.rglob("*.y*ml")):
                 out += _objects(f, errors, what, loc)
         else:
@@ -331,24 +373,22 @@ def _load_all(
     return out
 
 
-def _yaml_file(path: Path, errors: list[PolicykitError]) -> dict[str, Any]:
+def _yaml_file(path: Path, errors: list[PolicykitError], part: str) -> dict[str, Any]:
+    """A kyverno values or userinfo file (``part``: its shape in the schema)."""
+    file = path.as_posix()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
-    except OSError as exc:
-        errors.append(InputError(f"cannot read: {exc.strerror}", loc=SourceLoc(path.as_posix())))
-        return {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        errors.append(
-            InputError(
-                f"malformed YAML: {exc}".splitlines()[0],
-                loc=SourceLoc(path.as_posix(), mark.line + 1 if mark else 0),
-            )
+        data, node = load_yaml_node(
+            read_text(path, name=file, error=InputError), file, error=InputError
         )
+    except PolicykitError as exc:
+        errors.append(exc)
         return {}
-    if not isinstance(data, dict):
-        errors.append(InputError("expected a mapping", loc=SourceLoc(path.as_posix())))
+    lines = YamlLines.of_node(node) if node is not None else YamlLines("")
+    bad = _shape_error(data, "kyverno-test.schema.json", file, lines, f"kyverno {part} file", part)
+    if bad is not None:
+        errors.append(bad)
         return {}
+    assert isinstance(data, dict)
     return data
 
 
@@ -360,7 +400,7 @@ def _context(
     if test.get("variables"):
         path = _relative(base, test["variables"], loc, errors)
         if path is not None:
-            values = _yaml_file(path, errors)
+            values = _yaml_file(path, errors, "values")
     for ns in values.get("namespaceSelector") or []:
         ctx.namespace_labels[str(ns.get("name"))] = dict(ns.get("labels") or {})
     op = (values.get("globalValues") or {}).get("request.operation")
@@ -369,7 +409,7 @@ def _context(
     if test.get("userinfo"):
         path = _relative(base, test["userinfo"], loc, errors)
         if path is not None:
-            info = _yaml_file(path, errors)
+            info = _yaml_file(path, errors, "userinfo")
             user = info.get("userInfo") or {}
             ctx.username = str(user.get("username", ctx.username))
             ctx.groups = tuple(user.get("groups") or ctx.groups)
@@ -399,19 +439,16 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
     """One ``kyverno-test.yaml``: every result x resource."""
     errors: list[PolicykitError] = []
     file = path.as_posix()
-    lines = YamlLines(text)
     try:
-        test = yaml.load(text, Loader=yaml.CSafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        return [], [
-            InputError(
-                f"malformed YAML: {str(exc).splitlines()[0]}",
-                loc=SourceLoc(file, mark.line + 1 if mark else 0),
-            )
-        ]
+        test, node = load_yaml_node(text, file, error=InputError)
+    except PolicykitError as exc:
+        return [], [exc]
     if not isinstance(test, dict):
         return [], [InputError("a kyverno test must be a mapping", loc=SourceLoc(file))]
+    lines = YamlLines.of_node(node) if node is not None else YamlLines("")
+    bad = _shape_error(test, "kyverno-test.schema.json", file, lines, "kyverno test")
+    if bad is not None:
+        return [], [bad]
     base = path.parent
     tname = str((test.get("metadata") or {}).get("name") or test.get("name") or file)
     loc0 = SourceLoc(file, 1)
@@ -526,7 +563,7 @@ def _kyverno_case(
 def _walk(paths: Iterable[str]) -> Iterator[Path]:
     for p in paths:
         path = Path(p)
-        if path.is_dir():
+        if is_dir(path):
             for f in sorted(path.rglob("*")):
                 if (
                     f.is_file()
@@ -539,24 +576,35 @@ def _walk(paths: Iterable[str]) -> Iterator[Path]:
 
 
 def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
+    """Every case under ``paths`` (see :func:`collect`); any input error is
+    raised (all of them together) instead of returned."""
+    results, errors = collect(paths, engine)
+    raise_all(errors)
+    return results
+
+
+def collect(
+    paths: Sequence[str], engine: gk.Engine = "rego"
+) -> tuple[list[CaseResult], list[PolicykitError]]:
     """Every policykit test, gator suite and kyverno test under ``paths``
-    (files or directories). In directories, policykit tests
+    (files or directories), and the input errors met on the way (a bad file
+    never hides the results of the others). In directories, policykit tests
     (``policykit.dev/v1alpha1`` ``Test``) and gator suites are recognised by
     their apiVersion/kind and kyverno tests by the name ``kyverno-test.yaml``;
     a file named explicitly is read as any of them."""
     results: list[CaseResult] = []
     errors: list[PolicykitError] = []
     templates = _Templates(engine)
-    explicit = {Path(p) for p in paths if not Path(p).is_dir()}
+    explicit = {Path(p) for p in paths if not is_dir(p)}
     found = 0
     for path in _walk(paths):
-        if not path.exists():
+        if missing(path):
             errors.append(InputError("no such file or directory", loc=SourceLoc(path.as_posix())))
             continue
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            errors.append(InputError(f"cannot read: {exc}", loc=SourceLoc(path.as_posix())))
+            text = read_text(path, name=path.as_posix(), error=InputError)
+        except PolicykitError as exc:
+            errors.append(exc)
             continue
         if path.name in ("kyverno-test.yaml", "kyverno-test.yml") or (
             path in explicit and KYVERNO_TEST_API in text and "kind: Test" in text
@@ -593,5 +641,4 @@ def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
                 hint="name test files or their folders",
             )
         )
-    raise_all(errors)
-    return results
+    return results, errors

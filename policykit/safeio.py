@@ -1,0 +1,176 @@
+"""policykit's own files, read and written safely.
+
+Reading (configuration, waivers, baselines, IR JSON, test files): every
+problem — unreadable or over-long name, not UTF-8, malformed, nested deeper
+than :data:`MAX_DEPTH`, an integer too long to convert — is the caller's
+:class:`~policykit.errors.PolicykitError` subclass, one line, never a crash.
+Files, YAML and JSON go through :func:`read_text`, :func:`load_yaml_node` and
+:func:`load_json`: the one place that calls the guarded reader
+(:mod:`policykit.loader.yamlsafe`), adding a bound on nesting.
+
+Writing: :func:`staged_dir` builds a directory tree beside its destination and
+swaps it in with renames; :func:`temp_name` names a temporary file *before* it
+is created, so a ``finally`` can always remove it, whatever was interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from policykit.errors import PolicykitError, SourceLoc
+from policykit.loader import yamlsafe
+
+ErrorFactory = Callable[..., PolicykitError]
+
+MAX_DEPTH = 100
+"""Deepest nesting of lists and mappings accepted in policykit's own files."""
+
+
+def one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def depth_excess(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists/mappings more than ``limit`` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if d >= limit:
+            return True
+        stack.extend((c, d + 1) for c in children)
+    return False
+
+
+def _too_deep(file: str, error: ErrorFactory, limit: int = MAX_DEPTH) -> PolicykitError:
+    return error(
+        f"nested more than {limit} levels deep; refused",
+        loc=SourceLoc(file),
+        hint="flatten it",
+    )
+
+
+def is_dir(path: str | Path) -> bool:
+    """``Path.is_dir`` that is False, not an error, for a name the system refuses
+    (too long, say): reading it later reports why."""
+    try:
+        return Path(path).is_dir()
+    except OSError:
+        return False
+
+
+def is_file(path: str | Path) -> bool:
+    """``Path.is_file``, False for a name the system refuses."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
+def missing(path: Path) -> bool:
+    """Whether nothing is at ``path`` (other problems, such as an over-long
+    name, are left for the reading to report)."""
+    try:
+        Path(path).lstat()
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable regular file, or None if it is one."""
+    try:
+        st = Path(path).stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read: {exc.strerror or exc}"
+    return None if stat.S_ISREG(st.st_mode) else "not a regular file"
+
+
+def read_text(path: Path, *, name: str | None = None, error: ErrorFactory) -> str:
+    """The UTF-8 text of the regular file ``path`` (size-limited); any problem,
+    an over-long name too, is ``error``."""
+    return yamlsafe.read_text(path, name=name, error=error)
+
+
+def load_yaml_node(text: str, file: str, *, error: ErrorFactory) -> tuple[Any, yaml.Node | None]:
+    """The single YAML document of ``text`` and its node (``(None, None)`` when
+    empty) through the guarded reader; nesting bounded; one line per problem."""
+    value, node = yamlsafe.load_yaml_node(text, file, error=error)
+    if depth_excess(value):
+        raise _too_deep(file, error)
+    return value, node
+
+
+def load_json(text: str, file: str, *, error: ErrorFactory, max_depth: int = MAX_DEPTH) -> Any:
+    """JSON through the guarded reader (syntax, huge integers, NaN, lone
+    surrogates: one line each), nesting bounded by ``max_depth``."""
+    value = yamlsafe.load_json(text, file, error=error)
+    if depth_excess(value, max_depth):
+        raise _too_deep(file, error, max_depth)
+    return value
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def temp_name(dest: Path, tag: str = "") -> Path:
+    """A fresh hidden name beside ``dest`` (not created): ``.NAME.<tag>XXXXXXXX``."""
+    return dest.parent / f".{dest.name[:180]}.{tag}{secrets.token_hex(4)}"
+
+
+def remove(path: Path | None) -> None:
+    """Remove a file, symlink or tree if it exists; never raises."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_dir(dest: Path) -> Iterator[Path]:
+    """A new empty directory beside ``dest`` to build into; on success it
+    replaces ``dest`` (the old tree renamed aside, the new renamed in, the old
+    removed). On any exception or interrupt nothing is left but ``dest`` as it
+    was (or absent, if it was)."""
+    dest = Path(dest)
+    parent = dest.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staged = temp_name(dest, "new.")
+    old = temp_name(dest, "old.")
+    moved_aside = False
+    done = False
+    try:
+        staged.mkdir()
+        yield staged
+        if dest.exists() or dest.is_symlink():
+            moved_aside = True  # set first: the finally checks what is really there
+            dest.rename(old)
+        staged.rename(dest)
+        done = True
+    finally:
+        if not done and moved_aside and not (dest.exists() or dest.is_symlink()):
+            with contextlib.suppress(OSError):
+                old.rename(dest)  # put the previous output back
+        remove(staged)
+        if done or not moved_aside or dest.exists():
+            remove(old)
