@@ -11,7 +11,11 @@ from policykit.engines.native import _Compiler
 from policykit.ir import nodes as ir
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+# Every file a test reads is in this repository (tests/fixtures, with their sources
+# in tests/fixtures/SOURCES.md) or comes from a package pinned in the dev extra or
+# in tests/js/package-lock.json: nothing beside the clone is a test input.
+FIXTURES = ROOT / "tests" / "fixtures"
+JS = ROOT / "tests" / "js"
 
 # CI replays a fixed, verified set of examples (derandomize) so that a landing is
 # reproducible; local runs ("dev") draw new examples each time to keep finding bugs.
@@ -85,5 +89,90 @@ class AjvOracle:
 @pytest.fixture(scope="session")
 def ajv() -> Any:
     oracle = AjvOracle()
+    yield oracle
+    oracle.close()
+
+
+def sarif_schema() -> dict[str, Any]:
+    """The SARIF 2.1.0 schema, from npm ``@microsoft/jest-sarif`` (pinned in tests/js).
+
+    The package ships the 2.1.0 release schema (``sarif-2.1.0-rtm.5``); the OASIS
+    errata 01 edition tightened it, and those changes are applied here so that the
+    reports are held to the stricter text: a ``region`` names where it starts, enum
+    properties are typed, ``language`` patterns are well-formed, ``runs`` may not be
+    null (https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/).
+    """
+    import json
+
+    path = JS / "node_modules/@microsoft/jest-sarif/lib/schemas/sarif-2.1.0-rtm.5.json"
+    if not path.is_file():
+        raise RuntimeError("the SARIF schema is not installed: run `bash .ci/install-oracles.sh`")
+    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    defs = schema["definitions"]
+    defs["region"]["anyOf"] = [
+        {"required": ["startLine"]},
+        {"required": ["charOffset"]},
+        {"required": ["byteOffset"]},
+    ]
+    for where, prop in [
+        ("result", "kind"),
+        ("result", "level"),
+        ("result", "baselineState"),
+        ("reportingConfiguration", "level"),
+        ("run", "columnKind"),
+        ("threadFlowLocation", "importance"),
+        ("suppression", "kind"),
+        ("suppression", "status"),
+        ("notification", "level"),
+    ]:
+        defs[where]["properties"][prop]["type"] = "string"
+    for where in ("toolComponent", "run"):
+        defs[where]["properties"]["language"]["pattern"] = "^[a-zA-Z]{2}(-[a-zA-Z]{2})?$"
+    schema["properties"]["runs"]["type"] = "array"
+    schema["properties"]["version"]["type"] = "string"
+    return schema
+
+
+class BackstageOracle:
+    """Backstage's own entity validation (``tests/js/backstage.mjs``): the entity
+    policies and kind validators of ``@backstage/catalog-model`` and the Template
+    validator of ``@backstage/plugin-scaffolder-common``, in one node process."""
+
+    def __init__(self) -> None:
+        import shutil
+        import subprocess
+
+        node = shutil.which("node")
+        if node is None or not (JS / "node_modules" / "@backstage" / "catalog-model").is_dir():
+            raise RuntimeError(
+                "Backstage's validators are not installed: run `bash .ci/install-oracles.sh`"
+            )
+        self.proc = subprocess.Popen(
+            [node, str(JS / "backstage.mjs")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+
+    def validate(self, entity: Any) -> tuple[bool, str]:
+        """``(True, "")`` when Backstage accepts the entity, else ``(False, reason)``."""
+        import json
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(entity) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        return bool(answer["ok"]), str(answer.get("error", ""))
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def backstage() -> Any:
+    oracle = BackstageOracle()
     yield oracle
     oracle.close()

@@ -21,12 +21,14 @@ from policykit.decision import decide
 from policykit.engines.native import NativeEngine
 from policykit.engines.rego import OpaEngine, RegopyEngine
 from policykit.loader import load_paths
+from policykit.model import Document
 from policykit.packs import BUILTIN_CATALOG, load_packs
 from policykit.verify import TARGETS, verify
-from tests.conftest import ROOT, SHARED
+from tests.conftest import FIXTURES, ROOT
 
 PLATFORM = ROOT / "examples/platform"
-CORPUS = SHARED / "corpus/backstage"
+# Backstage's own example entities and templates (tests/fixtures/SOURCES.md)
+BACKSTAGE = FIXTURES / "backstage"
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -155,18 +157,23 @@ STRUCTURE = {"CATALOG-001", "CATALOG-002", "CATALOG-003", "CATALOG-004", "CATALO
 STRUCTURE |= {"CATALOG-006", "CATALOG-007", "CATALOG-008"}
 
 
-def test_backstage_examples_raise_no_structural_findings() -> None:
+def test_backstage_examples_raise_no_structural_findings(backstage: Any) -> None:
     packs = load_packs(["policykit.packs.catalog"])
     assert {r.id for r in packs[0].rules if "structure" in r.tags} == STRUCTURE, (
         "STRUCTURE lists the rules tagged structure"
     )
-    loaded = load_paths([str(CORPUS / "examples")])
+    loaded = load_paths([str(BACKSTAGE)])
     assert not loaded.errors
     assert len(loaded.documents) >= 30
     findings = NativeEngine(packs).evaluate_all(loaded.documents)
-    invalid = [f for f in findings if f.file.endswith("invalid-component.yaml")]
+    # Backstage's own validators decide which examples are valid entities
+    refused = {
+        (d.file, d.index) for d in loaded.documents if not backstage.validate(d.obj)[0]
+    }
+    assert {Path(f).name for f, _ in refused} == {"invalid-component.yaml"}
+    invalid = [f for f in findings if (f.file, f.doc_index) in refused]
     valid = [f for f in findings if f not in invalid]
-    # the one example Backstage itself calls invalid breaks the name and tag rules
+    # the one example Backstage refuses breaks the name and tag rules
     assert {f.rule for f in invalid} >= {"CATALOG-001", "CATALOG-005"}
     assert not [f for f in valid if f.rule in STRUCTURE]
     # the platform rules they truly miss: no cost center, no classification, and
@@ -175,32 +182,77 @@ def test_backstage_examples_raise_no_structural_findings() -> None:
     assert {"CATALOG-012", "CATALOG-013", "CATALOG-015"} <= rules
 
 
-def test_real_templates_are_valid_templates_and_the_json_schema_target_agrees() -> None:
-    template_schema = json.loads(
-        (CORPUS / "schemas/scaffolder-common/Template.v1beta3.schema.json").read_text()
-    )
+def test_real_templates_are_valid_templates_and_the_json_schema_target_agrees(
+    backstage: Any,
+) -> None:
     templates = [
         d
-        for d in load_paths([str(CORPUS / "examples"), str(PLATFORM / "templates")]).documents
+        for d in load_paths([str(BACKSTAGE), str(PLATFORM / "templates")]).documents
         if d.obj.get("kind") == "Template"
     ]
     assert len(templates) >= 10
-    from referencing import Registry, Resource
-
-    # Backstage's schemas refer to each other by $id ("Entity", "common", ...)
-    registry: Registry = Registry()
-    for f in (CORPUS / "schemas").rglob("*.json"):
-        doc = json.loads(f.read_text())
-        registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
-    validator = jsonschema.Draft7Validator(template_schema, registry=registry)
-    for d in templates:
-        errors = [e.message for e in validator.iter_errors(d.obj)]
-        assert not errors, (d.file, errors)
+    for d in templates:  # @backstage/plugin-scaffolder-common's Template validator
+        ok, why = backstage.validate(d.obj)
+        assert ok, (d.file, why)
     packs = load_packs(["policykit.packs.catalog"])
-    everything = load_paths([str(CORPUS / "examples"), str(PLATFORM / "catalog")]).documents
+    everything = load_paths([str(BACKSTAGE), str(PLATFORM / "catalog")]).documents
     report = verify(packs, {"catalog": packs[0].defaults()}, everything, ("jsonschema",))
     assert report.ok, report.mismatches
     assert report.compared["jsonschema"] == len(everything)
+
+
+# Backstage's field formats (catalog-model's KubernetesValidatorFunctions and
+# CommonValidatorFunctions), drawn near their edges.
+_ALNUM = "abcXYZ019"
+_name_like = st.text(alphabet=_ALNUM + "-_.:/ é#+", min_size=0, max_size=70)
+_edgy = st.one_of(
+    _name_like,
+    st.builds(lambda n: "a" * n, st.integers(60, 66)),
+    st.builds(lambda p, n: f"{p}/{n}", st.text(alphabet="abc.-", max_size=12), _name_like),
+)
+
+
+_CATALOG = NativeEngine(load_packs(["policykit.packs.catalog"]))
+
+
+@settings(max_examples=200)
+@given(
+    where=st.sampled_from(
+        ["name", "namespace", "label-key", "label-value", "annotation-key", "tag"]
+    ),
+    value=_edgy,
+)
+def test_structure_rules_refuse_exactly_what_backstage_refuses(
+    backstage: Any, where: str, value: str
+) -> None:
+    """For the fields whose format Backstage itself checks, the catalog pack's
+    structure rules fire exactly when Backstage's entity policies refuse the entity."""
+    entity: dict[str, Any] = {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": "svc", "namespace": "default"},
+        "spec": {"type": "service", "owner": "group:default/team-a", "lifecycle": "production"},
+    }
+    meta = entity["metadata"]
+    if where == "name":
+        meta["name"] = value
+    elif where == "namespace":
+        meta["namespace"] = value
+    elif where == "label-key":
+        meta["labels"] = {value: "v"}
+    elif where == "label-value":
+        meta["labels"] = {"app": value}
+    elif where == "annotation-key":
+        meta["annotations"] = {value: "v"}
+    else:
+        meta["tags"] = [value]
+    refused = not backstage.validate(entity)[0]
+    fired = {
+        f.rule
+        for f in _CATALOG.evaluate_all([Document(entity, "x.yaml", 0, 1)])
+        if f.rule in STRUCTURE
+    }
+    assert bool(fired) == refused, (where, value, fired, backstage.validate(entity)[1])
 
 
 # --- the agents' runtime decision ------------------------------------------------------

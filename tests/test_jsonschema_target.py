@@ -30,7 +30,7 @@ from policykit.packs import load_packs
 from policykit.targets.base import UnsupportedError
 from policykit.targets.jsonschema import build, compile_pack, single_field
 from policykit.targets.jsonschema.pattern import schema_pattern
-from tests.conftest import ROOT, SHARED
+from tests.conftest import FIXTURES, ROOT
 from tests.strategies import TEXT, RuleGen, objects, packs
 
 # --- random single-field rules ------------------------------------------------
@@ -354,7 +354,7 @@ def test_backstage_corpus_entities_agree() -> None:
 
     packs_ = _starter()
     checker = SchemaChecker(packs_, {})
-    docs = load_paths([str(SHARED / "corpus/backstage/examples")]).documents
+    docs = load_paths([str(FIXTURES / "backstage")]).documents
     assert len(docs) > 20
     for f_doc in docs:
         want = {
@@ -374,7 +374,7 @@ def test_fields_fit_backstage_template_parameters() -> None:
     assert name["rule"] == "CAT-002" and name["required"] is True
     tpl = yaml.safe_load(
         (
-            SHARED / "corpus/backstage/examples/create-app-default-app/template/template.yaml"
+            FIXTURES / "backstage/create-app-default-app/template/template.yaml"
         ).read_text()
     )
     step = tpl["spec"]["parameters"][0]

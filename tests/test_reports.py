@@ -1,5 +1,5 @@
 """CI report formats of ``policykit check``: SARIF 2.1.0 (validated against the
-official schema in the corpus), JUnit XML, GitHub annotations; ``--output``
+SARIF 2.1.0 schema, errata 01), JUnit XML, GitHub annotations; ``--output``
 writes atomically."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from policykit.errors import InputError, SourceLoc
 from policykit.loader import DEFAULT_EXCLUDE
 from policykit.model import Finding, ObjectRef
 from policykit.reports import fingerprint, github, sarif
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, sarif_schema
 
 # as the repository's [tool.policykit] has it: examples/platform is a repository of its own
 EXCLUDE = (*DEFAULT_EXCLUDE, "platform")
-SARIF_SCHEMA = json.loads((SHARED / "corpus/sarif/sarif-schema-2.1.0.json").read_text())
+SARIF_SCHEMA = sarif_schema()
 
 
 def _run(*args: str) -> tuple[int, str]:

@@ -24,10 +24,10 @@ from policykit.errors import ErrorList, PolicykitError
 from policykit.thirdparty import kyverno as ky
 from policykit.thirdparty.rego_v0 import RegoUpgradeError, upgrade
 from policykit.thirdparty.suites import _expect, run
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, sarif_schema
 
 FIXTURES = ROOT / "tests/fixtures/thirdparty"
-SARIF_SCHEMA = json.loads((SHARED / "corpus/sarif/sarif-schema-2.1.0.json").read_text())
+SARIF_SCHEMA = sarif_schema()
 REPORT_SCHEMA = json.loads((ROOT / "schemas/test-report.schema.json").read_text())
 
 # --- the suites -----------------------------------------------------------------------

@@ -97,7 +97,7 @@ def test_build_writes_exceptions_and_exclusions(tmp_path: Path, version: str) ->
         "policykit/waivers/data.json" in Bundle.unpack((out / "bundle.tar.gz").read_bytes()).files
     )
     exceptions = list(yaml.safe_load_all((out / "kyverno/exceptions.yaml").read_text()))
-    schema = _crd_schema(CRDS / "kyverno" / "policies.kyverno.io_policyexceptions.yaml", version)
+    schema = _crd_schema(CRDS / "policies.kyverno.io_policyexceptions.json", version)
     for e in exceptions:
         assert e["apiVersion"] == f"policies.kyverno.io/{version}"
         Draft202012Validator(schema).validate(e)

@@ -17,8 +17,13 @@ from policykit.dsl import P, PackBuilder, Val, param, select
 # Backstage's KubernetesValidatorFunctions / DefaultNamespaceValidator / tag rules
 NAME_RE = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 NAMESPACE_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
-DNS_SUBDOMAIN_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-KEY_RE = "^(" + DNS_SUBDOMAIN_RE[1:-1] + "/)?" + NAME_RE[1:]
+# DNS labels of at most 63 characters, dot-separated (Backstage's isValidDnsSubdomain)
+DNS_SUBDOMAIN_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"
+# [prefix/]name: a DNS subdomain, then an object name of at most 63 characters
+# (Backstage's isValidLabelKey / isValidAnnotationKey); KEY_LEN_RE bounds the
+# prefix to 253 characters
+KEY_RE = "^(" + DNS_SUBDOMAIN_RE[1:-1] + "/)?([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
+KEY_LEN_RE = r"^([^/]{1,253}/)?[^/]+$"
 LABEL_VALUE_RE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 TAG_RE = r"^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$"
 # [kind:][namespace/]name, every part non-empty (Backstage's parseEntityRef)
@@ -140,6 +145,7 @@ def label_format(o: Val) -> object:
     return labels.keys().any(
         lambda k: (
             ~k.matches(KEY_RE)
+            | ~k.matches(KEY_LEN_RE)
             | ~labels[k].is_type("string")
             | ~labels[k].matches(LABEL_VALUE_RE)
             | (labels[k].length() > 63)
@@ -158,7 +164,9 @@ def label_format(o: Val) -> object:
 )
 def annotation_format(o: Val) -> object:
     ann = o.metadata.annotations
-    return ann.keys().any(lambda k: ~k.matches(KEY_RE) | ~ann[k].is_type("string"))
+    return ann.keys().any(
+        lambda k: ~k.matches(KEY_RE) | ~k.matches(KEY_LEN_RE) | ~ann[k].is_type("string")
+    )
 
 
 @catalog.rule(
