@@ -385,3 +385,12 @@ def test_capping_is_idempotent_and_keeps_head_and_tail() -> None:
     assert capped.endswith(" tail") and cap_message(capped) == capped
     ref = ObjectRef("v1", "A", "", "a")
     assert Finding("R", "p", "deny", text, ref).message == capped
+
+
+def test_a_param_value_with_a_bad_tag_is_a_usage_error(tmp_path: Path) -> None:
+    tree = tree_with(tmp_path, "other.yaml", GOOD.encode())
+    result = CliRunner().invoke(
+        cli, ["check", str(tree), "--pack", PACK, "--param", "starter.lifecycles=!!bool maybe"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "not valid YAML" in result.stderr and "Traceback" not in result.output
