@@ -307,3 +307,20 @@ def test_any_input_gets_the_same_answer_natively_and_in_opa(
     if got["allow"]:
         assert tc.problems(call) == []
         assert got["reasons"] == []
+
+
+# --- the admission entry points fail closed too -----------------------------------
+
+
+@pytest.mark.parametrize("value", [None, 5, "Pod", [{"kind": "Pod"}], True])
+def test_violations_and_batch_deny_what_is_not_an_object(value: Any) -> None:
+    """``violations`` of a non-object input was ``[]``: read as clean."""
+    from policykit.targets.rego.compiler import NOT_AN_OBJECT
+
+    packs = load_packs(["policykit.packs.starter"])
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a"}}
+    for engine in (OpaEngine(packs), RegopyEngine(packs, mode="object")):
+        assert engine._query("violations", value) == [NOT_AN_OBJECT]
+        got = engine._query("batch", {"objects": [value, pod]})
+        assert got[0] == [NOT_AN_OBJECT]
+        assert got[1] == engine.raw_batch([pod])[0] != []

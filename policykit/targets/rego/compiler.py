@@ -22,6 +22,7 @@ How the semantics are kept:
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,13 @@ from policykit.values import MISSING, json_type
 OBJ = "obj"
 INVENTORY_RULE = "_inventory"
 CALL_API_VERSION = tc.API_VERSION
+# What the violations and batch entry points answer for an input that is not an object.
+NOT_AN_OBJECT = {
+    "id": "POLICYKIT-INPUT",
+    "pack": "policykit",
+    "severity": "deny",
+    "msg": "policykit: input is not an object",
+}
 CALL_KIND = tc.KIND
 LIB_VALUES = "values"
 LIB_QUANTITY = "quantity"
@@ -687,11 +695,27 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
             '} else := ""',
         ]
     )
-    mod.add(["# One object as input.", "violations := findings(input)"])
+    mod.add(
+        [
+            "# Findings about one input value; what is not an object (not even",
+            "# there) is denied, never passed as clean: fails closed.",
+            f"reviewed({OBJ}) := findings({OBJ}) if {{",
+            f"\tis_object({OBJ})",
+            f"}} else := [{pr.term(NOT_AN_OBJECT)}]",
+        ]
+    )
+    mod.add(
+        [
+            "# One object as input.",
+            f"default violations := [{pr.term(NOT_AN_OBJECT)}]",
+            "",
+            "violations := reviewed(input)",
+        ]
+    )
     mod.add(
         [
             "# input.objects: one result list per object.",
-            f"batch := [findings({OBJ}) | some {OBJ} in input.objects]",
+            f"batch := [reviewed({OBJ}) | some {OBJ} in input.objects]",
         ]
     )
     mod.add(
@@ -701,12 +725,18 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
             *pr.comprehension(
                 f"encoded({OBJ}) := [",
                 'object.union(f, {"msg": base64.encode(f.msg)})',
-                [f"some f in findings({OBJ})"],
+                [f"some f in reviewed({OBJ})"],
                 "]",
             ),
         ]
     )
-    mod.add(["violations_encoded := encoded(input)"])
+    mod.add(
+        [
+            f"default violations_encoded := [{pr.term(_encoded(NOT_AN_OBJECT))}]",
+            "",
+            "violations_encoded := encoded(input)",
+        ]
+    )
     block: list[str] = []
     for line in [*decision_rules(packs), ""]:
         if line:
@@ -723,6 +753,10 @@ def main_module(packs: Sequence[Pack], options: RegoOptions) -> str:
     )
     mod.add([f"batch_encoded := [encoded({OBJ}) | some {OBJ} in input.objects]"])
     return mod.text()
+
+
+def _encoded(finding: Mapping[str, Any]) -> dict[str, Any]:
+    return {**finding, "msg": base64.b64encode(str(finding["msg"]).encode()).decode()}
 
 
 def decision_rules(packs: Sequence[Pack]) -> list[str]:
