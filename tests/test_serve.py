@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -121,6 +122,165 @@ def test_many_concurrent_pollers_all_see_the_update(served: tuple[Path, int]) ->
         write_atomic(d / "prod.tar.gz", b"\x1f\x8b for everyone")
         results = [f.result(timeout=30) for f in futures]
     assert all(s == 200 and b == b"\x1f\x8b for everyone" for s, _, b in results)
+
+
+def test_not_modified_carries_no_body_headers(served: tuple[Path, int]) -> None:
+    _, port = served
+    etag = _get(port, "/prod.tar.gz")[1]["etag"]
+    for prefer in ({}, {"Prefer": "wait=1"}):
+        status, h, body = _get(port, "/prod.tar.gz", {"If-None-Match": etag, **prefer})
+        assert status == 304 and body == b"" and h["etag"] == etag
+        assert "content-length" not in h, h  # RFC 9110 8.6: not 0 (the 200's is not 0)
+
+
+def test_a_fifo_or_a_sibling_link(served: tuple[Path, int]) -> None:
+    d, port = served
+    os.mkfifo(d / "fifo.tar.gz")  # opening it for reading would block
+    t0 = time.monotonic()
+    assert _get(port, "/fifo.tar.gz")[0] == 404 and time.monotonic() - t0 < 5
+    os.symlink("prod.tar.gz", d / "latest.tar.gz")  # a link to a bundle beside it is served
+    status, _, body = _get(port, "/latest.tar.gz")
+    assert status == 200 and body == (d / "prod.tar.gz").read_bytes()
+    os.symlink("link.tar.gz", d / "hop.tar.gz")  # one level only: link -> ../secret
+    assert _get(port, "/hop.tar.gz")[0] == 404
+
+
+def test_swapping_a_file_and_a_symlink_never_leaks_the_outside(tmp_path: Path) -> None:
+    d = tmp_path / "bundles"
+    d.mkdir()
+    outside = tmp_path / "outside.tar.gz"
+    outside.write_bytes(b"OUTSIDE SECRET")
+    inside = b"\x1f\x8b inside"
+    (d / "race.tar.gz").write_bytes(inside)
+    server = make_server(d, "127.0.0.1", 0, max_wait=1, quiet=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    stop = threading.Event()
+
+    def swap() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            tmp = d / f".swap{i}"
+            if i % 2:
+                tmp.write_bytes(inside)
+            else:
+                os.symlink("../outside.tar.gz" if i % 4 else str(outside), tmp)
+            os.replace(tmp, d / "race.tar.gz")
+
+    def client(deadline: float) -> list[tuple[int, bytes]]:
+        got = []
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            for _ in range(400):
+                if time.monotonic() > deadline:
+                    break
+                try:
+                    conn.request("GET", "/race.tar.gz")
+                    r = conn.getresponse()
+                    got.append((r.status, r.read()))
+                except (http.client.HTTPException, OSError):
+                    got.append((0, b""))  # counted below: the server must not drop us
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        finally:
+            conn.close()
+        return got
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    try:
+        deadline = time.monotonic() + 4
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = [
+                x for f in [pool.submit(client, deadline) for _ in range(8)] for x in f.result(30)
+            ]
+    finally:
+        stop.set()
+        swapper.join(10)
+        server.shutdown()
+        server.server_close()
+    leaked = [b for _, b in results if b"OUTSIDE" in b]
+    assert not leaked, f"{len(leaked)} of {len(results)} responses leaked the outside file"
+    assert {s for s, _ in results} <= {200, 404}
+    assert sum(1 for s, b in results if s == 200 and b == inside) > 20, len(results)
+
+
+@pytest.fixture
+def small_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    d = tmp_path / "bundles"
+    d.mkdir()
+    (d / "prod.tar.gz").write_bytes(b"\x1f\x8b small")
+    server = make_server(d, "127.0.0.1", 0, max_wait=10, quiet=True, max_connections=3, timeout=1)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield d, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_after(sock: socket.socket, limit: float, trickle: bytes = b"") -> float:
+    """Seconds until the server closes ``sock`` (sending ``trickle`` a byte at a time)."""
+    t0 = time.monotonic()
+    sock.settimeout(0.2)
+    data = iter(trickle)
+    while time.monotonic() - t0 < limit:
+        try:
+            if sock.recv(1024) == b"":
+                return time.monotonic() - t0
+        except TimeoutError:
+            pass
+        except OSError:
+            return time.monotonic() - t0
+        byte = next(data, None)
+        if byte is not None:
+            try:
+                sock.send(bytes([byte]))
+            except OSError:
+                return time.monotonic() - t0
+    return limit
+
+
+def test_idle_and_trickling_connections_are_closed(small_server: tuple[Path, int]) -> None:
+    _, port = small_server
+    with socket.create_connection(("127.0.0.1", port)) as idle:
+        assert _closed_after(idle, 6) < 3
+    slow = b"GET /prod.tar.gz HTTP/1.1\r\n" + b"X-Slow: " + b"a" * 200
+    with socket.create_connection(("127.0.0.1", port)) as loris:
+        assert _closed_after(loris, 6, slow) < 3  # bytes keep coming, 5 a second
+    assert _get(port, "/prod.tar.gz")[0] == 200  # the slots are free again
+
+
+def test_connections_beyond_the_limit_get_503(small_server: tuple[Path, int]) -> None:
+    _, port = small_server
+    etag = _get(port, "/prod.tar.gz")[1]["etag"]
+    hold = {"If-None-Match": etag, "Prefer": "wait=3"}
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        polls = [pool.submit(_get, port, "/prod.tar.gz", hold) for _ in range(3)]
+        time.sleep(0.7)
+        t0 = time.monotonic()
+        status, h, _ = _get(port, "/prod.tar.gz")
+        assert status == 503 and h["retry-after"] == "1" and time.monotonic() - t0 < 2
+        assert [f.result(timeout=20)[0] for f in polls] == [304, 304, 304]
+    assert _get(port, "/prod.tar.gz")[0] == 200
+
+
+def test_200_concurrent_long_polls_are_answered_in_time(served: tuple[Path, int]) -> None:
+    _, port = served
+    etag = _get(port, "/prod.tar.gz")[1]["etag"]
+    headers = {"If-None-Match": etag, "Prefer": "modes=snapshot,delta;wait=2"}
+    start = threading.Barrier(200, timeout=30)
+
+    def poll() -> tuple[int, float]:
+        start.wait()
+        t0 = time.monotonic()
+        status = _get(port, "/prod.tar.gz", headers)[0]
+        return status, time.monotonic() - t0
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        results = [f.result(timeout=60) for f in [pool.submit(poll) for _ in range(200)]]
+    assert [s for s, _ in results] == [304] * 200
+    slowest = max(t for _, t in results)
+    assert slowest < 2 + 1, slowest
 
 
 def test_cli_serves_a_built_bundle(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 from __future__ import annotations
 
 import datetime
+import errno
 import functools
 import io
 import json
@@ -437,7 +438,30 @@ _init.register(cli)
 
 
 def main() -> None:
-    cli(prog_name="policykit")
+    """The console entry point: click's own handling, except that Ctrl-C
+    (anywhere, argument parsing included) is one line and exit 130."""
+    from policykit.cli import EXIT_INTERRUPTED, interrupted
+
+    try:
+        code = cli.main(prog_name="policykit", standalone_mode=False)
+    except KeyboardInterrupt:
+        interrupted()
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            interrupted()
+            sys.exit(EXIT_INTERRUPTED)
+        _stderr("Aborted!")
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except OSError as exc:  # a closed pipe (policykit ... | head): quiet, like click
+        if exc.errno != errno.EPIPE:
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error at exit
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 @cli.command()
@@ -451,14 +475,44 @@ def main() -> None:
     type=float,
     help="Longest a long-polling request is held, in seconds.",
 )
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=int,
+    help="Connections answered at once (long polls included); more get 503 Retry-After.",
+)
+@click.option(
+    "--timeout",
+    default=20.0,
+    show_default=True,
+    type=float,
+    help="Seconds a connection may take to send a request head (idle or trickling).",
+)
 @click.option("--quiet", is_flag=True, help="No access log.")
 @handle_errors
-def serve(directory: Path, host: str, port: int, max_wait: float, quiet: bool) -> None:
+def serve(
+    directory: Path,
+    host: str,
+    port: int,
+    max_wait: float,
+    max_connections: int,
+    timeout: float,
+    quiet: bool,
+) -> None:
     """Serve the bundles in DIRECTORY to OPA: GET /NAME.tar.gz, ETag and 304,
     long polling (Prefer: ...;wait=N). Runs until interrupted."""
     from policykit.serve import make_server
 
-    server = make_server(directory, host, port, max_wait=max_wait, quiet=quiet)
+    server = make_server(
+        directory,
+        host,
+        port,
+        max_wait=max_wait,
+        quiet=quiet,
+        max_connections=max_connections,
+        timeout=timeout,
+    )
     bound = server.server_address[1]
     _stderr(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
     try:
