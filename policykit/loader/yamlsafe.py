@@ -291,20 +291,24 @@ def alias_excess(root: yaml.Node, limit: int | None = None) -> str | None:
     alias and costs the node's expanded size), or an alias inside itself.
     Linear in the number of nodes; plain content costs nothing."""
     limit = max_alias_bytes() if limit is None else limit
+    scalar = yaml.ScalarNode
     size: dict[int, int] = {}
     open_: set[int] = set()
     added = 0
+    if isinstance(root, scalar):
+        return None
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
         node, done = stack.pop()
         key = id(node)
+        kids: list[yaml.Node] = (
+            node.value
+            if isinstance(node, yaml.SequenceNode)
+            else [n for pair in node.value for n in pair]
+        )
         if done:
             open_.discard(key)
-            if isinstance(node, yaml.SequenceNode):
-                kids: list[yaml.Node] = node.value
-            else:
-                kids = [n for pair in node.value for n in pair]
-            size[key] = 2 + sum(size.get(id(k), 0) + 1 for k in kids)
+            size[key] = 2 + sum(size[id(k)] + 1 for k in kids)
             continue
         if key in size:
             added += size[key]
@@ -313,17 +317,20 @@ def alias_excess(root: yaml.Node, limit: int | None = None) -> str | None:
             continue
         if key in open_:
             return "a YAML alias recurses (it refers to a node containing it); refused"
-        if isinstance(node, yaml.ScalarNode):
-            size[key] = len(node.value) + 2
-            continue
         open_.add(key)
         stack.append((node, True))
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend((c, False) for c in reversed(node.value))
-        else:
-            for k, v in reversed(node.value):
-                stack.append((v, False))
-                stack.append((k, False))
+        pending: list[tuple[yaml.Node, bool]] = []
+        for kid in kids:
+            k = id(kid)
+            if k in size:  # seen before: an alias (or a scalar anchor reused)
+                added += size[k]
+                if added > limit:
+                    return f"YAML aliases expand beyond {limit} bytes; refused"
+            elif type(kid) is scalar:
+                size[k] = len(kid.value) + 2
+            else:
+                pending.append((kid, False))
+        stack.extend(reversed(pending))
     return None
 
 
