@@ -63,7 +63,7 @@ def _pow10(n: int) -> float:
 @lru_cache(maxsize=65536)
 def parse(text: str) -> Quantity | None:
     """``resource.ParseQuantity``; ``None`` where it returns an error."""
-    m = _RE.match(text)
+    m = _RE.fullmatch(text)
     if m is None:
         return None
     sign, num, denom, suffix = m.group(1), m.group(2), m.group(3), m.group(4) or ""

@@ -87,7 +87,7 @@ def _check_node(rule: Rule, node: Node, scope: frozenset[str], params: Mapping[s
     if isinstance(node, Matches):
         _check_pattern(rule, node, params)
     if isinstance(node, (Quantifier, Count, Sum, Filter)):
-        if not VAR_NAME_RE.match(node.var) or node.var in _RESERVED_VARS or "__" in node.var:
+        if not VAR_NAME_RE.fullmatch(node.var) or node.var in _RESERVED_VARS or "__" in node.var:
             fail(f"bound variable name {node.var!r} is reserved or not a simple lower-case name")
         if node.var in scope:
             fail(f"variable {node.var!r} is already bound by an enclosing any/all/count/sum")
@@ -137,7 +137,7 @@ def check_rule(rule: Rule, params: Mapping[str, Any]) -> None:
     _check_sort(rule, rule.condition, Pred)
     if rule.each is not None:
         e = rule.each
-        if not VAR_NAME_RE.match(e.var) or e.var in _RESERVED_VARS or "__" in e.var:
+        if not VAR_NAME_RE.fullmatch(e.var) or e.var in _RESERVED_VARS or "__" in e.var:
             raise DefinitionError(
                 f"each variable {e.var!r} is reserved or not a simple lower-case name",
                 rule_id=rule.id,
@@ -172,7 +172,7 @@ def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_pack(pack: Pack, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Validate a whole pack; returns the effective parameter values."""
-    if not PACK_NAME_RE.match(pack.name):
+    if not PACK_NAME_RE.fullmatch(pack.name):
         raise DefinitionError(
             f"pack name {pack.name!r} must be lower case letters, digits and underscores"
         )
@@ -181,10 +181,10 @@ def check_pack(pack: Pack, values: Mapping[str, Any] | None = None) -> dict[str,
             f"pack name {pack.name!r} is reserved: the OPA bundle uses it beside the packs",
             hint=f"reserved: {', '.join(sorted(RESERVED_PACK_NAMES))}",
         )
-    if not SEMVER_RE.match(pack.version):
+    if not SEMVER_RE.fullmatch(pack.version):
         raise DefinitionError(f"pack {pack.name}: version {pack.version!r} is not semver")
     for p in pack.params:
-        if not PARAM_NAME_RE.match(p.name):
+        if not PARAM_NAME_RE.fullmatch(p.name):
             raise DefinitionError(f"pack {pack.name}: parameter name {p.name!r} is not valid")
         try:
             jsonschema.Draft202012Validator.check_schema(dict(p.schema))

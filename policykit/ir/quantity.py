@@ -42,7 +42,7 @@ MULTIPLIERS: dict[str, Decimal] = {
 @lru_cache(maxsize=65536)
 def parse_quantity(text: str) -> float | None:
     """Parse a quantity string; ``None`` if it is not one."""
-    m = _QUANTITY_RE.match(text)
+    m = _QUANTITY_RE.fullmatch(text)
     if m is None:
         return None
     number, suffix = m.group(1), m.group(2) or ""

@@ -121,7 +121,7 @@ class Rule:
     loc: SourceLoc | None = field(default=None, compare=False)
 
     def validate(self) -> None:
-        if not RULE_ID_RE.match(self.id):
+        if not RULE_ID_RE.fullmatch(self.id):
             raise DefinitionError(
                 f"rule id {self.id!r} must look like CAT-001 (upper case, dash-separated)",
                 loc=self.loc,

@@ -73,7 +73,7 @@ def pack_name_for(directory: Path) -> str:
 
 
 def check_name(name: str) -> str:
-    if not PACK_NAME_RE.match(name):
+    if not PACK_NAME_RE.fullmatch(name):
         raise ScaffoldError(
             f"pack name {name!r} is not lower case letters, digits and underscores "
             "starting with a letter",

@@ -475,7 +475,7 @@ _SELECT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+
 
 def _dyn(e: str) -> str:
     """``e`` for a plain field selection (already dynamic), else ``dyn(e)``."""
-    return e if _SELECT.match(e) else f"dyn({e})"
+    return e if _SELECT.fullmatch(e) else f"dyn({e})"
 
 
 def _disjoint(t1: str, t2: str) -> bool:

@@ -144,7 +144,7 @@ def _kind(v: Any) -> str:
 
 def is_field_name(key: str) -> bool:
     """Whether ``key`` can be written ``x.key`` (else ``x['key']``)."""
-    return bool(_IDENT.match(key)) and key not in CEL_RESERVED and not key.startswith("__")
+    return bool(_IDENT.fullmatch(key)) and key not in CEL_RESERVED and not key.startswith("__")
 
 
 def select(base: str, key: str) -> str:

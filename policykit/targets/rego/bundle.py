@@ -48,7 +48,7 @@ class BundleError(PolicykitError):
 
 
 def check_root(root: str) -> str:
-    if not ROOT_RE.match(root):
+    if not ROOT_RE.fullmatch(root):
         raise BundleError(
             f"unknown root {root!r}: a root is a dotted Rego path such as policykit or acme.policy",
             hint="lower-case letters, digits and _ in each segment",

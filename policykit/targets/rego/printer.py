@@ -90,7 +90,7 @@ def string_set(values: Iterable[str]) -> str:
 
 
 def is_identifier(key: str) -> bool:
-    return bool(_IDENT.match(key)) and key not in REGO_KEYWORDS
+    return bool(_IDENT.fullmatch(key)) and key not in REGO_KEYWORDS
 
 
 def ref(base: str, segments: Sequence[str | int]) -> str:
