@@ -22,7 +22,9 @@ Two kinds of rules:
   as a ``ToolCall`` object; ``deny`` findings deny the call, ``warn`` findings
   require human approval (bounded autonomy: allowed within the bounds, approved
   beyond them, denied past the hard limits). Query ``data.policykit.main.decision``
-  for ``{allow, deny, needs_approval, reasons}`` (:mod:`policykit.decision`).
+  for ``{allow, deny, needs_approval, reasons}`` (:mod:`policykit.decision`). The
+  decision fails closed: input it cannot classify is denied with a reason before
+  these rules run (:mod:`policykit.toolcall` lists what it requires).
 """
 
 from __future__ import annotations
