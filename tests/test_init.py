@@ -125,11 +125,13 @@ def test_every_target_agrees_and_builds(
 def test_the_workflow_runs_what_passes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     workflow = yaml.safe_load((repo / ".github/workflows/policykit.yml").read_text())
     steps = workflow["jobs"]["policykit"]["steps"]
-    commands = [s["run"] for s in steps if "run" in s and "policykit" in s["run"]]
+    commands = [s["run"] for s in steps if "run" in s and "polic" in s["run"]]
     install = next(c for c in commands if "pip install" in c)
-    from policykit import __version__
+    from policykit.distribution import install_spec
 
-    assert f'"policykit=={__version__}"' in install
+    # this exact version of this project, never the bare name (another project)
+    assert install == f'python -m pip install "{install_spec()}"'
+    assert "platform-policy-kit" in install and "policykit==" not in install
     monkeypatch.chdir(repo)
     ran = set()
     for command in commands:
@@ -319,3 +321,31 @@ def test_the_readme_rule_test_passes_in_a_new_repository(repo: Path) -> None:
         path.unlink()
     assert r.exit_code == 0, r.output
     assert [c["status"] for c in json.loads(r.output)["cases"]] == ["pass"]
+
+
+def test_the_workflow_installs_this_project_pinned(tmp_path: Path) -> None:
+    """The workflow never installs the bare name: on the package index 'policykit'
+    is an unrelated project (a dependency-confusion hole); it pins this version."""
+    from policykit import __version__
+    from policykit.distribution import DIST_NAME, install_spec
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    url = "https://example.test/acme/policykit"
+    from_git = {"url": url, "vcs_info": {"vcs": "git", "commit_id": commit}}
+    assert install_spec(from_git) == f"{DIST_NAME} @ git+{url}@{commit}"
+    assert install_spec(published=True) == f"{DIST_NAME}=={__version__}"
+    wheel = {"url": "https://artifacts.test/w.whl", "archive_info": {"hash": "sha256=ab12"}}
+    assert install_spec(wheel) == f"{DIST_NAME} @ https://artifacts.test/w.whl#sha256=ab12"
+    # an editable or local install: the project's repository at this version's tag
+    assert install_spec({"url": "file:///src", "dir_info": {"editable": True}}).endswith(
+        f"@v{__version__}"
+    )
+    root = tmp_path / "pinned"
+    spec = "platform-policy-kit @ https://artifacts.test/platform_policy_kit-0.1.0-py3-none-any.whl"
+    assert run(["init", str(root), "--install", spec]).exit_code == 0
+    text = (root / ".github/workflows/policykit.yml").read_text()
+    assert f'pip install "{spec}"' in text
+    for bad in ("policykit", "policykit==0.4.0", "platform-policy-kit", 'x"; rm -rf /'):
+        r = run(["init", str(tmp_path / "refused"), "--install", bad])
+        assert r.exit_code == 2 and "PK011" in r.output, (bad, r.output)
+        assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())

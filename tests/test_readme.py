@@ -24,7 +24,12 @@ def test_two_commands_near_the_top_and_ci_runs_the_test_one() -> None:
     assert len(cmds) == 2
     assert "policykit check examples" in cmds[0]
     assert "pytest" in cmds[1]
-    assert cmds[1] in (ROOT / ".ci/run").read_text()
+    ci = (ROOT / ".ci/run").read_text()
+    # CI runs both, as written, in a clean clone with nothing beside it
+    assert f"({cmds[0]})" in ci and cmds[1] in ci
+    assert "git clone" in ci and "mktemp -d" in ci
+    for cmd in cmds:  # a fresh machine (PEP 668) needs the virtual environment
+        assert cmd.startswith("python3 -m venv .venv && . .venv/bin/activate && "), cmd
     assert README.index("```sh") < 600
 
 

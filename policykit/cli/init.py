@@ -18,8 +18,16 @@ def register(cli: click.Group) -> None:
         help="Name of the local pack (lower case, digits, '_'; default: from DIRECTORY). "
         "Its rules are <NAME>-001... in upper case.",
     )
+    @click.option(
+        "--install",
+        default=None,
+        metavar="REQUIREMENT",
+        help="The pip requirement the generated workflow installs policykit with "
+        "(default: this exact version: platform-policy-kit==VERSION once published, "
+        "else a pinned git reference). Never the bare name 'policykit', another project.",
+    )
     @handle_errors
-    def init(directory: Path, name: str | None) -> None:
+    def init(directory: Path, name: str | None, install: str | None) -> None:
         """Create a policy repository in DIRECTORY (default: here).
 
         Writes policykit.yaml (the four built-in platform packs and a local one),
@@ -29,7 +37,7 @@ def register(cli: click.Group) -> None:
         """
         from policykit.scaffold import init as scaffold
 
-        created = scaffold(directory, name)
+        created = scaffold(directory, name, install)
         lines = [
             f"created a policy repository in {directory.as_posix()} "
             f"(local pack {created.pack}, rules {created.prefix}-001..003):"
