@@ -6,6 +6,11 @@ them (oras-py does the registry protocol and authentication).
   ``application/vnd.oci.image.layer.v1.tar+gzip`` whose blob *is* the bundle;
 * ``pull`` takes the first layer of that type (as OPA does), checks its digest
   and writes it atomically: ``publish`` then ``pull`` is byte-identical;
+* limits: every connect and every read waits at most ``timeout`` seconds
+  (``--timeout``, default 30) and a whole download ten times that; a manifest
+  or blob larger than ``max_size`` bytes (``--max-size``, default 64 MiB) is
+  refused before it is read in full. Requests are not retried;
+* the layer's title annotation is ``bundle.tar.gz``, never the local file name;
 * credentials: ``--username``/``--password`` (or ``POLICYKIT_REGISTRY_USERNAME``
   / ``POLICYKIT_REGISTRY_PASSWORD``), else the docker config
   (``~/.docker/config.json`` or ``DOCKER_CONFIG``), else anonymous;
@@ -19,6 +24,8 @@ import hashlib
 import json
 import os
 import tempfile
+import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +37,20 @@ from policykit.errors import PolicykitError, SourceLoc
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_TITLE = "bundle.tar.gz"  # the title annotation: not the publisher's file name
+TIMEOUT = 30.0
+MAX_SIZE = 64 * 1024 * 1024
+_MANIFEST_ACCEPT = ", ".join(
+    [MANIFEST_TYPE, "application/vnd.docker.distribution.manifest.v2+json"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How long a registry may take and how much it may send."""
+
+    timeout: float = TIMEOUT  # seconds per connect and per read; 10x for a whole download
+    max_size: int = MAX_SIZE  # bytes of one manifest or blob
 
 
 class OciError(PolicykitError):
@@ -62,22 +83,37 @@ class Reference:
         return f"{self.host}/{self.repository}:{self.tag}"
 
 
-def _registry(ref: Reference, plain_http: bool) -> Any:
+def _registry(ref: Reference, plain_http: bool, limits: Limits) -> Any:
     """An oras registry client whose auth backend fits the registry's challenge:
     ``Basic`` (e.g. an htpasswd-protected distribution registry) or ``Bearer``
-    tokens (ghcr.io, Docker Hub, most hosted registries)."""
+    tokens (ghcr.io, Docker Hub, most hosted registries). Every request it
+    makes (token requests included) has ``limits.timeout``, and none is retried
+    (oras would retry a stalled request five times, sleeping up to 83 s)."""
     import oras.provider
     import requests
 
     backend = "token"
     scheme = "http" if plain_http else "https"
     try:
-        probe = requests.get(f"{scheme}://{ref.host}/v2/", timeout=10)
+        probe = requests.get(f"{scheme}://{ref.host}/v2/", timeout=limits.timeout)
+        probe.close()
         if probe.headers.get("WWW-Authenticate", "").lower().startswith("basic"):
             backend = "basic"
     except requests.RequestException:
         pass  # the operation itself reports the failure
-    return oras.provider.Registry(ref.host, insecure=plain_http, auth_backend=backend)
+    reg = oras.provider.Registry(ref.host, insecure=plain_http, auth_backend=backend)
+    session = reg.session
+    plain_request = session.request
+
+    def request(method: str, url: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", (limits.timeout, limits.timeout))
+        return plain_request(method, url, **kwargs)
+
+    session.request = request
+    once = getattr(type(reg).do_request, "__wrapped__", None)  # under oras' retry decorator
+    if once is not None:
+        reg.do_request = types.MethodType(once, reg)
+    return reg
 
 
 def _need_credentials(reg: Any, ref: Reference, creds: str | None) -> None:
@@ -116,11 +152,15 @@ def _credentials(
 
 @contextmanager
 def _session(
-    ref: Reference, plain_http: bool, username: str | None, password: str | None
+    ref: Reference,
+    plain_http: bool,
+    username: str | None,
+    password: str | None,
+    limits: Limits,
 ) -> Iterator[tuple[Any, str | None, Path]]:
     """A registry client, the explicit credentials (a docker config path, or
     None) and a scratch directory that is removed afterwards."""
-    reg = _registry(ref, plain_http)
+    reg = _registry(ref, plain_http, limits)
     with tempfile.TemporaryDirectory(prefix="policykit-oci-") as tmp:
         creds = _credentials(Path(tmp), ref, username, password)
         _need_credentials(reg, ref, creds)
@@ -128,6 +168,18 @@ def _session(
 
 
 def _fail(action: str, ref: Reference, exc: BaseException) -> OciError:
+    import requests
+
+    if isinstance(exc, requests.Timeout) or "timed out" in str(exc):  # also mid-body
+        return OciError(
+            f"{action} {ref.target} failed: the registry did not answer in time",
+            hint="--timeout SECONDS waits longer",
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return OciError(
+            f"{action} {ref.target} failed: cannot connect to {ref.host}",
+            hint="check the host and port, and --plain-http for registries without TLS",
+        )
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if (isinstance(exc, AttributeError) and "_basic_auth" in text) or "UNAUTHORIZED" in text:
         text = "the registry refused the credentials"
@@ -145,6 +197,7 @@ def publish(
     plain_http: bool = False,
     username: str | None = None,
     password: str | None = None,
+    limits: Limits | None = None,
 ) -> str:
     """Push ``bundle`` as an OPA bundle image; returns the layer digest."""
     ref = Reference.parse(reference)
@@ -152,8 +205,8 @@ def publish(
         blob = bundle.read_bytes()
     except OSError as e:
         raise OciError(f"cannot read bundle: {e.strerror}", loc=SourceLoc(str(bundle))) from None
-    with _session(ref, plain_http, username, password) as (reg, creds, tmp):
-        layer = tmp / bundle.name
+    with _session(ref, plain_http, username, password, limits or Limits()) as (reg, creds, tmp):
+        layer = tmp / LAYER_TITLE  # oras annotates the layer with this name
         layer.write_bytes(blob)
         config = tmp / "config.json"
         config.write_text("{}")
@@ -178,13 +231,15 @@ def pull(
     plain_http: bool = False,
     username: str | None = None,
     password: str | None = None,
+    limits: Limits | None = None,
 ) -> str:
     """Fetch the bundle layer of ``reference`` to ``out`` (atomically); its digest."""
     from policykit.targets.rego.bundle import write_atomic
 
+    lim = limits or Limits()
     ref = Reference.parse(reference)
-    with _session(ref, plain_http, username, password) as (reg, creds, _):
-        blob, digest = _fetch(reg, ref, creds)
+    with _session(ref, plain_http, username, password, lim) as (reg, creds, _):
+        blob, digest = _fetch(reg, ref, creds, lim)
     algo, _, want = str(digest).partition(":")
     if algo != "sha256" or hashlib.sha256(blob).hexdigest() != want:
         raise OciError(f"{ref.target}: the layer does not match its digest {digest}")
@@ -192,18 +247,92 @@ def pull(
     return str(digest)
 
 
-def _fetch(reg: Any, ref: Reference, creds: str | None) -> tuple[bytes, str]:
+def _get(reg: Any, url: str, accept: str, ref: Reference, what: str, lim: Limits) -> bytes:
+    """GET ``url`` (authenticating once if asked), at most ``lim.max_size`` bytes
+    within ``10 * lim.timeout`` seconds; a non-200 answer is one OciError."""
+    import oras.auth
+
+    headers = {"Accept": accept}
+    if isinstance(reg.auth, oras.auth.TokenAuth) and reg.auth.token is not None:
+        headers.update(reg.auth.get_auth_header())
+    r = reg.session.get(url, headers=headers, stream=True, verify=reg._tls_verify)
+    if r.status_code in (401, 403):
+        r.close()
+        headers, changed = reg.auth.authenticate_request(r, headers)
+        if not changed:
+            raise OciError(
+                f"pull from {ref.target} failed: the registry refused the credentials",
+                hint="--username/--password, POLICYKIT_REGISTRY_USERNAME/PASSWORD, or docker login",
+            )
+        r = reg.session.get(url, headers=headers, stream=True, verify=reg._tls_verify)
+    with r:
+        if r.status_code in (401, 403):
+            raise OciError(
+                f"pull from {ref.target} failed: the registry refused the credentials",
+                hint="--username/--password, POLICYKIT_REGISTRY_USERNAME/PASSWORD, or docker login",
+            )
+        if r.status_code == 404:
+            missing = f"tag {ref.tag!r} does not exist" if what == "manifest" else f"no {what}"
+            raise OciError(
+                f"pull from {ref.target} failed: {missing} (HTTP 404)",
+                hint="check the repository and tag; policykit publish pushes them",
+            )
+        if r.status_code != 200:
+            raise OciError(
+                f"pull from {ref.target} failed: the {what} answered HTTP {r.status_code}"
+            )
+        declared = r.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > lim.max_size:
+            raise _too_big(ref, what, int(declared), lim)
+        deadline = time.monotonic() + 10 * lim.timeout
+        body = bytearray()
+        while chunk := r.raw.read1(65536, decode_content=True):  # what arrived, no waiting
+            body += chunk
+            if len(body) > lim.max_size:
+                raise _too_big(ref, what, len(body), lim)
+            if time.monotonic() > deadline:
+                raise OciError(
+                    f"pull from {ref.target} failed: the {what} took over "
+                    f"{10 * lim.timeout:g} s to download",
+                    hint="--timeout SECONDS waits longer (a download may take 10x)",
+                )
+    return bytes(body)
+
+
+def _too_big(ref: Reference, what: str, size: int, lim: Limits) -> OciError:
+    return OciError(
+        f"pull from {ref.target} failed: the {what} is over the limit of {lim.max_size} bytes"
+        + (f" ({size} bytes)" if size else ""),
+        hint="--max-size BYTES raises the limit",
+    )
+
+
+def _fetch(reg: Any, ref: Reference, creds: str | None, lim: Limits) -> tuple[bytes, str]:
     try:
         container = reg.get_container(ref.target)
         reg.auth.load_configs(container, configs=[creds] if creds else None)
-        manifest = reg.get_manifest(container)
-        layers = [x for x in manifest.get("layers", []) if x.get("mediaType") == LAYER_TYPE]
+        base = f"{reg.prefix}://{ref.host}/v2/{ref.repository}"
+        raw = _get(reg, f"{base}/manifests/{ref.tag}", _MANIFEST_ACCEPT, ref, "manifest", lim)
+        try:
+            manifest = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise OciError(f"{ref.target}: the manifest is not JSON") from None
+        found = manifest.get("layers") if isinstance(manifest, dict) else None
+        layers = [
+            x
+            for x in (found if isinstance(found, list) else [])
+            if isinstance(x, dict) and x.get("mediaType") == LAYER_TYPE
+        ]
         if not layers:
             raise OciError(f"{ref.target} has no {LAYER_TYPE} layer: not an OPA bundle image")
-        digest = layers[0]["digest"]
-        response = reg.get_blob(container, digest)
-        response.raise_for_status()
-        return bytes(response.content), str(digest)
+        digest = layers[0].get("digest")
+        if not isinstance(digest, str) or not digest.startswith("sha256:"):
+            raise OciError(f"{ref.target}: the bundle layer has no sha256 digest")
+        size = layers[0].get("size")
+        if isinstance(size, int) and size > lim.max_size:
+            raise _too_big(ref, "bundle layer", size, lim)
+        blob = _get(reg, f"{base}/blobs/{digest}", "*/*", ref, "bundle layer", lim)
+        return blob, digest
     except OciError:
         raise
     except Exception as e:  # requests/oras raise many kinds; one line for the user

@@ -6,14 +6,18 @@ flags, the environment or the docker config."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import bcrypt
@@ -176,3 +180,149 @@ def test_reference_parsing() -> None:
     assert (r.host, r.repository, r.tag) == ("ghcr.io", "acme/policies", "v1.2")
     r = Reference.parse("localhost:5000/policies")
     assert (r.host, r.repository, r.tag) == ("localhost:5000", "policies", "latest")
+
+
+def test_missing_tag_is_one_line(registry: str, tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "policykit", "pull", f"oci://{registry}/policykit/bundles:nope",
+         "--out", str(tmp_path / "x"), "--plain-http"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert r.stderr.count("\n") == 1 and "manifest unknown" not in r.stderr, r.stderr
+    assert "PK302" in r.stderr and "tag 'nope' does not exist" in r.stderr, r.stderr
+
+
+def test_publish_does_not_leak_the_local_file_name(
+    registry: str, bundle: Path, tmp_path: Path
+) -> None:
+    local = tmp_path / "build-7-private-workstation.tar.gz"
+    local.write_bytes(bundle.read_bytes())
+    code, out = _cli("publish", str(local), f"oci://{registry}/policykit/named:v1", "--plain-http")
+    assert code == 0, out
+    manifest = _manifest(registry, "policykit/named", "v1")
+    assert "private-workstation" not in json.dumps(manifest)
+    title = manifest["layers"][0]["annotations"]["org.opencontainers.image.title"]  # type: ignore[index]
+    assert title == "bundle.tar.gz"
+
+
+# -- a hostile registry on loopback: stalls, trickles, oversized answers ---------------
+
+_BLOB = b"\x1f\x8b not really a bundle"
+_DIGEST = "sha256:" + hashlib.sha256(_BLOB).hexdigest()
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """``/v2/<mode>/manifests/t`` and its blob misbehave as ``mode`` says."""
+
+    protocol_version = "HTTP/1.1"
+    release: threading.Event
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _send(self, body: bytes, length: int | None = None, ctype: str = MANIFEST_TYPE) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _manifest(self, size: int) -> bytes:
+        layer = {"mediaType": LAYER_TYPE, "digest": _DIGEST, "size": size}
+        return json.dumps(
+            {"schemaVersion": 2, "mediaType": MANIFEST_TYPE, "layers": [layer]}
+        ).encode()
+
+    def do_GET(self) -> None:
+        parts = self.path.split("/")
+        if self.path == "/v2/":
+            self._send(b"{}", ctype="application/json")
+            return
+        mode, kind = parts[2], parts[4]  # /v2/MODE/r/KIND/...
+        if mode == "stall" and kind == "manifests":
+            self.release.wait(20)  # says nothing until the test ends
+        elif mode == "stallbody" and kind == "manifests":
+            body = self._manifest(len(_BLOB))
+            self._send(body[:10], length=len(body))
+            self.wfile.flush()
+            self.release.wait(20)
+        elif mode == "trickle" and kind == "manifests":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(200):  # a byte every 0.1 s: no read ever waits --timeout
+                if self.release.wait(0.1):
+                    break
+                self.wfile.write(b" ")
+                self.wfile.flush()
+        elif mode == "bigmanifest" and kind == "manifests":
+            self._send(b" " * 10, length=1 << 30)  # declares 1 GiB
+        elif mode == "endless" and kind == "manifests":
+            self.send_response(200)
+            self.send_header("Connection", "close")  # no length: read to the end
+            self.end_headers()
+            for _ in range(2000):  # 2000 x 1 KiB, far over --max-size 100000
+                self.wfile.write(b" " * 1024)
+            self.close_connection = True
+        elif mode == "biglayer" and kind == "manifests":
+            self._send(self._manifest(1 << 30))
+        elif mode == "lyinglayer" and kind == "manifests":
+            self._send(self._manifest(len(_BLOB)))
+        elif mode == "lyinglayer" and kind == "blobs":
+            self._send(b"\0" * 300_000, ctype="application/octet-stream")
+        elif kind == "blobs":
+            self._send(_BLOB, ctype="application/octet-stream")
+        else:
+            self._send(self._manifest(len(_BLOB)))
+
+
+@pytest.fixture
+def hostile() -> Iterator[str]:
+    release = threading.Event()
+    handler = type("Handler", (_Hostile,), {"release": release})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # type: ignore[method-assign]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("stall", "did not answer in time"),
+        ("stallbody", "did not answer in time"),
+        ("trickle", "took over 6 s to download"),
+        ("bigmanifest", "manifest is over the limit of 100000 bytes (1073741824 bytes)"),
+        ("endless", "manifest is over the limit of 100000 bytes"),
+        ("biglayer", "bundle layer is over the limit of 100000 bytes (1073741824 bytes)"),
+        ("lyinglayer", "bundle layer is over the limit of 100000 bytes"),
+    ],
+)
+def test_a_hostile_registry_is_one_line_in_bounded_time(
+    hostile: str, tmp_path: Path, mode: str, message: str
+) -> None:
+    out = tmp_path / "b.tar.gz"
+    t0 = time.monotonic()
+    code, text = _cli(
+        "pull", f"oci://{hostile}/{mode}/r:t", "--out", str(out), "--plain-http",
+        "--timeout", "0.6" if mode == "trickle" else "1", "--max-size", "100000",
+    )  # fmt: skip
+    elapsed = time.monotonic() - t0
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and "PK302" in lines[0], lines
+    assert message in lines[0], lines
+    assert elapsed < 15 and not out.exists()
+
+
+def test_the_hostile_registry_serves_a_good_image_too(hostile: str, tmp_path: Path) -> None:
+    out = tmp_path / "b.tar.gz"
+    code, text = _cli("pull", f"oci://{hostile}/good/r:t", "--out", str(out), "--plain-http")
+    assert code == 0, text
+    assert out.read_bytes() == _BLOB

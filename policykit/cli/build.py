@@ -15,13 +15,15 @@ from rich.table import Table
 
 from policykit.api import resolve
 from policykit.engines.native import NativeEngine
-from policykit.errors import ErrorList
+from policykit.errors import ErrorList, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.packs import load_packs
+from policykit.safeio import staged_dir
 from policykit.targets import capabilities
 from policykit.targets.k8s import waivers as exports
 from policykit.targets.rego.bundle import (
     Bundle,
+    BundleError,
     Signing,
     build_bundle,
     inspect_bundle,
@@ -33,6 +35,8 @@ from policykit.waivers import Waiver
 
 TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema", "all")
 ALL = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema")
+ALL_OUTPUTS = ("bundle.tar.gz", "gatekeeper", "kyverno", "vap", "jsonschema")
+DEFAULT_BUNDLE = Path("dist") / "bundle.tar.gz"
 
 
 def register(cli: click.Group) -> None:
@@ -129,21 +133,45 @@ def register(cli: click.Group) -> None:
                 f"policykit: warning: {err.one_line()}; left out (--allow-partial)", err=True
             )
         in_force = active_waivers(waivers_file, today)  # read once, before anything is written
-        for t in wanted:
-            if target == "all":
-                dest = (out or Path("dist")) / ("bundle.tar.gz" if t == "rego" else t)
-            else:
-                dest = out or Path("dist") / ("bundle.tar.gz" if t == "rego" else t)
-            chosen = plan.packs[t]
-            if t == "jsonschema" and in_force:
-                click.echo("  waivers are not carried into jsonschema (a form has no exceptions)")
-            if t == "rego":
-                signing = Signing(sign_key, sign_alg, key_id, scope) if sign_key else None
-                _build_rego(chosen, effective, dest, root, revision, signing, in_force)
-            elif t == "jsonschema":
-                build_jsonschema(chosen, effective, dest)
-            else:
-                build_manifests(t, chosen, effective, dest, kyverno_version, in_force)
+        signing = Signing(sign_key, sign_alg, key_id, scope) if sign_key else None
+        # a directory output is built beside its destination and swapped in
+        # whole (all targets at once for --target all): an interrupt or error
+        # leaves the previous output as it was, never a partial set
+        final = (out or Path("dist")) if target == "all" else (out or Path("dist") / target)
+        notes: list[str] = []
+        if target == "rego":
+            _build_rego(
+                plan.packs["rego"],
+                effective,
+                out or DEFAULT_BUNDLE,
+                root,
+                revision,
+                signing,
+                in_force,
+            )
+            return
+        check_replaceable(final, set(ALL_OUTPUTS) if target == "all" else None)
+        with staged_dir(final) as stage:
+            for t in wanted:
+                name = ("bundle.tar.gz" if t == "rego" else t) if target == "all" else ""
+                dest, shown = (stage / name, final / name) if name else (stage, final)
+                chosen = plan.packs[t]
+                if t == "jsonschema" and in_force:
+                    notes.append(
+                        "  waivers are not carried into jsonschema (a form has no exceptions)"
+                    )
+                if t == "rego":
+                    _build_rego(
+                        chosen, effective, dest, root, revision, signing, in_force, shown, notes
+                    )
+                elif t == "jsonschema":
+                    build_jsonschema(chosen, effective, dest, shown, notes)
+                else:
+                    build_manifests(
+                        t, chosen, effective, dest, kyverno_version, in_force, shown, notes
+                    )
+        for line in notes:  # only once the output is in place
+            click.echo(line)
 
     @cli.group()
     def bundle() -> None:
@@ -156,6 +184,13 @@ def register(cli: click.Group) -> None:
             "--password",
             default=None,
             help="Registry password or token (or POLICYKIT_REGISTRY_PASSWORD).",
+        ),
+        click.option(
+            "--timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            help="Seconds to wait for each connect and read (a whole download: 10x).",
         ),
     ]
 
@@ -175,12 +210,18 @@ def register(cli: click.Group) -> None:
         plain_http: bool,
         username: str | None,
         password: str | None,
+        timeout: float,
     ) -> None:
         """Push BUNDLE to an OCI registry as OPA pulls it: oci://HOST/REPO:TAG."""
         from policykit import oci
 
         digest = oci.publish(
-            bundle_path, reference, plain_http=plain_http, username=username, password=password
+            bundle_path,
+            reference,
+            plain_http=plain_http,
+            username=username,
+            password=password,
+            limits=oci.Limits(timeout=timeout),
         )
         click.echo(f"pushed {bundle_path} to {reference} (layer {digest})")
 
@@ -192,16 +233,34 @@ def register(cli: click.Group) -> None:
         required=True,
         help="Where to write the bundle (atomically).",
     )
+    @click.option(
+        "--max-size",
+        type=click.IntRange(min=1),
+        default=64 * 1024 * 1024,
+        show_default=True,
+        help="Largest manifest or bundle layer accepted, in bytes.",
+    )
     @with_registry_options
     @handle_errors
     def pull(
-        reference: str, out: Path, plain_http: bool, username: str | None, password: str | None
+        reference: str,
+        out: Path,
+        max_size: int,
+        plain_http: bool,
+        username: str | None,
+        password: str | None,
+        timeout: float,
     ) -> None:
         """Fetch the OPA bundle at oci://HOST/REPO:TAG to --out (digest checked)."""
         from policykit import oci
 
         digest = oci.pull(
-            reference, out, plain_http=plain_http, username=username, password=password
+            reference,
+            out,
+            plain_http=plain_http,
+            username=username,
+            password=password,
+            limits=oci.Limits(timeout=timeout, max_size=max_size),
         )
         click.echo(f"pulled {reference} to {out} ({digest})")
 
@@ -257,6 +316,8 @@ def _build_rego(
     revision: str | None,
     signing: Signing | None = None,
     waivers: Sequence[Waiver] = (),
+    shown: Path | None = None,
+    notes: list[str] | None = None,
 ) -> None:
     bundle = build_bundle(
         packs, effective, root=root, revision=revision, signing=signing, waivers=waivers
@@ -265,13 +326,22 @@ def _build_rego(
     write_atomic(out, blob)
     rev = bundle.manifest["revision"]
     signed = f", signed {signing.alg}" if signing else ""
-    click.echo(
-        f"wrote {out} ({len(blob)} bytes, {len(bundle.modules())} modules, revision {rev}{signed})"
+    _say(
+        notes,
+        f"wrote {shown or out} ({len(blob)} bytes, {len(bundle.modules())} modules, "
+        f"revision {rev}{signed})",
     )
 
 
-def build_jsonschema(packs: list[Pack], effective: dict[str, dict[str, Any]], out: Path) -> None:
-    """Write the JSON Schema target's files under ``out``, atomically per file."""
+def build_jsonschema(
+    packs: list[Pack],
+    effective: dict[str, dict[str, Any]],
+    out: Path,
+    shown: Path | None = None,
+    notes: list[str] | None = None,
+) -> None:
+    """Write the JSON Schema target's files under ``out``, atomically per file
+    (``shown``: the path named in the message; ``notes``: where messages go)."""
     from policykit.targets import jsonschema
 
     files = jsonschema.build(packs, effective)
@@ -279,7 +349,10 @@ def build_jsonschema(packs: list[Pack], effective: dict[str, dict[str, Any]], ou
         write_atomic(out / name, text.encode("utf-8"))
     index = json.loads(files["index.json"])["rules"]
     n = sum(1 for r in index if r["covered"])
-    click.echo(f"wrote {out} ({n} of {len(index)} rules as JSON Schema; the rest: index.json)")
+    _say(
+        notes,
+        f"wrote {shown or out} ({n} of {len(index)} rules as JSON Schema; the rest: index.json)",
+    )
 
 
 def build_manifests(
@@ -289,6 +362,8 @@ def build_manifests(
     out: Path,
     kyverno_version: str = "v1",
     waivers: Sequence[Waiver] = (),
+    shown: Path | None = None,
+    notes: list[str] | None = None,
 ) -> None:
     """Write a target's manifests under ``out`` (plus a kustomization.yaml), atomically
     per file; every rule that cannot be expressed is reported before anything is written."""
@@ -332,8 +407,44 @@ def build_manifests(
     for name, text in texts.items():
         write_atomic(out / name, text.encode("utf-8"))
     n = sum(len(d) for d in files.values())
-    click.echo(f"wrote {out} ({n} manifests in {len(files)} files, target {target})")
+    _say(notes, f"wrote {shown or out} ({n} manifests in {len(files)} files, target {target})")
     for s in skipped:
-        click.echo(f"  not at admission: {s.pack}/{s.rule}: {s.reason}")
+        _say(notes, f"  not at admission: {s.pack}/{s.rule}: {s.reason}")
     for x in missed:
-        click.echo(f"  waiver not carried: {x.waiver.describe()}: {x.reason}")
+        _say(notes, f"  waiver not carried: {x.waiver.describe()}: {x.reason}")
+
+
+def _say(notes: list[str] | None, line: str) -> None:
+    if notes is None:
+        click.echo(line)
+    else:
+        notes.append(line)
+
+
+def check_replaceable(dest: Path, allowed: set[str] | None) -> None:
+    """Refuse to replace a ``dest`` that is not a previous build: a file, a
+    symlink, or a directory holding other things (for ``--target all``:
+    entries other than ``allowed``; for one target: neither a
+    kustomization.yaml nor an index.json) — a build never deletes those."""
+    if not (dest.exists() or dest.is_symlink()):
+        return
+    if dest.is_symlink() or not dest.is_dir():
+        raise BundleError(
+            f"{dest} exists and is not a directory a build wrote; nothing was written",
+            loc=SourceLoc(str(dest)),
+            hint="choose another --out",
+        )
+    names = sorted(p.name for p in dest.iterdir())
+    if allowed is not None:
+        other = [n for n in names if n not in allowed]
+    else:
+        ours = not names or "kustomization.yaml" in names or "index.json" in names
+        other = [] if ours else names
+    if other:
+        listed = ", ".join(other[:5]) + (", ..." if len(other) > 5 else "")
+        raise BundleError(
+            f"--out {dest} holds files a build did not write ({listed}); the output "
+            "directory is replaced as a whole, so nothing was written",
+            loc=SourceLoc(str(dest)),
+            hint="choose an empty or new --out",
+        )
