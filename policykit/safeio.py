@@ -135,15 +135,34 @@ def temp_name(dest: Path, tag: str = "") -> Path:
     return dest.parent / f".{dest.name[:180]}.{tag}{secrets.token_hex(4)}"
 
 
+def finish_cleanup(step: Callable[[], None], tries: int = 3) -> None:
+    """Run a cleanup ``step`` (idempotent) to the end even when Ctrl-C lands in
+    it, then re-raise the interrupt: a second Ctrl-C never leaves debris."""
+    hit: KeyboardInterrupt | None = None
+    for _ in range(tries):
+        try:
+            step()
+            break
+        except KeyboardInterrupt as exc:
+            hit = exc
+    if hit is not None:
+        raise hit
+
+
 def remove(path: Path | None) -> None:
-    """Remove a file, symlink or tree if it exists; never raises."""
+    """Remove a file, symlink or tree if it exists; never raises an OSError,
+    and finishes even when interrupted (then re-raises the interrupt)."""
     if path is None:
         return
-    with contextlib.suppress(OSError):
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+
+    def step() -> None:
+        with contextlib.suppress(OSError):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+    finish_cleanup(step)
 
 
 @contextlib.contextmanager
@@ -168,9 +187,13 @@ def staged_dir(dest: Path) -> Iterator[Path]:
         staged.rename(dest)
         done = True
     finally:
-        if not done and moved_aside and not (dest.exists() or dest.is_symlink()):
-            with contextlib.suppress(OSError):
-                old.rename(dest)  # put the previous output back
+
+        def restore() -> None:
+            if not done and moved_aside and not (dest.exists() or dest.is_symlink()):
+                with contextlib.suppress(OSError):
+                    old.rename(dest)  # put the previous output back
+
+        finish_cleanup(restore)
         remove(staged)
         if done or not moved_aside or dest.exists():
             remove(old)

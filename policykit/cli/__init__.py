@@ -1,1 +1,42 @@
-"""The ``policykit`` command line (a thin shell over :mod:`policykit.api`)."""
+"""The ``policykit`` command line (a thin shell over :mod:`policykit.api`).
+
+Ctrl-C anywhere — while the command's modules are still being imported too —
+ends the run with one line and exit status 130, never a traceback: importing
+this package (which happens before :mod:`policykit.cli.main` and its
+dependencies load) installs a ``sys.excepthook`` for ``KeyboardInterrupt``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from types import TracebackType
+
+EXIT_INTERRUPTED = 130
+
+
+def interrupted() -> None:
+    """Say so on one line and exit 130; a second Ctrl-C changes nothing."""
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write("policykit: interrupted\n")
+        sys.stderr.flush()
+
+
+_previous_hook = sys.excepthook
+
+
+def _hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        interrupted()
+        os._exit(EXIT_INTERRUPTED)  # the stack has unwound; nothing else to run
+    _previous_hook(kind, exc, tb)
+
+
+if sys.excepthook is sys.__excepthook__:  # leave a host program's own hook alone
+    sys.excepthook = _hook

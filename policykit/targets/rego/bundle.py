@@ -23,7 +23,6 @@ import os
 import re
 import stat
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +32,7 @@ from typing import Any
 from policykit import __version__
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
+from policykit.safeio import remove, temp_name
 from policykit.targets.rego.compiler import ROOT_RE, RegoOptions, compile_packs
 from policykit.targets.rego.signing import SIGNATURES, sign
 
@@ -401,33 +401,32 @@ class Signing:
 
 
 def write_atomic(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file: never a partial file."""
+    """Write ``content`` to ``path`` through a temporary file: never a partial
+    file, and no temporary file left whatever is interrupted (its name is
+    chosen before it exists, so the ``finally`` can always remove it)."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path()
+    tmp = temp_name(directory / path.name)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            os.fchmod(fd, 0o644)  # whatever the umask, as before
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        tmp.replace(path)
     except OSError as exc:
         raise BundleError(
             f"cannot write {path}: {exc.strerror or exc}",
             loc=SourceLoc(str(path)),
             hint="choose a writable --out path",
         ) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(content)
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise BundleError(
-            f"cannot write {path}: {exc.strerror or exc}",
-            loc=SourceLoc(str(path)),
-            hint="choose a writable --out path",
-        ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        remove(tmp)  # gone already when the replace happened
 
 
 def inspect_bundle(bundle: Bundle) -> dict[str, Any]:
