@@ -22,7 +22,6 @@ import contextlib
 import errno
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -31,6 +30,7 @@ from policykit import __version__
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import PACK_NAME_RE, RESERVED_PACK_NAMES
 from policykit.packs import BUILTIN_CATALOG, BUILTIN_PACKS
+from policykit.safeio import remove, temp_name
 
 # (path in the new repository, template in files/)
 FILES: tuple[tuple[str, str], ...] = (
@@ -95,20 +95,23 @@ def render(template: str, pack: str, prefix: str) -> str:
 
 def _write_new(path: Path, text: str) -> None:
     """Write through a temporary file and link it into place: never a partial
-    file, and never over a file that appeared meanwhile."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    file, and never over a file that appeared meanwhile. The temporary name is
+    chosen before the file exists, so an interrupt anywhere leaves none."""
+    tmp = temp_name(path)
     try:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o644)
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
-        Path(tmp).chmod(0o644)
+        tmp.chmod(0o644)
         try:
             os.link(tmp, path)  # fails if path exists
         except OSError as exc:
             if exc.errno == errno.EEXIST or path.exists():
                 raise FileExistsError(errno.EEXIST, "file exists", str(path)) from None
-            Path(tmp).replace(path)  # a file system without hard links
+            tmp.replace(path)  # a file system without hard links
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        remove(tmp)
 
 
 def init(directory: Path, name: str | None = None) -> Created:
@@ -125,19 +128,30 @@ def init(directory: Path, name: str | None = None) -> Created:
             hint="init into an empty or new directory, or move those files away",
         )
     texts = [(p, render(tpl, pack, prefix)) for p, tpl in targets]
+    # each path is claimed *before* it is made, so whatever an interrupt hits,
+    # the cleanup knows everything that may exist; one that was there already
+    # (made meanwhile by someone else) is unclaimed and left alone
     made_dirs: list[Path] = []
     written: list[Path] = []
     try:
         for path, text in texts:
             missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
             for d in reversed(missing):
-                d.mkdir()
                 made_dirs.append(d)
-            _write_new(path, text)
+                try:
+                    d.mkdir()
+                except FileExistsError:
+                    made_dirs.remove(d)
             written.append(path)
+            try:
+                _write_new(path, text)
+            except FileExistsError:
+                written.remove(path)
+                raise
     except BaseException as exc:  # an interrupt too: nothing half-made stays
         for path in reversed(written):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
         for d in reversed(made_dirs):
             with contextlib.suppress(OSError):
                 d.rmdir()
