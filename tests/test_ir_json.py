@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from policykit.cli.main import cli
 from policykit.errors import IRFormatError
 from policykit.ir import serialize
 from policykit.ir.nodes import NODE_CLASSES, walk
@@ -65,3 +70,61 @@ def test_examples_use_many_node_kinds() -> None:
 def test_bad_ir_is_refused(text: str, match: str) -> None:
     with pytest.raises(IRFormatError, match=match):
         serialize.loads(text)
+
+
+def _starter_doc() -> dict[str, Any]:
+    from policykit.packs import load_packs
+
+    doc: dict[str, Any] = json.loads(serialize.dumps(load_packs(["policykit.packs.starter"])))
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "where"),
+    [
+        ("id", 5, r"\$\.packs\[0\]\.rules\[0\]\.id: 5 is not of type 'string'"),
+        ("title", ["x"], r"\$\.packs\[0\]\.rules\[0\]\.title: \['x'\] is not of type 'string'"),
+        ("selector.kinds", "Component", r"rules\[0\]\.selector\.kinds: 'Component' is not of type"),
+    ],
+)
+def test_ir_of_the_wrong_shape_is_one_line_with_the_json_path(
+    tmp_path: Path, field: str, value: Any, where: str
+) -> None:
+    """`"id": 5` and `"title": ["x"]` crashed; `"kinds": "Component"` matched nothing."""
+    doc = _starter_doc()
+    rule = doc["packs"][0]["rules"][0]
+    *parents, last = field.split(".")
+    for p in parents:
+        rule = rule[p]
+    rule[last] = value
+    with pytest.raises(IRFormatError, match=where):
+        serialize.loads(json.dumps(doc))
+    f = tmp_path / "pack.json"
+    f.write_text(json.dumps(doc))
+    r = CliRunner().invoke(cli, ["rules", "--pack", str(f)])
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "PK004" in lines[0] and str(f) in lines[0]
+
+
+def test_a_long_message_path_is_refused_quickly_for_cel(tmp_path: Path) -> None:
+    """1,600 segments took 44 s: the CEL presence checks grow with the square of
+    the path; now refused before they are built, naming the limit."""
+    doc = _starter_doc()
+    rule = next(r for r in doc["packs"][0]["rules"] if r["selector"]["source"] == "kubernetes")
+    doc["packs"][0]["rules"] = [rule]
+    rule["message"]["parts"] = ["x ", {"node": "Path", "root": "object", "segments": ["a"] * 1600}]
+    f = tmp_path / "pack.json"
+    f.write_text(json.dumps(doc))
+    start = time.monotonic()
+    r = CliRunner().invoke(
+        cli, ["build", "--target", "vap", "--pack", str(f), "--out", str(tmp_path / "vap")]
+    )
+    assert time.monotonic() - start < 10
+    assert r.exit_code == 2, r.output
+    assert "field path of 1600 segments" in r.stderr and "PK200" in r.stderr
+    assert not (tmp_path / "vap").exists()
+    ok = CliRunner().invoke(
+        cli, ["build", "--target", "rego", "--pack", str(f), "--out", str(tmp_path / "b.tar.gz")]
+    )
+    assert ok.exit_code == 0, ok.output

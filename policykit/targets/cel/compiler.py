@@ -37,6 +37,11 @@ CEL_MAX_DEPTH = 24
 """Deepest bracket nesting the compiler emits. cel-cpp's parser gives up past a
 recursion depth of 32, which counts more than brackets; 24 keeps a margin."""
 
+CEL_MAX_CODEPOINTS = 100_000
+"""Longest expression emitted: cel-cpp refuses longer ones ("expression size
+exceeds codepoint limit"), and a long field path's presence checks grow with
+the square of its length."""
+
 MSG_SEPARATOR = "; "
 """Joins the messages of the items of an ``each`` rule in one admission message."""
 
@@ -141,6 +146,14 @@ class CelCompiler(Compiler):
                 guards += [f"type({cur}) == list", f"size({cur}) > {seg}"]
                 cur = f"{cur}[{seg}]"
             known_map = False
+        # n guards of O(n) text each: a long path is quadratic text, beyond
+        # what cel-cpp parses; refuse it before building (and scanning) it
+        size = sum(map(len, guards))
+        if size > CEL_MAX_CODEPOINTS:
+            raise self._unsupported(
+                f"a field path of {len(n.segments)} segments (its CEL presence checks "
+                f"would be {size} characters; cel-cpp parses at most {CEL_MAX_CODEPOINTS})"
+            )
         return CV(pr.conj(guards), cur, "any")
 
     def v_Length(self, n: ir.Length) -> CV:
@@ -427,6 +440,12 @@ class CelCompiler(Compiler):
         (measured; docs/engines.md): refuse them here, naming the rule, rather
         than ship what the local engine cannot check."""
         for expr in (compiled.violation, compiled.message, compiled.items or "true"):
+            if len(expr) > CEL_MAX_CODEPOINTS:
+                raise self._unsupported(
+                    f"an expression of {len(expr)} characters (cel-cpp parses at most "
+                    f"{CEL_MAX_CODEPOINTS}): split the rule or shorten its paths",
+                    compiled.rule,
+                )
             depth = pr.max_depth(expr)
             if depth > CEL_MAX_DEPTH:
                 raise self._unsupported(
