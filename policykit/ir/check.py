@@ -6,6 +6,8 @@ mistake is reported with the rule id and source line before anything runs.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -151,6 +153,42 @@ def check_rule(rule: Rule, params: Mapping[str, Any]) -> None:
             _check_node(rule, part, scope, params)
 
 
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` is not a valid draft 2020-12 schema, or None.
+
+    Checked once per distinct schema (by content): ``check_schema`` was most of
+    an engine's construction, paid again for every pack of every engine."""
+    if not _plain_json(schema):  # tuples, mappings that are not dicts ...: checked every time
+        return _schema_problem(dict(schema))
+    # the key keeps the order of keys, so the first error reported is the same
+    return _cached_schema_problem(json.dumps(schema, separators=(",", ":")))
+
+
+def _plain_json(v: Any) -> bool:
+    """Whether ``v`` survives a JSON round trip unchanged (types included)."""
+    t = type(v)
+    if t is dict:
+        return all(type(k) is str and _plain_json(x) for k, x in v.items())
+    if t is list:
+        return all(_plain_json(x) for x in v)
+    if t is float:
+        return v == v and v not in (float("inf"), float("-inf"))
+    return v is None or t is str or t is int or t is bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_schema_problem(key: str) -> str | None:
+    return _schema_problem(json.loads(key))
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return str(exc.message)
+    return None
+
+
 def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``values`` over the pack defaults and validate against its schema."""
     unknown = sorted(set(values) - {p.name for p in pack.params})
@@ -186,12 +224,9 @@ def check_pack(pack: Pack, values: Mapping[str, Any] | None = None) -> dict[str,
     for p in pack.params:
         if not PARAM_NAME_RE.fullmatch(p.name):
             raise DefinitionError(f"pack {pack.name}: parameter name {p.name!r} is not valid")
-        try:
-            jsonschema.Draft202012Validator.check_schema(dict(p.schema))
-        except jsonschema.SchemaError as exc:
-            raise DefinitionError(
-                f"pack {pack.name}: parameter {p.name}: invalid schema: {exc.message}"
-            ) from None
+        problem = schema_problem(p.schema)
+        if problem is not None:
+            raise DefinitionError(f"pack {pack.name}: parameter {p.name}: invalid schema: {problem}")
     effective = check_params(pack, values or {})
     seen: dict[str, Rule] = {}
     for r in pack.rules:
