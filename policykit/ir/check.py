@@ -226,7 +226,9 @@ def check_pack(pack: Pack, values: Mapping[str, Any] | None = None) -> dict[str,
             raise DefinitionError(f"pack {pack.name}: parameter name {p.name!r} is not valid")
         problem = schema_problem(p.schema)
         if problem is not None:
-            raise DefinitionError(f"pack {pack.name}: parameter {p.name}: invalid schema: {problem}")
+            raise DefinitionError(
+                f"pack {pack.name}: parameter {p.name}: invalid schema: {problem}"
+            )
     effective = check_params(pack, values or {})
     seen: dict[str, Rule] = {}
     for r in pack.rules:
