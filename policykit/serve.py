@@ -104,11 +104,13 @@ class BundleStore:
                 with self._changed:
                     generation = self._generation
                 fresh = self.get(name)
-                remaining = deadline - time.monotonic()
-                if fresh is None or fresh.etag != etag or remaining <= 0:
+                if fresh is None or fresh.etag != etag:
                     return fresh
                 with self._changed:
-                    if self._generation == generation:
+                    while self._generation == generation:
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            return fresh  # unchanged, as the watcher saw it a moment ago
                         self._changed.wait(remaining)
         finally:
             with self._changed:
@@ -268,9 +270,13 @@ class BundleServer(ThreadingHTTPServer):
     def _busy(self, request: Any, client_address: Any) -> None:
         """Answer 503 (after reading the request head, briefly) and close."""
         try:
-            request.settimeout(1.0)
             head = b""
+            deadline = time.monotonic() + 2.0
             while b"\r\n\r\n" not in head and len(head) < 65536:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                request.settimeout(left)
                 chunk = request.recv(4096)
                 if not chunk:
                     break
