@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from policykit.errors import PolicykitError, SourceLoc
+from policykit.errors import PolicykitError
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -200,11 +200,11 @@ def publish(
     limits: Limits | None = None,
 ) -> str:
     """Push ``bundle`` as an OPA bundle image; returns the layer digest."""
+    from policykit.targets.rego.bundle import Limits as BundleLimits
+    from policykit.targets.rego.bundle import read_limited
+
     ref = Reference.parse(reference)
-    try:
-        blob = bundle.read_bytes()
-    except OSError as e:
-        raise OciError(f"cannot read bundle: {e.strerror}", loc=SourceLoc(str(bundle))) from None
+    blob = read_limited(bundle, BundleLimits.from_env().total_size)  # a regular file only
     with _session(ref, plain_http, username, password, limits or Limits()) as (reg, creds, tmp):
         layer = tmp / LAYER_TITLE  # oras annotates the layer with this name
         layer.write_bytes(blob)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -326,3 +327,15 @@ def test_the_hostile_registry_serves_a_good_image_too(hostile: str, tmp_path: Pa
     code, text = _cli("pull", f"oci://{hostile}/good/r:t", "--out", str(out), "--plain-http")
     assert code == 0, text
     assert out.read_bytes() == _BLOB
+
+
+def test_publish_reads_only_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.tar.gz"
+    os.mkfifo(fifo)  # opening it for reading would block
+    r = subprocess.run(
+        [sys.executable, "-m", "policykit", "publish", str(fifo), "oci://127.0.0.1:9/x:y",
+         "--plain-http"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "PK300" in r.stderr and "not a regular file" in r.stderr, r.stderr
