@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from policykit.engines.native import NativeEngine
 from policykit.errors import ErrorList, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.packs import load_packs
-from policykit.safeio import staged_dir
+from policykit.safeio import is_dir, missing, staged_dir
 from policykit.targets import capabilities
 from policykit.targets.k8s import waivers as exports
 from policykit.targets.rego.bundle import (
@@ -150,26 +151,27 @@ def register(cli: click.Group) -> None:
                 in_force,
             )
             return
-        check_replaceable(final, set(ALL_OUTPUTS) if target == "all" else None)
-        with staged_dir(final) as stage:
-            for t in wanted:
-                name = ("bundle.tar.gz" if t == "rego" else t) if target == "all" else ""
-                dest, shown = (stage / name, final / name) if name else (stage, final)
-                chosen = plan.packs[t]
-                if t == "jsonschema" and in_force:
-                    notes.append(
-                        "  waivers are not carried into jsonschema (a form has no exceptions)"
-                    )
-                if t == "rego":
-                    _build_rego(
-                        chosen, effective, dest, root, revision, signing, in_force, shown, notes
-                    )
-                elif t == "jsonschema":
-                    build_jsonschema(chosen, effective, dest, shown, notes)
-                else:
-                    build_manifests(
-                        t, chosen, effective, dest, kyverno_version, in_force, shown, notes
-                    )
+        with _writing(final):
+            check_replaceable(final, set(ALL_OUTPUTS) if target == "all" else None)
+            with staged_dir(final) as stage:
+                for t in wanted:
+                    name = ("bundle.tar.gz" if t == "rego" else t) if target == "all" else ""
+                    dest, shown = (stage / name, final / name) if name else (stage, final)
+                    chosen = plan.packs[t]
+                    if t == "jsonschema" and in_force:
+                        notes.append(
+                            "  waivers are not carried into jsonschema (a form has no exceptions)"
+                        )
+                    if t == "rego":
+                        _build_rego(
+                            chosen, effective, dest, root, revision, signing, in_force, shown, notes
+                        )
+                    elif t == "jsonschema":
+                        build_jsonschema(chosen, effective, dest, shown, notes)
+                    else:
+                        build_manifests(
+                            t, chosen, effective, dest, kyverno_version, in_force, shown, notes
+                        )
         for line in notes:  # only once the output is in place
             click.echo(line)
 
@@ -414,6 +416,20 @@ def build_manifests(
         _say(notes, f"  waiver not carried: {x.waiver.describe()}: {x.reason}")
 
 
+@contextlib.contextmanager
+def _writing(dest: Path) -> Iterator[None]:
+    """An OSError while building ``dest`` (an over-long name, no space, no
+    permission) is one PK300 line."""
+    try:
+        yield
+    except OSError as exc:
+        raise BundleError(
+            f"cannot write {dest}: {exc.strerror or exc}",
+            loc=SourceLoc(str(dest)),
+            hint="choose a writable --out path",
+        ) from None
+
+
 def _say(notes: list[str] | None, line: str) -> None:
     if notes is None:
         click.echo(line)
@@ -426,9 +442,9 @@ def check_replaceable(dest: Path, allowed: set[str] | None) -> None:
     symlink, or a directory holding other things (for ``--target all``:
     entries other than ``allowed``; for one target: neither a
     kustomization.yaml nor an index.json) — a build never deletes those."""
-    if not (dest.exists() or dest.is_symlink()):
+    if missing(dest):
         return
-    if dest.is_symlink() or not dest.is_dir():
+    if dest.is_symlink() or not is_dir(dest):
         raise BundleError(
             f"{dest} exists and is not a directory a build wrote; nothing was written",
             loc=SourceLoc(str(dest)),
