@@ -6,11 +6,13 @@ Kubernetes manifests and an AI agent that pass every rule; rule tests
 (``tests/policies.test.yaml``, a :mod:`policykit.rule_tests` file); and a
 GitHub Actions workflow that tests, checks, verifies and builds.
 
-The files are templates in ``files/`` with three placeholders: ``__PACK__``
-(the pack name), ``__PREFIX__`` (its rule id prefix) and ``__VERSION__``
-(policykit's version, pinned in the workflow). The name is validated to a
-form that is safe verbatim in Python, YAML and rule ids, so no escaping is
-needed.
+The files are templates in ``files/`` with four placeholders: ``__PACK__``
+(the pack name), ``__PREFIX__`` (its rule id prefix), ``__VERSION__``
+(policykit's version) and ``__INSTALL__`` (the pip requirement of this exact
+copy of policykit, :func:`policykit.distribution.install_spec`, pinned in the
+workflow — never the bare name, which on the package index is another
+project). The name is validated to a form that is safe verbatim in Python,
+YAML and rule ids, so no escaping is needed.
 
 Nothing is overwritten: when any file to be written exists, none is written.
 A failure while writing removes what this run wrote.
@@ -27,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from policykit import __version__
+from policykit.distribution import check_install_spec, install_spec
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import PACK_NAME_RE, RESERVED_PACK_NAMES
 from policykit.packs import BUILTIN_CATALOG, BUILTIN_PACKS
@@ -84,12 +87,13 @@ def check_name(name: str) -> str:
     return name
 
 
-def render(template: str, pack: str, prefix: str) -> str:
+def render(template: str, pack: str, prefix: str, install: str | None = None) -> str:
     text = resources.files("policykit.scaffold").joinpath("files", template).read_text("utf-8")
     return (
         text.replace("__PACK__", pack)
         .replace("__PREFIX__", prefix)
         .replace("__VERSION__", __version__)
+        .replace("__INSTALL__", install if install is not None else install_spec())
     )
 
 
@@ -114,9 +118,17 @@ def _write_new(path: Path, text: str) -> None:
         remove(tmp)
 
 
-def init(directory: Path, name: str | None = None) -> Created:
-    """Create the repository in ``directory`` (made if missing)."""
+def init(directory: Path, name: str | None = None, install: str | None = None) -> Created:
+    """Create the repository in ``directory`` (made if missing).
+
+    ``install`` is the pip requirement the workflow installs policykit with
+    (default: :func:`policykit.distribution.install_spec`)."""
     pack = check_name(name) if name is not None else pack_name_for(directory)
+    if install is not None:
+        try:
+            install = check_install_spec(install)
+        except ValueError as exc:
+            raise ScaffoldError(str(exc), hint="pass --install with a pinned requirement") from None
     prefix = pack.upper().replace("_", "-")
     targets = [(directory / dest.replace("__PACK__", pack), tpl) for dest, tpl in FILES]
     existing = [p for p, _ in targets if p.exists() or p.is_symlink()]
@@ -127,7 +139,7 @@ def init(directory: Path, name: str | None = None) -> Created:
             loc=SourceLoc(directory.as_posix()),
             hint="init into an empty or new directory, or move those files away",
         )
-    texts = [(p, render(tpl, pack, prefix)) for p, tpl in targets]
+    texts = [(p, render(tpl, pack, prefix, install)) for p, tpl in targets]
     # each path is claimed *before* it is made, so whatever an interrupt hits,
     # the cleanup knows everything that may exist; one that was there already
     # (made meanwhile by someone else) is unclaimed and left alone
