@@ -128,3 +128,34 @@ def test_a_long_message_path_is_refused_quickly_for_cel(tmp_path: Path) -> None:
         cli, ["build", "--target", "rego", "--pack", str(f), "--out", str(tmp_path / "b.tar.gz")]
     )
     assert ok.exit_code == 0, ok.output
+
+
+def test_a_long_condition_path_is_not_a_crash_in_json_schema(tmp_path: Path) -> None:
+    """A 1,600-segment path in a Backstage rule's condition overflowed the JSON
+    Schema compiler's recursion (exit 3); it is a rule that target cannot express,
+    and the Rego targets still build it."""
+    doc = _starter_doc()
+    rule = next(r for r in doc["packs"][0]["rules"] if r["selector"]["source"] == "backstage")
+    doc["packs"][0]["rules"] = [rule]
+
+    def deepen(node: Any) -> bool:
+        if isinstance(node, dict):
+            if node.get("node") == "Path" and node.get("root") == "object":
+                node["segments"] = ["a"] * 1600
+                return True
+            return any(deepen(v) for v in node.values())
+        return isinstance(node, list) and any(deepen(v) for v in node)
+
+    assert deepen(rule["condition"])
+    f = tmp_path / "pack.json"
+    f.write_text(json.dumps(doc))
+    r = CliRunner().invoke(
+        cli, ["build", "--target", "jsonschema", "--pack", str(f), "--out", str(tmp_path / "js")]
+    )
+    assert r.exit_code == 0, r.output
+    index = json.loads((tmp_path / "js/index.json").read_text())
+    assert "1600 segments" in json.dumps(index)
+    ok = CliRunner().invoke(
+        cli, ["build", "--target", "rego", "--pack", str(f), "--out", str(tmp_path / "b.tar.gz")]
+    )
+    assert ok.exit_code == 0, ok.output

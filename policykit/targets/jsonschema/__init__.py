@@ -81,6 +81,10 @@ def any_of(items: Sequence[Schema]) -> Schema:
     return kept[0] if len(kept) == 1 else {"anyOf": kept}
 
 
+# The deepest field path a schema is written for (nested ``properties``/``items``).
+MAX_PATH_SEGMENTS = 64
+
+
 def at(segments: Sequence[str | int], v: Schema, required: bool) -> Schema:
     """Holds when the value at ``segments`` satisfies ``v``; when the path is
     missing, holds exactly if not ``required``."""
@@ -163,6 +167,13 @@ class SchemaCompiler(Compiler):
         if isinstance(p, (ir.And, ir.Or, ir.Not, ir.Quantifier)):
             return self.dispatch("pos" if truth else "neg", p)  # type: ignore[no-any-return]
         leaf: Leaf = self.dispatch("leaf", p)
+        if len(leaf.path) > MAX_PATH_SEGMENTS:
+            # one nested subschema per segment: validators (ajv, python-jsonschema)
+            # recurse per level, and JSON readers bound nesting
+            raise self._unsupported(
+                f"a field path of {len(leaf.path)} segments (one nested schema each; "
+                f"at most {MAX_PATH_SEGMENTS})"
+            )
         v = leaf.v if truth else negate(leaf.v)
         return at(leaf.path, v, leaf.absent is not truth)
 
