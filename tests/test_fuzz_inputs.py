@@ -61,6 +61,7 @@ SEEDS: list[bytes] = [
     b"!!python/object:os.system x\n",
     b"a: !!int 0x" + b"f" * 4000 + b"\n",
     b'{"a": NaN, "b": 1e999, "c": -Infinity}',
+    b"!!int !!python/obje!!set ct:os.system x\n",  # found by the long run: exit 3
 ]
 
 TOKENS = [

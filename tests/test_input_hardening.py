@@ -107,6 +107,14 @@ CASES = {
         b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: !!int abc}\n",
         "not an integer",
     ),
+    "emptyint.yaml": (
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: !!int }\n",
+        "not an integer",
+    ),
+    "emptyfloat.yaml": (
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: !!float }\n",
+        "not a number",
+    ),
     "inf.yaml": (
         b"apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec: {replicas: .inf}\n",
         "inf/nan",

@@ -229,7 +229,7 @@ def _int(loader: Any, node: yaml.ScalarNode) -> int:
         )
     try:
         result = int(yaml.constructor.SafeConstructor.construct_yaml_int(loader, node))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, IndexError):
         raise _problem(node, f"{_short(value)!r} is not an integer") from None
     if result.bit_length() > _INT_MAX_BITS:
         raise _problem(node, f"an integer of more than {INT_MAX_DIGITS} digits; quote it")
@@ -240,7 +240,7 @@ def _float(loader: Any, node: yaml.ScalarNode) -> float:
     value = loader.construct_scalar(node)
     try:
         result = float(yaml.constructor.SafeConstructor.construct_yaml_float(loader, node))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, IndexError):
         raise _problem(node, f"{_short(value)!r} is not a number") from None
     if not math.isfinite(result):
         raise _problem(node, f"{_short(value)!r} is not a JSON number (inf/nan); quote it")
@@ -372,7 +372,7 @@ def yaml_documents(
                     value = loader.construct_document(node)
                 except yaml.MarkedYAMLError as exc:
                     errors.append(_marked(exc, shown, error, f"document {index}: "))
-                except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+                except Exception as exc:  # a constructor's failure is the input's: one line
                     errors.append(
                         error(
                             f"document {index}: unsupported YAML construct: "
@@ -404,7 +404,7 @@ def yaml_documents(
         errors.append(
             error(f"malformed YAML: {_short(_one_line(str(exc)), 160)}", loc=SourceLoc(shown))
         )
-    except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
         # e.g. absurd nesting while composing
         errors.append(
             error(
