@@ -31,6 +31,7 @@ import os
 import re
 import socket
 import stat
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -286,6 +287,17 @@ class BundleServer(ThreadingHTTPServer):
             pass
         finally:
             self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away or stalled (an OSError) is no news; anything
+        else is one line on standard error, never a traceback."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            return
+        host = client_address[0] if isinstance(client_address, tuple) else client_address
+        sys.stderr.write(
+            f"policykit: serve: internal error answering {host}: {type(exc).__name__}: {exc}\n"
+        )
 
     def server_close(self) -> None:
         self.watchdog.stop()

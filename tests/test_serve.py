@@ -305,6 +305,29 @@ def test_cli_serves_a_built_bundle(tmp_path: Path) -> None:
         proc.wait(timeout=10)
 
 
+def test_cli_clients_that_go_away_print_no_traceback(tmp_path: Path) -> None:
+    (tmp_path / "big.tar.gz").write_bytes(os.urandom(8 << 20))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "policykit", "serve", str(tmp_path), "--port", "0", "--quiet"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        port = int(proc.stderr.readline().split("http://127.0.0.1:")[1].split("/")[0])
+        for _ in range(5):  # ask for 8 MiB, read a little, then reset the connection
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(b"GET /big.tar.gz HTTP/1.1\r\nHost: x\r\n\r\n")
+                s.recv(1024)
+                s.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+        assert _get(port, "/big.tar.gz", method="HEAD")[0] == 200
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert "Traceback" not in err and "Exception" not in err, err
+
+
 def test_cli_refuses_a_missing_directory(tmp_path: Path) -> None:
     r = subprocess.run(
         [sys.executable, "-m", "policykit", "serve", str(tmp_path / "nope")],
