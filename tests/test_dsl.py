@@ -31,7 +31,7 @@ def test_operators_build_ir() -> None:
 
     @pk.rule("T-001", title="t", message="m")
     def r(o):  # type: ignore[no-untyped-def]
-        return (o.spec.replicas < P("n")) & ~o.metadata.labels["team"].exists() | o.spec.paused
+        return (o.spec.replicas < P("n")) & ~o.metadata.labels["team"].exists() | o.spec.paused.is_true()
 
     cond = pk.build().rules[0].condition
     assert isinstance(cond, ir.Or)
@@ -193,7 +193,7 @@ def test_params_are_validated_against_their_schema() -> None:
 
 def test_selector_and_duplicate_ids() -> None:
     pk = PackBuilder("t", "1.0.0")
-    with pytest.raises(DefinitionError, match="take lists"):
+    with pytest.raises(DefinitionError, match="takes a list"):
         select(kinds="Deployment")
 
     @pk.rule("T-001", title="t", message="m")

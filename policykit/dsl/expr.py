@@ -12,8 +12,12 @@ and ``&``, ``|``, ``~`` combine conditions. Nothing here evaluates anything.
 
 from __future__ import annotations
 
+import difflib
 import itertools
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, NoReturn
 
 from policykit.errors import DefinitionError, RegexDialectError
@@ -23,6 +27,105 @@ from policykit.ir.regex import check_portable
 _var_counter = itertools.count()
 
 Operand = Any  # a Val, or a Python scalar / flat list of scalars
+
+_PARAMS: ContextVar[Mapping[str, Any] | None] = ContextVar("policykit_dsl_params", default=None)
+"""The parameters (name → default) of the pack whose rule is being traced."""
+
+
+@contextmanager
+def tracing(params: Mapping[str, Any]) -> Iterator[None]:
+    """Trace a rule body of a pack with these parameters (name → default), so
+    that mistakes can be reported with hints that name them."""
+    token = _PARAMS.set(params)
+    try:
+        yield
+    finally:
+        _PARAMS.reset(token)
+
+
+_NUMERIC = (ir.Length, ir.Quantity, ir.Arith, ir.Count, ir.Sum)
+"""Derived values that are always numbers (or missing)."""
+
+
+def describe(node: ir.Value) -> str:
+    """How the author wrote a value: ``o.spec.owner``, ``c.image``, ``P("x")["k"]``."""
+    if isinstance(node, ir.Path):
+        root = "o" if node.root == ir.OBJECT_ROOT else re.sub(r"_\d+$", "", node.root)
+        out = root
+        for seg in node.segments:
+            is_name = isinstance(seg, str) and seg.isidentifier()
+            out += f".{seg}" if is_name else f"[{seg!r}]"
+        return out
+    if isinstance(node, ir.Param):
+        return f'P("{node.name}")'
+    if isinstance(node, ir.Index):
+        key = node.key.value if isinstance(node.key, ir.Literal) else "..."
+        return f"{describe(node.base)}[{key!r}]"
+    return "this value"
+
+
+def _last_name(node: ir.Value) -> str | None:
+    """The field name a value ends with (``absnt`` in ``o.spec.owner.absnt``)."""
+    if isinstance(node, ir.Path) and node.segments and isinstance(node.segments[-1], str):
+        return node.segments[-1]
+    if isinstance(node, ir.Index) and isinstance(node.key, ir.Literal):
+        key = node.key.value
+        return key if isinstance(key, str) else None
+    return None
+
+
+def _parent(node: ir.Value) -> str:
+    if isinstance(node, ir.Path):
+        return describe(ir.Path(node.root, node.segments[:-1]))
+    if isinstance(node, ir.Index):
+        return describe(node.base)
+    return describe(node)
+
+
+def _params() -> Mapping[str, Any]:
+    return _PARAMS.get() or {}
+
+
+def _param_default(value: Any) -> tuple[str, Any] | None:
+    """``(name, default)`` when ``value`` is ``P(name)`` of the traced pack."""
+    if isinstance(value, Val) and isinstance(value.node, ir.Param):
+        params = _params()
+        if value.node.name in params:
+            return value.node.name, params[value.node.name]
+    return None
+
+
+def not_a_condition(value: Any, where: str = "") -> DefinitionError:
+    """The error for a value, a Python bool or a tuple used as a condition."""
+    at = f" {where}" if where else ""
+    if isinstance(value, Val):
+        desc = describe(value.node)
+        name = _last_name(value.node)
+        if name in METHODS:
+            return DefinitionError(
+                f"{desc} is a field, not a condition{at}: `{name}` is read as a field name",
+                hint=f"call the method: {_parent(value.node)}.{name}(...)",
+            )
+        return DefinitionError(
+            f"{desc} is a value, not a condition{at}; it would hold only where it is true",
+            hint=f"write {desc}.exists(), {desc} == ..., or {desc}.is_true() for a boolean field",
+        )
+    if isinstance(value, bool):
+        return DefinitionError(
+            f"the Python value {value} is not a condition{at}; Python evaluated it while the "
+            "rule was traced",
+            hint="'x is None' / 'x is not None' are Python tests: use x.absent() / x.exists(); "
+            "a condition that always holds is all_of(), one that never holds any_of()",
+        )
+    if isinstance(value, tuple):
+        return DefinitionError(
+            f"a tuple is not a condition{at} (a trailing comma?)",
+            hint="combine conditions with & and |",
+        )
+    return DefinitionError(
+        f"expected a condition{at}, got {type(value).__name__} {value!r}",
+        hint="build conditions with comparisons, .exists(), .matches(), & | ~",
+    )
 
 
 def lit(value: Any) -> ir.Value:
@@ -47,27 +150,27 @@ def lit(value: Any) -> ir.Value:
             "cannot compare a path to a dict",
             hint="compare individual fields, e.g. o.metadata.labels['team'] == 'x'",
         )
+    if isinstance(value, (set, frozenset)):
+        raise DefinitionError(
+            f"a set {value!r} cannot be used in a rule",
+            hint="write a list: x.is_in([...]) tests membership",
+        )
     raise DefinitionError(f"{type(value).__name__} value {value!r} cannot be used in a rule")
 
 
-def as_cond(value: Any) -> ir.Pred:
-    """A condition operand: a ``Cond``, or a field that must be ``true``."""
+def as_cond(value: Any, where: str = "") -> ir.Pred:
+    """A condition operand: a ``Cond``. A value (``o.spec.paused``: write
+    ``.is_true()``), a Python bool or anything else is refused."""
     if isinstance(value, Cond):
         return value.node
-    if isinstance(value, Val):
-        return ir.Compare("==", value.node, ir.Literal(True))
-    if isinstance(value, bool):
-        return ir.Compare("==", ir.Literal(value), ir.Literal(True))
-    raise DefinitionError(
-        f"expected a condition, got {type(value).__name__} {value!r}",
-        hint="build conditions with comparisons, .exists(), .matches(), & | ~",
-    )
+    raise not_a_condition(value, where)
 
 
 def _no_bool(what: str) -> NoReturn:
     raise DefinitionError(
         f"a {what} has no Python truth value while a rule is traced",
-        hint="use & | ~ instead of and/or/not, and x.includes(v) instead of 'v in x'",
+        hint="use & | ~ instead of and/or/not, x.includes(v) instead of 'v in x', "
+        "x.is_in([...]) instead of 'x in [...]', and no 'if' on a value",
     )
 
 
@@ -98,6 +201,14 @@ class Cond:
 
     def __bool__(self) -> bool:
         _no_bool("condition")
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise DefinitionError(
+            f"a condition has no `.{name}`: it is already true or false",
+            hint="combine conditions with & | ~; methods such as .exists() apply to values",
+        )
 
     def __repr__(self) -> str:
         return f"Cond({self.node!r})"
@@ -162,25 +273,73 @@ class Val:
 
     # comparisons --------------------------------------------------------------
 
+    def _compare(self, op: ir.CompareOp, other: Any) -> Cond:
+        desc = describe(self.node)
+        if other is None:
+            if op == "==":
+                raise DefinitionError(
+                    f"{desc} == None holds only for an explicit null, never for a missing field",
+                    hint=f"use {desc}.absent() (missing or null), or "
+                    f"{desc}.is_type('null') for an explicit null only",
+                )
+            if op == "!=":
+                raise DefinitionError(
+                    f"{desc} != None: write {desc}.exists()",
+                    hint="the same test, present and not null, said plainly; "
+                    "None is never needed in a rule",
+                )
+            raise DefinitionError(f"{desc} {op} None never holds", hint=self._number_hint(None))
+        if op not in ("==", "!=") and (
+            isinstance(other, (bool, list, tuple)) or (isinstance(other, str) and self._numeric())
+        ):
+            raise DefinitionError(
+                f"{desc} {op} {other!r} never holds: ordering compares two numbers or two strings",
+                hint=self._number_hint(other),
+            )
+        if self._numeric() and isinstance(other, (str, bool, list, tuple)):
+            verdict = "never holds" if op == "==" else "always holds"
+            raise DefinitionError(
+                f"{desc} is a number, so {op} {other!r} {verdict}",
+                hint=self._number_hint(other),
+            )
+        return Cond(ir.Compare(op, self.node, lit(other)))
+
+    def _numeric(self) -> bool:
+        return isinstance(self.node, _NUMERIC)
+
+    @staticmethod
+    def _number_hint(other: Any) -> str:
+        if isinstance(other, str):
+            return f"compare with a number, or quantity({other!r}) for a Kubernetes quantity"
+        if isinstance(other, (list, tuple)):
+            return "x.is_in([...]) tests membership"
+        return "compare with a number or a string"
+
     def __eq__(self, other: object) -> Cond:  # type: ignore[override]
-        return Cond(ir.Compare("==", self.node, lit(other)))
+        return self._compare("==", other)
 
     def __ne__(self, other: object) -> Cond:  # type: ignore[override]
-        return Cond(ir.Compare("!=", self.node, lit(other)))
+        return self._compare("!=", other)
 
     def __lt__(self, other: Operand) -> Cond:
-        return Cond(ir.Compare("<", self.node, lit(other)))
+        return self._compare("<", other)
 
     def __le__(self, other: Operand) -> Cond:
-        return Cond(ir.Compare("<=", self.node, lit(other)))
+        return self._compare("<=", other)
 
     def __gt__(self, other: Operand) -> Cond:
-        return Cond(ir.Compare(">", self.node, lit(other)))
+        return self._compare(">", other)
 
     def __ge__(self, other: Operand) -> Cond:
-        return Cond(ir.Compare(">=", self.node, lit(other)))
+        return self._compare(">=", other)
 
-    __hash__ = None  # type: ignore[assignment]
+    # Python protocols that cannot work on a symbolic value ---------------------
+
+    def __hash__(self) -> int:
+        raise DefinitionError(
+            f"{describe(self.node)} cannot be a set item or a dict key while a rule is traced",
+            hint="x.is_in([...]) instead of 'x in {...}'",
+        )
 
     def __bool__(self) -> bool:
         _no_bool("value")
@@ -194,12 +353,63 @@ class Val:
             hint="use .all(lambda x: ...), .any(...), .count(...) or .sum(...)",
         )
 
+    def __len__(self) -> int:
+        raise DefinitionError(
+            f"{describe(self.node)} has no Python length while a rule is traced",
+            hint=f"{describe(self.node)}.length() is its length when the rule runs; "
+            "iterate with .all/.any/.count/.sum",
+        )
+
+    def __format__(self, spec: str) -> str:
+        raise DefinitionError(
+            f"{describe(self.node)} cannot be put in a Python string while a rule is traced",
+            hint="compare with .startswith()/.endswith()/.contains(); messages take {placeholders}",
+        )
+
+    __str__ = __format__  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"Val({self.node!r})"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        name = _last_name(self.node)
+        if name is None:
+            raise DefinitionError(f"{describe(self.node)} is a value and cannot be called")
+        close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
+        guess = _ALIASES.get(name) or (f".{close[0]}()" if close else "")
+        if guess:
+            raise DefinitionError(
+                f"`{name}` is read as a field name; did you mean `{guess}`?",
+                hint=f"{_parent(self.node)}.{name} is the field {name!r}, which cannot be called",
+            )
+        raise DefinitionError(
+            f"`{name}` is read as a field name, and a value has no method `{name}`",
+            hint="the methods are " + ", ".join(f".{m}()" for m in METHODS),
+        )
+
+    # conditions on values: & | ~ need conditions -------------------------------
+
+    def _not_cond(self, *_: Any) -> NoReturn:
+        raise not_a_condition(self, "in & | ~")
+
+    __and__ = __rand__ = __or__ = __ror__ = __invert__ = _not_cond
 
     # arithmetic ---------------------------------------------------------------
 
     def _arith(self, op: ir.ArithOp, other: Operand, *, reverse: bool = False) -> Val:
+        if not isinstance(other, Val) and (
+            isinstance(other, bool) or not isinstance(other, (int, float))
+        ):
+            written = (
+                f"{other!r} {op} {describe(self.node)}"
+                if reverse
+                else (f"{describe(self.node)} {op} {other!r}")
+            )
+            raise DefinitionError(
+                f"{written} is always missing: arithmetic takes numbers",
+                hint="there is no string concatenation; test strings with .startswith(), "
+                ".endswith(), .contains(); quantity('2Gi') is a quantity as a number",
+            )
         a, b = self.node, lit(other)
         return Val(ir.Arith(op, b, a) if reverse else ir.Arith(op, a, b))
 
@@ -258,26 +468,90 @@ class Val:
             raise RegexDialectError(exc.message, hint=exc.hint) from None
         return Cond(ir.Matches(self.node, ir.Literal(pattern)))
 
+    def _text(self, method: str, arg: Any) -> ir.Value:
+        """The argument of a string test: a string or a value, not a list."""
+        param = _param_default(arg)
+        if isinstance(arg, (list, tuple)) or (param and isinstance(param[1], list)):
+            items = f'P("{param[0]}")' if param else repr(arg)
+            raise DefinitionError(
+                f"{method}() takes one string, not the list {items}: it would never hold",
+                hint=f"test each: any_of(*({describe(self.node)}.{method}(s) for s in [...]))"
+                if not param
+                else f"{items}.any(lambda s: {describe(self.node)}.{method}(s))",
+            )
+        if not isinstance(arg, (str, Val)):
+            raise DefinitionError(
+                f"{method}() takes a string, not {type(arg).__name__} {arg!r}: it would never hold"
+            )
+        return lit(arg)
+
     def startswith(self, prefix: str | Val) -> Cond:
-        return Cond(ir.StrOp("startswith", self.node, lit(prefix)))
+        return Cond(ir.StrOp("startswith", self.node, self._text("startswith", prefix)))
 
     def endswith(self, suffix: str | Val) -> Cond:
-        return Cond(ir.StrOp("endswith", self.node, lit(suffix)))
+        return Cond(ir.StrOp("endswith", self.node, self._text("endswith", suffix)))
 
     def contains(self, sub: str | Val) -> Cond:
         """Substring test on strings (for lists use :meth:`includes`)."""
-        return Cond(ir.StrOp("contains", self.node, lit(sub)))
+        return Cond(ir.StrOp("contains", self.node, self._text("contains", sub)))
+
+    def _collection(self, method: str, collection: Any) -> ir.Value:
+        """The list of ``is_in``/``not_in``: a literal list or a value, not a string."""
+        param = _param_default(collection)
+        if isinstance(collection, str) or (param and not isinstance(param[1], list)):
+            if param:
+                raise DefinitionError(
+                    f'{method}(P("{param[0]}")) never holds: the parameter is '
+                    f"{type(param[1]).__name__} {param[1]!r}, not a list",
+                    hint=f'compare with {describe(self.node)} == P("{param[0]}")',
+                )
+            if collection in _params():
+                hint = f'did you mean P("{collection}")?'
+            else:
+                hint = f"for a list write {method}([{collection!r}]); "
+                hint += f"for one value, == {collection!r}"
+            raise DefinitionError(
+                f"{method}({collection!r}) takes a list, not a string: "
+                + ("it would never hold" if method == "is_in" else "it would always hold"),
+                hint=hint,
+            )
+        if not isinstance(collection, (list, tuple, Val)):
+            if isinstance(collection, dict):
+                raise DefinitionError(
+                    f"{method}() takes a list, not a dict",
+                    hint=f"for its keys write {method}([...keys]) or {method}(x.keys())",
+                )
+            lit(collection)  # a set or another type: its own error
+            raise DefinitionError(
+                f"{method}() takes a list, not {type(collection).__name__} {collection!r}",
+                hint=f"for one value, {describe(self.node)} == {collection!r}",
+            )
+        return lit(collection)
 
     def is_in(self, collection: Sequence[Any] | Val) -> Cond:
         """Equal to some item of a literal list, a list parameter or a list field."""
-        return Cond(ir.In(self.node, lit(collection)))
+        return Cond(ir.In(self.node, self._collection("is_in", collection)))
 
     def not_in(self, collection: Sequence[Any] | Val) -> Cond:
         """Present and equal to no item of ``collection``."""
-        return Cond(ir.And((ir.Exists(self.node), ir.Not(ir.In(self.node, lit(collection))))))
+        coll = self._collection("not_in", collection)
+        return Cond(ir.And((ir.Exists(self.node), ir.Not(ir.In(self.node, coll)))))
 
     def includes(self, element: Operand) -> Cond:
         """This list has an item equal to ``element``."""
+        param = _param_default(element)
+        if isinstance(element, (list, tuple)) or (param and isinstance(param[1], list)):
+            items = f'P("{param[0]}")' if param else repr(element)
+            raise DefinitionError(
+                f"includes() tests for one item, and {items} is a list",
+                hint=f"every one: {items}.all(lambda v: {describe(self.node)}.includes(v)); "
+                f"any one: {items}.any(lambda v: {describe(self.node)}.includes(v))",
+            )
+        if element is None:
+            raise DefinitionError(
+                "includes(None) tests for a null item",
+                hint="to test that the list is missing or null, use .absent()",
+            )
         return Cond(ir.In(lit(element), self.node))
 
     def is_type(self, type_name: str) -> Cond:
@@ -310,12 +584,12 @@ class Val:
     def all(self, fn: Callable[[Val], Any]) -> Cond:
         """Every item satisfies ``fn`` (true for an empty or missing list)."""
         var, body = self._bind(fn)
-        return Cond(ir.Quantifier("all", var, self.node, as_cond(body)))
+        return Cond(ir.Quantifier("all", var, self.node, as_cond(body, "in .all()")))
 
     def any(self, fn: Callable[[Val], Any]) -> Cond:
         """Some item satisfies ``fn`` (false for an empty or missing list)."""
         var, body = self._bind(fn)
-        return Cond(ir.Quantifier("any", var, self.node, as_cond(body)))
+        return Cond(ir.Quantifier("any", var, self.node, as_cond(body, "in .any()")))
 
     def none(self, fn: Callable[[Val], Any]) -> Cond:
         return ~self.any(fn)
@@ -325,17 +599,37 @@ class Val:
         if fn is None:
             return Val(ir.Count(f"x_{next(_var_counter)}", self.node, ir.TRUE))
         var, body = self._bind(fn)
-        return Val(ir.Count(var, self.node, as_cond(body)))
+        return Val(ir.Count(var, self.node, as_cond(body, "in .count()")))
 
     def filter(self, fn: Callable[[Val], Any]) -> Val:
         """The items that satisfy ``fn``, in order (missing if not a list)."""
         var, body = self._bind(fn)
-        return Val(ir.Filter(var, self.node, as_cond(body)))
+        return Val(ir.Filter(var, self.node, as_cond(body, "in .filter()")))
 
     def sum(self, fn: Callable[[Val], Any]) -> Val:
         """Sum of ``fn(item)`` over the list; non-numbers add 0."""
         var, term = self._bind(fn)
         return Val(ir.Sum(var, self.node, lit(term)))
+
+
+METHODS: tuple[str, ...] = tuple(
+    sorted(n for n, v in vars(Val).items() if not n.startswith("_") and callable(v))
+)
+"""The methods of :class:`Val`: a field of one of these names is written ``o.x["name"]``."""
+
+_ALIASES: dict[str, str] = {
+    "get": '["key"] (with .default(...) for a fallback)',
+    "len": ".length()",
+    "size": ".length()",
+    "missing": ".absent()",
+    "is_none": ".absent()",
+    "isnull": ".absent()",
+    "is_null": ".absent()",
+    "present": ".exists()",
+    "has": ".exists()",
+    "isin": ".is_in()",
+}
+"""Names people reach for, and the method that does it."""
 
 
 def obj() -> Val:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policykit.dsl.expr import Cond, Val, as_cond, lit
+from policykit.dsl.expr import Cond, Val, not_a_condition, tracing
 from policykit.errors import DefinitionError, PolicykitError, SourceLoc
 from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack, check_rule
@@ -38,8 +39,24 @@ def select(
     entity_types: Iterable[str] = (),
 ) -> Selector:
     """Which objects a rule applies to (see :class:`~policykit.ir.rule.Selector`)."""
-    if isinstance(kinds, str) or isinstance(api_versions, str) or isinstance(entity_types, str):
-        raise DefinitionError("kinds, api_versions and entity_types take lists, not a string")
+    lists = {
+        "kinds": kinds,
+        "api_versions": api_versions,
+        "namespaces": namespaces,
+        "exclude_namespaces": exclude_namespaces,
+        "entity_types": entity_types,
+    }
+    caller = sys._getframe(1)
+    loc = SourceLoc(caller.f_code.co_filename, caller.f_lineno)
+    for key, value in lists.items():
+        if isinstance(value, str):
+            raise DefinitionError(
+                f"select({key}={value!r}) takes a list, not a string",
+                hint=f"write {key}=[{value!r}]",
+                loc=loc,
+            )
+    if labels is not None and not isinstance(labels, Mapping):
+        raise DefinitionError("select(labels=...) takes a mapping of label to value", loc=loc)
     return Selector(
         source=source,  # type: ignore[arg-type]
         api_versions=tuple(api_versions),
@@ -127,6 +144,24 @@ def _placeholder(text: str, each_var: str | None) -> ir.Value:
     return ir.Path(ir.OBJECT_ROOT, tuple(segs))
 
 
+def _call(fn: Callable[..., Any], *args: Val) -> tuple[Any, int | None]:
+    """``fn(*args)`` and the line of the ``return`` it left by (``None`` if unknown)."""
+    code = getattr(fn, "__code__", None)
+    lines: list[int] = []
+    previous = sys.getprofile()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "return" and frame.f_code is code:
+            lines.append(frame.f_lineno)
+
+    sys.setprofile(profile)
+    try:
+        result = fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return result, (lines[-1] if lines else None)
+
+
 def _user_line(exc: BaseException, filename: str, fallback: int) -> int:
     """The deepest line of the rule author's file in ``exc``'s traceback."""
     line = fallback
@@ -181,6 +216,13 @@ class PackBuilder:
                 rule_id=rule_id,
                 loc=decl_loc,
             )
+        if isinstance(tags, str):
+            raise DefinitionError(
+                f"tags={tags!r} takes a list, not a string",
+                hint=f"write tags=[{tags!r}]",
+                rule_id=rule_id,
+                loc=decl_loc,
+            )
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             code = fn.__code__
@@ -200,7 +242,8 @@ class PackBuilder:
                     loc,
                 )
             except PolicykitError as exc:
-                line = _user_line(exc, loc.file, loc.line)
+                at = exc.loc.line if exc.loc and exc.loc.file == loc.file else loc.line
+                line = _user_line(exc, loc.file, at)
                 if isinstance(exc, DefinitionError) and exc.rule_id is None:
                     exc = type(exc)(exc.message, rule_id=rule_id, hint=exc.hint, code=exc.code)
                 exc.loc = SourceLoc(loc.file, line)
@@ -234,33 +277,36 @@ class PackBuilder:
     ) -> Rule:
         root = Val(ir.Path(ir.OBJECT_ROOT))
         each_ir: Each | None = None
-        if each is not None:
-            argnames = fn.__code__.co_varnames[: fn.__code__.co_argcount]
-            if len(argnames) != 2:
-                raise DefinitionError(
-                    "a rule with each=... takes two arguments: (o, item)", rule_id=rule_id
-                )
-            var = argnames[1]
-            if callable(each):
-                coll_val = each(root)
-                if not isinstance(coll_val, Val):
-                    raise DefinitionError("each=... must return a list value", rule_id=rule_id)
-                coll = coll_val.node
+        with tracing({k: p.default for k, p in self.params.items()}):
+            if each is not None:
+                argnames = fn.__code__.co_varnames[: fn.__code__.co_argcount]
+                if len(argnames) != 2:
+                    raise DefinitionError(
+                        "a rule with each=... takes two arguments: (o, item)", rule_id=rule_id
+                    )
+                var = argnames[1]
+                if callable(each):
+                    coll_val = each(root)
+                    if not isinstance(coll_val, Val):
+                        raise DefinitionError("each=... must return a list value", rule_id=rule_id)
+                    coll = coll_val.node
+                else:
+                    coll = _placeholder(each, None)
+                each_ir = Each(var, coll)
+                result, line = _call(fn, root, Val(ir.Path(var)))
             else:
-                coll = _placeholder(each, None)
-            each_ir = Each(var, coll)
-            result = fn(root, Val(ir.Path(var)))
-        else:
-            result = fn(root)
+                result, line = _call(fn, root)
+        at = SourceLoc(loc.file, line or loc.line)
         if result is None:
             raise DefinitionError(
-                "the rule body returned None; return the violation condition", rule_id=rule_id
+                "the rule body returned None; return the violation condition",
+                rule_id=rule_id,
+                loc=at,
             )
-        if isinstance(result, (Val, Cond, bool)):
-            cond = as_cond(result)
-        else:
-            lit(result)  # raises a clear error for dicts and other non-conditions
-            cond = as_cond(result)
+        if not isinstance(result, Cond):
+            err = not_a_condition(result, "returned by the rule")
+            raise DefinitionError(err.message, rule_id=rule_id, hint=err.hint, loc=at)
+        cond = result.node
         rule = Rule(
             id=rule_id,
             title=title,
