@@ -13,14 +13,16 @@ and ``&``, ``|``, ``~`` combine conditions. Nothing here evaluates anything.
 from __future__ import annotations
 
 import difflib
+import inspect
 import itertools
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
-from policykit.errors import DefinitionError, RegexDialectError
+from policykit.errors import DefinitionError, RegexDialectError, SourceLoc
 from policykit.ir import nodes as ir
 from policykit.ir.regex import check_portable
 
@@ -64,6 +66,25 @@ def describe(node: ir.Value) -> str:
     return "this value"
 
 
+def call_traced(fn: Callable[..., Any], *args: Any) -> tuple[Any, int | None]:
+    """``fn(*args)``, and the line of the ``return`` that ``fn`` left by
+    (``None`` when unknown): where a wrong result was written."""
+    code = getattr(fn, "__code__", None)
+    lines: list[int] = []
+    previous = sys.getprofile()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if event == "return" and frame.f_code is code:
+            lines.append(frame.f_lineno)
+
+    sys.setprofile(profile)
+    try:
+        result = fn(*args)
+    finally:
+        sys.setprofile(previous)
+    return result, (lines[-1] if lines else None)
+
+
 def _last_name(node: ir.Value) -> str | None:
     """The field name a value ends with (``absnt`` in ``o.spec.owner.absnt``)."""
     if isinstance(node, ir.Path) and node.segments and isinstance(node.segments[-1], str):
@@ -98,14 +119,15 @@ def _param_default(value: Any) -> tuple[str, Any] | None:
 def not_a_condition(value: Any, where: str = "") -> DefinitionError:
     """The error for a value, a Python bool or a tuple used as a condition."""
     at = f" {where}" if where else ""
+    owner = getattr(value, "__self__", None)
+    if isinstance(owner, Val) and inspect.ismethod(value):
+        desc = f"{describe(owner.node)}.{value.__name__}"
+        return DefinitionError(
+            f"{desc} is a method, not a condition{at}",
+            hint=f"call it: {desc}(...)",
+        )
     if isinstance(value, Val):
         desc = describe(value.node)
-        name = _last_name(value.node)
-        if name in METHODS:
-            return DefinitionError(
-                f"{desc} is a field, not a condition{at}: `{name}` is read as a field name",
-                hint=f"call the method: {_parent(value.node)}.{name}(...)",
-            )
         return DefinitionError(
             f"{desc} is a value, not a condition{at}; it would hold only where it is true",
             hint=f"write {desc}.exists(), {desc} == ..., or {desc}.is_true() for a boolean field",
@@ -581,15 +603,28 @@ class Val:
         var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(_var_counter)}"
         return var, fn(Val(ir.Path(var)))
 
+    def _bind_cond(self, fn: Callable[[Val], Any], method: str) -> tuple[str, ir.Pred]:
+        """Bind ``fn``'s variable; its result must be a condition (reported at
+        the line ``fn`` returned from)."""
+        name = getattr(fn, "__code__", None)
+        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(_var_counter)}"
+        body, line = call_traced(fn, Val(ir.Path(var)))
+        try:
+            return var, as_cond(body, f"in .{method}()")
+        except DefinitionError as exc:
+            if name is not None and line is not None:
+                exc.loc = SourceLoc(name.co_filename, line)
+            raise
+
     def all(self, fn: Callable[[Val], Any]) -> Cond:
         """Every item satisfies ``fn`` (true for an empty or missing list)."""
-        var, body = self._bind(fn)
-        return Cond(ir.Quantifier("all", var, self.node, as_cond(body, "in .all()")))
+        var, body = self._bind_cond(fn, "all")
+        return Cond(ir.Quantifier("all", var, self.node, body))
 
     def any(self, fn: Callable[[Val], Any]) -> Cond:
         """Some item satisfies ``fn`` (false for an empty or missing list)."""
-        var, body = self._bind(fn)
-        return Cond(ir.Quantifier("any", var, self.node, as_cond(body, "in .any()")))
+        var, body = self._bind_cond(fn, "any")
+        return Cond(ir.Quantifier("any", var, self.node, body))
 
     def none(self, fn: Callable[[Val], Any]) -> Cond:
         return ~self.any(fn)
@@ -598,13 +633,13 @@ class Val:
         """How many items satisfy ``fn`` (all items when ``fn`` is omitted)."""
         if fn is None:
             return Val(ir.Count(f"x_{next(_var_counter)}", self.node, ir.TRUE))
-        var, body = self._bind(fn)
-        return Val(ir.Count(var, self.node, as_cond(body, "in .count()")))
+        var, body = self._bind_cond(fn, "count")
+        return Val(ir.Count(var, self.node, body))
 
     def filter(self, fn: Callable[[Val], Any]) -> Val:
         """The items that satisfy ``fn``, in order (missing if not a list)."""
-        var, body = self._bind(fn)
-        return Val(ir.Filter(var, self.node, as_cond(body, "in .filter()")))
+        var, body = self._bind_cond(fn, "filter")
+        return Val(ir.Filter(var, self.node, body))
 
     def sum(self, fn: Callable[[Val], Any]) -> Val:
         """Sum of ``fn(item)`` over the list; non-numbers add 0."""

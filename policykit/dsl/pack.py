@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policykit.dsl.expr import Cond, Val, not_a_condition, tracing
+from policykit.dsl.expr import Cond, Val, call_traced, not_a_condition, tracing
 from policykit.errors import DefinitionError, PolicykitError, SourceLoc
 from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack, check_rule
@@ -144,24 +144,6 @@ def _placeholder(text: str, each_var: str | None) -> ir.Value:
     return ir.Path(ir.OBJECT_ROOT, tuple(segs))
 
 
-def _call(fn: Callable[..., Any], *args: Val) -> tuple[Any, int | None]:
-    """``fn(*args)`` and the line of the ``return`` it left by (``None`` if unknown)."""
-    code = getattr(fn, "__code__", None)
-    lines: list[int] = []
-    previous = sys.getprofile()
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "return" and frame.f_code is code:
-            lines.append(frame.f_lineno)
-
-    sys.setprofile(profile)
-    try:
-        result = fn(*args)
-    finally:
-        sys.setprofile(previous)
-    return result, (lines[-1] if lines else None)
-
-
 def _user_line(exc: BaseException, filename: str, fallback: int) -> int:
     """The deepest line of the rule author's file in ``exc``'s traceback."""
     line = fallback
@@ -242,8 +224,12 @@ class PackBuilder:
                     loc,
                 )
             except PolicykitError as exc:
-                at = exc.loc.line if exc.loc and exc.loc.file == loc.file else loc.line
-                line = _user_line(exc, loc.file, at)
+                # a line the error names in the author's file, else the deepest one
+                # of the author's file in the traceback
+                if exc.loc and exc.loc.file == loc.file and exc.loc.line:
+                    line = exc.loc.line
+                else:
+                    line = _user_line(exc, loc.file, loc.line)
                 if isinstance(exc, DefinitionError) and exc.rule_id is None:
                     exc = type(exc)(exc.message, rule_id=rule_id, hint=exc.hint, code=exc.code)
                 exc.loc = SourceLoc(loc.file, line)
@@ -293,9 +279,9 @@ class PackBuilder:
                 else:
                     coll = _placeholder(each, None)
                 each_ir = Each(var, coll)
-                result, line = _call(fn, root, Val(ir.Path(var)))
+                result, line = call_traced(fn, root, Val(ir.Path(var)))
             else:
-                result, line = _call(fn, root)
+                result, line = call_traced(fn, root)
         at = SourceLoc(loc.file, line or loc.line)
         if result is None:
             raise DefinitionError(
