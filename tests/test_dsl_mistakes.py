@@ -5,14 +5,20 @@ the rule author's file that holds the mistake (issue 20)."""
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from policykit.dsl import P, PackBuilder, param, select
-from policykit.errors import DefinitionError
+from policykit.engines.native import NativeEngine
+from policykit.errors import DefinitionError, PackLoadError
+from policykit.ir import serialize
+from policykit.packs import load_packs
 
 
 def _line_of(marker: str) -> int:
@@ -436,3 +442,76 @@ def test_lists_compare_deeply_as_documented() -> None:
         return (o.spec.args == ["--debug"]) | (o.metadata.labels.keys() == [])
 
     assert pk.build().rules[0].id == "K8S-042"
+
+
+# 5. one rule shipped in two packs ----------------------------------------------------------
+
+
+def _name_findings(packs: list[Any]) -> list[str]:
+    entity = {
+        "apiVersion": "backstage.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": "Bad Name!"},
+        "spec": {"owner": "group:default/team-a", "lifecycle": "production", "type": "service"},
+    }
+    found = NativeEngine(packs, {}).evaluate_object(entity, "backstage")
+    return [rule.rule.id for rule, message, _item in found if "is not 1-63 letters" in message]
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        ["policykit.packs.starter", "policykit.packs.catalog"],
+        ["policykit.packs.catalog", "policykit.packs.starter"],
+    ],
+)
+def test_the_name_rule_of_starter_and_catalog_fires_once(order: list[str]) -> None:
+    packs = load_packs(order)
+    ids = {f"{p.name}/{r.id}" for p in packs for r in p.rules}
+    assert "catalog/CATALOG-001" in ids and "starter/CAT-002" not in ids
+    assert "starter/CAT-001" in ids and "starter/K8S-001" in ids  # the rest of starter stays
+    assert _name_findings(packs) == ["CATALOG-001"]
+    assert _name_findings(load_packs(["policykit.packs.starter"])) == ["CAT-002"]
+
+
+def test_same_as_rules_are_identical_and_survive_the_ir_json() -> None:
+    (starter,) = load_packs(["policykit.packs.starter"])
+    (catalog,) = load_packs(["policykit.packs.catalog"])
+    cat2 = next(r for r in starter.rules if r.id == "CAT-002")
+    cat1 = next(r for r in catalog.rules if r.id == "CATALOG-001")
+    assert cat2.same_as == "catalog/CATALOG-001"
+    assert (cat2.condition, cat2.selector, cat2.message) == (
+        cat1.condition,
+        cat1.selector,
+        cat1.message,
+    )
+    doc = json.loads(serialize.dumps([starter]))
+    schema = json.loads((Path(__file__).parents[1] / "schemas/ir.schema.json").read_text())
+    jsonschema.validate(doc, schema)
+    (back,) = serialize.loads(json.dumps(doc))
+    assert next(r for r in back.rules if r.id == "CAT-002").same_as == "catalog/CATALOG-001"
+    assert all(
+        "same_as" not in r for r in json.loads(serialize.dumps([catalog]))["packs"][0]["rules"]
+    )
+
+
+def test_same_as_must_name_an_identical_rule(tmp_path: Path) -> None:
+    pack = tmp_path / "twin.py"
+    pack.write_text(
+        "from policykit.dsl import PackBuilder, select\n"
+        "twin = PackBuilder('twin', '1.0.0')\n"
+        "@twin.rule('TWIN-001', title='t', message='m', select=select(source='backstage'),\n"
+        "           same_as='catalog/CATALOG-001')\n"
+        "def r(o):\n"
+        "    return o.metadata.name.absent()\n"
+    )
+    assert len(load_packs([str(pack)])[0].rules) == 1  # alone: kept
+    with pytest.raises(PackLoadError, match="declares same_as='catalog/CATALOG-001', but"):
+        load_packs([str(pack), "policykit.packs.catalog"])
+
+    pk = _pack()
+    with pytest.raises(DefinitionError, match="must name a rule of another pack"):
+
+        @pk.rule("TWIN-002", title="t", message="m", same_as="CATALOG-001")
+        def r(o):  # type: ignore[no-untyped-def]
+            return o.kind == "x"

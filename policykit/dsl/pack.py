@@ -183,12 +183,15 @@ class PackBuilder:
         tags: Iterable[str] = (),
         select: Selector | None = None,
         each: str | Callable[[Val], Val] | None = None,
+        same_as: str = "",
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Declare a rule; the decorated function returns the *violation* condition.
 
         With ``each="spec.containers"`` (a path) or ``each=containers`` (a
         function of the object returning a list value) the function takes
         ``(o, item)`` and a finding is produced for every item that violates.
+        ``same_as="pack/RULE-001"`` names an identical rule of another pack:
+        when both packs are loaded this rule is left out (docs/packs.md).
         """
         caller = inspect.stack(context=0)[1]
         decl_loc = SourceLoc(caller.filename, caller.lineno)
@@ -222,6 +225,7 @@ class PackBuilder:
                     select or Selector(),
                     each,
                     loc,
+                    same_as,
                 )
             except PolicykitError as exc:
                 # a line the error names in the author's file, else the deepest one
@@ -260,6 +264,7 @@ class PackBuilder:
         selector: Selector,
         each: str | Callable[[Val], Val] | None,
         loc: SourceLoc,
+        same_as: str = "",
     ) -> Rule:
         root = Val(ir.Path(ir.OBJECT_ROOT))
         each_ir: Each | None = None
@@ -305,6 +310,7 @@ class PackBuilder:
             selector=selector,
             each=each_ir,
             loc=loc,
+            same_as=same_as,
         )
         check_rule(rule, {k: p.default for k, p in self.params.items()})
         return rule

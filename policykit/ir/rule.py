@@ -119,11 +119,21 @@ class Rule:
     selector: Selector = field(default_factory=Selector)
     each: Each | None = None
     loc: SourceLoc | None = field(default=None, compare=False)
+    same_as: str = ""
+    """``pack/RULE-ID`` of an identical rule in another pack: when both packs are
+    loaded, this one is left out, so a problem is reported once (docs/packs.md)."""
 
     def validate(self) -> None:
         if not RULE_ID_RE.fullmatch(self.id):
             raise DefinitionError(
                 f"rule id {self.id!r} must look like CAT-001 (upper case, dash-separated)",
+                loc=self.loc,
+            )
+        pack, _, rule_id = self.same_as.partition("/")
+        if self.same_as and not (pack and RULE_ID_RE.fullmatch(rule_id)):
+            raise DefinitionError(
+                f"same_as={self.same_as!r} must name a rule of another pack: 'pack/RULE-001'",
+                rule_id=self.id,
                 loc=self.loc,
             )
         if self.severity not in SEVERITIES:

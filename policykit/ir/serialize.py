@@ -97,6 +97,7 @@ def rule_to_json(rule: Rule) -> dict[str, Any]:
             "parts": [p if isinstance(p, str) else node_to_json(p) for p in rule.message.parts]
         },
         "loc": None if rule.loc is None else {"file": rule.loc.file, "line": rule.loc.line},
+        **({"same_as": rule.same_as} if rule.same_as else {}),
     }
 
 
@@ -130,6 +131,7 @@ def rule_from_json(obj: dict[str, Any]) -> Rule:
             ),
             each=None if each is None else Each(each["var"], node_from_json(each["collection"])),  # type: ignore[arg-type]
             loc=None if loc is None else SourceLoc(loc["file"], loc.get("line", 0)),
+            same_as=obj.get("same_as", ""),
         )
     except (KeyError, TypeError) as exc:
         raise IRFormatError(f"malformed rule {obj.get('id', '?')!r}: missing {exc}") from None

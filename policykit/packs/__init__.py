@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import sys
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -137,4 +138,31 @@ def load_packs(sources: list[str], base: Path | None = None) -> list[Pack]:
                 )
             names[pack.name] = src
             packs.append(pack)
-    return packs
+    return _without_duplicates(packs)
+
+
+def _without_duplicates(packs: list[Pack]) -> list[Pack]:
+    """Leave out each rule whose ``same_as`` names a rule of a loaded pack, so
+    a problem two packs both check is reported once (docs/packs.md)."""
+    loaded = {f"{p.name}/{r.id}": r for p in packs for r in p.rules}
+    out: list[Pack] = []
+    for pack in packs:
+        keep = []
+        for rule in pack.rules:
+            twin = loaded.get(rule.same_as) if rule.same_as else None
+            if twin is None or twin.same_as:
+                keep.append(rule)
+                continue
+            if (twin.condition, twin.selector, twin.each, twin.message) != (
+                rule.condition,
+                rule.selector,
+                rule.each,
+                rule.message,
+            ):
+                raise PackLoadError(
+                    f"rule {rule.id} of pack {pack.name} declares same_as={rule.same_as!r}, "
+                    "but the two rules differ (condition, selector, each or message)",
+                    loc=rule.loc,
+                )
+        out.append(pack if len(keep) == len(pack.rules) else replace(pack, rules=tuple(keep)))
+    return out

@@ -52,6 +52,7 @@ def has_owner(o: Val) -> object:
     "starting and ending with a letter or digit",
     remediation="Rename the entity; use metadata.title for a display name.",
     tags=["catalog", "naming"],
+    same_as="catalog/CATALOG-001",
 )
 def name_format(o: Val) -> object:
     name = o.metadata.name
