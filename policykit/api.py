@@ -62,6 +62,7 @@ class Selection:
     exclude: list[str]
     params: dict[str, dict[str, Any]]
     fail_on: str
+    crds: list[str] = field(default_factory=list)  # CRD files or folders (--crd, else crds:)
 
 
 def resolve(
@@ -73,6 +74,7 @@ def resolve(
     exclude: Sequence[str] = (),
     fail_on: str | None = None,
     config: Config | None = None,
+    crds: Sequence[str] = (),
 ) -> Selection:
     if config is None:
         start = _config_start(paths)
@@ -91,6 +93,7 @@ def resolve(
         exclude=list(DEFAULT_EXCLUDE) + cfg.exclude + list(exclude),
         params=merged_params,
         fail_on=fail_on or cfg.fail_on or "deny",
+        crds=list(crds) or list(cfg.crds),
     )
 
 

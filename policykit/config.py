@@ -28,6 +28,7 @@ class Config:
     paths: list[str] = field(default_factory=list)
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    crds: list[str] = field(default_factory=list)  # CRD files or folders (absolute or cwd-relative)
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_on: str | None = None
     base: Path = field(default_factory=Path.cwd)
@@ -59,6 +60,7 @@ def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
         paths=[str(base / p) if not Path(p).is_absolute() else p for p in data.get("paths", [])],
         include=list(data.get("include", [])),
         exclude=list(data.get("exclude", [])),
+        crds=[str(base / p) if not Path(p).is_absolute() else p for p in data.get("crds", [])],
         params={k: dict(v) for k, v in data.get("params", {}).items()},
         fail_on=data.get("fail_on"),
         base=base,

@@ -33,13 +33,14 @@ from policykit.model import Document
 from policykit.targets import capabilities as cap
 from policykit.targets import gatekeeper as gk_target
 from policykit.targets.cel.compiler import MSG_SEPARATOR
-from policykit.targets.k8s import manifests
+from policykit.targets.k8s import crds, manifests
 from policykit.targets.k8s import waivers as exports
 from policykit.targets.k8s.kinds import for_object
 from policykit.values import cap_message
 from policykit.waivers import Waiver
 
 TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema")
+ADMISSION = ("gatekeeper", "vap", "kyverno")
 _PLAN = {"opa": "rego"}  # the capability table's name for a verify target
 
 
@@ -75,10 +76,25 @@ def verify(
     *,
     gatekeeper_engine: gk.Engine = "rego",
     waivers: Sequence[Waiver] = (),
+    custom: crds.CrdRegistry | None = None,
 ) -> VerifyReport:
     """Compare every target with the reference on ``docs``. ``waivers`` (the
     ones in force) are exported to the admission targets as ``build`` does; a
-    target must then skip exactly the findings of the waivers it carries."""
+    target must then skip exactly the findings of the waivers it carries.
+    ``custom``: the CRDs of the run (default: those in force), whose kinds the
+    admission targets match."""
+    with crds.using(custom):
+        return _verify(packs, params, docs, targets, gatekeeper_engine, waivers)
+
+
+def _verify(
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    docs: Sequence[Document],
+    targets: Sequence[str],
+    gatekeeper_engine: gk.Engine,
+    waivers: Sequence[Waiver],
+) -> VerifyReport:
     report = VerifyReport(objects=len(docs))
     native = NativeEngine(packs, params)
     inventory = [d.obj for d in docs] if native.uses_inventory else None
@@ -86,11 +102,24 @@ def verify(
         native.set_inventory(inventory)
     # each target is held to the rules it can express; the rest are reported as left out
     plan = cap.plan(packs, native.effective_params, [_PLAN.get(t, t) for t in targets])
-    report.left_out = sorted({e.one_line() for e in plan.errors})
+    # ... and a rule an admission target leaves out by design (a runtime or
+    # Backstage rule, a cross-object one in CEL) is listed, not compared
+    by_design = {
+        f"rule {r.id}: target {t} leaves it out: {why}"
+        for t in targets
+        if t in ADMISSION
+        for p in plan.packs[t]
+        for r in p.rules
+        if (why := manifests.left_out(r, t)) and not manifests.admission_applicable(r)
+    }
+    report.left_out = sorted({e.one_line() for e in plan.errors} | by_design)
 
     def own(target: str) -> tuple[list[Pack], set[str]]:
         kept = plan.packs[_PLAN.get(target, target)]
-        return kept, {r.id for p in kept for r in p.rules}
+        ids = {r.id for p in kept for r in p.rules}
+        if target in ADMISSION:
+            ids -= {r.id for p in kept for r in p.rules if manifests.left_out(r, target)}
+        return kept, ids
 
     # per document, not per (file, index): the items of a `kind: List` share both
     by_doc: dict[int, list[Any]] = {id(d): native.evaluate(d) for d in docs}

@@ -21,7 +21,9 @@ from policykit.ir.rule import Pack
 from policykit.packs import load_packs
 from policykit.safeio import is_dir, missing, staged_dir
 from policykit.targets import capabilities
+from policykit.targets.k8s import crds
 from policykit.targets.k8s import waivers as exports
+from policykit.targets.k8s.manifests import Skipped
 from policykit.targets.rego.bundle import (
     Bundle,
     BundleError,
@@ -35,6 +37,7 @@ from policykit.targets.rego.signing import verify as verify_signature
 from policykit.waivers import Waiver
 
 TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema", "all")
+ADMISSION = ("gatekeeper", "kyverno", "vap")
 ALL = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema")
 ALL_OUTPUTS = ("bundle.tar.gz", "gatekeeper", "kyverno", "vap", "jsonschema")
 DEFAULT_BUNDLE = Path("dist") / "bundle.tar.gz"
@@ -43,7 +46,9 @@ DEFAULT_BUNDLE = Path("dist") / "bundle.tar.gz"
 def register(cli: click.Group) -> None:
     from policykit.cli.main import (
         active_waivers,
+        crd_option,
         handle_errors,
+        load_crds,
         pack_option,
         param_option,
         parse_params,
@@ -99,6 +104,7 @@ def register(cli: click.Group) -> None:
     @pack_option
     @param_option
     @waiver_options
+    @crd_option
     @handle_errors
     def build(
         target: str,
@@ -115,16 +121,55 @@ def register(cli: click.Group) -> None:
         params: tuple[str, ...],
         waivers_file: Path | None,
         today: datetime.datetime | None,
+        crd_paths: tuple[str, ...],
     ) -> None:
         """Compile the selected packs for an enforcement target (or all of them).
 
         Waivers in force (policykit.waivers.yaml or --waivers) travel to the
         admission targets where they can be expressed exactly (docs/ci.md).
+        Custom kinds come from CRDs (--crd, crds: in policykit.yaml).
 
-        Every rule a target cannot express is reported before anything is written."""
-        sel = resolve(packs=packs, params=parse_params(params))
-        pack_objs = load_packs(sel.packs)
-        effective = NativeEngine(pack_objs, sel.params).effective_params
+        Every rule a target cannot express is reported before anything is written;
+        a rule that is not for admission (runtime, Backstage) or that a target
+        leaves out by design (cross-object in CEL) is listed once, not an error."""
+        sel = resolve(packs=packs, params=parse_params(params), crds=crd_paths)
+        registry = load_crds(sel.crds)
+        with crds.using(registry):
+            _build(
+                target,
+                out,
+                allow_partial,
+                kyverno_version,
+                revision,
+                sel.packs,
+                sel.params,
+                sign_key,
+                sign_alg,
+                key_id,
+                scope,
+                root,
+                waivers_file,
+                today,
+            )
+
+    def _build(
+        target: str,
+        out: Path | None,
+        allow_partial: bool,
+        kyverno_version: str,
+        revision: str | None,
+        pack_names: list[str],
+        pack_params: dict[str, dict[str, Any]],
+        sign_key: Path | None,
+        sign_alg: str,
+        key_id: str | None,
+        scope: str | None,
+        root: str,
+        waivers_file: Path | None,
+        today: datetime.datetime | None,
+    ) -> None:
+        pack_objs = load_packs(pack_names)
+        effective = NativeEngine(pack_objs, pack_params).effective_params
         wanted = list(ALL) if target == "all" else [target]
         plan = capabilities.plan(pack_objs, effective, wanted)
         if plan.errors and not allow_partial:
@@ -140,6 +185,7 @@ def register(cli: click.Group) -> None:
         # leaves the previous output as it was, never a partial set
         final = (out or Path("dist")) if target == "all" else (out or Path("dist") / target)
         notes: list[str] = []
+        skipped: list[Skipped] = []
         if target == "rego":
             _build_rego(
                 plan.packs["rego"],
@@ -170,8 +216,17 @@ def register(cli: click.Group) -> None:
                         build_jsonschema(chosen, effective, dest, shown, notes)
                     else:
                         build_manifests(
-                            t, chosen, effective, dest, kyverno_version, in_force, shown, notes
+                            t,
+                            chosen,
+                            effective,
+                            dest,
+                            kyverno_version,
+                            in_force,
+                            shown,
+                            notes,
+                            skipped,
                         )
+        notes += not_built(skipped, [t for t in wanted if t in ADMISSION])
         for line in notes:  # only once the output is in place
             click.echo(line)
 
@@ -366,9 +421,11 @@ def build_manifests(
     waivers: Sequence[Waiver] = (),
     shown: Path | None = None,
     notes: list[str] | None = None,
+    skipped_out: list[Skipped] | None = None,
 ) -> None:
     """Write a target's manifests under ``out`` (plus a kustomization.yaml), atomically
-    per file; every rule that cannot be expressed is reported before anything is written."""
+    per file; every rule that cannot be expressed is reported before anything is written.
+    The rules left out by design go to ``skipped_out`` (else they are listed here)."""
     from policykit.targets import gatekeeper
     from policykit.targets.k8s import manifests
 
@@ -410,10 +467,28 @@ def build_manifests(
         write_atomic(out / name, text.encode("utf-8"))
     n = sum(len(d) for d in files.values())
     _say(notes, f"wrote {shown or out} ({n} manifests in {len(files)} files, target {target})")
-    for s in skipped:
-        _say(notes, f"  not at admission: {s.pack}/{s.rule}: {s.reason}")
+    if skipped_out is not None:
+        skipped_out += skipped
+    else:
+        for line in not_built(skipped, [target]):
+            _say(notes, line)
     for x in missed:
         _say(notes, f"  waiver not carried: {x.waiver.describe()}: {x.reason}")
+
+
+def not_built(skipped: Sequence[Skipped], admission: Sequence[str]) -> list[str]:
+    """One line per rule left out by design: "not at admission" when every
+    admission target of the build leaves it out for a reason that holds for
+    all of them (runtime, Backstage), else the targets that leave it out."""
+    by_rule: dict[tuple[str, str, str], list[str]] = {}
+    for s in skipped:
+        by_rule.setdefault((s.pack, s.rule, s.reason), []).append(s.target)
+    lines = []
+    for (pack, rule, reason), targets in by_rule.items():
+        everywhere = sorted(targets) == sorted(admission) or not all(targets)
+        head = "not at admission" if everywhere else f"not in {', '.join(targets)}"
+        lines.append(f"  {head}: {pack}/{rule}: {reason}")
+    return lines
 
 
 @contextlib.contextmanager

@@ -116,6 +116,23 @@ param_option = click.option(
 )
 
 
+crd_option = click.option(
+    "--crd",
+    "crd_paths",
+    multiple=True,
+    metavar="FILE_OR_DIR",
+    help="CustomResourceDefinition YAML (a file or a folder; repeatable): the custom kinds "
+    "rules may select. Default: crds: in the configuration.",
+)
+
+
+def load_crds(paths: list[str]) -> Any:
+    """The CRD registry of ``paths`` (PK012 lines, exit 2, when a file is unusable)."""
+    from policykit.targets.k8s import crds
+
+    return crds.load(paths)
+
+
 output_option = click.option(
     "--output",
     "-o",
@@ -230,6 +247,7 @@ def cli() -> None:
     help="Also run existing Gatekeeper templates + constraints and Kyverno policies "
     "from FILE_OR_DIR (repeatable); their verdicts join the same report.",
 )
+@crd_option
 @handle_errors
 def check(
     paths: tuple[str, ...],
@@ -246,8 +264,12 @@ def check(
     exclude: tuple[str, ...],
     engine: str,
     policies: tuple[str, ...],
+    crd_paths: tuple[str, ...],
 ) -> None:
     """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
+
+    An object of a custom kind (--crd, crds:) that its CRD's schema refuses is
+    an input error (PK013), as the API server would refuse it.
 
     Exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage or
     input errors (every file is still checked first).
@@ -259,11 +281,15 @@ def check(
         include=include,
         exclude=exclude,
         fail_on=fail_on,
+        crds=crd_paths,
     )
     if not sel.paths:
         raise click.UsageError("no PATHS given and none configured")
+    registry = load_crds(sel.crds)
     pack_objs = load_packs(sel.packs)
     parts = iter_load(sel.paths, include=sel.include, exclude=sel.exclude)
+    if registry:
+        parts = _schema_checked(parts, registry)
     if update_baseline and baseline is None:
         raise click.UsageError("--update-baseline needs --baseline FILE")
     recorded = None if baseline is None or update_baseline else baselines.load(baseline)
@@ -275,7 +301,10 @@ def check(
 
         third_party = foreign.load(list(policies), engine_choice("auto"))
         parts = foreign.documents_of(parts, seen)
-    report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
+    from policykit.targets.k8s.crds import using
+
+    with using(registry):
+        report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
     if third_party is not None:
         extra, report.unsupported = foreign.check(third_party, seen)
         report.findings = sorted(report.findings + extra, key=lambda f: f.sort_key())
@@ -339,6 +368,7 @@ def check(
 )
 @output_option
 @waiver_options
+@crd_option
 @handle_errors
 def verify(
     paths: tuple[str, ...],
@@ -350,19 +380,23 @@ def verify(
     output: Path | None,
     waivers_file: Path | None,
     today: datetime.datetime | None,
+    crd_paths: tuple[str, ...],
 ) -> None:
     """Prove every target agrees with the reference engine on PATHS.
 
     Builds the OPA bundle, Gatekeeper, Kyverno and VAP output, runs each
-    locally over every object and compares findings and messages. Exit 0 when
-    all agree, 1 on any disagreement, 2 on input errors.
+    locally over every object and compares findings and messages. An object
+    that its CRD's schema refuses (--crd, crds:) is an input error (PK013) and
+    is not compared: no admission target would ever see it. Exit 0 when all
+    agree, 1 on any disagreement, 2 on input errors.
     """
     from policykit.verify import TARGETS
     from policykit.verify import verify as run_verify
 
-    sel = resolve(paths=paths, packs=packs, params=parse_params(params))
+    sel = resolve(paths=paths, packs=packs, params=parse_params(params), crds=crd_paths)
     if not sel.paths:
         raise click.UsageError("no PATHS given and none configured")
+    registry = load_crds(sel.crds)
     chosen = targets or TARGETS
     not_run: dict[str, str] = {}
     if not targets:
@@ -380,15 +414,21 @@ def verify(
             )
     pack_objs = load_packs(sel.packs)
     loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
+    documents = loaded.documents
+    if registry:
+        refused = {id(d): registry.validate(d) for d in documents}
+        loaded.errors += [e for d in documents for e in refused[id(d)]]
+        documents = [d for d in documents if not refused[id(d)]]
     for err in loaded.errors:
         _stderr(f"policykit: {_single(err.one_line())}")
     report = run_verify(
         pack_objs,
         sel.params,
-        loaded.documents,
+        documents,
         chosen,
         gatekeeper_engine="opa" if oracle else "rego",
         waivers=active_waivers(waivers_file, today),
+        custom=registry,
     )
     _write(output, _verify_text(fmt, report, pack_objs, not_run))
     if loaded.errors:
@@ -524,6 +564,13 @@ def serve(
         _stderr("policykit: stopped")
     finally:
         server.server_close()
+
+
+def _schema_checked(parts: Any, registry: Any) -> Any:
+    """Each file's objects checked against their CRDs' schemas (PK013 errors)."""
+    for part in parts:
+        part.errors.extend(registry.validate_all(part.documents))
+        yield part
 
 
 def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, str]) -> str:

@@ -19,12 +19,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policykit.errors import ErrorList, PolicykitError
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
+
+if TYPE_CHECKING:
+    from policykit.targets.k8s.crds import CrdRegistry
 
 Level = str  # "yes" | "partial" | "no" | "skip"
 
@@ -53,7 +56,7 @@ def level(feature: str, target: str) -> Level:
 def features_of(rule: Rule) -> set[str]:
     """The table's features a rule uses."""
     from policykit.targets.k8s.kinds import lookup
-    from policykit.targets.k8s.manifests import admission_applicable
+    from policykit.targets.k8s.manifests import RUNTIME_KINDS, admission_applicable
 
     roots: list[ir.Node] = [rule.condition]
     if rule.each is not None:
@@ -66,11 +69,21 @@ def features_of(rule: Rule) -> set[str]:
         out.add("ExcludeNamespaces")
     if values:
         out.add("Message")
-    if admission_applicable(rule):
-        out.add("BackstageSource")
-    elif any(lookup(k) is None for k in rule.selector.kinds):
+    why = admission_applicable(rule)
+    if why:
+        out.add("RuntimeOnly" if why in RUNTIME_KINDS.values() else "BackstageSource")
+    elif any(k not in RUNTIME_KINDS and lookup(k) is None for k in rule.selector.kinds):
         out.add("UnknownKind")
     return out
+
+
+def _unknown_kind(rule: Rule) -> UnsupportedError:
+    from policykit.targets.k8s.kinds import lookup
+    from policykit.targets.k8s.manifests import RUNTIME_KINDS, unknown_kind
+
+    kind = next(k for k in rule.selector.kinds if k not in RUNTIME_KINDS and lookup(k) is None)
+    err = unknown_kind(rule, kind)
+    return NotExpressible(err.message, loc=err.loc, hint=err.hint)
 
 
 def _compile_rego(pack: Pack, params: Mapping[str, Any]) -> None:
@@ -119,6 +132,8 @@ def _attempt(
     if any(level(f, target) == "skip" for f in feats):
         return None  # out of the target's scope, not an error (reported as skipped)
     for f in sorted(feats):
+        if f == "UnknownKind" and level(f, target) == "no":
+            return _unknown_kind(rule)
         if level(f, target) == "no":
             desc = table()["features"][f]["description"]
             return NotExpressible(
@@ -146,7 +161,8 @@ def why_not(
     if err is None:
         return None
     able = [t for t in targets() if t != target and _attempt(pack, rule, t, params) is None]
-    err.hint = f"targets that can: {', '.join(able) or 'none'}; see docs/targets.md"
+    can = f"targets that can: {', '.join(able) or 'none'}; see docs/targets.md"
+    err.hint = f"{err.hint}; {can}" if err.code == "PK201" and err.hint else can
     return err
 
 
@@ -165,9 +181,23 @@ def plan(
     wanted: Sequence[str],
     *,
     advisory: Sequence[str] = ("jsonschema",),
+    custom: CrdRegistry | None = None,
 ) -> Plan:
     """Check every rule against every wanted target. Advisory targets (JSON
-    Schema covers a subset by design) never produce errors here."""
+    Schema covers a subset by design) never produce errors here. ``custom``:
+    the CRDs of the run (default: those in force)."""
+    from policykit.targets.k8s.crds import using
+
+    with using(custom):
+        return _plan(packs, params, wanted, advisory)
+
+
+def _plan(
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    wanted: Sequence[str],
+    advisory: Sequence[str],
+) -> Plan:
     out: dict[str, list[Pack]] = {}
     errors: list[PolicykitError] = []
     for target in wanted:

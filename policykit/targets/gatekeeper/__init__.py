@@ -25,8 +25,16 @@ from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
+from policykit.targets.k8s import crds
 from policykit.targets.k8s.kinds import lookup
-from policykit.targets.k8s.manifests import MANAGED_BY, Skipped, admission_applicable, policy_name
+from policykit.targets.k8s.manifests import (
+    MANAGED_BY,
+    RUNTIME_KINDS,
+    Skipped,
+    left_out,
+    policy_name,
+    unknown_kind,
+)
 from policykit.targets.rego.compiler import RegoOptions, compile_pack, library
 
 ACTIONS = {"deny": "deny", "warn": "warn", "info": "dryrun"}
@@ -126,13 +134,11 @@ def constraint(pack: Pack, rule: Rule, params: Mapping[str, Any]) -> dict[str, A
     if sel.kinds:
         groups: dict[str, list[str]] = {}
         for k in sel.kinds:
+            if k in RUNTIME_KINDS:
+                continue
             info = lookup(k)
             if info is None:
-                raise UnsupportedError(
-                    f"rule {rule.id}: kind {k!r} is not a known Kubernetes kind",
-                    loc=rule.loc,
-                    hint="add it to policykit/targets/k8s/kinds.py EXTRA",
-                )
+                raise unknown_kind(rule, k)
             groups.setdefault(info.group, []).append(k)
         match["kinds"] = [{"apiGroups": [g], "kinds": ks} for g, ks in sorted(groups.items())]
     if sel.namespaces:
@@ -170,9 +176,20 @@ def constraint(pack: Pack, rule: Rule, params: Mapping[str, Any]) -> dict[str, A
 
 
 def build(
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    *,
+    custom: crds.CrdRegistry | None = None,
+) -> tuple[dict[str, list[dict[str, Any]]], list[Skipped]]:
+    """``templates/<pack>.yaml`` and ``constraints/<pack>.yaml`` per pack, and
+    the rules left out. ``custom``: the CRDs of the run (default: those in force)."""
+    with crds.using(custom):
+        return _build(packs, params)
+
+
+def _build(
     packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Skipped]]:
-    """``templates/<pack>.yaml`` and ``constraints/<pack>.yaml`` per pack."""
     files: dict[str, list[dict[str, Any]]] = {}
     skipped: list[Skipped] = []
     errors: list[UnsupportedError] = []
@@ -180,9 +197,9 @@ def build(
         eff = check_pack(pack, params.get(pack.name, {}))
         templates, constraints = [], []
         for rule in pack.rules:
-            why = admission_applicable(rule)
+            why = left_out(rule, "gatekeeper")
             if why:
-                skipped.append(Skipped(rule.id, pack.name, why))
+                skipped.append(Skipped(rule.id, pack.name, why, "gatekeeper"))
                 continue
             try:
                 templates.append(template(pack, rule))

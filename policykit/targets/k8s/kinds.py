@@ -2,9 +2,15 @@
 
 Admission matching (VAP/Kyverno ``resourceRules``, Gatekeeper ``match.kinds``)
 names *resources* by API group, not kinds, so every kind a rule selects must be
-in this table. It is data (``kinds.json``), derived from the Kubernetes OpenAPI
-document by :func:`from_openapi` (a test keeps the two in step), plus the
-custom resources the built-in packs govern (``EXTRA``).
+known. Three sources, in this order:
+
+1. the CRDs of the run (``crds:`` in policykit.yaml, ``--crd``):
+   :mod:`policykit.targets.k8s.crds`, the registry in force;
+2. the built-in kinds: data (``kinds.json``), derived from the Kubernetes
+   OpenAPI document by :func:`from_openapi` (a test keeps the two in step);
+   nothing else is ever added to it;
+3. the custom resources the built-in packs govern (``EXTRA``), for when no CRD
+   of theirs is given.
 """
 
 from __future__ import annotations
@@ -84,8 +90,25 @@ def table() -> dict[str, KindInfo]:
     }
 
 
+@lru_cache(maxsize=1)
+def _builtin() -> dict[str, KindInfo]:
+    raw = json.loads(resources.files("policykit.targets.k8s").joinpath("kinds.json").read_text())
+    return {
+        k: KindInfo(k, v["group"], tuple(v["versions"]), v["resource"], v["namespaced"])
+        for k, v in raw.items()
+    }
+
+
+def builtin(kind: str) -> KindInfo | None:
+    """A built-in Kubernetes kind (``kinds.json`` only)."""
+    return _builtin().get(kind)
+
+
 def lookup(kind: str) -> KindInfo | None:
-    return table().get(kind)
+    """``kind`` from the CRDs in force, else the built-in table and ``EXTRA``."""
+    from policykit.targets.k8s.crds import active
+
+    return active().lookup(kind) or table().get(kind)
 
 
 def for_object(obj: dict[str, Any]) -> KindInfo | None:

@@ -21,10 +21,12 @@ import yaml
 
 from policykit import __version__
 from policykit.errors import raise_all
+from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
 from policykit.targets.cel import printer as cel_printer
 from policykit.targets.cel.compiler import CelRule, compile_pack
+from policykit.targets.k8s import crds
 from policykit.targets.k8s.kinds import lookup
 
 ACTIONS = {"deny": "Deny", "warn": "Warn", "info": "Audit"}
@@ -40,6 +42,7 @@ class Skipped:
     rule: str
     pack: str
     reason: str
+    target: str = ""
 
 
 def policy_name(pack: str, rule: Rule) -> str:
@@ -47,19 +50,72 @@ def policy_name(pack: str, rule: Rule) -> str:
     return re.sub(r"[^a-z0-9.-]", "-", f"{pack}-{rule.id}".lower())
 
 
+# kinds that are never Kubernetes objects: what a rule selecting them decides at run time
+RUNTIME_KINDS = {
+    "ToolCall": "a runtime decision on an agent's tool call (kind ToolCall): the OPA "
+    "bundle's main.decision answers it at the gateway; no Kubernetes object is a ToolCall",
+}
+CEL_TARGETS = ("kyverno", "vap")
+INVENTORY_REASON = (
+    "reads other objects (objects()), and a CEL policy sees one object at a time: "
+    "enforced at admission by gatekeeper (sync the kinds it reads) and in CI"
+)
+
+
+def runtime_kinds(rule: Rule) -> list[str]:
+    """The runtime-only kinds a rule selects."""
+    return [k for k in rule.selector.kinds if k in RUNTIME_KINDS]
+
+
 def admission_applicable(rule: Rule) -> str | None:
-    """Why ``rule`` cannot run at Kubernetes admission, or None."""
+    """Why ``rule`` cannot run at Kubernetes admission at all, or None."""
     if rule.selector.source == "backstage":
         return "a Backstage catalog rule: checked in CI and by the scaffolder schema"
     if rule.selector.api_versions and all(
         a.split("/")[0].endswith("backstage.io") for a in rule.selector.api_versions
     ):
         return "selects only Backstage apiVersions"
+    kinds = rule.selector.kinds
+    if kinds and len(runtime_kinds(rule)) == len(kinds):
+        return RUNTIME_KINDS[kinds[0]]
     return None
 
 
+def reads_inventory(rule: Rule) -> bool:
+    roots: list[ir.Node] = [rule.condition]
+    if rule.each is not None:
+        roots.append(rule.each.collection)
+    roots += [p for p in rule.message.parts if isinstance(p, ir.Node)]
+    return any(isinstance(n, ir.Objects) for r in roots for n in ir.walk(r))
+
+
+def left_out(rule: Rule, target: str) -> str | None:
+    """Why an admission ``target`` leaves ``rule`` out by design (not an error:
+    the build lists it), or None: not for admission at all, or a cross-object
+    rule in a CEL target."""
+    why = admission_applicable(rule)
+    if why is None and target in CEL_TARGETS and reads_inventory(rule):
+        why = INVENTORY_REASON
+    return why
+
+
+def unknown_kind(rule: Rule, kind: str) -> UnsupportedError:
+    """A kind neither built in nor defined by a CRD of the run (PK201)."""
+    err = UnsupportedError(
+        f"rule {rule.id}: kind {kind!r} is neither a built-in Kubernetes kind nor defined "
+        "by a CRD, so admission cannot match it",
+        loc=rule.loc,
+        hint="add its CustomResourceDefinition to `crds:` in policykit.yaml (or pass "
+        "--crd PATH), or select a built-in kind",
+    )
+    err.code = "PK201"
+    return err
+
+
 def resource_rules(rule: Rule) -> list[dict[str, Any]]:
-    """``resourceRules`` from the selector's kinds (all resources when none)."""
+    """``resourceRules`` from the selector's kinds (all resources when none):
+    per API group, its plural resources; a custom kind's rule also names the
+    versions its CRD serves."""
     if not rule.selector.kinds:
         return [
             {
@@ -70,26 +126,25 @@ def resource_rules(rule: Rule) -> list[dict[str, Any]]:
                 "scope": "*",
             }
         ]
-    by_group: dict[str, list[str]] = {}
+    custom = crds.active()
+    by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for kind in rule.selector.kinds:
+        if kind in RUNTIME_KINDS:
+            continue
         info = lookup(kind)
         if info is None:
-            raise UnsupportedError(
-                f"rule {rule.id}: kind {kind!r} is not a known Kubernetes kind",
-                loc=rule.loc,
-                hint="admission targets match resources by API group; add the kind to "
-                "policykit/targets/k8s/kinds.py EXTRA or select a built-in kind",
-            )
-        by_group.setdefault(info.group, []).append(info.resource)
+            raise unknown_kind(rule, kind)
+        versions = info.versions if custom.get(kind) is not None else ("*",)
+        by_group.setdefault((info.group, versions), []).append(info.resource)
     return [
         {
             "apiGroups": [g],
-            "apiVersions": ["*"],
+            "apiVersions": list(vs),
             "operations": list(OPERATIONS),
             "resources": sorted(set(rs)),
             "scope": "*",
         }
-        for g, rs in sorted(by_group.items())
+        for (g, vs), rs in sorted(by_group.items())
     ]
 
 
@@ -196,12 +251,24 @@ def build(
     params: Mapping[str, Mapping[str, Any]],
     *,
     kyverno_version: str = "v1",
+    custom: crds.CrdRegistry | None = None,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[Skipped]]:
-    """Manifests per file name (``<pack>.yaml``) and the rules left out.
+    """Manifests per file name (``<pack>.yaml``) and the rules left out
+    (:func:`left_out`). ``custom``: the CRDs of the run (default: those in force).
 
     Every rule that cannot be expressed raises; the errors of all rules are
     collected and raised together (one :class:`UnsupportedError`).
     """
+    with crds.using(custom):
+        return _build(target, packs, params, kyverno_version)
+
+
+def _build(
+    target: str,
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    kyverno_version: str,
+) -> tuple[dict[str, list[dict[str, Any]]], list[Skipped]]:
     from policykit.ir.check import check_pack
 
     files: dict[str, list[dict[str, Any]]] = {}
@@ -212,9 +279,9 @@ def build(
         docs: list[dict[str, Any]] = []
         applicable = []
         for rule in pack.rules:
-            why = admission_applicable(rule)
+            why = left_out(rule, target)
             if why:
-                skipped.append(Skipped(rule.id, pack.name, why))
+                skipped.append(Skipped(rule.id, pack.name, why, target))
             else:
                 applicable.append(rule)
         sub = dataclasses.replace(pack, rules=tuple(applicable))
