@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from policykit.ir.check import check_pack
+from policykit.ir.joins import Grouped, Join, grouped_of, join_of
 from policykit.ir.nodes import (
     OBJECT_ROOT,
     And,
@@ -48,12 +50,15 @@ from policykit.ir.regex import compile_portable
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.model import Document, Finding, findings_of
 from policykit.values import (
+    DECIMAL,
     MISSING,
     exact_sum,
+    from_decimal,
     is_number,
     json_equal,
     json_type,
     render_part,
+    to_decimal,
 )
 from policykit.values import arith as exact_arith
 
@@ -76,6 +81,7 @@ def identity(obj: Any) -> tuple[Any, Any, Any]:
 ValueFn = Callable[[Env], Any]
 PredFn = Callable[[Env], bool]
 F = TypeVar("F", ValueFn, PredFn)
+T = TypeVar("T")
 
 
 def _reads_inventory(node: Node) -> bool:
@@ -283,6 +289,9 @@ class _Compiler:
         return keys
 
     def v_Count(self, n: Count) -> ValueFn:
+        grouped = grouped_of(n) if self.remember else None
+        if grouped is not None:
+            return self._grouped(grouped)
         cf, var = self.value(n.collection), n.var
         body = self._in_loop(var, n.collection, lambda: self.pred(n.body))
 
@@ -301,6 +310,9 @@ class _Compiler:
         return count
 
     def v_Sum(self, n: Sum) -> ValueFn:
+        grouped = grouped_of(n) if self.remember else None
+        if grouped is not None:
+            return self._grouped(grouped)
         cf, var = self.value(n.collection), n.var
         term = self._in_loop(var, n.collection, lambda: self.value(n.term))
 
@@ -331,6 +343,9 @@ class _Compiler:
         return index
 
     def v_Filter(self, n: Filter) -> ValueFn:
+        join = join_of(n) if self.remember else None
+        if join is not None:
+            return self._join_filter(join)
         cf, var = self.value(n.collection), n.var
         body = self._in_loop(var, n.collection, lambda: self.pred(n.body))
 
@@ -359,6 +374,110 @@ class _Compiler:
             return [o for who, o in state[1] if who != me]
 
         return others
+
+    # joins over the inventory (policykit/ir/joins.py) ------------------------
+
+    def _plain(self, compile_node: Callable[[], T]) -> T:
+        """Compiled outside any loop over the inventory (nothing remembered):
+        for what the index evaluates once per item."""
+        outer = self._loop_var
+        self._loop_var = None
+        try:
+            return compile_node()
+        finally:
+            self._loop_var = outer
+
+    def _index_of(self, join: Join) -> Callable[[Env], _JoinIndex]:
+        """The join's index over the current inventory, built on first use and
+        again for each new inventory (``set_inventory``)."""
+        var = join.var
+        keys = self._plain(lambda: [self.value(k) for k in join.item_keys])
+        only = self._plain(lambda: [self.pred(p) for p in join.item_only])
+        state: list[Any] = [None, None]
+
+        def index(env: Env) -> _JoinIndex:
+            inv = env.get(INVENTORY, ())
+            if inv is state[0]:
+                return state[1]  # type: ignore[no-any-return]
+            groups: dict[Any, list[tuple[Any, Any]]] = {}
+            inner: Env = {}
+            for item in inv:
+                inner[var] = item
+                key = _join_key([k(inner) for k in keys])
+                if key is _NO_KEY or not all(p(inner) for p in only):
+                    continue
+                groups.setdefault(key, []).append((identity(item), item))
+            state[0], state[1] = inv, _JoinIndex(groups)
+            return state[1]  # type: ignore[no-any-return]
+
+        return index
+
+    def _object_key(self, join: Join) -> ValueFn:
+        fns = [self.value(k) for k in join.object_keys]
+        return lambda env: _join_key([f(env) for f in fns])
+
+    def _join_filter(self, join: Join) -> ValueFn:
+        index, key_of = self._index_of(join), self._object_key(join)
+        var = join.var
+        rest: PredFn | None = None
+        if join.rest:
+            items = join.rest
+            rest = self._in_loop(
+                var, Objects(), lambda: self.pred(items[0] if len(items) == 1 else And(items))
+            )
+
+        def lookup(env: Env) -> Any:
+            key = key_of(env)
+            if key is _NO_KEY:
+                return []
+            group = index(env).groups.get(key)
+            if not group:
+                return []
+            me = identity(env[OBJECT_ROOT])
+            out = [o for who, o in group if who != me]
+            if rest is None:
+                return out
+            inner = dict(env)
+            kept = []
+            for o in out:
+                inner[var] = o
+                if rest(inner):
+                    kept.append(o)
+            return kept
+
+        return lookup
+
+    def _grouped(self, g: Grouped) -> ValueFn:
+        index, key_of = self._index_of(g.join), self._object_key(g.join)
+        var = g.var
+        if g.term is not None:
+            term = g.term
+            per_item: ValueFn = self._plain(lambda: self.value(term))
+        else:
+            body = g.body
+            counted = self._plain(lambda: self.pred(body))
+            per_item = lambda env: 1 if counted(env) else None  # noqa: E731
+        totals: list[Any] = [None, {}]  # the index they were computed from, key → _Total
+
+        def aggregate(env: Env) -> Any:
+            key = key_of(env)
+            if key is _NO_KEY:
+                return 0
+            idx = index(env)
+            if totals[0] is not idx:
+                totals[0], totals[1] = idx, {}
+            total = totals[1].get(key)
+            if total is None:
+                group = idx.groups.get(key, [])
+                inner: Env = {}
+                values = []
+                for who, item in group:
+                    inner[var] = item
+                    values.append((who, per_item(inner)))
+                total = totals[1][key] = _Total(values)
+            return total.without(identity(env[OBJECT_ROOT]))
+
+        return aggregate
 
     # predicates -----------------------------------------------------------
 
@@ -466,6 +585,113 @@ class _Compiler:
     def p_IsType(self, n: IsType) -> PredFn:
         f, name = self.value(n.operand), n.type_name
         return lambda env: json_type(f(env)) == name
+
+
+_NO_KEY: Any = object()
+"""A join key that equals nothing: a missing value, or a NaN somewhere."""
+
+
+def _hashable(v: Any) -> Any:
+    """A hashable stand-in for a JSON value: equal exactly when the values are
+    equal as ``==`` compares them (``json_equal``: ``1 == 1.0``, ``true != 1``)."""
+    t = type(v)
+    if t is str or t is int:
+        return v
+    if t is float:
+        return v if v == v else _NO_KEY
+    if t is bool:
+        return (v,)
+    if v is None:
+        return None
+    if t is list:
+        items = tuple(_hashable(x) for x in v)
+        return _NO_KEY if any(x is _NO_KEY for x in items) else ("list", items)
+    if t is dict:
+        pairs = frozenset((k, _hashable(x)) for k, x in v.items())
+        return _NO_KEY if any(x is _NO_KEY for _, x in pairs) else ("dict", pairs)
+    return _NO_KEY  # MISSING
+
+
+def _join_key(values: list[Any]) -> Any:
+    if len(values) == 1:
+        return _hashable(values[0])
+    keys = tuple(_hashable(v) for v in values)
+    return _NO_KEY if any(k is _NO_KEY for k in keys) else keys
+
+
+class _JoinIndex:
+    """The inventory items a join can keep, by key, in inventory order, each
+    with its identity."""
+
+    __slots__ = ("groups",)
+
+    def __init__(self, groups: dict[Any, list[tuple[Any, Any]]]) -> None:
+        self.groups = groups
+
+
+def _span_ok(values: list[int | float]) -> bool:
+    """Whether every sum of some of ``values``, added one by one in the
+    reference's 60-digit decimal context, is exact (so a total less a part is
+    what adding up the rest gives)."""
+    low: int | None = None
+    high: int | None = None
+    for v in values:
+        d = to_decimal(v)
+        if not d:
+            continue
+        exp = d.as_tuple().exponent
+        assert isinstance(exp, int)
+        low = exp if low is None else min(low, exp)
+        high = d.adjusted() if high is None else max(high, d.adjusted())
+    if low is None or high is None:
+        return True
+    return high - low + 1 + len(str(len(values))) < DECIMAL.prec
+
+
+class _Total:
+    """A sum (or count) over a join group, less the items with one identity:
+    exactly ``exact_sum`` over the rest, without adding the rest up again."""
+
+    __slots__ = ("by_id", "everything", "exact", "ints", "non_ints", "terms", "unhashable")
+
+    def __init__(self, values: list[tuple[Any, Any]]) -> None:
+        self.terms = [(who, v) for who, v in values if is_number(v)]
+        numbers = [v for _, v in self.terms]
+        self.ints = sum(v for v in numbers if type(v) is int)
+        self.non_ints = sum(1 for v in numbers if type(v) is not int)
+        self.everything = exact_sum(numbers)
+        # the exact decimal total, when a total less a part is exact too
+        self.exact = _decimal_sum(numbers) if self.non_ints and _span_ok(numbers) else None
+        # identity → its terms; identities holding a list or an object are not hashable
+        self.by_id: dict[Any, list[int | float]] = {}
+        self.unhashable: list[tuple[Any, int | float]] = []
+        for who, v in self.terms:
+            try:
+                self.by_id.setdefault(who, []).append(v)
+            except TypeError:
+                self.unhashable.append((who, v))
+
+    def without(self, me: Any) -> int | float:
+        """``exact_sum`` of the terms of the items whose identity is not ``me``."""
+        try:
+            mine = list(self.by_id.get(me, ()))
+        except TypeError:  # ``me`` is unhashable: only an unhashable identity equals it
+            mine = []
+        mine += [v for who, v in self.unhashable if who == me]
+        if not mine:
+            return self.everything
+        if sum(1 for v in mine if type(v) is not int) == self.non_ints:
+            return self.ints - sum(v for v in mine if type(v) is int)  # the rest: integers
+        if self.exact is not None:
+            return from_decimal(DECIMAL.subtract(self.exact, _decimal_sum(mine)))
+        return exact_sum([v for who, v in self.terms if who != me])
+
+
+def _decimal_sum(values: list[int | float]) -> Decimal:
+    total = Decimal(0)
+    for v in values:
+        total = DECIMAL.add(total, to_decimal(v))
+    return total
 
 
 def _eq(a: Any, b: Any) -> bool:
