@@ -13,7 +13,7 @@ from typing import Any
 
 from policykit.config import Config, find_config
 from policykit.engines.native import NativeEngine, selector_matches, uses_inventory
-from policykit.errors import InputError
+from policykit.errors import InputError, PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack
 from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, iter_load
 from policykit.model import Document, Finding, object_ref
@@ -26,7 +26,7 @@ from policykit.safeio import is_dir
 class CheckReport:
     packs: list[Pack]
     findings: list[Finding]
-    errors: list[InputError]
+    errors: list[PolicykitError]
     skipped: list[Skipped]
     files: int
     objects: int
@@ -37,6 +37,7 @@ class CheckReport:
     expired_waivers: list[str] = field(default_factory=list)  # each fails the run
     stale_waivers: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # third-party policies not run (--policy)
+    rule_descriptors: list[dict[str, Any]] = field(default_factory=list)  # SARIF, --policy rules
 
     def counts(self) -> dict[str, int]:
         """Findings per severity, not counting baselined or waived ones."""
@@ -166,7 +167,7 @@ def check_stream(
     return CheckReport(
         packs=packs,
         findings=findings,
-        errors=errors,
+        errors=list(errors),
         skipped=skipped,
         files=files,
         objects=objects,

@@ -121,10 +121,19 @@ def _log(tool: str, rules: list[dict[str, Any]], run: dict[str, Any]) -> dict[st
 
 
 def sarif(
-    packs: Sequence[Pack], findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()
+    packs: Sequence[Pack],
+    findings: Iterable[Finding],
+    errors: Sequence[PolicykitError] = (),
+    extra_rules: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run."""
+    """A SARIF 2.1.0 log with one run; ``extra_rules`` are descriptors of rules
+    outside the packs (``check --policy``), each with ``properties.pack``."""
     rules, index = _rule_table(packs)
+    for d in extra_rules:
+        key = (str(d.get("properties", {}).get("pack", "")), str(d["id"]))
+        if key not in index:
+            index[key] = len(rules)
+            rules.append(dict(d))
     results = []
     for f in findings:
         result: dict[str, Any] = {

@@ -308,6 +308,8 @@ def check(
     if third_party is not None:
         extra, report.unsupported = foreign.check(third_party, seen)
         report.findings = sorted(report.findings + extra, key=lambda f: f.sort_key())
+        report.errors += third_party.errors  # policies that could not run: the report stays
+        report.rule_descriptors = foreign.descriptors(third_party)
     if update_baseline and baseline is not None and report.errors:
         _stderr(f"policykit: {baseline} not updated: fix the input errors first")
     elif update_baseline and baseline is not None:
@@ -646,7 +648,9 @@ def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
     elif fmt == "json":
         text = json.dumps(render.report_json(report), indent=2, ensure_ascii=False) + "\n"
     elif fmt == "sarif":
-        text = reports.dumps_sarif(reports.sarif(report.packs, report.findings, report.errors))
+        text = reports.dumps_sarif(
+            reports.sarif(report.packs, report.findings, report.errors, report.rule_descriptors)
+        )
     elif fmt == "junit":
         text = reports.junit(report.packs, report.checked, report.findings, report.errors)
     else:

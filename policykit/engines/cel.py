@@ -16,7 +16,11 @@ verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import lru_cache
 from typing import Any
 
@@ -81,6 +85,83 @@ def _fn(name: str, ret: Any, params: list[Any], impl: Any, *, member: bool = Tru
     return cel.FunctionDecl(name, [overload])
 
 
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """What Kyverno's ``resource.Get``/``resource.List`` and ``image.GetMetadata``
+    read offline: the objects and image data of a kyverno-test's ``context:``
+    file (the CLI's fake context provider, kyverno/kyverno
+    ``pkg/cel/libs/fake_context.go``)."""
+
+    resources: Sequence[Mapping[str, Any]] = ()
+    images: Mapping[str, Mapping[str, Any]] = dataclass_field(default_factory=dict)
+
+
+_LOOKUPS: ContextVar[Lookups | None] = ContextVar("policykit_cel_lookups", default=None)
+
+
+@contextmanager
+def using_lookups(lookups: Lookups | None) -> Iterator[None]:
+    """Evaluate with ``lookups`` behind the resource and image libraries."""
+    token = _LOOKUPS.set(lookups)
+    try:
+        yield
+    finally:
+        _LOOKUPS.reset(token)
+
+
+def _lookups(what: str) -> Lookups:
+    got = _LOOKUPS.get()
+    if got is None:
+        raise ValueError(f"{what} has no context to read here")
+    return got
+
+
+def _plural(obj: Mapping[str, Any]) -> str:
+    from policykit.targets.k8s.kinds import for_object
+
+    info = for_object(dict(obj))
+    return info.resource if info else str(obj.get("kind", "")).lower() + "s"
+
+
+def _in(obj: Mapping[str, Any], api_version: str, resource: str, namespace: str) -> bool:
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
+    return (
+        obj.get("apiVersion") == api_version
+        and _plural(obj) == resource
+        and str(meta.get("namespace") or "") == namespace
+    )
+
+
+def _resource_get(api_version: str, resource: str, namespace: str, name: str) -> Any:
+    for obj in _lookups("resource.Get").resources:
+        if (
+            _in(obj, api_version, resource, namespace)
+            and (obj.get("metadata") or {}).get("name") == name
+        ):
+            return obj
+    raise ValueError(f'{resource} "{name}" not found')
+
+
+def _resource_list(api_version: str, resource: str, namespace: str) -> Any:
+    items = [
+        o for o in _lookups("resource.List").resources if _in(o, api_version, resource, namespace)
+    ]
+    if not items and not any(
+        o.get("apiVersion") == api_version and _plural(o) == resource
+        for o in _lookups("resource.List").resources
+    ):
+        raise ValueError(f"{resource} resource not found")
+    return {"apiVersion": "v1", "kind": "List", "items": items}
+
+
+def _image_metadata(image: str) -> Any:
+    found = _lookups("image.GetMetadata").images.get(image)
+    if found is None:
+        raise ValueError(f"image data for {image} not found in the context")
+    return found
+
+
 def _functions() -> list[Any]:
     """Kubernetes' quantity library and list ``sum()``; a quantity is carried
     as a tagged map (cel-expr-python has no opaque host types)."""
@@ -105,6 +186,10 @@ def _functions() -> list[Any]:
         _fn("compareTo", t.INT, [t.MAP, t.MAP], lambda a, b: _q(a).compare(_q(b))),
         _fn("sign", t.INT, [t.MAP], lambda v: (_q(v).unscaled > 0) - (_q(v).unscaled < 0)),
         _fn("sum", t.DYN, [t.List(t.DYN)], _sum),
+        # Kyverno's resource and image libraries, read from a test's context file
+        _fn("resource.Get", t.DYN, [t.STRING] * 4, _resource_get, member=False),
+        _fn("resource.List", t.DYN, [t.STRING] * 3, _resource_list, member=False),
+        _fn("image.GetMetadata", t.DYN, [t.STRING], _image_metadata, member=False),
     ]
 
 
@@ -146,9 +231,16 @@ class Program:
         full = dict.fromkeys(VARIABLES)
         full.update(data)
         value = self._expr.eval(data=full)
-        if value.type() == cel.Type.ERROR:
-            raise CelEvalError(f"CEL evaluation error: {value.value()} in {self.source[:120]}")
-        return value.plain_value()
+        try:
+            if value.type() == cel.Type.ERROR:
+                raise CelEvalError(f"CEL evaluation error: {value.value()} in {self.source[:120]}")
+            return value.plain_value()
+        except (TypeError, ValueError) as exc:  # a value cel-expr-python cannot convert
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CelEvalError(
+                f"CEL evaluation error: a result policykit cannot read ({first}) "
+                f"in {self.source[:120]}"
+            ) from None
 
 
 @lru_cache(maxsize=4096)

@@ -36,6 +36,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from policykit.engines.admission import (
@@ -46,9 +47,10 @@ from policykit.engines.admission import (
     label_selector_matches,
     request_for,
 )
-from policykit.engines.cel import CelEvalError, program
+from policykit.engines.cel import CelEvalError, Lookups, program, using_lookups
 from policykit.engines.gatekeeper import Unsupported
 from policykit.targets.k8s.kinds import for_object
+from policykit.thirdparty import celcompat
 
 Status = Literal["pass", "fail", "skip", "error", "unsupported"]
 
@@ -94,8 +96,10 @@ _OUTSIDE_CEL = (
     (re.compile(r"\bhttp\.(?:Get|Post|Client)\b"), "the http CEL library"),
     (re.compile(r"\bresource\.(?:Get|List|Post)\b"), "the resource CEL library"),
     (re.compile(r"\bglobalContext\.Get\b"), "globalContext"),
-    (re.compile(r"\bimage\.GetMetadata\b|\bimagedata\."), "image metadata lookups"),
+    (re.compile(r"\bimage\.GetMetadata\b"), "image metadata lookups"),
+    (re.compile(r"\bimagedata\."), "the imagedata library"),
 )
+_CONTEXT_BACKED = ("the resource CEL library", "image metadata lookups")
 _VPOL_KINDS = ("ValidatingPolicy", "NamespacedValidatingPolicy")
 _LEGACY_KINDS = ("ClusterPolicy", "Policy")
 
@@ -109,6 +113,9 @@ class Outcome:
     status: Status
     message: str = ""
     action: str = "Audit"  # Enforce | Audit (ValidatingPolicy: Deny | Audit | Warn)
+    # False when the rule does not apply to the resource at all: Kyverno's engine
+    # then gives no rule response (a rule that applies and skips gives one)
+    applied: bool = True
 
 
 @dataclass(slots=True)
@@ -126,6 +133,13 @@ class Context:
     exceptions: Sequence[Mapping[str, Any]] = ()
     old_object: Mapping[str, Any] | None = None
     now: dt.datetime | None = None
+    # Namespace objects from the values file's ``namespaces`` (they win over
+    # ``namespaceSelector`` labels, cmd/cli/kubectl-kyverno/variables/variables.go)
+    namespaces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # what resource.Get/List and image.GetMetadata read (a kyverno-test's
+    # ``context:`` file); None: those libraries are not run
+    lookups: Lookups | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)  # the kyverno-test values file
 
 
 def is_policy(obj: Mapping[str, Any]) -> bool:
@@ -435,9 +449,11 @@ def vpol_specs(policy: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 # --- evaluation -------------------------------------------------------------------
 
 
-def _refuse_outside(texts: Sequence[str], where: str) -> None:
+def _refuse_outside(texts: Sequence[str], where: str, ctx: Context | None = None) -> None:
     for text in texts:
         for pattern, what in _OUTSIDE_CEL:
+            if ctx is not None and ctx.lookups is not None and what in _CONTEXT_BACKED:
+                continue  # backed by the test's context file
             if pattern.search(text):
                 raise Unsupported(f"{where} uses {what}")
 
@@ -557,7 +573,7 @@ def evaluate_legacy(
     for rule in legacy_rules(policy):
         rname = str(rule.get("name", ""))
         if not matches(rule.get("match"), obj, ctx) or matches(rule.get("exclude"), obj, ctx):
-            out.append(Outcome(name, rname, "skip"))
+            out.append(Outcome(name, rname, "skip", applied=False))
             continue
         try:
             out.append(_legacy_rule(name, rule, default_action, obj, ctx))
@@ -575,25 +591,62 @@ def _legacy_rule(
         raise Unsupported(f"rule {rname} of {name} uses {why}")
     validate = rule["validate"]
     action = str(validate.get("failureAction") or default_action).capitalize()
-    cel = validate["cel"] or {}
-    _refuse_outside(_cel_texts(rule), f"rule {rname} of {name}")
+    _refuse_outside(_cel_texts(rule), f"rule {rname} of {name}", ctx)
     if _legacy_exception(name.rpartition("/")[2], rname, obj, ctx):
         return Outcome(name, rname, "skip", "a PolicyException applies", action)
+    return _legacy_cel(name, rule, action, obj, ctx)
+
+
+def _cel_error(expression: str, exc: CelEvalError) -> str:
+    """The API server's text for an expression that errors
+    (k8s.io/apiserver/pkg/admission/plugin/cel/filter.go)."""
+    detail = exc.message.removeprefix("CEL evaluation error: ")
+    detail = detail.removesuffix(f" in {expression[:120]}")
+    return f"expression '{expression}' resulted in error: {detail}"
+
+
+def _legacy_cel(
+    name: str, rule: Mapping[str, Any], action: str, obj: Mapping[str, Any], ctx: Context
+) -> Outcome:
+    """A ``validate.cel`` rule as Kyverno runs it (pkg/engine/handlers/validation/
+    validate_cel.go): the API server's validator with no failure policy, so Fail —
+    an expression (precondition, validation) that errors denies with its error
+    as the message, the first denying validation gives the message, a validation
+    without a message takes the rule's ``validate.message``; offline the
+    namespace object is ``{metadata: {name: <namespace>}}``."""
+    rname = str(rule.get("name", ""))
+    validate = rule["validate"]
+    cel = validate["cel"] or {}
     data = _data(obj, ctx)
+    ns = _namespace(obj)
+    data["namespaceObject"] = (
+        {"metadata": {"name": ns}} if ns and obj.get("kind") != "Namespace" else None
+    )
     try:
-        if not all(
-            program(str(c["expression"])).eval(data) is True
-            for c in rule.get("celPreconditions") or []
-        ):
-            return Outcome(name, rname, "skip", "celPreconditions not met", action)
         data["params"] = _params_for(cel, ctx)
-        bind_variables(cel.get("variables") or [], data)
-        failed = failed_validations(cel.get("expressions") or [], data)
-    except CelEvalError as exc:
-        _unknown_library(exc, f"rule {rname} of {name}")
+    except CelEvalError as exc:  # "error in parameterized resource": a rule error
         return Outcome(name, rname, "error", exc.message, action)
-    status: Status = "fail" if failed else "pass"
-    return Outcome(name, rname, status, "; ".join(failed), action)
+    with using_lookups(ctx.lookups):
+        for cond in rule.get("celPreconditions") or []:
+            expression = str(cond.get("expression", ""))
+            try:
+                if program(expression).eval(data) is not True:
+                    return Outcome(name, rname, "skip", "cel preconditions not met", action)
+            except CelEvalError as exc:
+                _unknown_library(exc, f"rule {rname} of {name}")
+                return Outcome(name, rname, "fail", _cel_error(expression, exc), action)
+        bind_variables(cel.get("variables") or [], data)
+        for v in cel.get("expressions") or []:
+            expression = str(v.get("expression", ""))
+            with_message = {**v, "message": v.get("message") or validate.get("message") or ""}
+            try:
+                failed = failed_validations([with_message], data)
+            except CelEvalError as exc:
+                _unknown_library(exc, f"rule {rname} of {name}")
+                return Outcome(name, rname, "fail", _cel_error(expression, exc), action)
+            if failed:
+                return Outcome(name, rname, "fail", failed[0], action)
+    return Outcome(name, rname, "pass", "", action)
 
 
 def _unknown_library(exc: CelEvalError, where: str) -> None:
@@ -632,24 +685,60 @@ def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Contex
         ns_meta = {"kubernetes.io/metadata.name": _namespace(obj), **ns_labels}
         if not constraints_match(sp.get("matchConstraints") or {}, obj, ctx.operation, ns_meta):
             continue
-        _refuse_outside(_cel_texts(sp), f"ValidatingPolicy {name}")
+        _refuse_outside(_cel_texts(sp), f"ValidatingPolicy {name}", ctx)
+        sp = _cel_go_compat(sp)
         data = _data(obj, ctx)
+        ns_object = ctx.namespaces.get(_namespace(obj))
+        if ns_object is not None and obj.get("kind") != "Namespace":
+            data["namespaceObject"] = ns_object
         try:
-            if not all(
-                program(str(c["expression"])).eval(data) is True
-                for c in sp.get("matchConditions") or []
-            ):
-                return [Outcome(name, rule, "skip", "matchConditions not met", action)]
-            held = _vpol_exception(name.rpartition("/")[2], data, ctx)
-            if held is not None:
-                return [Outcome(name, rule, held, "a PolicyException applies", action)]  # type: ignore[arg-type]
-            bind_variables(sp.get("variables") or [], data)
-            failed = failed_validations(sp.get("validations") or [], data)
+            with using_lookups(ctx.lookups):
+                if not all(
+                    program(str(c["expression"])).eval(data) is True
+                    for c in sp.get("matchConditions") or []
+                ):
+                    return [Outcome(name, rule, "skip", "matchConditions not met", action)]
+                held = _vpol_exception(name.rpartition("/")[2], data, ctx)
+                if held is not None:
+                    return [Outcome(name, rule, held, "a PolicyException applies", action)]  # type: ignore[arg-type]
+                bind_variables(sp.get("variables") or [], data)
+                failed = failed_validations(sp.get("validations") or [], data)
         except CelEvalError as exc:
             _unknown_library(exc, f"ValidatingPolicy {name}")
             return [Outcome(name, rule, "error", exc.message, action)]
         return [Outcome(name, rule, "fail" if failed else "pass", "; ".join(failed), action)]
     return [Outcome(name, "", "skip", "", action)]
+
+
+_CEL_KEYS = ("expression", "messageExpression", "valueExpression")
+
+
+@lru_cache(maxsize=8192)
+def _compat_expression(source: str) -> str:
+    """``source`` with cel-go's behaviours spelled out (thirdparty/celcompat.py),
+    or as written when the rewrite does not compile."""
+    rewritten = celcompat.rewrite(source)
+    if rewritten == source:
+        return source
+    try:
+        program(rewritten)
+    except CelEvalError:
+        return source
+    return rewritten
+
+
+def _cel_go_compat(node: Any) -> Any:
+    """A ValidatingPolicy spec with every CEL expression through
+    :func:`_compat_expression` (Kyverno compiles them with cel-go and its
+    ``orValue`` compatibility, pkg/cel/compiler/env.go)."""
+    if isinstance(node, dict):
+        return {
+            k: _compat_expression(v) if k in _CEL_KEYS and isinstance(v, str) else _cel_go_compat(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_cel_go_compat(v) for v in node]
+    return node
 
 
 def evaluate(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:

@@ -12,17 +12,25 @@ into the same report as findings.
   ``<policy>/<rule>``, pack ``kyverno``; Enforce → deny, Audit → warn.
 
 What needs something policykit does not run is listed as unsupported (one
-line per policy and reason) and never counts as a pass.
+line per policy and reason) and never counts as a pass. A policy file that
+cannot be loaded, or a policy that cannot be evaluated on an object, is an
+input error of the report (exit 2) — every other policy still reports.
+
+In SARIF, each third-party rule gets a descriptor from the policy's own
+annotations: Kyverno's ``policies.kyverno.io/title``, ``…/description`` and
+``…/severity``; a Gatekeeper constraint's template ``metadata.annotations.description``
+(and ``metadata.gatekeeper.sh/title``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from policykit.engines import gatekeeper as gk
-from policykit.errors import InputError, PolicyError, PolicykitError, SourceLoc, raise_all
+from policykit.errors import InputError, PolicyError, PolicykitError, SourceLoc
 from policykit.loader import load_paths
 from policykit.model import Document, Finding, object_ref
 from policykit.thirdparty import kyverno as ky
@@ -36,35 +44,48 @@ class PolicySet:
     constraints: list[Document] = field(default_factory=list)
     kyverno: list[Document] = field(default_factory=list)
     unsupported: set[str] = field(default_factory=set)
+    # policies that could not be loaded or evaluated: input errors of the report
+    errors: list[PolicykitError] = field(default_factory=list)
+    template_docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _template_kind(obj: dict[str, Any]) -> str:
+    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
+    assert isinstance(spec, dict)
+    return str((((spec.get("crd") or {}).get("spec") or {}).get("names") or {}).get("kind", ""))
 
 
 def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
     """Templates, constraints and Kyverno policies from files or directories.
-    Other documents in those files are ignored; a constraint without its
-    template is an error."""
+    Other documents in those files are ignored. What cannot be loaded (a file,
+    a template, a constraint without its template) is kept in ``errors``: the
+    caller reports it beside everything else."""
     loaded = load_paths(paths)
     errors: list[PolicykitError] = list(loaded.errors)
-    out = PolicySet()
+    out = PolicySet(errors=errors)
+    failed: set[str] = set()
     for doc in loaded.documents:
         api, kind = str(doc.obj.get("apiVersion", "")), doc.obj.get("kind")
         where = SourceLoc(doc.file, doc.line)
         if api.startswith("templates.gatekeeper.sh/") and kind == "ConstraintTemplate":
+            out.template_docs[_template_kind(doc.obj)] = doc.obj
             try:
                 runner = gk.TemplateRunner(doc.obj, engine, where)
                 out.templates[runner.kind] = (runner, "")
             except gk.Unsupported as exc:
-                k = (
-                    (((doc.obj.get("spec") or {}).get("crd") or {}).get("spec") or {}).get("names")
-                    or {}
-                ).get("kind", "")
-                out.templates[str(k)] = (None, exc.message)
+                out.templates[_template_kind(doc.obj)] = (None, exc.message)
             except PolicykitError as exc:
                 errors.append(exc)
+                failed.add(_template_kind(doc.obj))
         elif api.startswith("constraints.gatekeeper.sh/"):
             out.constraints.append(doc)
         elif ky.is_policy(doc.obj):
             out.kyverno.append(doc)
+    kept = []
     for c in out.constraints:
+        if str(c.obj.get("kind")) in failed:
+            continue  # its template's error is reported
+        kept.append(c)
         if str(c.obj.get("kind")) not in out.templates:
             errors.append(
                 PolicyError(
@@ -74,6 +95,7 @@ def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
                     hint="pass the template's file with --policy too",
                 )
             )
+    out.constraints = [c for c in kept if str(c.obj.get("kind")) in out.templates]
     if not (out.templates or out.constraints or out.kyverno) and not errors:
         errors.append(
             InputError(
@@ -81,7 +103,94 @@ def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
                 loc=SourceLoc(", ".join(paths)),
             )
         )
-    raise_all(errors)
+    return out
+
+
+_KY_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
+_KY_SCORE = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "2.0", "info": "0.0"}
+
+
+def _sarif_name(text: str, fallback: str) -> str:
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    return "".join(w[:1].upper() + w[1:] for w in words) or fallback
+
+
+def _descriptor(
+    rule_id: str, pack: str, title: str, description: str, severity: str, level: str
+) -> dict[str, Any]:
+    props: dict[str, Any] = {"pack": pack}
+    if severity:
+        props["severity"] = severity
+        if severity.lower() in _KY_SCORE:
+            props["security-severity"] = _KY_SCORE[severity.lower()]
+    return {
+        "id": rule_id,
+        "name": _sarif_name(title, rule_id),
+        "shortDescription": {"text": title or rule_id},
+        "fullDescription": {"text": description or title or rule_id},
+        "help": {"text": description or title or rule_id},
+        "defaultConfiguration": {"level": level},
+        "properties": props,
+    }
+
+
+def descriptors(policies: PolicySet) -> list[dict[str, Any]]:
+    """SARIF ``reportingDescriptor`` s for the rules the third-party policies
+    report under, described by the policies' own annotations."""
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for c in policies.constraints:
+        name = str((c.obj.get("metadata") or {}).get("name", ""))
+        if name in seen:
+            continue
+        seen.add(name)
+        template = policies.template_docs.get(str(c.obj.get("kind")), {})
+        ann = (template.get("metadata") or {}).get("annotations") or {}
+        action = str((c.obj.get("spec") or {}).get("enforcementAction", "deny"))
+        severity = _GK_SEVERITY.get(action, "deny")
+        level = {"deny": "error", "warn": "warning"}.get(severity, "note")
+        title = str(ann.get("metadata.gatekeeper.sh/title") or f"{c.obj.get('kind')} {name}")
+        out.append(
+            _descriptor(name, "gatekeeper", title, str(ann.get("description") or ""), "", level)
+        )
+    for p in policies.kyverno:
+        meta = p.obj.get("metadata") or {}
+        ann = meta.get("annotations") or {}
+        title = str(ann.get("policies.kyverno.io/title") or "")
+        description = " ".join(str(ann.get("policies.kyverno.io/description") or "").split())
+        severity = str(ann.get("policies.kyverno.io/severity") or "")
+        pname = ky.policy_name(p.obj)
+        spec = p.obj.get("spec") or {}
+        if p.obj.get("kind") in ("ClusterPolicy", "Policy"):
+            default = str(spec.get("validationFailureAction") or "Audit").capitalize()
+            rules = [
+                (
+                    f"{pname}/{r.get('name', '')}",
+                    str(((r.get("validate") or {}).get("failureAction")) or default).capitalize(),
+                    str((r.get("validate") or {}).get("message") or ""),
+                )
+                for r in ky.legacy_rules(p.obj)
+            ]
+        else:
+            actions = spec.get("validationActions") or ["Deny"]
+            rules = [(pname, "Enforce" if "Deny" in actions else "Audit", "")]
+        for rule_id, action, message in rules:
+            if rule_id in seen:
+                continue
+            seen.add(rule_id)
+            level = _KY_LEVEL.get(severity.lower(), "") or (
+                "error" if action == "Enforce" else "warning"
+            )
+            out.append(
+                _descriptor(
+                    rule_id,
+                    "kyverno",
+                    title or rule_id,
+                    description or message,
+                    severity,
+                    level,
+                )
+            )
     return out
 
 
@@ -109,6 +218,7 @@ def check(policies: PolicySet, docs: Sequence[Document]) -> tuple[list[Finding],
     }
     findings: list[Finding] = []
     skipped = set(policies.unsupported)
+    reported: set[str] = set()
     for c in policies.constraints:
         runner, why = policies.templates[str(c.obj.get("kind"))]
         name = str((c.obj.get("metadata") or {}).get("name", ""))
@@ -130,15 +240,28 @@ def check(policies: PolicySet, docs: Sequence[Document]) -> tuple[list[Finding],
             except gk.Unsupported as exc:
                 skipped.add(f"constraint {name}: {exc.message}")
                 continue
+            except PolicykitError as exc:  # this constraint on this object: an input error
+                if exc.message not in reported:
+                    reported.add(exc.message)
+                    policies.errors.append(exc)
+                continue
             findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
     ctx = ky.Context(
         namespace_labels={
             n: dict((o.get("metadata") or {}).get("labels") or {}) for n, o in namespaces.items()
-        }
+        },
+        namespaces=namespaces,
     )
     for p in policies.kyverno:
         for d in k8s:
-            for o in ky.evaluate(p.obj, d.obj, ctx):
+            try:
+                outcomes = ky.evaluate(p.obj, d.obj, ctx)
+            except PolicykitError as exc:
+                if exc.message not in reported:
+                    reported.add(exc.message)
+                    policies.errors.append(exc)
+                continue
+            for o in outcomes:
                 rule = f"{o.policy}/{o.rule}" if o.rule else o.policy
                 if o.status == "unsupported":
                     skipped.add(f"{rule}: {o.message}")

@@ -11,6 +11,7 @@ collected and raised together (exit 2), never a pass.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,12 +21,14 @@ from typing import Any, Literal
 import jsonschema
 
 from policykit.engines import gatekeeper as gk
+from policykit.engines.cel import Lookups
 from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
 from policykit.loader import load_file
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.resources import load_schema
 from policykit.safeio import is_dir, is_file, load_yaml_node, missing, read_text
+from policykit.targets.k8s.kinds import for_object
 from policykit.thirdparty import kyverno as ky
 
 CaseStatus = Literal["pass", "fail", "skipped", "error"]
@@ -361,7 +364,8 @@ def _load_all(
     base: Path, refs: Any, what: str, loc: SourceLoc, errors: list[PolicykitError]
 ) -> list[Document]:
     out: list[Document] = []
-    for ref in refs or []:
+    # the CLI drops repeated paths (cmd/cli/kubectl-kyverno/test/load.go, cleanTest)
+    for ref in dict.fromkeys(r if isinstance(r, str) else repr(r) for r in refs or []):
         path = _relative(base, ref, loc, errors)
         if path is None:
             continue
@@ -373,8 +377,52 @@ def _load_all(
     return out
 
 
+_NIL_MAPS = frozenset(
+    {"annotations", "labels", "matchLabels", "nodeSelector", "data", "stringData"}
+)
+
+
+def _nil_maps(node: Any) -> Any:
+    """Empty maps for the known map fields left empty in YAML (``labels:``), as
+    the CLI's ``normalizeNilMaps`` does (cmd/cli/kubectl-kyverno/resource/resource.go)."""
+    if isinstance(node, dict):
+        return {k: {} if v is None and k in _NIL_MAPS else _nil_maps(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_nil_maps(v) if isinstance(v, dict) else v for v in node]
+    return node
+
+
+def _cli_resources(docs: Sequence[Document]) -> list[Document]:
+    """Resources as ``kyverno test`` loads them (cmd/cli/kubectl-kyverno/resource/
+    resource.go ``YamlToUnstructured``): a namespaced kind without a namespace gets
+    ``default`` (a kind the CLI does not know counts as namespaced), empty map
+    fields become maps; then one object per group, kind, namespace and name, the
+    first one read (cmd/cli/kubectl-kyverno/resource/duplicate.go
+    ``RemoveDuplicates``, called from commands/test/test.go)."""
+    out: list[Document] = []
+    seen: set[tuple[str, str, str, str]] = set()
+    for doc in docs:
+        obj = _nil_maps(doc.obj)
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else None
+        info = for_object(obj)
+        if (info is None or info.namespaced) and not (meta or {}).get("namespace"):
+            obj["metadata"] = {**(meta or {}), "namespace": "default"}
+            meta = obj["metadata"]
+        key = (
+            str(obj.get("apiVersion", "")).rpartition("/")[0],
+            str(obj.get("kind", "")),
+            str((meta or {}).get("namespace") or ""),
+            str((meta or {}).get("name") or ""),
+        )
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Document(obj, doc.file, doc.index, doc.line))
+    return out
+
+
 def _yaml_file(path: Path, errors: list[PolicykitError], part: str) -> dict[str, Any]:
-    """A kyverno values or userinfo file (``part``: its shape in the schema)."""
+    """A kyverno values, userinfo or context file (``part``: its shape in the schema)."""
     file = path.as_posix()
     try:
         data, node = load_yaml_node(
@@ -401,8 +449,18 @@ def _context(
         path = _relative(base, test["variables"], loc, errors)
         if path is not None:
             values = _yaml_file(path, errors, "values")
+    ctx.values = values  # read by the classic engine (policykit/thirdparty/kyverno_classic)
     for ns in values.get("namespaceSelector") or []:
         ctx.namespace_labels[str(ns.get("name"))] = dict(ns.get("labels") or {})
+    # full Namespace objects win over namespaceSelector labels
+    # (cmd/cli/kubectl-kyverno/variables/variables.go, NamespaceSelectors and Namespace)
+    namespaces: dict[str, Mapping[str, Any]] = {}
+    for ns in values.get("namespaces") or []:
+        if isinstance(ns, dict):
+            name = str((ns.get("metadata") or {}).get("name", ""))
+            namespaces[name] = ns
+            ctx.namespace_labels[name] = dict((ns.get("metadata") or {}).get("labels") or {})
+    ctx.namespaces = namespaces
     op = (values.get("globalValues") or {}).get("request.operation")
     if op:
         ctx.operation = str(op)
@@ -415,6 +473,21 @@ def _context(
             ctx.groups = tuple(user.get("groups") or ctx.groups)
             ctx.roles = tuple(info.get("roles") or ())
             ctx.cluster_roles = tuple(info.get("clusterRoles") or ())
+    if test.get("context"):
+        # kind Context: spec.resources back resource.Get/List, spec.images
+        # image.GetMetadata (cmd/cli/kubectl-kyverno/apis/v1alpha1/context.go,
+        # processor/utils.go NewContextProvider)
+        path = _relative(base, test["context"], loc, errors)
+        if path is not None:
+            spec = _yaml_file(path, errors, "context").get("spec") or {}
+            ctx.lookups = Lookups(
+                resources=[r for r in spec.get("resources") or [] if isinstance(r, dict)],
+                images={
+                    str(i.get("image")): i
+                    for i in spec.get("images") or []
+                    if isinstance(i, dict) and i.get("image")
+                },
+            )
     ctx.params = [
         d.obj
         for d in _load_all(base, test.get("paramResources"), "parameter resource", loc, errors)
@@ -433,6 +506,30 @@ def _resource_operation(values: Mapping[str, Any], policy: str, resource: str, d
             if r.get("name") == resource and (r.get("values") or {}).get("request.operation"):
                 return str(r["values"]["request.operation"])
     return default
+
+
+def _named(resources: Sequence[Document], ref: str) -> list[Document]:
+    """The resources a result's ``resources`` entry names: ``name`` or
+    ``namespace/name``, whatever their kind — the CLI's lookup compares only
+    those parts of ``apiVersion,kind,namespace,name``
+    (cmd/cli/kubectl-kyverno/commands/test/output.go, printTestResult)."""
+    parts = ref.split("/")
+    if len(parts) > 2:
+        return []
+    ns, name = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    return [
+        d
+        for d in resources
+        if str((d.obj.get("metadata") or {}).get("name", "")) == name
+        and (ns is None or str((d.obj.get("metadata") or {}).get("namespace") or "") == ns)
+    ]
+
+
+def _rule_names(rule: str) -> set[str]:
+    """The rule responses a result naming ``rule`` is compared with: the rule
+    and the ones Kyverno generates from it for Pod controllers
+    (cmd/cli/kubectl-kyverno/commands/test/command.go, lookupRuleResponses)."""
+    return {rule, f"autogen-{rule}", f"autogen-cronjob-{rule}"}
 
 
 def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[PolicykitError]]:
@@ -459,8 +556,14 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
         )
         if ky.is_policy(d.obj)
     ]
-    resources = _load_all(
-        base, test.get("resources"), "resource", SourceLoc(file, lines.line("resources")), errors
+    resources = _cli_resources(
+        _load_all(
+            base,
+            test.get("resources"),
+            "resource",
+            SourceLoc(file, lines.line("resources")),
+            errors,
+        )
     )
     ctx, values = _context(test, base, loc0, errors)
     by_name = {ky.policy_name(p): p for p in policies}
@@ -470,33 +573,24 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
         rloc = SourceLoc(file, lines.line("results", ri))
         pname = str(result.get("policy", ""))
         policy = by_name.get(pname) or next(
-            (p for n, p in by_name.items() if n.rpartition("/")[2] == pname), None
+            (p for n, p in by_name.items() if n.rpartition("/")[2] == pname.rpartition("/")[2]),
+            None,
         )
         if policy is None:
             errors.append(
                 InputError(f"policy {pname!r} is not among the test's policies", loc=rloc)
             )
             continue
-        rule = result.get("rule")
+        rule = str(result.get("rule") or "")
         expected = str(result.get("result", "")).lower()
-        kind = result.get("kind")
         names = [str(n) for n in result.get("resources") or []]
         specs = result.get("resourceSpecs") or []
-        wanted: list[tuple[str, Document | None]] = []
+        wanted: list[tuple[str, Document]] = []
         for n in names:
-            ns, _, nm = n.rpartition("/")
-            hits = [
-                d
-                for d in resources
-                if (d.obj.get("metadata") or {}).get("name") == nm
-                and (not kind or d.obj.get("kind") == kind)
-                and (not ns or (d.obj.get("metadata") or {}).get("namespace") == ns)
-            ]
+            hits = _named(resources, n)
             if not hits:
                 errors.append(
-                    InputError(
-                        f"resource {n!r} (kind {kind}) is not among the test's resources", loc=rloc
-                    )
+                    InputError(f"resource {n!r} is not among the test's resources", loc=rloc)
                 )
             wanted += [(n, d) for d in hits]
         for spec in specs:
@@ -515,8 +609,8 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
                     InputError(f"resource {spec!r} is not among the test's resources", loc=rloc)
                 )
             wanted += [(str(spec.get("name")), d) for d in hits]
+        legacy = policy.get("kind") in ("ClusterPolicy", "Policy")
         for label, doc in wanted:
-            assert doc is not None
             case = f"{pname}/{rule or '-'}/{doc.obj.get('kind')}/{label}"
             op = str(
                 result.get("operation") or _resource_operation(values, pname, label, ctx.operation)
@@ -525,16 +619,13 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
             if key not in cache:
                 cache[key] = ky.evaluate(policy, doc.obj, dataclasses.replace(ctx, operation=op))
             outcomes = cache[key]
-            if rule:
-                outcomes = [
-                    o
-                    for o in outcomes
-                    if o.rule == rule
-                    or (not o.rule and policy.get("kind") not in ("ClusterPolicy", "Policy"))
-                ]
-                if not outcomes:
+            if rule and legacy:
+                if not any(r.get("name") in _rule_names(rule) for r in ky.legacy_rules(policy)):
                     errors.append(InputError(f"policy {pname!r} has no rule {rule!r}", loc=rloc))
-                    continue
+                    break
+                outcomes = [o for o in outcomes if o.rule in _rule_names(rule)]
+            if legacy:
+                outcomes = [o for o in outcomes if o.applied]
             out.append(_kyverno_case(tname, case, expected, outcomes, file, rloc.line))
     return out, errors
 
@@ -542,6 +633,10 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
 def _kyverno_case(
     suite: str, name: str, expected: str, outcomes: Sequence[ky.Outcome], file: str, line: int
 ) -> CaseResult:
+    """One result x resource, as ``kyverno test`` checks it
+    (cmd/cli/kubectl-kyverno/commands/test/output.go): every rule response
+    must have the expected result; with none (no rule applies to the
+    resource) the CLI reports the resource as excluded, a pass."""
     unsupported = [o for o in outcomes if o.status == "unsupported"]
     if unsupported:
         return CaseResult(suite, name, "skipped", unsupported[0].message, file, line)
@@ -549,30 +644,54 @@ def _kyverno_case(
         return CaseResult(suite, name, "skipped", "warn results are not modelled", file, line)
     if expected not in ("pass", "fail", "skip", "error"):
         return CaseResult(suite, name, "fail", f"unknown expected result {expected!r}", file, line)
-    statuses = {o.status for o in outcomes}
-    # a policy's verdict on a resource: any error, else any failure, else any pass, else skip
-    got = next((s for s in ("error", "fail", "pass") if s in statuses), "skip")
-    detail = "; ".join(o.message for o in outcomes if o.message)[:300]
+    if not outcomes:
+        return CaseResult(
+            suite,
+            name,
+            "pass",
+            f"expected {expected}: excluded (no rule applies; kyverno test counts it as a pass)",
+            file,
+            line,
+        )
+    wrong = [o for o in outcomes if o.status != expected]
+    got = ", ".join(dict.fromkeys(o.status for o in (wrong or outcomes)))
+    detail = "; ".join(o.message for o in (wrong or outcomes) if o.message)[:300]
+    if wrong and len(outcomes) > 1:
+        got += " from " + ", ".join(o.rule or o.policy for o in wrong)
     reason = f"expected {expected}, got {got}" + (f" ({detail})" if detail else "")
-    return CaseResult(suite, name, "pass" if got == expected else "fail", reason, file, line)
+    return CaseResult(suite, name, "fail" if wrong else "pass", reason, file, line)
 
 
 # --- discovery ---------------------------------------------------------------------------
 
 
+_KYVERNO_TESTS = ("kyverno-test.yaml", "kyverno-test.yml")
+
+
 def _walk(paths: Iterable[str]) -> Iterator[Path]:
+    """YAML files under ``paths``. Hidden directories are walked for kyverno
+    tests only: ``kyverno test <dir>`` descends into every directory, hidden
+    ones included (``.kyverno-test/``), looking for ``kyverno-test.yaml``
+    (cmd/cli/kubectl-kyverno/test/load.go, loadLocalTest); ``.git`` is not
+    walked."""
     for p in paths:
         path = Path(p)
-        if is_dir(path):
-            for f in sorted(path.rglob("*")):
-                if (
-                    f.is_file()
-                    and f.suffix in (".yaml", ".yml")
-                    and not any(part.startswith(".") for part in f.relative_to(path).parts)
-                ):
-                    yield f
-        else:
+        if not is_dir(path):
             yield path
+            continue
+        found: list[Path] = []
+        for root, dirs, files in os.walk(path):
+            dirs[:] = [d for d in dirs if d != ".git"]
+            hidden = any(part.startswith(".") for part in Path(root).relative_to(path).parts)
+            for name in files:
+                if not name.endswith((".yaml", ".yml")):
+                    continue
+                if (hidden or name.startswith(".")) and name not in _KYVERNO_TESTS:
+                    continue
+                f = Path(root) / name
+                if f.is_file():
+                    found.append(f)
+        yield from sorted(found)
 
 
 def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
