@@ -442,7 +442,9 @@ def _field(path: Iterable[Any]) -> str:
 
 def _message(err: jsonschema.ValidationError) -> str:
     if err.validator == "additionalProperties" and err.validator_value is False:
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+        schema: Any = err.schema
+        instance: Any = err.instance
+        extra = sorted(set(instance) - set(schema.get("properties", {})))
         return f"unknown field{'s' if len(extra) > 1 else ''} {', '.join(map(repr, extra))}"
     text = " ".join(err.message.split())
     return text if len(text) <= 200 else text[:197] + "..."

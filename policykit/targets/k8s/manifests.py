@@ -105,8 +105,7 @@ def unknown_kind(rule: Rule, kind: str) -> UnsupportedError:
         f"rule {rule.id}: kind {kind!r} is neither a built-in Kubernetes kind nor defined "
         "by a CRD, so admission cannot match it",
         loc=rule.loc,
-        hint="add its CustomResourceDefinition to `crds:` in policykit.yaml (or pass "
-        "--crd PATH), or select a built-in kind",
+        hint="add its CustomResourceDefinition to `crds:` in policykit.yaml or pass --crd PATH",
     )
     err.code = "PK201"
     return err
