@@ -20,11 +20,13 @@ controllers, generated the way Kyverno generates them:
   narrows them). The rewrite spares ``….metadata.name`` and
   ``….metadata.namespace``.
 
-Anything else — pattern, anyPattern, deny, foreach, podSecurity, mutation,
-generation, image verification, context entries, JMESPath preconditions, CEL
-libraries that reach outside the object (``http``, ``resource``,
-``globalContext``, image metadata) — raises :class:`Unsupported`: the caller
-reports it as skipped, never as a pass.
+Classic ``validate`` rules (pattern, anyPattern, deny, foreach, with context
+entries, preconditions and ``{{ }}`` variables) run in
+:mod:`policykit.thirdparty.kyverno_classic`. Anything else — podSecurity,
+mutation, generation, image verification, context entries and JMESPath
+preconditions on CEL rules, CEL libraries that reach outside the object
+(``http``, ``resource``, ``globalContext``, image metadata) — raises
+:class:`Unsupported`: the caller reports it as skipped, never as a pass.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from policykit.engines.admission import (
 from policykit.engines.cel import CelEvalError, Lookups, program, using_lookups
 from policykit.engines.gatekeeper import Unsupported
 from policykit.targets.k8s.kinds import for_object
-from policykit.thirdparty import celcompat
+from policykit.thirdparty import celcompat, kyverno_classic
 
 Status = Literal["pass", "fail", "skip", "error", "unsupported"]
 
@@ -369,6 +371,8 @@ def legacy_rules(policy: Mapping[str, Any]) -> list[dict[str, Any]]:
                 gen["exclude"] = _with_kinds(rule["exclude"], kinds, prefix == "autogen")
             if (gen.get("validate") or {}).get("cel") is not None:
                 gen = _rewrite(gen, pairs)
+            else:
+                gen = kyverno_classic.autogen_rule(gen, prefix)
             out.append(gen)
     return out
 
@@ -482,6 +486,8 @@ def _unsupported_rule(rule: Mapping[str, Any]) -> str | None:
     validate = rule.get("validate")
     if not validate:
         return "a rule without validate"
+    if kyverno_classic.is_classic(validate):
+        return None
     if validate.get("cel") is None:
         for key, what in (
             ("pattern", "pattern"),
@@ -591,6 +597,13 @@ def _legacy_rule(
         raise Unsupported(f"rule {rname} of {name} uses {why}")
     validate = rule["validate"]
     action = str(validate.get("failureAction") or default_action).capitalize()
+    if kyverno_classic.is_classic(validate):
+        if _legacy_exception(name.rpartition("/")[2], rname, obj, ctx):
+            return Outcome(name, rname, "skip", "a PolicyException applies", action)
+        got, message = kyverno_classic.evaluate_rule(
+            name.rpartition("/")[2], rule, obj, ctx, action
+        )
+        return Outcome(name, rname, got, message, action)  # type: ignore[arg-type]
     _refuse_outside(_cel_texts(rule), f"rule {rname} of {name}", ctx)
     if _legacy_exception(name.rpartition("/")[2], rname, obj, ctx):
         return Outcome(name, rname, "skip", "a PolicyException applies", action)
