@@ -219,6 +219,69 @@ def _plan(
     return Plan(out, errors)
 
 
+GUIDE = [
+    "## Rules a target leaves out by design",
+    "",
+    "Some rules are not an admission target's business; `build` lists each of them",
+    "once (not an error, no `--allow-partial` needed) with the reason, and `verify`",
+    "does not compare them there:",
+    "",
+    "* **not at admission**: a Backstage rule (`source=\"backstage\"` or only",
+    "  Backstage apiVersions) is checked in CI and by the scaffolder's JSON Schema; a",
+    "  runtime rule (`kind: ToolCall`, `agents.policykit.dev`: an agent's tool call)",
+    "  is decided by the OPA bundle's `main.decision` at the gateway. No Kubernetes",
+    "  object is either, so Gatekeeper, Kyverno and VAP leave them out",
+    "  (`RuntimeOnly`, `BackstageSource` above).",
+    "* **not in kyverno, vap**: a cross-object rule (`objects()`) needs every other",
+    "  object; a CEL policy sees one. It is enforced at admission by Gatekeeper (sync",
+    "  the kinds it reads) and in CI.",
+    "",
+    "## Custom resources",
+    "",
+    "Admission matches *resources*, named by API group and plural, so every kind a",
+    "rule selects must be known. Built-in kinds come from `policykit/targets/k8s/kinds.json`",
+    "(generated from the Kubernetes OpenAPI by `kinds.from_openapi`; nothing else is",
+    "added to it). Custom kinds come from CustomResourceDefinitions:",
+    "",
+    "```yaml",
+    "# policykit.yaml",
+    "crds: [crds/]            # files or folders of CRD YAML, apiextensions.k8s.io/v1",
+    "```",
+    "",
+    "or `--crd PATH` (repeatable; it replaces `crds:`) on `check`, `build` and",
+    "`verify`. From each CRD policykit reads the group, the versions (served, storage),",
+    "the plural, the scope and the structural `openAPIV3Schema` of each version",
+    "(`policykit/targets/k8s/crds.py`):",
+    "",
+    "| target | how a custom kind is matched |",
+    "|---|---|",
+    "| `gatekeeper` | `match.kinds: [{apiGroups: [<group>], kinds: [<Kind>]}]` |",
+    "| `kyverno`, `vap` | `matchConstraints.resourceRules: [{apiGroups: [<group>], "
+    "apiVersions: <served versions>, resources: [<plural>]}]` |",
+    "| `rego` | by `kind` and `apiVersion`, as any object |",
+    "",
+    "`check` and `verify` validate each object of a custom kind against the schema of",
+    "its version, as the API server does before admission: an object it would refuse",
+    "(a wrong type, a missing required field, an unknown field as `kubectl apply`'s",
+    "strict field validation refuses it, a version the CRD does not serve) is an input",
+    "error, PK013, one line per violation naming the field, exit 2 — not a finding,",
+    "because no policy ever sees such an object; `verify` leaves it out of the",
+    "comparison. The OpenAPI v3 subset is read as Kubernetes reads it: `nullable`,",
+    "`x-kubernetes-int-or-string`, `x-kubernetes-preserve-unknown-fields`, a `default`",
+    "filling a required field, OpenAPI 3.0's boolean `exclusiveMinimum`/`exclusiveMaximum`.",
+    "`x-kubernetes-validations` (CEL rules of the CRD) are not checked.",
+    "",
+    "A rule that selects a kind neither built in nor defined by a CRD gets PK201 for",
+    "the admission targets, naming `crds:` and `--crd`. A CRD file that is not YAML, not",
+    "an `apiextensions.k8s.io/v1` CRD, has a version without a structural schema, or",
+    "defines a kind that a built-in kind of another group (or another CRD) has, is",
+    "PK012, one line each, exit 2. The custom resources the built-in packs govern",
+    "(KServe `InferenceService`, Kubeflow `Notebook`, policykit's `Agent`) are known",
+    "without a CRD; a CRD given for one of them takes precedence.",
+    "",
+]
+
+
 def render_markdown() -> str:
     """docs/targets.md: the support matrix, generated from the table."""
     t = table()
@@ -261,6 +324,7 @@ def render_markdown() -> str:
         "",
         *notes,
         "",
+        *GUIDE,
     ]
     return "\n".join(lines)
 
