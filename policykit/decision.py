@@ -22,12 +22,65 @@ The compiled bundle answers the same at ``data.<root>.main.decision``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from policykit.engines.native import NativeEngine
-from policykit.toolcall import as_call, refusal
+from policykit.errors import PolicykitError
+from policykit.toolcall import NO_RULES, PREFIX, as_call, decides_calls, problems
 
-__all__ = ["as_call", "decide", "denied"]
+__all__ = ["Decider", "Decision", "as_call", "decide", "denied"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The runtime decision for one agent tool call.
+
+    Every engine gives this same object for the same call (the reference
+    engine, real OPA and regopy through [`Policy.decide`][policykit.library.Policy.decide]);
+    its JSON form, [`to_json`][policykit.decision.Decision.to_json], is the
+    document the bundle's ``data.<root>.main.decision`` answers.
+
+    Attributes:
+        allow: Nothing denies the call and nothing needs a person's approval
+            (only ``info`` findings, or none).
+        deny: A ``deny`` rule fired, or the input is not a call the rules can
+            decide (then every reason starts ``policykit:``).
+        needs_approval: A ``warn`` rule fired: the call may go ahead only with
+            a person's consent.
+        reasons: ``"<rule id>: <message>"`` for every finding, in rule order.
+    """
+
+    allow: bool
+    deny: bool
+    needs_approval: bool
+    reasons: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{allow, deny, needs_approval, reasons}``, as the bundle answers."""
+        return {
+            "allow": self.allow,
+            "deny": self.deny,
+            "needs_approval": self.needs_approval,
+            "reasons": list(self.reasons),
+        }
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Decision:
+        """The decision a ``{allow, deny, needs_approval, reasons}`` document states.
+
+        Raises:
+            PolicykitError: ``doc`` is not such a document.
+        """
+        if not (
+            isinstance(doc, Mapping)
+            and all(type(doc.get(k)) is bool for k in ("allow", "deny", "needs_approval"))
+            and isinstance(doc.get("reasons"), list)
+            and all(isinstance(r, str) for r in doc["reasons"])
+        ):
+            raise PolicykitError(f"not a decision document: {str(doc)[:200]}")
+        return cls(doc["allow"], doc["deny"], doc["needs_approval"], tuple(doc["reasons"]))
 
 
 def denied(reasons: list[str]) -> dict[str, Any]:
@@ -35,21 +88,41 @@ def denied(reasons: list[str]) -> dict[str, Any]:
     return {"allow": False, "deny": True, "needs_approval": False, "reasons": reasons}
 
 
+class Decider:
+    """The reference decision for one engine's packs, with what does not
+    depend on the call (whether a rule decides calls, the rules' order) worked
+    out once: ``Decider(engine)(call)`` is ``decide(engine, call)`` as a
+    [`Decision`][policykit.decision.Decision]."""
+
+    __slots__ = ("_decides", "_engine", "_rank")
+
+    def __init__(self, engine: NativeEngine) -> None:
+        self._engine = engine
+        self._decides = decides_calls(engine.packs)
+        self._rank = {id(r): i for i, r in enumerate(r for p in engine.packs for r in p.rules)}
+
+    def __call__(self, call: Any) -> Decision:
+        if not self._decides:
+            return Decision(False, True, False, (NO_RULES,))
+        bad = problems(call)
+        if bad:
+            return Decision(False, True, False, tuple(PREFIX + m for m in bad))
+        rank = self._rank
+        hits = self._engine.evaluate_object(as_call(call), "kubernetes")
+        if len(hits) > 1:
+            hits.sort(key=lambda h: (rank[id(h[0].rule)], -1 if h[2] is None else h[2]))
+        severities = [cr.rule.severity for cr, _, _ in hits]
+        return Decision(
+            "deny" not in severities and "warn" not in severities,
+            "deny" in severities,
+            "warn" in severities,
+            tuple(f"{cr.rule.id}: {msg}" for cr, msg, _ in hits),
+        )
+
+
 def decide(engine: NativeEngine, call: Any) -> dict[str, Any]:
-    """``{allow, deny, needs_approval, reasons}`` for one call (reference semantics)."""
-    refused = refusal(engine.packs, call)
-    if refused:
-        return denied(refused)
-    obj = as_call(call)
-    rank = {id(r): i for i, r in enumerate(r for p in engine.packs for r in p.rules)}
-    hits = sorted(
-        engine.evaluate_object(obj, "kubernetes"),
-        key=lambda h: (rank[id(h[0].rule)], -1 if h[2] is None else h[2]),
-    )
-    severities = [cr.rule.severity for cr, _, _ in hits]
-    return {
-        "allow": all(s == "info" for s in severities),
-        "deny": "deny" in severities,
-        "needs_approval": "warn" in severities,
-        "reasons": [f"{cr.rule.id}: {msg}" for cr, msg, _ in hits],
-    }
+    """``{allow, deny, needs_approval, reasons}`` for one call (reference semantics).
+
+    Kept for existing callers; [`Policy.decide`][policykit.library.Policy.decide]
+    is the library's entry point (it returns a [`Decision`][policykit.decision.Decision])."""
+    return Decider(engine)(call).to_json()
