@@ -45,7 +45,9 @@ EXPECTED_SKIPS = {
 
 def test_every_fixture_expectation_holds_in_real_opa() -> None:
     got = _statuses("opa")
-    assert len(got) == 47  # 16 of them the classic Kyverno fixture (kyverno/classic)
+    # 16 of them the classic Kyverno fixture (kyverno/classic), 18 the Kyverno CLI
+    # behaviours (kyverno-cli), 5 the regopy template patterns (gator-regopy)
+    assert len(got) == 70
     assert {k for k, s in got.items() if s == "skipped"} == EXPECTED_SKIPS
     assert {k for k, s in got.items() if s == "fail"} == set()
 
@@ -90,7 +92,7 @@ def test_a_wrong_expectation_fails_with_exit_1(tmp_path: Path) -> None:
         in failed["labels-v0/missing-and-bad-value #1"]["reason"]
     )
     assert failed["pk-run-as-non-root/non-root/Pod/good-pod"]["reason"] == "expected fail, got pass"
-    assert doc["summary"] == {"total": 47, "passed": 43, "failed": 2, "skipped": 2}
+    assert doc["summary"] == {"total": 70, "passed": 66, "failed": 2, "skipped": 2}
     # the case is located at its assertion / result
     line = failed["labels-v0/missing-and-bad-value #1"]["line"]
     assert suite.read_text().splitlines()[line - 1].strip() == "- violations: 3"
@@ -108,7 +110,7 @@ def test_report_formats(tmp_path: Path) -> None:
     r = runner.invoke(cli, ["test", str(FIXTURES), "--format", "junit", "-o", str(out)])
     assert r.exit_code == 0 and r.output == ""
     root = ET.parse(out).getroot()
-    assert root.get("tests") == "47" and root.get("skipped") == "2" and root.get("failures") == "0"
+    assert root.get("tests") == "70" and root.get("skipped") == "2" and root.get("failures") == "0"
     r = runner.invoke(cli, ["test", str(FIXTURES), "--format", "github", "--engine", "opa"])
     lines = r.output.splitlines()
     assert len(lines) == 2 and all(x.startswith("::warning file=") for x in lines)
@@ -251,11 +253,30 @@ def test_upgraded_v0_means_what_the_v1_spelling_means_in_real_opa(
     assert "# { not a body }" in up and '"a": "{"' in up  # strings and comments untouched
 
 
-def test_v1_modules_pass_through_and_several_bodies_are_refused() -> None:
+def test_v1_modules_pass_through_and_several_bodies_become_several_rules() -> None:
     src = "package p\n\nimport rego.v1\n\nallow if { true }\n"
     assert upgrade(src) == src
-    with pytest.raises(RegoUpgradeError, match="several bodies"):
-        upgrade("package p\n\nallow { input.a }\n{ input.b }\n")
+    up = upgrade(
+        "package p\n\nallow { input.a }\n{ input.b }\ndeny[m] { m := input.x } { m := input.y }\n"
+    )
+    assert "allow if { input.a }" in up and "\nallow if { input.b }" in up
+    assert "\ndeny contains m if { m := input.y }" in up
+    opa = load_opa()
+    engine = opa.OpaEngine()
+    engine.add_policy("p.rego", up)
+    for doc, allowed, denied in (
+        ({"a": True}, True, []),
+        ({"b": True, "x": "1", "y": "2"}, True, ["1", "2"]),
+        ({}, None, []),
+    ):
+        try:
+            got = engine.eval_document("p.allow", doc)
+        except opa.OpaUndefinedError:
+            got = None
+        assert got == allowed
+        assert sorted(engine.eval_document("p.deny", doc)) == denied
+    with pytest.raises(RegoUpgradeError, match="cannot read Rego"):
+        upgrade("package p\n\nallow { input.a ~ 1 }\n")
 
 
 def _downgrade(v1: str) -> str:

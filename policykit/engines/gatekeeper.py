@@ -21,7 +21,7 @@ from policykit.engines.admission import (
     request_for,
 )
 from policykit.engines.cel import CelEvalError, program
-from policykit.engines.rego import EngineLimitation, load_opa
+from policykit.engines.rego import load_opa
 from policykit.errors import PolicyError, PolicykitError, SourceLoc
 from policykit.targets.k8s.kinds import for_object
 
@@ -117,17 +117,73 @@ _UNSUPPORTED_REGO = (
     (re.compile(r"\bexternal_data\s*\("), "external data (external_data)"),
     (re.compile(r"\bhttp\.send\s*\("), "http.send"),
 )
-_REGEX_CALL = re.compile(r"\b(?:regex\.[a-z_]+|re_match)\s*\(")
+# regex built-ins: the position of their pattern argument
+_PATTERN_ARG = {
+    "match": 0,
+    "find_n": 0,
+    "find_all_string_submatch_n": 0,
+    "split": 0,
+    "is_valid": 0,
+    "replace": 1,
+}
+_REGOPY_PATTERN = "_pk_regopy_pattern"
+_REGOPY_HELPER = (
+    f"\n# policykit: regopy reads a regex held in a value as an escaped string once more\n"
+    f'{_REGOPY_PATTERN}(p) := replace(p, base64.decode("XA=="), base64.decode("XFw="))\n'
+)
 
 
-def _has_backslash(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\\" in value
-    if isinstance(value, Mapping):
-        return any(_has_backslash(k) or _has_backslash(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_backslash(v) for v in value)
-    return False
+def regopy_patterns(text: str) -> str:
+    """A third-party module as regopy must run it: each regex built-in's
+    pattern that is not a string literal goes through a helper doubling its
+    backslashes, because regopy's ``regex.match`` unescapes a pattern held in
+    a value once more (docs/engines.md; ``\\.`` from input failed with "Invalid
+    escape sequence"). Literal patterns are left as written: regopy keeps their
+    escapes, so they already match."""
+    from policykit.thirdparty.rego_v0 import tokenize
+
+    tokens = tokenize(text)
+    sig = [i for i, t in enumerate(tokens) if t.kind not in ("ws", "nl", "comment")]
+    edits: dict[int, str] = {}
+    for n, i in enumerate(sig[:-3]):
+        if not (
+            tokens[i].text == "regex"
+            and tokens[sig[n + 1]].text == "."
+            and tokens[sig[n + 2]].text in _PATTERN_ARG
+            and tokens[sig[n + 3]].text == "("
+            and (n == 0 or tokens[sig[n - 1]].text != ".")
+        ):
+            continue
+        want = _PATTERN_ARG[tokens[sig[n + 2]].text]
+        depth, arg, start = 0, 0, None
+        for m in range(n + 4, len(sig)):
+            t = tokens[sig[m]]
+            if arg == want and start is None:
+                start = m
+            if t.text in ("(", "[", "{"):
+                depth += 1
+            elif t.text in (")", "]", "}"):
+                if depth == 0:
+                    end = m
+                    break
+                depth -= 1
+            elif t.text == "," and depth == 0:
+                if arg == want:
+                    end = m
+                    break
+                arg += 1
+        else:
+            continue
+        if start is None or start >= end:
+            continue
+        if end - start == 1 and tokens[sig[start]].kind in ("str", "raw"):
+            continue  # a literal: regopy already reads it right
+        edits[sig[start]] = f"{_REGOPY_PATTERN}(" + edits.get(sig[start], tokens[sig[start]].text)
+        last = sig[end - 1]
+        edits[last] = edits.get(last, tokens[last].text) + ")"
+    if not edits:
+        return text
+    return "".join(edits.get(i, t.text) for i, t in enumerate(tokens)) + _REGOPY_HELPER
 
 
 _DATA_REF = re.compile(r"\bdata\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -204,7 +260,15 @@ def template_source(template: Mapping[str, Any], where: SourceLoc | None = None)
     modules: dict[str, str] = {}
     for i, text in enumerate([rego, *libs]):
         label = name if i == 0 else f"{name} lib {i}"
-        _rego_problems(label, str(text), where)
+        from policykit.thirdparty.rego_v0 import RegoUpgradeError
+
+        try:
+            _rego_problems(label, str(text), where)
+        except RegoUpgradeError as exc:
+            line = f" line {exc.loc.line}" if exc.loc else ""
+            raise RegoUpgradeError(
+                f"{label}, Rego{line}: {exc.message}", loc=where, hint=exc.hint
+            ) from None
         found = _PACKAGE_RE.search(str(text))
         if found is None:
             raise PolicyError(f"{label}: the Rego has no package", loc=where)
@@ -216,7 +280,13 @@ def template_source(template: Mapping[str, Any], where: SourceLoc | None = None)
         if version != "v1":
             from policykit.thirdparty.rego_v0 import upgrade
 
-            text = upgrade(str(text), f"{where.file if where else name} ({label})")
+            try:
+                text = upgrade(str(text), label)
+            except RegoUpgradeError as exc:
+                line = f" line {exc.loc.line}" if exc.loc else ""
+                raise RegoUpgradeError(
+                    f"{label}, Rego{line}: {exc.message}", loc=where, hint=exc.hint
+                ) from None
         modules["template.rego" if i == 0 else f"lib{i}.rego"] = str(text)
     return TemplateSource(kind, "Rego", modules, {})
 
@@ -257,9 +327,6 @@ class TemplateRunner:
         self.engine = engine
         self.where = where
         self._compiled: dict[str, Any] = {}
-        # policykit's own templates route patterns through values.pattern
-        own = any("\npattern(p) := p\n" in t for t in self.source.modules.values())
-        self._regex = not own and any(_REGEX_CALL.search(t) for t in self.source.modules.values())
         if self.source.engine == "Rego":
             found = _PACKAGE_RE.search(self.source.modules["template.rego"])
             assert found is not None
@@ -287,7 +354,13 @@ class TemplateRunner:
             )
             own = any("\npattern(p) := p\n" in t for t in modules.values())
             builder = regopy.Interpreter()
-            for path, text in (regopy_modules(modules) if own else modules).items():
+            if own:
+                modules = regopy_modules(modules)
+            else:
+                modules = {
+                    p: t if p == "harness.rego" else regopy_patterns(t) for p, t in modules.items()
+                }
+            for path, text in modules.items():
                 builder.add_module(path, text)
             if data is not None:
                 from policykit.engines.rego import refuse_quoted
@@ -337,29 +410,40 @@ class TemplateRunner:
             from policykit.engines.rego import refuse_quoted
 
             refuse_quoted(doc, "the admission review", self.where)
-            if self._regex and (_has_backslash(doc) or _has_backslash(inventory)):
-                raise EngineLimitation(
-                    "regopy cannot evaluate this template's regular expressions on data "
-                    "that holds a backslash (a regopy defect)",
+            runner = regopy.Interpreter()
+            runner.set_input(doc)
+            try:
+                out = runner.query_bundle_entrypoint(compiled[0], "policykit_harness/violations")
+                results = out.results
+            except (ValueError, regopy.RegoError) as exc:  # its output is an error, not JSON
+                why = _regopy_error(runner, compiled[0], exc)
+                raise PolicyError(
+                    f"regopy could not evaluate the template: {why}",
+                    loc=self.where,
+                    hint="run it with --engine opa",
+                ) from None
+            if not results:
+                raise PolicyError(
+                    "regopy could not evaluate the template (no result)",
                     loc=self.where,
                     hint="run it with --engine opa",
                 )
-            runner = regopy.Interpreter()
-            runner.set_input(doc)
-            out = runner.query_bundle_entrypoint(compiled[0], "policykit_harness/violations")
-            results = out.results
-            if not results:
-                raise PolicyError("regopy could not evaluate the template", loc=self.where)
             exprs = results[0].expressions
             found = exprs[0] if exprs else []
             return [
                 {"msg": base64.b64decode(v["msg"]).decode("utf-8"), "details": None} for v in found
             ]
         engine, undefined = compiled
+        opa = load_opa()
         try:
             got = engine.eval_document(f"{self.package}.violation", doc)
         except undefined:
             return []
+        except opa.OpaError as exc:
+            raise PolicyError(
+                f"OPA could not evaluate the template: {str(exc).splitlines()[0]}",
+                loc=self.where,
+            ) from None
         return [{"msg": v.get("msg"), "details": v.get("details", {})} for v in got or []]
 
     def _cel(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
@@ -397,6 +481,23 @@ class TemplateRunner:
                 return []
             messages = [exc.message]
         return [{"msg": m, "details": {}} for m in messages]
+
+
+def _regopy_error(runner: Any, bundle: Any, exc: Exception) -> str:
+    """The ``errormsg`` regopy printed instead of a result, else the exception."""
+    try:
+        from regopy.interpreter import rego_bundle_query_entrypoint
+        from regopy.output import rego_output_string
+
+        raw = rego_output_string(
+            rego_bundle_query_entrypoint(runner._impl, bundle._impl, "policykit_harness/violations")
+        )
+        found = re.search(r"\(errormsg \d+:([^\n)]*)", raw)
+        if found:
+            return found.group(1).strip()
+    except Exception:
+        pass
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def review_of(request: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any] | None]:

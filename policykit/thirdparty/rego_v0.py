@@ -14,9 +14,13 @@ never touched):
   ``net.cidr_contains``) or by helpers appended to the module (``any``,
   ``all``, ``set_diff``, ``cast_set``, ``cast_array``).
 
+* a rule with several bodies (``p { a } { b }``, v0 only: each body is an
+  alternative) becomes one rule per body with the same head, as
+  ``opa fmt --v0-v1`` writes it.
+
 A module that already reads as v1 (``import rego.v1``, or heads that already
-say ``if``/``contains``) passes through unchanged. What cannot be upgraded —
-several bodies on one head — is a :class:`RegoUpgradeError` naming the line.
+say ``if``/``contains``) passes through unchanged. What cannot be read is a
+:class:`RegoUpgradeError` naming the line.
 """
 
 from __future__ import annotations
@@ -117,6 +121,7 @@ def upgrade(source: str, file: str = "<rego>") -> str:
     at_start = True
     last: Token | None = None  # last significant token
     prev_sig: Token | None = None
+    last_head: str | None = None  # the v1 head of the last rule with a body
     for i, tok in enumerate(tokens):
         if tok.kind in ("ws", "comment"):
             continue
@@ -152,8 +157,14 @@ def upgrade(source: str, file: str = "<rego>") -> str:
                 and before is not None
                 and before.text not in _VALUE_BEFORE
             )
-            if body:
+            if body and head_start == i and last_head is not None:
+                # another body of the rule before: the same head, again
+                edits[i] = f"\n{last_head} if {{"
+            elif body:
                 _body(tokens, head_start, i, edits, file)
+                assert head_start is not None
+                head = "".join(edits.get(j, tokens[j].text) for j in range(head_start, i))
+                last_head = head.strip() if not head.strip().startswith("else") else last_head
             stack.append(body)
             depth += 1
         elif tok.kind == "op" and tok.text in _CLOSE:

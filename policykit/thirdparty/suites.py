@@ -11,6 +11,7 @@ collected and raised together (exit 2), never a pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -96,17 +97,21 @@ def _relative(base: Path, ref: Any, loc: SourceLoc, errors: list[PolicykitError]
     return base / ref
 
 
+@functools.lru_cache(maxsize=32)
+def _validator(schema: str, part: str) -> jsonschema.Draft202012Validator:
+    """One validator per schema (and ``$defs`` part) for the whole run."""
+    full = load_schema(schema)
+    sub = {"$defs": full["$defs"], "$ref": f"#/$defs/{part}"} if part else full
+    return jsonschema.Draft202012Validator(sub)
+
+
 def _shape_error(
     value: Any, schema: str, file: str, lines: YamlLines, what: str, part: str = ""
 ) -> InputError | None:
     """The first way ``value`` does not fit ``schemas/<schema>`` (or its
     ``$defs/<part>``), one line at the field's line; None when it fits."""
-    full = load_schema(schema)
-    sub = {"$defs": full["$defs"], "$ref": f"#/$defs/{part}"} if part else full
     try:
-        err = jsonschema.exceptions.best_match(
-            jsonschema.Draft202012Validator(sub).iter_errors(value)
-        )
+        err = jsonschema.exceptions.best_match(_validator(schema, part).iter_errors(value))
     except RecursionError:
         return InputError(f"{what} nested too deeply", loc=SourceLoc(file))
     if err is None:
@@ -569,6 +574,7 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
     by_name = {ky.policy_name(p): p for p in policies}
     out: list[CaseResult] = []
     cache: dict[tuple[str, int, str], list[ky.Outcome]] = {}
+    rule_names: dict[str, set[str]] = {}
     for ri, result in enumerate(test.get("results") or []):
         rloc = SourceLoc(file, lines.line("results", ri))
         pname = str(result.get("policy", ""))
@@ -610,6 +616,12 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
                 )
             wanted += [(str(spec.get("name")), d) for d in hits]
         legacy = policy.get("kind") in ("ClusterPolicy", "Policy")
+        if rule and legacy:
+            if pname not in rule_names:
+                rule_names[pname] = {str(r.get("name", "")) for r in ky.legacy_rules(policy)}
+            if not rule_names[pname] & _rule_names(rule):
+                errors.append(InputError(f"policy {pname!r} has no rule {rule!r}", loc=rloc))
+                continue
         for label, doc in wanted:
             case = f"{pname}/{rule or '-'}/{doc.obj.get('kind')}/{label}"
             op = str(
@@ -620,9 +632,6 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
                 cache[key] = ky.evaluate(policy, doc.obj, dataclasses.replace(ctx, operation=op))
             outcomes = cache[key]
             if rule and legacy:
-                if not any(r.get("name") in _rule_names(rule) for r in ky.legacy_rules(policy)):
-                    errors.append(InputError(f"policy {pname!r} has no rule {rule!r}", loc=rloc))
-                    break
                 outcomes = [o for o in outcomes if o.rule in _rule_names(rule)]
             if legacy:
                 outcomes = [o for o in outcomes if o.applied]
