@@ -29,6 +29,7 @@ class Config:
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
     crds: list[str] = field(default_factory=list)  # CRD files or folders (absolute or cwd-relative)
+    tests: list[str] = field(default_factory=list)  # what `policykit test` runs with no PATHS
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     fail_on: str | None = None
     base: Path = field(default_factory=Path.cwd)
@@ -61,6 +62,7 @@ def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
         include=list(data.get("include", [])),
         exclude=list(data.get("exclude", [])),
         crds=[str(base / p) if not Path(p).is_absolute() else p for p in data.get("crds", [])],
+        tests=[str(base / p) if not Path(p).is_absolute() else p for p in data.get("tests", [])],
         params={k: dict(v) for k, v in data.get("params", {}).items()},
         fail_on=data.get("fail_on"),
         base=base,

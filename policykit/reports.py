@@ -9,9 +9,12 @@ commands (the JSON report lives in :mod:`policykit.cli.render`).
   scanning tracks a finding across commits; input errors as tool execution
   notifications. Validated against the SARIF 2.1.0 schema in tests.
 * **JUnit**: one ``testsuite`` per pack, one ``testcase`` per rule and object the
-  rule applies to; a finding is a ``failure`` (deny/warn; info findings are
-  reported in ``system-out`` and do not fail), input errors are ``error``
-  test cases.
+  rule applies to. A finding at or above ``--fail-on`` (default deny) is a
+  ``failure``; one below it, or baselined or waived, passes, with its severity
+  and message in ``system-out`` and a ``severity`` property, as test runners
+  report a passing test's output. An expired waiver, which fails the run, is a
+  failing case of a ``waivers`` suite; input errors are ``error`` cases. So the
+  document fails (failures or errors) exactly when ``check`` exits non-zero.
 * **GitHub**: one ``::error``/``::warning``/``::notice`` workflow command per
   finding with ``file`` and ``line``; values escaped as the runner requires.
 """
@@ -30,7 +33,7 @@ from xml.etree import ElementTree as ET
 
 from policykit import __version__
 from policykit.errors import PolicykitError
-from policykit.ir.rule import Pack, Rule
+from policykit.ir.rule import SEVERITY_RANK, Pack, Rule
 from policykit.model import Finding, ObjectRef
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -195,8 +198,14 @@ def junit(
     checked: Sequence[Checked],
     findings: Sequence[Finding],
     errors: Sequence[PolicykitError] = (),
+    *,
+    fail_on: str = "deny",
+    expired: Sequence[str] = (),
 ) -> str:
-    """JUnit XML: per pack a suite, per (rule, applicable object) a test case."""
+    """JUnit XML: per pack a suite, per (rule, applicable object) a test case,
+    failing on a finding at or above ``fail_on``; ``expired``: the expired
+    waivers (each a failing case, as each fails the run)."""
+    bar = SEVERITY_RANK[fail_on]
     # keyed by the object too: the items of a `kind: List` share file and index
     by_case: dict[tuple[str, str, str, int, str], list[Finding]] = {}
     for f in findings:
@@ -220,7 +229,12 @@ def junit(
                     line=str(c.line),
                 )
                 hits = by_case.get((pack.name, rule_id, c.file, c.doc_index, str(c.object)), [])
-                failing = [h for h in hits if h.severity != "info" and not h.accepted]
+                failing = [h for h in hits if SEVERITY_RANK[h.severity] >= bar and not h.accepted]
+                passing = [h for h in hits if h not in failing]
+                if hits:
+                    worst = max(hits, key=lambda h: SEVERITY_RANK[h.severity]).severity
+                    props = ET.SubElement(case, "properties")
+                    ET.SubElement(props, "property", name="severity", value=worst)
                 if failing:
                     nf += 1
                     fail = ET.SubElement(
@@ -230,12 +244,22 @@ def junit(
                         type=failing[0].severity,
                     )
                     fail.text = "\n".join(h.message for h in failing)
-                elif hits:
-                    ET.SubElement(case, "system-out").text = "\n".join(h.message for h in hits)
+                if passing:
+                    ET.SubElement(case, "system-out").text = "\n".join(
+                        f"{h.severity}{_accepted(h)}: {h.message}" for h in passing
+                    )
         suite.set("tests", str(n))
         suite.set("failures", str(nf))
         suite.set("errors", "0")
         total, fails = total + n, fails + nf
+    if expired:
+        suite = ET.SubElement(root, "testsuite", name="waivers", tests=str(len(expired)))
+        suite.set("failures", str(len(expired)))
+        suite.set("errors", "0")
+        for line in expired:
+            case = ET.SubElement(suite, "testcase", classname="waivers", name=line)
+            ET.SubElement(case, "failure", message=f"expired: {line}", type="expired")
+        total, fails = total + len(expired), fails + len(expired)
     if errors:
         suite = ET.SubElement(root, "testsuite", name="input", tests=str(len(errors)))
         suite.set("failures", "0")
@@ -249,6 +273,12 @@ def junit(
     root.set("failures", str(fails))
     root.set("errors", str(len(errors)))
     return _xml(root)
+
+
+def _accepted(f: Finding) -> str:
+    if f.baselined:
+        return " (baselined)"
+    return " (waived)" if f.waiver is not None else ""
 
 
 # characters XML 1.0 cannot carry, even escaped (C0 controls but tab/LF/CR,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from policykit.engines import admission
 from policykit.engines import gatekeeper as gk
@@ -42,6 +42,23 @@ from policykit.waivers import Waiver
 TARGETS = ("rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema")
 ADMISSION = ("gatekeeper", "vap", "kyverno")
 _PLAN = {"opa": "rego"}  # the capability table's name for a verify target
+
+
+class Progress(Protocol):
+    """Told of each phase of a run (reference, then each target) and of each
+    object done in it (the CLI draws a progress bar)."""
+
+    def phase(self, name: str, total: int | None) -> None: ...
+
+    def advance(self, n: int = 1) -> None: ...
+
+
+class _Silent:
+    def phase(self, name: str, total: int | None) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
 
 
 @dataclass(slots=True)
@@ -77,14 +94,17 @@ def verify(
     gatekeeper_engine: gk.Engine = "rego",
     waivers: Sequence[Waiver] = (),
     custom: crds.CrdRegistry | None = None,
+    progress: Progress | None = None,
 ) -> VerifyReport:
     """Compare every target with the reference on ``docs``. ``waivers`` (the
     ones in force) are exported to the admission targets as ``build`` does; a
     target must then skip exactly the findings of the waivers it carries.
     ``custom``: the CRDs of the run (default: those in force), whose kinds the
-    admission targets match."""
+    admission targets match. ``progress`` is told of each phase and object."""
     with crds.using(custom):
-        return _verify(packs, params, docs, targets, gatekeeper_engine, waivers)
+        return _verify(
+            packs, params, docs, targets, gatekeeper_engine, waivers, progress or _Silent()
+        )
 
 
 def _verify(
@@ -94,6 +114,7 @@ def _verify(
     targets: Sequence[str],
     gatekeeper_engine: gk.Engine,
     waivers: Sequence[Waiver],
+    progress: Progress,
 ) -> VerifyReport:
     report = VerifyReport(objects=len(docs))
     native = NativeEngine(packs, params)
@@ -122,7 +143,11 @@ def _verify(
         return kept, ids
 
     # per document, not per (file, index): the items of a `kind: List` share both
-    by_doc: dict[int, list[Any]] = {id(d): native.evaluate(d) for d in docs}
+    progress.phase("reference", len(docs))
+    by_doc: dict[int, list[Any]] = {}
+    for d in docs:
+        by_doc[id(d)] = native.evaluate(d)
+        progress.advance()
 
     def key(f: Any) -> tuple[Any, ...]:
         return (-1 if f.item is None else f.item, f.rule, f.message)
@@ -134,7 +159,9 @@ def _verify(
         engine = (RegopyEngine if name == "rego" else OpaEngine)(kept, params, mode="object")
         if inventory is not None:
             engine.set_inventory(inventory)
+        progress.phase(name, len(docs))
         for d in docs:
+            progress.advance()
             found = sorted(map(key, engine.evaluate(d)))
             exp = sorted(key(f) for f in by_doc[id(d)] if f.rule in ids)
             report.compared[name] += 1
@@ -192,7 +219,9 @@ def _verify(
             if inventory is not None
             else None
         )
+        progress.phase("gatekeeper", len(k8s_docs))
         for doc in k8s_docs:
+            progress.advance()
             got: dict[str, set[str]] = defaultdict(set)
             for runner, c in pairs:
                 for v in gk.evaluate(runner, c, doc.obj, inventory=gk_inventory):
@@ -223,7 +252,9 @@ def _verify(
         ]
         bindings = {d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")}
         static = {admission.rule_of(p): p["spec"]["validations"][0]["message"] for p in policies}
+        progress.phase(name, len(k8s_docs))
         for doc in k8s_docs:
+            progress.advance()
             got2: dict[str, str] = {}
             for p in policies:
                 if name == "vap":
@@ -240,7 +271,9 @@ def _verify(
 
     if "jsonschema" in targets:
         checker = SchemaChecker(packs, eff)
+        progress.phase("jsonschema", len(docs))
         for doc in docs:
+            progress.advance()
             fired = {f.rule: True for f in by_doc[id(doc)] if (f.pack, f.rule) in checker.covered}
             _compare(report, "jsonschema", doc, fired, {r: True for _, r in checker.fired(doc.obj)})
     return report

@@ -127,7 +127,7 @@ def test_malformed_file_exits_2_after_checking_the_others(repo: Path) -> None:
     assert {f["object"]["name"] for f in doc["findings"]} == {"bad", "nolabels"}
     assert doc["errors"][0]["file"] == "broken.yaml" and doc["errors"][0]["line"] >= 2
     err_lines = [ln for ln in r.stderr.splitlines() if ln]
-    assert len(err_lines) == 1 and err_lines[0].startswith("policykit: broken.yaml:")
+    assert len(err_lines) == 1 and err_lines[0].startswith("broken.yaml:3: PK001 ")
     assert "Traceback" not in r.output
 
 

@@ -78,13 +78,22 @@ def test_malformed_json() -> None:
     assert "malformed JSON" in r.errors[0].message
 
 
-@pytest.mark.parametrize(
-    ("text", "what"), [("- a\n- b\n", "a list"), ("just text\n", "a str"), ("42\n", "a int")]
-)
+@pytest.mark.parametrize(("text", "what"), [("just text\n", "a str"), ("42\n", "a int")])
 def test_non_object_documents_are_errors(text: str, what: str) -> None:
     r = load_text(text, "n.yaml")
     assert not r.documents
     assert len(r.errors) == 1 and what in r.errors[0].message
+
+
+def test_a_top_level_list_is_skipped_with_its_reason() -> None:
+    """An Ansible playbook or tasks file is not an input error: skipped, with why."""
+    r = load_text("- hosts: all\n  tasks: []\n---\n" + DEPLOY % "after", "site.yml")
+    assert not r.errors
+    assert [d.obj["metadata"]["name"] for d in r.documents] == ["after"]
+    assert len(r.skipped) == 1
+    s = r.skipped[0]
+    assert (s.file, s.index, s.line) == ("site.yml", 0, 1)
+    assert "a list" in s.reason and "Ansible" in s.reason
 
 
 def test_mappings_without_apiversion_are_reported_as_skipped() -> None:

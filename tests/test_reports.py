@@ -97,7 +97,8 @@ def test_junit_one_case_per_rule_and_object(tmp_path: Path) -> None:
     cases = root.findall(".//testcase")
     assert int(root.get("tests", "0")) == len(cases)
     failures = [c for c in cases if c.find("failure") is not None]
-    failing = {(f.pack, f.rule, f.file, f.line) for f in report.findings if f.severity != "info"}
+    # the default --fail-on deny: only deny findings fail, as only they make check exit 1
+    failing = {(f.pack, f.rule, f.file, f.line) for f in report.findings if f.severity == "deny"}
     got = {
         (
             c.get("classname", "").split(".")[0],
@@ -111,6 +112,73 @@ def test_junit_one_case_per_rule_and_object(tmp_path: Path) -> None:
     assert int(root.get("failures", "0")) == len(failures)
     # every (rule, object) that applied is a case: more cases than findings
     assert len(cases) > len(report.findings)
+
+
+def _junit_cases(out: Path) -> tuple[ET.Element, list[ET.Element]]:
+    root = ET.parse(out).getroot()
+    return root, root.findall(".//testcase")
+
+
+def test_junit_warn_findings_pass_unless_fail_on_makes_them_fail(tmp_path: Path) -> None:
+    """A warn finding is a passing case with its message in system-out and a
+    severity property (JUnit's usual treatment of a passing test's output);
+    --fail-on warn makes it a failure, and the exit code follows the verdict."""
+    out = tmp_path / "report.xml"
+    code, _ = _run("--format", "junit", "--output", str(out))
+    root, cases = _junit_cases(out)
+    warned = [
+        c
+        for c in cases
+        if c.find("failure") is None and "warn: " in (c.findtext("system-out") or "")
+    ]
+    assert warned, "the examples have warn findings"
+    for c in warned:
+        props = {p.get("name"): p.get("value") for p in c.iter("property")}
+        assert props["severity"] == "warn"
+    assert all(f.get("type") == "deny" for f in root.iter("failure"))
+    assert (code == 1) == (int(root.get("failures", "0")) > 0)
+
+    code_warn, _ = _run("--format", "junit", "--output", str(out), "--fail-on", "warn")
+    root_warn, _ = _junit_cases(out)
+    assert code_warn == 1
+    assert int(root_warn.get("failures", "0")) == int(root.get("failures", "0")) + len(warned)
+    assert {f.get("type") for f in root_warn.iter("failure")} == {"deny", "warn"}
+
+
+def test_junit_verdict_matches_the_exit_code(tmp_path: Path) -> None:
+    """Only warn findings: exit 0 and no failure; an expired waiver: exit 1 and
+    a failing case in a waivers suite."""
+    (tmp_path / "d.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: team}\n"
+        "spec: {replicas: 1}\n"
+    )
+    pack = tmp_path / "p.py"
+    pack.write_text(
+        "from policykit.dsl import PackBuilder, select\n"
+        "p = PackBuilder('p', '1.0.0')\n"
+        "@p.rule('P-001', title='two replicas', severity='warn',\n"
+        "        select=select(kinds=['Deployment']), message='one replica')\n"
+        "def one(o):\n"
+        "    return o.spec.replicas < 2\n"
+    )
+    out = tmp_path / "r.xml"
+    args = ["check", str(tmp_path / "d.yaml"), "--pack", str(pack), "--format", "junit"]
+    r = CliRunner().invoke(cli, [*args, "-o", str(out)])
+    root, cases = _junit_cases(out)
+    assert r.exit_code == 0 and root.get("failures") == "0" and root.get("errors") == "0"
+    assert cases[0].findtext("system-out") == "warn: one replica"
+
+    waivers = tmp_path / "w.yaml"
+    waivers.write_text(
+        "waivers:\n- rule: P-001\n  match: {name: d}\n"
+        "  reason: migrating\n  owner: team@example.com\n  expires: 2020-01-01\n"
+    )
+    r = CliRunner().invoke(cli, [*args, "-o", str(out), "--waivers", str(waivers)])
+    root, _ = _junit_cases(out)
+    assert r.exit_code == 1, r.output
+    assert root.get("failures") == "1"
+    suite = root.find("testsuite[@name='waivers']")
+    assert suite is not None and suite.find("testcase/failure") is not None
 
 
 def test_github_annotations_escape_and_locate() -> None:

@@ -127,7 +127,7 @@ def test_rules_limit_a_case(repo: Path) -> None:
     )
     r = run(str(repo / "tests"))
     assert r.exit_code == 0, r.output
-    assert "1 cases: 1 passed" in r.output
+    assert "1 case: 1 passed" in r.output
 
 
 def test_the_objects_of_a_case_are_its_inventory(repo: Path) -> None:
@@ -255,7 +255,7 @@ def test_malformed_tests_get_one_line(repo: Path, cases: str, where: int, messag
     assert r.exit_code == 2, r.output
     line = r.stderr.strip()  # stdout: the report, with this file as an error case
     assert "\n" not in line and "Traceback" not in line
-    assert "ERROR" in r.stdout and "1 input errors" in r.stdout
+    assert "ERROR" in r.stdout and "1 input error\n" in r.stdout
     assert message in line
     assert "PK001" in line
     if where:

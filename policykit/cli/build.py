@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from policykit.api import resolve
+from policykit.cli import render
+from policykit.cli.render import plural
 from policykit.engines.native import NativeEngine
 from policykit.errors import ErrorList, SourceLoc
 from policykit.ir.rule import Pack
@@ -228,7 +229,7 @@ def register(cli: click.Group) -> None:
                         )
         notes += not_built(skipped, [t for t in wanted if t in ADMISSION])
         for line in notes:  # only once the output is in place
-            click.echo(line)
+            _echo_note(line)
 
     @cli.group()
     def bundle() -> None:
@@ -338,7 +339,7 @@ def register(cli: click.Group) -> None:
         Exit 0 when it verifies, 2 (PK301) naming what is wrong otherwise."""
         files = Bundle.read(path).files  # a regular file, streamed within limits
         n = verify_signature(files, key, alg=alg, scope=scope, bundle_name=str(path))
-        click.echo(f"{path}: signature verified ({alg}), {n} files intact")
+        click.echo(f"{path}: signature verified ({alg}), {plural(n, 'file')} intact")
 
     @bundle.command("inspect")
     @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
@@ -350,19 +351,24 @@ def register(cli: click.Group) -> None:
         if fmt == "json":
             click.echo(json.dumps(info, indent=2, sort_keys=True))
             return
-        console = Console()
-        console.print(f"[bold]{escape(str(path))}[/bold]  revision {escape(info['revision'])}")
-        console.print(f"roots: {', '.join(info['roots'])}", markup=False)
+        console = render.console()
+        head = f"[bold]{escape(str(path))}[/bold]  revision {escape(info['revision'])}"
+        render.show(console, head)
+        render.show(console, f"roots: {', '.join(info['roots'])}", markup=False)
         meta = info["policykit"]
         if meta:
             packs = ", ".join(f"{k}@{v}" for k, v in meta.get("packs", {}).items())
-            console.print(f"policykit {meta.get('version', '?')}; packs: {packs}", markup=False)
+            line = f"policykit {meta.get('version', '?')}; packs: {packs}"
+            render.show(console, line, markup=False)
         table = Table("module", "package", "rules")
         for m in info["modules"]:
             table.add_row(escape(m["path"]), escape(m["package"]), str(m["rules"]))
-        console.print(table)
-        console.print("entrypoints: " + ", ".join(info["entrypoints"]), markup=False)
-        console.print("data: " + ", ".join(info["data"]), markup=False)
+        render.show(console, table)
+        # one per line: a list wrapped at the terminal's width ended lines in ", "
+        for title in ("entrypoints", "data"):
+            render.show(console, f"{title}:", markup=False)
+            for item in info[title]:
+                render.show(console, f"  {item}", markup=False, soft_wrap=True)
 
 
 def _build_rego(
@@ -385,7 +391,8 @@ def _build_rego(
     signed = f", signed {signing.alg}" if signing else ""
     _say(
         notes,
-        f"wrote {shown or out} ({len(blob)} bytes, {len(bundle.modules())} modules, "
+        f"wrote {shown or out} ({plural(len(blob), 'byte')}, "
+        f"{plural(len(bundle.modules()), 'module')}, "
         f"revision {rev}{signed})",
     )
 
@@ -408,7 +415,8 @@ def build_jsonschema(
     n = sum(1 for r in index if r["covered"])
     _say(
         notes,
-        f"wrote {shown or out} ({n} of {len(index)} rules as JSON Schema; the rest: index.json)",
+        f"wrote {shown or out} ({n} of {plural(len(index), 'rule')} as JSON Schema; "
+        "the rest: index.json)",
     )
 
 
@@ -466,7 +474,8 @@ def build_manifests(
     for name, text in texts.items():
         write_atomic(out / name, text.encode("utf-8"))
     n = sum(len(d) for d in files.values())
-    _say(notes, f"wrote {shown or out} ({n} manifests in {len(files)} files, target {target})")
+    counts = f"{plural(n, 'manifest')} in {plural(len(files), 'file')}"
+    _say(notes, f"wrote {shown or out} ({counts}, target {target})")
     if skipped_out is not None:
         skipped_out += skipped
     else:
@@ -507,9 +516,15 @@ def _writing(dest: Path) -> Iterator[None]:
 
 def _say(notes: list[str] | None, line: str) -> None:
     if notes is None:
-        click.echo(line)
+        _echo_note(line)
     else:
         notes.append(line)
+
+
+def _echo_note(line: str) -> None:
+    """What a build wrote and left out; ``-q`` keeps only the waivers not carried."""
+    if not render.ui().quiet or "waiver not carried" in line:
+        click.echo(line)
 
 
 def check_replaceable(dest: Path, allowed: set[str] | None) -> None:

@@ -6,14 +6,14 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
 import functools
-import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,7 @@ from policykit.api import CheckReport, check_stream, resolve
 from policykit.cli import render
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
 from policykit.ir.rule import Pack
-from policykit.loader import iter_load, load_paths
+from policykit.loader import IGNORED_DIRS, Entry, LoadResult, load_entries, plan
 from policykit.loader.yamlsafe import load_yaml
 from policykit.packs import load_packs
 from policykit.targets.rego.bundle import write_atomic
@@ -36,13 +36,34 @@ EXIT_INTERNAL = 3
 
 
 def _console() -> Console:
-    """A console for reports; CI logs (not a terminal) get a wide table."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=160)
+    """A console for reports (render.console: COLUMNS or the terminal's width,
+    colour only on a terminal without --no-color/NO_COLOR)."""
+    return render.console()
 
 
 def _stderr(line: str) -> None:
     click.echo(line, err=True)
+
+
+def _note(line: str) -> None:
+    """An informational line on stderr (what was written, recorded, served);
+    ``-q`` leaves it out. Findings, errors and warnings are never notes."""
+    if not render.ui().quiet:
+        _stderr(line)
+
+
+def error_line(err: PolicykitError) -> str:
+    """An error as one line: ``file:line: PKnnn what (hint)`` where it has a
+    file, like a compiler's, else ``policykit: PKnnn what (hint)``."""
+    text = _single(err.one_line())
+    return text if err.loc is not None and err.loc.file else f"policykit: {text}"
+
+
+def error_lines(err: PolicykitError) -> list[str]:
+    """One line per error (an ErrorList holds several)."""
+    if isinstance(err, ErrorList):
+        return [line for e in err.errors for line in error_lines(e)]
+    return [error_line(err)]
 
 
 def _single(line: str) -> str:
@@ -57,12 +78,9 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except ErrorList as exc:
-            for line in exc.lines():
-                _stderr(f"policykit: {line}")
-            sys.exit(EXIT_INPUT)
         except PolicykitError as exc:
-            _stderr(f"policykit: {exc.one_line()}")
+            for line in error_lines(exc):
+                _stderr(line)
             sys.exit(EXIT_INPUT)
         except (click.exceptions.Exit, click.ClickException, SystemExit):
             raise
@@ -182,8 +200,26 @@ def active_waivers(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="policykit")
-def cli() -> None:
-    """policykit: state each policy once, enforce it everywhere."""
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Only findings, failures and errors: no progress bar, summary line or notes.",
+)
+@click.option(
+    "--no-color",
+    is_flag=True,
+    help="No colour (also when NO_COLOR is set; output that is not a terminal has none).",
+)
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool, no_color: bool) -> None:
+    """policykit: state each policy once, enforce it everywhere.
+
+    Options before the command (policykit -q check .) apply to every command.
+    A progress bar shows on standard error while a long run works, only when
+    standard error is a terminal.
+    """
+    ctx.obj = render.Ui(quiet=quiet, color=not (no_color or render.no_color_env()))
 
 
 @cli.command()
@@ -232,6 +268,12 @@ def cli() -> None:
     help="Files or directories skipped inside directories (repeatable).",
 )
 @click.option(
+    "--no-ignore",
+    is_flag=True,
+    help="Inside directories, also read what is skipped by default: what git ignores "
+    "(.gitignore), dist/, node_modules/, .venv/, venv/, __pycache__/.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["native", "rego", "opa", "cel"]),
     default="native",
@@ -265,8 +307,12 @@ def check(
     engine: str,
     policies: tuple[str, ...],
     crd_paths: tuple[str, ...],
+    no_ignore: bool,
 ) -> None:
     """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
+
+    Inside directories, what git ignores and dist/, node_modules/, .venv/ are
+    skipped (--no-ignore reads them); a file named in PATHS is always read.
 
     An object of a custom kind (--crd, crds:) that its CRD's schema refuses is
     an input error (PK013), as the API server would refuse it.
@@ -287,11 +333,17 @@ def check(
         raise click.UsageError("no PATHS given and none configured")
     registry = load_crds(sel.crds)
     pack_objs = load_packs(sel.packs)
-    parts = iter_load(sel.paths, include=sel.include, exclude=sel.exclude)
-    if registry:
-        parts = _schema_checked(parts, registry)
     if update_baseline and baseline is None:
         raise click.UsageError("--update-baseline needs --baseline FILE")
+    steps = contextlib.ExitStack()
+    bar = steps.enter_context(render.steps())
+    entries: Any = _plan(sel.paths, sel.include, sel.exclude, no_ignore)
+    if bar.shown:  # a bar needs its total: list the files first (a walk, no reading)
+        entries = list(entries)
+        bar.phase(f"checking ({engine})", len(entries))
+    parts = bar.over(load_entries(entries))
+    if registry:
+        parts = _schema_checked(parts, registry)
     recorded = None if baseline is None or update_baseline else baselines.load(baseline)
     third_party = None
     seen: list[Any] = []
@@ -303,7 +355,7 @@ def check(
         parts = foreign.documents_of(parts, seen)
     from policykit.targets.k8s.crds import using
 
-    with using(registry):
+    with steps, using(registry):
         report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
     if third_party is not None:
         extra, report.unsupported = foreign.check(third_party, seen)
@@ -314,7 +366,7 @@ def check(
         _stderr(f"policykit: {baseline} not updated: fix the input errors first")
     elif update_baseline and baseline is not None:
         write_atomic(baseline, baselines.dumps(report.findings).encode("utf-8"))
-        _stderr(f"policykit: recorded {len(report.findings)} findings in {baseline}")
+        _note(f"policykit: recorded {render.plural(len(report.findings), 'finding')} in {baseline}")
     elif recorded is not None:
         applied = baselines.apply(report.findings, recorded)
         report.findings, report.fixed = applied.findings, applied.fixed
@@ -326,7 +378,7 @@ def check(
             waivers.expired_message(w, str(waivers_file)) for w in outcome.expired
         ]
         report.stale_waivers = [waivers.stale_message(w, str(waivers_file)) for w in outcome.stale]
-    emit_report(fmt, output, report)
+    emit_report(fmt, output, report, sel.fail_on)
     for line in report.expired_waivers:
         _stderr(f"policykit: expired: {line}")
     for line in report.stale_waivers:
@@ -334,7 +386,7 @@ def check(
     for line in report.unsupported:
         _stderr(f"policykit: skipped (unsupported): {line}")
     for err in report.errors:
-        _stderr(f"policykit: {_single(err.one_line())}")
+        _stderr(error_line(err))
     if report.errors:
         sys.exit(EXIT_INPUT)
     if update_baseline:
@@ -371,6 +423,11 @@ def check(
 @output_option
 @waiver_options
 @crd_option
+@click.option(
+    "--no-ignore",
+    is_flag=True,
+    help="Inside directories, also read what git ignores and dist/, node_modules/, .venv/.",
+)
 @handle_errors
 def verify(
     paths: tuple[str, ...],
@@ -383,6 +440,7 @@ def verify(
     waivers_file: Path | None,
     today: datetime.datetime | None,
     crd_paths: tuple[str, ...],
+    no_ignore: bool,
 ) -> None:
     """Prove every target agrees with the reference engine on PATHS.
 
@@ -415,23 +473,29 @@ def verify(
                 f"policykit: opa not verified: {not_run['opa']}; the bundle is verified in regopy"
             )
     pack_objs = load_packs(sel.packs)
-    loaded = load_paths(sel.paths, include=sel.include, exclude=sel.exclude)
-    documents = loaded.documents
-    if registry:
-        refused = {id(d): registry.validate(d) for d in documents}
-        loaded.errors += [e for d in documents for e in refused[id(d)]]
-        documents = [d for d in documents if not refused[id(d)]]
+    with render.steps() as bar:
+        entries = list(_plan(sel.paths, sel.include, sel.exclude, no_ignore))
+        bar.phase("reading", len(entries))
+        loaded = LoadResult()
+        for part in bar.over(load_entries(entries)):
+            loaded.extend(part)
+        documents = loaded.documents
+        if registry:
+            refused = {id(d): registry.validate(d) for d in documents}
+            loaded.errors += [e for d in documents for e in refused[id(d)]]
+            documents = [d for d in documents if not refused[id(d)]]
+        report = run_verify(
+            pack_objs,
+            sel.params,
+            documents,
+            chosen,
+            gatekeeper_engine="opa" if oracle else "rego",
+            waivers=active_waivers(waivers_file, today),
+            custom=registry,
+            progress=bar if bar.shown else None,
+        )
     for err in loaded.errors:
-        _stderr(f"policykit: {_single(err.one_line())}")
-    report = run_verify(
-        pack_objs,
-        sel.params,
-        documents,
-        chosen,
-        gatekeeper_engine="opa" if oracle else "rego",
-        waivers=active_waivers(waivers_file, today),
-        custom=registry,
-    )
+        _stderr(error_line(err))
     _write(output, _verify_text(fmt, report, pack_objs, not_run))
     if loaded.errors:
         sys.exit(EXIT_INPUT)
@@ -551,7 +615,7 @@ def serve(
         host,
         port,
         max_wait=max_wait,
-        quiet=quiet,
+        quiet=quiet or render.ui().quiet,
         max_connections=max_connections,
         timeout=timeout,
     )
@@ -559,13 +623,26 @@ def serve(
     # one thread per connection, mostly waiting: hand the GIL over sooner than every
     # 5 ms, or a burst of connections waits on it (bench_serve.py: 1000 polls, 2x faster)
     sys.setswitchinterval(0.0005)
-    _stderr(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
+    _note(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        _stderr("policykit: stopped")
+        _note("policykit: stopped")
     finally:
         server.server_close()
+
+
+def _plan(
+    paths: list[str], include: list[str], exclude: list[str], no_ignore: bool
+) -> Iterator[Entry]:
+    """The files a run reads: inside directories, what git ignores and the
+    tool and build folders are skipped unless ``--no-ignore``."""
+    if no_ignore:  # the defaults come first in the selection (api.resolve)
+        exclude = list(exclude)
+        for name in IGNORED_DIRS:
+            if name in exclude:
+                exclude.remove(name)
+    return plan(paths, include=include, exclude=exclude, gitignore=not no_ignore)
 
 
 def _schema_checked(parts: Any, registry: Any) -> Any:
@@ -604,12 +681,14 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, st
     if fmt == "github":
         return reports.verify_github(report)
     lines = []
-    for t, n in sorted(report.compared.items()):
+    quiet = render.ui().quiet  # -q: the disagreements only
+    for t, n in sorted(report.compared.items()) if not quiet else ():
         bad = sum(1 for m in report.mismatches if m.target == t)
-        lines.append(f"{t:<11} {n:>6} objects  {'agrees' if not bad else f'{bad} MISMATCHES'}")
-    for target, why in not_run.items():
+        verdict = "agrees" if not bad else render.plural(bad, "MISMATCH", "MISMATCHES")
+        lines.append(f"{t:<11} {n:>6} {'object' if n == 1 else 'objects':<7}  {verdict}")
+    for target, why in not_run.items() if not quiet else ():
         lines.append(f"{target:<11} not run: {why}")
-    for why in report.left_out:
+    for why in report.left_out if not quiet else ():
         lines.append(f"left out  {why}")
     for m in report.mismatches:
         lines.append(
@@ -634,17 +713,16 @@ def _write(output: Path | None, text: str) -> None:
         write_atomic(output, data)
 
 
-def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
-    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output."""
+def emit_report(fmt: str, output: Path | None, report: CheckReport, fail_on: str = "deny") -> None:
+    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output;
+    ``fail_on``: the severity from which a finding fails (JUnit's verdict)."""
     from policykit import reports
 
     if fmt == "table":
         if output is None:
             render.print_table(_console(), report)
             return
-        console = Console(file=io.StringIO(), width=160, no_color=True)
-        render.print_table(console, report)
-        text = console.file.getvalue()  # type: ignore[attr-defined]
+        text = render.render_text(render.print_table, report)
     elif fmt == "json":
         text = json.dumps(render.report_json(report), indent=2, ensure_ascii=False) + "\n"
     elif fmt == "sarif":
@@ -652,7 +730,14 @@ def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
             reports.sarif(report.packs, report.findings, report.errors, report.rule_descriptors)
         )
     elif fmt == "junit":
-        text = reports.junit(report.packs, report.checked, report.findings, report.errors)
+        text = reports.junit(
+            report.packs,
+            report.checked,
+            report.findings,
+            report.errors,
+            fail_on=fail_on,
+            expired=report.expired_waivers,
+        )
     else:
         text = reports.github(report.findings, report.errors)
     _write(output, text)

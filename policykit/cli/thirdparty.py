@@ -27,11 +27,35 @@ def engine_choice(engine: str) -> gk.Engine:
     return "opa"
 
 
+def configured_tests() -> list[str]:
+    """What ``policykit test`` runs with no PATHS: ``tests:`` of the configuration
+    found from the working directory, else ``tests/`` beside it (or here)."""
+    from policykit.config import find_config
+    from policykit.safeio import is_dir
+
+    cfg = find_config()
+    if cfg.tests:
+        return [_shown(Path(p)) for p in cfg.tests]
+    default = (cfg.base if cfg.file else Path.cwd()) / "tests"
+    if not is_dir(default):
+        where = f"tests: in {cfg.file}" if cfg.file else "tests: in policykit.yaml"
+        raise click.UsageError(f"no PATHS given, none configured ({where}) and no {default}")
+    return [_shown(default)]
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
 def register(cli: click.Group) -> None:
     from policykit.cli.main import handle_errors, output_option
 
     @cli.command("test")
-    @click.argument("paths", nargs=-1, required=True)
+    @click.argument("paths", nargs=-1)
     @click.option(
         "--engine",
         type=click.Choice(["auto", "opa", "rego"]),
@@ -55,7 +79,7 @@ def register(cli: click.Group) -> None:
         paths: tuple[str, ...], engine: str, run_filter: str | None, fmt: str, output: Path | None
     ) -> None:
         """Run policykit Test files, gator Suite files and kyverno-test.yaml
-        files found in PATHS.
+        files found in PATHS (default: tests: in policykit.yaml, else tests/).
 
         policykit tests (schemas/test.schema.json) run on the reference engine;
         --engine chooses where Gatekeeper templates run.
@@ -65,7 +89,8 @@ def register(cli: click.Group) -> None:
         failed, 1 on any failure, 2 on a malformed or missing file.
         """
         from policykit import reports
-        from policykit.cli.main import _stderr, _write
+        from policykit.cli import render
+        from policykit.cli.main import _stderr, _write, error_line
         from policykit.errors import EXIT_INPUT, ErrorList
         from policykit.thirdparty.suites import collect, error_case
 
@@ -75,6 +100,8 @@ def register(cli: click.Group) -> None:
                 rx = re.compile(run_filter)
             except re.error as exc:
                 raise click.BadParameter(str(exc), param_hint="--run") from None
+        if not paths:
+            paths = tuple(configured_tests())
         cases, errors = collect(list(paths), engine_choice(engine))
         if rx is not None:
             cases = [c for c in cases if rx.search(f"{c.suite}/{c.name}")]
@@ -93,21 +120,24 @@ def register(cli: click.Group) -> None:
             text = reports.cases_github(cases)
         else:
             mark = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
+            quiet = render.ui().quiet  # -q: the failures only
             lines = [
                 f"{mark[c.status]}  {c.suite} / {c.name}"
                 + ("" if c.status == "pass" else f"  — {c.reason}  ({c.file}:{c.line})")
                 for c in cases
+                if not quiet or c.status in ("fail", "error")
             ]
             n = {s: sum(1 for c in cases if c.status == s) for s in mark}
-            lines.append(
-                f"{len(cases)} cases: {n['pass']} passed, {n['fail']} failed, "
-                f"{n['skipped']} skipped (unsupported)"
-                + (f", {n['error']} input errors" if n["error"] else "")
-            )
+            if not quiet:
+                lines.append(
+                    f"{render.plural(len(cases), 'case')}: {n['pass']} passed, "
+                    f"{n['fail']} failed, {n['skipped']} skipped (unsupported)"
+                    + (f", {render.plural(n['error'], 'input error')}" if n["error"] else "")
+                )
             text = "".join(line + "\n" for line in lines)
         _write(output, text)
         for err in singles:
-            _stderr(f"policykit: {err.one_line()}")
+            _stderr(error_line(err))
         if singles:
             sys.exit(EXIT_INPUT)
         sys.exit(EXIT_FINDINGS if any(c.status == "fail" for c in cases) else EXIT_OK)

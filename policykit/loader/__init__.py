@@ -10,7 +10,13 @@
   restricted to JSON (no inf/nan, huge integers or lone surrogates);
 * walking a directory that cannot be read is an input error, never a skip;
 * mappings that are neither a Kubernetes object nor a Backstage entity (no
-  ``apiVersion``/``kind``) are reported as *skipped*, never silently dropped.
+  ``apiVersion``/``kind``) and top-level YAML lists (Ansible playbooks and task
+  files) are reported as *skipped*, with the reason, never silently dropped;
+* inside a directory, tool folders and build output (:data:`IGNORED_DIRS`) are
+  skipped, and with ``gitignore=True`` so is whatever git ignores there
+  (``git ls-files --others --ignored --exclude-standard``: every ``.gitignore``,
+  ``.git/info/exclude`` and the global excludes file); a path named explicitly
+  is always read.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,32 +40,38 @@ from policykit.model import Document
 __all__ = [
     "DEFAULT_EXCLUDE",
     "DEFAULT_INCLUDE",
+    "IGNORED_DIRS",
+    "Entry",
     "LoadResult",
     "Skipped",
     "iter_files",
     "iter_load",
+    "load_entries",
     "load_file",
     "load_paths",
     "load_text",
+    "plan",
     "read_text",
     "safe_name",
     "yaml_documents",
 ]
 
 DEFAULT_INCLUDE: tuple[str, ...] = ("*.yaml", "*.yml", "*.json")
+IGNORED_DIRS: tuple[str, ...] = ("node_modules", ".venv", "venv", "__pycache__", "dist")
+"""Tool folders and build output (``policykit build`` writes to ``dist/``), skipped
+inside directories unless ``--no-ignore``."""
 DEFAULT_EXCLUDE: tuple[str, ...] = (
     ".git",
-    "node_modules",
-    ".venv",
-    "venv",
-    "__pycache__",
+    *IGNORED_DIRS,
     "policykit.yaml",
     "policykit.waivers.yaml",
     "*.policykit.json",
     "*.policykit.yaml",
 )
-"""Skipped inside directories: tool folders and policykit's own files
-(configuration, waivers, baselines, expected findings: ``*.policykit.json``)."""
+"""Skipped inside directories: git's folder, tool folders and build output
+(:data:`IGNORED_DIRS`) and policykit's own files (configuration, waivers,
+baselines, expected findings: ``*.policykit.json``)."""
+LIST_REASON = "a list, not a Kubernetes object or entity (an Ansible playbook or tasks file?)"
 TEST_API_VERSION = "policykit.dev/v1alpha1"
 """policykit's own rule tests (``kind: Test``) are skipped, not checked."""
 
@@ -95,18 +108,44 @@ def iter_files(
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     onerror: Callable[[OSError], None] | None = None,
+    ignored: frozenset[str] = frozenset(),
 ) -> Iterator[Path]:
     """Files under ``root`` (sorted, recursive) that match include and not exclude;
-    a directory that cannot be listed is passed to ``onerror``."""
+    a directory that cannot be listed is passed to ``onerror``. ``ignored``: paths
+    relative to ``root`` to skip as well (directories with a trailing ``/``)."""
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         base = Path(dirpath)
         rel_dir = base.relative_to(root).as_posix()
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = sorted(d for d in dirnames if not _matches(rel_dir + d, exclude))
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if not _matches(rel_dir + d, exclude) and f"{rel_dir}{d}/" not in ignored
+        )
         for name in sorted(filenames):
             rel = rel_dir + name
-            if _matches(rel, include) and not _matches(rel, exclude):
+            if _matches(rel, include) and not _matches(rel, exclude) and rel not in ignored:
                 yield base / name
+
+
+def git_ignored(root: Path) -> frozenset[str]:
+    """What git ignores under the directory ``root``, relative to it (directories
+    end in ``/``): nothing outside a git work tree, without git, or when ``root``
+    itself is ignored (a directory named explicitly is read)."""
+    args = ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"]
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+    except OSError:  # no git
+        return frozenset()
+    if proc.returncode != 0:  # not a work tree (or git refuses it): nothing to honour
+        return frozenset()
+    paths = frozenset(os.fsdecode(p) for p in proc.stdout.split(b"\0") if p)
+    return frozenset() if "./" in paths else paths
 
 
 def _list_item_lines(node: yaml.Node) -> list[int]:
@@ -126,8 +165,11 @@ def _add(
 ) -> None:
     if obj is None:
         return  # an empty document (``---`` alone) carries nothing
+    if isinstance(obj, list):
+        result.skipped.append(Skipped(file, index, line, LIST_REASON))
+        return
     if not isinstance(obj, dict):
-        what = "a list" if isinstance(obj, list) else f"a {type(obj).__name__}"
+        what = f"a {type(obj).__name__}"
         result.errors.append(
             InputError(
                 f"document {index} is {what}, not an object",
@@ -225,14 +267,27 @@ def _walk_error(exc: OSError, root: Path) -> InputError:
     )
 
 
-def _walk(root: Path, include: Sequence[str], exclude: Sequence[str]) -> Iterator[LoadResult]:
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One thing to read: a file, standard input, or an error found while
+    looking (a missing path, a directory that cannot be listed)."""
+
+    path: Path | None = None  # a file to read
+    stdin: bool = False
+    error: InputError | None = None
+
+
+def _walk(
+    root: Path, include: Sequence[str], exclude: Sequence[str], gitignore: bool
+) -> Iterator[Entry]:
     failed: list[OSError] = []
-    for f in iter_files(root, include, exclude, onerror=failed.append):
+    ignored = git_ignored(root) if gitignore else frozenset()
+    for f in iter_files(root, include, exclude, onerror=failed.append, ignored=ignored):
         while failed:
-            yield LoadResult(errors=[_walk_error(failed.pop(0), root)])
-        yield load_file(f, _display(f))
+            yield Entry(error=_walk_error(failed.pop(0), root))
+        yield Entry(path=f)
     for exc in failed:
-        yield LoadResult(errors=[_walk_error(exc, root)])
+        yield Entry(error=_walk_error(exc, root))
 
 
 def _kind(path: str) -> str:
@@ -244,36 +299,62 @@ def _kind(path: str) -> str:
     return "dir" if stat.S_ISDIR(st.st_mode) else "file"
 
 
+def plan(
+    paths: Iterable[str],
+    *,
+    include: Sequence[str] = DEFAULT_INCLUDE,
+    exclude: Sequence[str] = DEFAULT_EXCLUDE,
+    gitignore: bool = False,
+) -> Iterator[Entry]:
+    """What :func:`iter_load` reads, in order, without reading it (directories
+    walked lazily; ``list()`` it to know how many files a run has)."""
+    for p in paths:
+        if p == "-":
+            yield Entry(stdin=True)
+            continue
+        path = Path(p)
+        kind = _kind(p)
+        if kind == "dir":
+            yield from _walk(path, include, exclude, gitignore)
+        elif kind == "file":  # named explicitly: read whatever exclude or git says
+            yield Entry(path=path)
+        else:
+            # not counted as a file read: "0 objects in 0 files", one error, exit 2
+            why = "no such file or directory" if kind == "missing" else kind[len("error:") :]
+            missing = InputError(why, loc=SourceLoc(safe_name(p)), hint="check the path")
+            yield Entry(error=missing)
+
+
+def load_entries(entries: Iterable[Entry], stdin_name: str = "<stdin>") -> Iterator[LoadResult]:
+    """One :class:`LoadResult` per entry of :func:`plan`."""
+    for e in entries:
+        if e.error is not None:
+            yield LoadResult(errors=[e.error])
+        elif e.stdin:
+            try:
+                yield load_text(yamlsafe.read_stdin(stdin_name), stdin_name)
+            except InputError as exc:
+                yield LoadResult(errors=[exc], files=1)
+        elif e.path is not None:
+            yield load_file(e.path, _display(e.path))
+
+
 def iter_load(
     paths: Iterable[str],
     *,
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     stdin_name: str = "<stdin>",
+    gitignore: bool = False,
 ) -> Iterator[LoadResult]:
     """One :class:`LoadResult` per file, in order (directories walked, ``-`` is stdin).
 
     Streaming lets a caller evaluate and drop each file's documents before the
     next is read, so memory does not grow with the size of the tree.
+    ``gitignore``: also skip what git ignores inside directories.
     """
-    for p in paths:
-        if p == "-":
-            try:
-                yield load_text(yamlsafe.read_stdin(stdin_name), stdin_name)
-            except InputError as exc:
-                yield LoadResult(errors=[exc], files=1)
-            continue
-        path = Path(p)
-        kind = _kind(p)
-        if kind == "dir":
-            yield from _walk(path, include, exclude)
-        elif kind == "file":
-            yield load_file(path, _display(path))
-        else:
-            # not counted as a file read: "0 objects in 0 files", one error, exit 2
-            why = "no such file or directory" if kind == "missing" else kind[len("error:") :]
-            missing = InputError(why, loc=SourceLoc(safe_name(p)), hint="check the path")
-            yield LoadResult(errors=[missing])
+    entries = plan(paths, include=include, exclude=exclude, gitignore=gitignore)
+    yield from load_entries(entries, stdin_name)
 
 
 def load_paths(
@@ -282,10 +363,13 @@ def load_paths(
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     stdin_name: str = "<stdin>",
+    gitignore: bool = False,
 ) -> LoadResult:
     """Load every path (file, directory or ``-`` for stdin) into one result."""
     result = LoadResult()
-    for part in iter_load(paths, include=include, exclude=exclude, stdin_name=stdin_name):
+    for part in iter_load(
+        paths, include=include, exclude=exclude, stdin_name=stdin_name, gitignore=gitignore
+    ):
         result.extend(part)
     return result
 

@@ -38,7 +38,7 @@ from policykit.targets.rego.signing import SIGNATURES, sign
 
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z0-9_.\[\]\"]+)", re.M)
 _RULE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\(|\s+contains\b|\s*:=|\s+if\b)", re.M)
-ENTRYPOINT_RULES = ("deny", "warn", "info", "violations", "batch")
+ENTRYPOINT_RULES = ("deny", "warn", "info", "violations", "batch", "decision")
 
 
 class BundleError(PolicykitError):
