@@ -359,7 +359,8 @@ def verify_junit(report: Any) -> str:
             bad = by_obj.get((t, file, doc, ref), [])
             if bad:
                 nf += 1
-                fail = ET.SubElement(case, "failure", message=f"{len(bad)} disagreements")
+                many = "disagreement" if len(bad) == 1 else "disagreements"
+                fail = ET.SubElement(case, "failure", message=f"{len(bad)} {many}")
                 fail.text = "\n".join(
                     f"{m.rule}: expected {m.expected!r}, got {m.got!r}" for m in bad
                 )
