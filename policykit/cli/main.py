@@ -6,7 +6,6 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import errno
 import functools
@@ -335,15 +334,6 @@ def check(
     pack_objs = load_packs(sel.packs)
     if update_baseline and baseline is None:
         raise click.UsageError("--update-baseline needs --baseline FILE")
-    steps = contextlib.ExitStack()
-    bar = steps.enter_context(render.steps())
-    entries: Any = _plan(sel.paths, sel.include, sel.exclude, no_ignore)
-    if bar.shown:  # a bar needs its total: list the files first (a walk, no reading)
-        entries = list(entries)
-        bar.phase(f"checking ({engine})", len(entries))
-    parts = bar.over(load_entries(entries))
-    if registry:
-        parts = _schema_checked(parts, registry)
     recorded = None if baseline is None or update_baseline else baselines.load(baseline)
     third_party = None
     seen: list[Any] = []
@@ -352,10 +342,18 @@ def check(
         from policykit.thirdparty import policies as foreign
 
         third_party = foreign.load(list(policies), engine_choice("auto"))
-        parts = foreign.documents_of(parts, seen)
     from policykit.targets.k8s.crds import using
 
-    with steps, using(registry):
+    with render.steps() as bar, using(registry):
+        entries: Any = _plan(sel.paths, sel.include, sel.exclude, no_ignore)
+        if bar.shown:  # a bar needs its total: list the files first (a walk, no reading)
+            entries = list(entries)
+            bar.phase(f"checking ({engine})", len(entries))
+        parts = bar.over(load_entries(entries))
+        if registry:
+            parts = _schema_checked(parts, registry)
+        if third_party is not None:
+            parts = foreign.documents_of(parts, seen)
         report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
     if third_party is not None:
         extra, report.unsupported = foreign.check(third_party, seen)
