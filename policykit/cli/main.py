@@ -344,7 +344,7 @@ def check(
         third_party = foreign.load(list(policies), engine_choice("auto"))
     from policykit.targets.k8s.crds import using
 
-    with render.steps() as bar, using(registry):
+    with render.steps(enabled="-" not in sel.paths) as bar, using(registry):
         entries: Any = _plan(sel.paths, sel.include, sel.exclude, no_ignore)
         if bar.shown:  # a bar needs its total: list the files first (a walk, no reading)
             entries = list(entries)
@@ -471,7 +471,7 @@ def verify(
                 f"policykit: opa not verified: {not_run['opa']}; the bundle is verified in regopy"
             )
     pack_objs = load_packs(sel.packs)
-    with render.steps() as bar:
+    with render.steps(enabled="-" not in sel.paths) as bar:
         entries = list(_plan(sel.paths, sel.include, sel.exclude, no_ignore))
         bar.phase("reading", len(entries))
         loaded = LoadResult()

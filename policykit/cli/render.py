@@ -171,10 +171,11 @@ def progress_shown() -> bool:
 
 
 @contextlib.contextmanager
-def steps() -> Iterator[Steps]:
+def steps(enabled: bool = True) -> Iterator[Steps]:
     """A :class:`Steps` for the duration of the block; the bar is removed at
-    its end, so the report that follows stands alone."""
-    if not progress_shown():
+    its end, so the report that follows stands alone. ``enabled=False``: none
+    (a run reading standard input, which may be the terminal being typed in)."""
+    if not enabled or not progress_shown():
         yield Steps(None)
         return
     con = console(stderr=True)
