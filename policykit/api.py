@@ -1,7 +1,14 @@
-"""The library entry points the CLI is a thin shell over.
+"""The file-level entry points the CLI is a thin shell over.
+
+To check objects and decide tool calls from a program, use
+:class:`policykit.Policy` (``policykit.library``, re-exported here; see
+``docs/python.md``). :func:`check` loads files and directories as
+``policykit check`` does:
 
 >>> from policykit.api import check
->>> report = check(["examples/platform-lite"], packs=["policykit.packs.starter"])  # doctest: +SKIP
+>>> report = check(["examples/catalog"], packs=["policykit.packs.starter"])
+>>> report.objects > 0 and all(f.file.startswith("examples/catalog") for f in report.findings)
+True
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from policykit.config import Config, find_config
 from policykit.engines.native import NativeEngine, selector_matches, uses_inventory
 from policykit.errors import InputError, PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack
+from policykit.library import Decision as Decision
+from policykit.library import ObjectError as ObjectError
+from policykit.library import Policy as Policy
 from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, iter_load
 from policykit.model import Document, Finding, object_ref
 from policykit.packs import load_packs
