@@ -200,8 +200,8 @@ class Policy:
     @property
     def params(self) -> dict[str, dict[str, Any]]:
         """The parameters in force per pack: each pack's defaults with the
-        values given over them."""
-        return self._native.effective_params
+        values given over them (a copy)."""
+        return {pack: dict(values) for pack, values in self._native.effective_params.items()}
 
     @property
     def uses_inventory(self) -> bool:

@@ -119,18 +119,20 @@ def test_cross_object_rules_see_the_batch_on_every_engine() -> None:
     """finops' budget per cost center (objects()) in check_many: each object
     against the rest of the batch; check alone sees set_inventory's objects."""
     deploy = [d for p in sorted((PLATFORM / "deploy").glob("*.yaml")) for d in _docs(p)][:6]
-    found = {}
+    found, alone = {}, {}
     for name in ENGINES:
         policy = Policy.load(packs=["policykit.packs.finops"], params=PARAMS, engine=name)
         assert policy.uses_inventory
-        alone = [policy.check(o) for o in deploy]
+        alone[name] = [policy.check(o) for o in deploy]
         found[name] = policy.check_many(deploy)
-        assert [policy.check(o) for o in deploy] == alone  # the batch did not stay
+        assert [policy.check(o) for o in deploy] == alone[name]  # the batch did not stay
         policy.set_inventory(deploy)
         assert [policy.check(o) for o in deploy] == [
             [dataclasses.replace(f, doc_index=0) for f in fs] for fs in found[name]
         ]
     assert found["opa"] == found["native"] == found["regopy"]
+    assert alone["opa"] == alone["native"] == alone["regopy"]
+    assert found["native"] != alone["native"]  # the batch made a difference
 
 
 def test_findings_are_those_of_the_json_report(monkeypatch: pytest.MonkeyPatch) -> None:
