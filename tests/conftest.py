@@ -50,40 +50,53 @@ def repo_root() -> Path:
     return ROOT
 
 
-class AjvOracle:
-    """ajv (what Backstage's scaffolder forms validate with), in one node process."""
+class NodeOracle:
+    """A node script in tests/js answering one JSON request per line."""
+
+    script = ""
+    package = ""  # a directory under node_modules the script needs
 
     def __init__(self) -> None:
         import shutil
         import subprocess
 
-        js = ROOT / "tests" / "js"
         node = shutil.which("node")
-        if node is None or not (js / "node_modules" / "ajv").is_dir():
-            raise RuntimeError("ajv is not installed: run `bash .ci/install-oracles.sh`")
+        if node is None or not (JS / "node_modules" / self.package).is_dir():
+            raise RuntimeError(
+                f"{self.package} is not installed: run `bash .ci/install-oracles.sh`"
+            )
         self.proc = subprocess.Popen(
-            [node, str(js / "oracle.mjs")],
+            [node, str(JS / self.script)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             encoding="utf-8",
         )
 
-    def ask(self, request: dict[str, Any]) -> Any:
+    def _ask(self, request: Any) -> Any:
         import json
 
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
-        if isinstance(answer, dict) and "error" in answer:
-            raise AssertionError(f"ajv: {answer['error']}")
-        return answer
+        return json.loads(self.proc.stdout.readline())
 
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
         self.proc.wait(timeout=10)
+
+
+class AjvOracle(NodeOracle):
+    """ajv (what Backstage's scaffolder forms validate with), in one node process."""
+
+    script, package = "oracle.mjs", "ajv"
+
+    def ask(self, request: dict[str, Any]) -> Any:
+        answer = self._ask(request)
+        if isinstance(answer, dict) and "error" in answer:
+            raise AssertionError(f"ajv: {answer['error']}")
+        return answer
 
 
 @pytest.fixture(scope="session")
@@ -133,42 +146,17 @@ def sarif_schema() -> dict[str, Any]:
     return schema
 
 
-class BackstageOracle:
+class BackstageOracle(NodeOracle):
     """Backstage's own entity validation (``tests/js/backstage.mjs``): the entity
     policies and kind validators of ``@backstage/catalog-model`` and the Template
     validator of ``@backstage/plugin-scaffolder-common``, in one node process."""
 
-    def __init__(self) -> None:
-        import shutil
-        import subprocess
-
-        node = shutil.which("node")
-        if node is None or not (JS / "node_modules" / "@backstage" / "catalog-model").is_dir():
-            raise RuntimeError(
-                "Backstage's validators are not installed: run `bash .ci/install-oracles.sh`"
-            )
-        self.proc = subprocess.Popen(
-            [node, str(JS / "backstage.mjs")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
-        )
+    script, package = "backstage.mjs", "@backstage/catalog-model"
 
     def validate(self, entity: Any) -> tuple[bool, str]:
         """``(True, "")`` when Backstage accepts the entity, else ``(False, reason)``."""
-        import json
-
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(entity) + "\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
+        answer = self._ask(entity)
         return bool(answer["ok"]), str(answer.get("error", ""))
-
-    def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

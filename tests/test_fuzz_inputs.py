@@ -4,7 +4,7 @@ the bad file holds: exit 0/1/2 only, each error is one line naming a file, and
 the JSON report is written with the good file's finding.
 
 Bounded for CI (``max_examples`` fixed, in-process CLI: ~10-20 s); the larger
-run (10,000+ inputs) is ``python tests/test_fuzz_inputs.py N``."""
+run (10,000+ inputs) is ``python -m tests.test_fuzz_inputs N``."""
 
 from __future__ import annotations
 
@@ -22,19 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policykit.cli.main import cli
-
-GOOD = """apiVersion: apps/v1
-kind: Deployment
-metadata: {name: good, namespace: prod}
-spec:
-  template:
-    spec:
-      containers:
-      - name: app
-        image: nginx:1.25
-        securityContext: {privileged: true}
-"""
-PACK = "policykit.packs.starter"
+from tests.test_input_hardening import GOOD, PACK
 
 SEEDS: list[bytes] = [
     GOOD.encode(),
@@ -159,7 +147,7 @@ def test_fuzzed_fixture_other_formats(content: bytes, fmt: str) -> None:
 
 
 def main(n: int) -> None:  # pragma: no cover - the long run, by hand
-    """``python tests/test_fuzz_inputs.py N``: N generated inputs, figures printed."""
+    """``python -m tests.test_fuzz_inputs N``: N generated inputs, figures printed."""
     import resource
     import time
     from collections import Counter

@@ -12,40 +12,23 @@
 //     and of the scaffolder's entity processor (Template v1beta3): an entity
 //     whose apiVersion/kind no validator knows is refused, as the catalog does.
 import readline from "node:readline";
-import {
-  DefaultNamespaceEntityPolicy,
-  EntityPolicies,
-  FieldFormatEntityPolicy,
-  NoForeignRootFieldsEntityPolicy,
-  SchemaValidEntityPolicy,
-  apiEntityV1alpha1Validator,
-  componentEntityV1alpha1Validator,
-  domainEntityV1alpha1Validator,
-  groupEntityV1alpha1Validator,
-  locationEntityV1alpha1Validator,
-  resourceEntityV1alpha1Validator,
-  systemEntityV1alpha1Validator,
-  userEntityV1alpha1Validator,
-} from "@backstage/catalog-model";
+import * as model from "@backstage/catalog-model";
 import { templateEntityV1beta3Validator } from "@backstage/plugin-scaffolder-common";
 
-const policy = EntityPolicies.allOf([
-  new SchemaValidEntityPolicy(),
-  new DefaultNamespaceEntityPolicy(),
-  new NoForeignRootFieldsEntityPolicy(),
-  new FieldFormatEntityPolicy(),
+const policy = model.EntityPolicies.allOf([
+  new model.SchemaValidEntityPolicy(),
+  new model.DefaultNamespaceEntityPolicy(),
+  new model.NoForeignRootFieldsEntityPolicy(),
+  new model.FieldFormatEntityPolicy(),
 ]);
+// every built-in kind validator the package exports (componentEntityV1alpha1Validator, ...)
 const validators = [
-  apiEntityV1alpha1Validator,
-  componentEntityV1alpha1Validator,
-  domainEntityV1alpha1Validator,
-  groupEntityV1alpha1Validator,
-  locationEntityV1alpha1Validator,
-  resourceEntityV1alpha1Validator,
-  systemEntityV1alpha1Validator,
-  userEntityV1alpha1Validator,
+  ...Object.entries(model)
+    .filter(([name]) => /^[a-z]+EntityV1alpha1Validator$/.test(name))
+    .map(([, v]) => v),
   templateEntityV1beta3Validator,
 ];
+if (validators.length < 9) throw new Error("catalog-model exports fewer kind validators than expected");
 
 async function validate(entity) {
   const out = await policy.enforce(entity);
