@@ -40,6 +40,7 @@ from policykit.model import BACKSTAGE_GROUP_SUFFIX
 from policykit.targets.base import Compiler, UnsupportedError
 from policykit.targets.capabilities import features_of, level, table
 from policykit.targets.jsonschema.pattern import END, literal_pattern, schema_pattern
+from policykit.targets.jsonschema.simplify import simplify
 from policykit.values import MISSING
 
 Schema = dict[str, Any] | bool
@@ -487,64 +488,212 @@ class PackSchemas:
         return doc
 
     def fields(self) -> dict[str, Any]:
-        """Per entity field, the constraints a scaffolder form property can carry:
-        one entry per single-field rule, with the kinds/types it applies to."""
+        """Per entity field (dotted path; an annotation or label key is one
+        segment), the constraints a scaffolder form property can carry: one
+        entry per rule constraining the field, with the kinds/types it applies
+        to, the schema (simplified, with ``errorMessage`` for ajv-errors, which
+        Backstage's form runs) and the rule's message. ``not_fields`` lists the
+        covered rules that constrain no single field, and why."""
         by_field: dict[str, list[dict[str, Any]]] = {}
+        not_fields: list[dict[str, str]] = []
         for c in self.covered:
-            f = single_field(c.rule, self.params)
-            if f is None:
+            got = field_rules(c.rule, self.params)
+            if isinstance(got, str):
+                not_fields.append({"rule": c.rule.id, "reason": got})
                 continue
             sel = c.rule.selector
-            by_field.setdefault(f.path, []).append(
-                {
-                    "rule": c.rule.id,
-                    "severity": c.rule.severity,
-                    "kinds": list(sel.kinds),
-                    "entity_types": list(sel.entity_types),
-                    "required": f.required,
-                    "schema": f.schema,
-                }
-            )
+            for f in got:
+                by_field.setdefault(f.path, []).append(
+                    {
+                        "rule": c.rule.id,
+                        "severity": c.rule.severity,
+                        "kinds": list(sel.kinds),
+                        "entity_types": list(sel.entity_types),
+                        "required": f.required,
+                        "message": f.message,
+                        "schema": f.schema,
+                    }
+                )
         return {
             "$comment": "policykit: per-field constraints for Backstage scaffolder parameters",
             "pack": self.pack.name,
             "version": self.pack.version,
             "fields": dict(sorted(by_field.items())),
+            "not_fields": not_fields,
         }
 
 
 @dataclass(frozen=True, slots=True)
 class FieldRule:
+    """What one rule asks of one entity field: the value schema (for a form
+    property: simplified, draft-07, with ``errorMessage``), whether the rule
+    fires when the field is absent, and the rule's message as the form shows it."""
+
     path: str
     schema: Schema
     required: bool
+    message: str = ""
+    segments: tuple[str, ...] = ()
 
 
 def single_field(rule: Rule, params: Mapping[str, Any]) -> FieldRule | None:
-    """For a Backstage rule that reads one entity field F and narrows at most
-    by kind and entity type: F (dotted), the schema F's value must satisfy for
-    no finding, and whether the rule fires when F is absent (F is required).
-    The schema uses only draft-07 keywords (what RJSF/ajv forms run by default)."""
+    """:func:`field_rules` for a rule that constrains exactly one field."""
+    got = field_rules(rule, params)
+    if isinstance(got, str) or len(got) != 1:
+        return None
+    return got[0]
+
+
+def field_rules(rule: Rule, params: Mapping[str, Any]) -> list[FieldRule] | str:
+    """The fields a Backstage rule constrains one by one, or why it does not.
+
+    The rule must narrow at most by kind and entity type, and its condition
+    (parameters inlined; ``annotations[param]`` is a field) must be a
+    disjunction of parts that each read one entity field: then "no finding" is
+    the conjunction, per field, of "no part on this field holds" — exact, so
+    each field's schema accepts exactly the values the rule accepts there.
+    Schemas use only draft-07 keywords (what Backstage's form runs)."""
     sel = rule.selector
-    if rule.each is not None or sel.source == "kubernetes":
-        return None
+    if rule.each is not None:
+        return "the rule is evaluated per list item (each)"
+    if sel.source == "kubernetes":
+        return "the rule is for Kubernetes objects"
     if sel.namespaces or sel.exclude_namespaces or sel.labels or sel.api_versions:
-        return None
-    paths = {n for n in ir.walk(rule.condition) if isinstance(n, ir.Path)}
-    if len(paths) != 1:
-        return None
-    (p,) = paths
-    if p.root != ir.OBJECT_ROOT or not p.segments or any(isinstance(s, int) for s in p.segments):
-        return None
+        return "the rule selects by namespace, label or apiVersion"
+    rule = fold_rule(rule, params)
+    groups: dict[tuple[str, ...], list[ir.Pred]] = {}
+    for part in _disjuncts(rule.condition):
+        paths = {n for n in ir.walk(part) if isinstance(n, ir.Path)}
+        if not paths:
+            continue  # a constant part: the whole rule is constant there
+        if len(paths) != 1:
+            return "a part of the rule reads more than one field"
+        (p,) = paths
+        if p.root != ir.OBJECT_ROOT or not p.segments:
+            return "the rule reads a list item or the whole object"
+        if any(isinstance(s, int) for s in p.segments):
+            return "the rule reads a list item by position"
+        groups.setdefault(p.segments, []).append(part)  # type: ignore[arg-type]
+    if not groups:
+        return "the rule reads no field"
+    if any(
+        not any(isinstance(n, ir.Path) for n in ir.walk(part))
+        for part in _disjuncts(rule.condition)
+    ):
+        return "the rule has a part that reads no field"
     comp = SchemaCompiler(params)
-    try:
-        ok = comp.field_ok(rule, p)
-    except UnsupportedError:
-        return None
-    if _uses(ok, "prefixItems"):  # scaffolder forms run draft-07, which lacks it
-        return None
-    fires_when_absent = _NativeCompiler(params).pred(rule.condition)({ir.OBJECT_ROOT: {}})
-    return FieldRule(".".join(str(s) for s in p.segments), ok, bool(fires_when_absent))
+    native = _NativeCompiler(params)
+    out: list[FieldRule] = []
+    for segs, parts in groups.items():
+        cond: ir.Pred = parts[0] if len(parts) == 1 else ir.Or(tuple(parts))
+        p = ir.Path(ir.OBJECT_ROOT, segs)
+        try:
+            ok = comp.field_ok(dataclasses.replace(rule, condition=cond), p)
+        except UnsupportedError as e:
+            return e.message
+        if _uses(ok, "prefixItems"):  # scaffolder forms run draft-07, which lacks it
+            return "the field's schema needs prefixItems (draft 2020-12)"
+        fires_when_absent = bool(native.pred(cond)({ir.OBJECT_ROOT: {}}))
+        message = form_message(rule, params, p)
+        out.append(
+            FieldRule(
+                ".".join(segs),
+                with_messages(simplify(ok), message),
+                fires_when_absent,
+                message,
+                segs,
+            )
+        )
+    return out
+
+
+def _disjuncts(p: ir.Pred) -> list[ir.Pred]:
+    """``p`` as a flat disjunction (``or``, and ``not and`` by De Morgan)."""
+    if isinstance(p, ir.Or):
+        return [d for i in p.items for d in _disjuncts(i)]
+    if isinstance(p, ir.Not) and isinstance(p.item, ir.And):
+        return [d for i in p.item.items for d in _disjuncts(ir.Not(i))]
+    if isinstance(p, ir.Not) and isinstance(p.item, ir.Not):
+        return _disjuncts(p.item.item)
+    return [p]
+
+
+def fold_rule(rule: Rule, params: Mapping[str, Any]) -> Rule:
+    """``rule`` with every look-up by a constant string key (``annotations[P(x)]``)
+    written as a field path: the same value (missing unless the base is an
+    object holding the key), so JSON Schema can name the field."""
+    native = _NativeCompiler(params)
+
+    def fold(node: Any) -> Any:
+        if not isinstance(node, ir.Node):
+            return node
+        changes: dict[str, Any] = {}
+        for f in dataclasses.fields(node):  # type: ignore[arg-type]
+            v = getattr(node, f.name)
+            if isinstance(v, ir.Node):
+                changes[f.name] = fold(v)
+            elif isinstance(v, tuple):
+                changes[f.name] = tuple(fold(x) for x in v)
+        out = dataclasses.replace(node, **changes) if changes else node  # type: ignore[type-var]
+        if (
+            isinstance(out, ir.Index)
+            and isinstance(out.base, ir.Path)
+            and not any(isinstance(x, ir.Path) for x in ir.walk(out.key))
+        ):
+            key = native.value(out.key)({})
+            if isinstance(key, str):
+                return ir.Path(out.base.root, (*out.base.segments, key))
+        return out
+
+    return dataclasses.replace(
+        rule,
+        condition=fold(rule.condition),
+        message=dataclasses.replace(rule.message, parts=tuple(fold(p) for p in rule.message.parts)),
+    )
+
+
+def form_message(rule: Rule, params: Mapping[str, Any], field_path: ir.Path) -> str:
+    """The rule's message as a scaffolder form shows it for ``field_path``:
+    ``<ID>: <message>`` with parameters filled in, the field's own value as
+    ajv-errors' ``${0}`` (the value entered), ``{kind}`` as the one kind the
+    rule selects (else "entity") and any other field as ``<dotted.path>``."""
+    from policykit.values import render
+
+    native = _NativeCompiler(params)
+    kinds = rule.selector.kinds
+    out: list[str] = []
+    for part in rule.message.parts:
+        if isinstance(part, str):
+            out.append(part.replace("${", "$ {"))  # ajv-errors would read a template
+        elif part == field_path:
+            out.append("${0}")
+        elif not any(isinstance(x, ir.Path) for x in ir.walk(part)):
+            out.append(render(native.value(part)({})).replace("${", "$ {"))
+        elif part == ir.Path(ir.OBJECT_ROOT, ("kind",)):
+            out.append(kinds[0] if len(kinds) == 1 else "entity")
+        elif isinstance(part, ir.Path):
+            out.append("<" + ".".join(str(s) for s in part.segments) + ">")
+        else:
+            out.append("<" + type(part).__name__.lower() + ">")
+    text = "".join(out).replace("${", "$\u007b").replace("$\u007b0}", "${0}")
+    return f"{rule.id}: {text}"
+
+
+_NESTING = ("not", "anyOf", "allOf", "oneOf", "if", "properties", "items", "contains")
+
+
+def with_messages(schema: Schema, message: str) -> Schema:
+    """``schema`` carrying ``message`` for ajv-errors' ``errorMessage``
+    (Backstage's form registers ajv-errors; ``docs/golden-path.md``): per
+    keyword when the schema is one flat object, so each error the form lists
+    names the rule; else one message for the schema and its subschemas."""
+    if isinstance(schema, bool):
+        return schema if schema else {"not": {}, "errorMessage": message}
+    if not schema:
+        return schema
+    if any(k in schema for k in _NESTING):
+        return {**schema, "errorMessage": message}
+    return {**schema, "errorMessage": dict.fromkeys(sorted(schema), message)}
 
 
 def _uses(schema: Any, keyword: str) -> bool:
@@ -576,6 +725,7 @@ def compile_pack(pack: Pack, params: Mapping[str, Any]) -> PackSchemas:
     covered: list[Covered] = []
     uncovered: list[tuple[Rule, str]] = []
     for rule in pack.rules:
+        rule = fold_rule(rule, params)
         refused = [f for f in sorted(features_of(rule)) if level(f, "jsonschema") == "no"]
         if refused:
             what = ", ".join(f"{f} ({table()['features'][f]['description']})" for f in refused)
