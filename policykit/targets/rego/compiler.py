@@ -32,6 +32,7 @@ from policykit import __version__
 from policykit import toolcall as tc
 from policykit.engines.native import _Compiler as _NativeCompiler
 from policykit.ir import nodes as ir
+from policykit.ir.joins import Grouped, Join, grouped_of, join_of
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.targets.base import Compiler
 from policykit.targets.rego import printer as pr
@@ -39,6 +40,7 @@ from policykit.values import MISSING, json_type
 
 OBJ = "obj"
 INVENTORY_RULE = "_inventory"
+INVENTORY_IDS = "_inventory_ids"
 CALL_API_VERSION = tc.API_VERSION
 # What the violations and batch entry points answer for an input that is not an object.
 NOT_AN_OBJECT = {
@@ -104,6 +106,8 @@ class RegoCompiler(Compiler):
         self._scope: list[str] = [OBJ]
         self._meta: dict[str, Any] = {}
         self.uses_inventory = False
+        self.uses_inventory_ids = False
+        self.index_joins = True  # False: every loop over the inventory as written (tests)
 
     # --- naming -----------------------------------------------------------------
 
@@ -268,6 +272,11 @@ class RegoCompiler(Compiler):
         return [*sb, *sk, *guards, f"{v} := {vb}[{vk}]"], v, "any"
 
     def v_Filter(self, n: ir.Filter) -> Val:
+        join = join_of(n) if self.index_joins else None
+        if join is not None:
+            looked_up = self._join_filter(n, join)
+            if looked_up is not None:
+                return looked_up
         sc, tc, ty = self.value(n.collection)
         if ty not in ("any", "array"):
             return MISSING_VAL
@@ -294,9 +303,20 @@ class RegoCompiler(Compiler):
         return [], f"{self.use(LIB_VALUES)}.others({INVENTORY_RULE}, {OBJ})", "array"
 
     def v_Count(self, n: ir.Count) -> Val:
+        grouped = grouped_of(n) if self.index_joins else None
+        if grouped is not None:
+            looked_up = self._grouped(n, grouped)
+            if looked_up is not None:
+                return looked_up
         return self._aggregate("count", "count", n, lambda: (self.pred(n.body), n.var))
 
     def v_Sum(self, n: ir.Sum) -> Val:
+        grouped = grouped_of(n) if self.index_joins else None
+        if grouped is not None:
+            looked_up = self._grouped(n, grouped)
+            if looked_up is not None:
+                return looked_up
+
         def term() -> tuple[Stmts, str]:
             st, tt, ty = self.value(n.term)
             if ty not in ("any", "number"):
@@ -305,6 +325,226 @@ class RegoCompiler(Compiler):
             return [*st, f"{t} := {tt}", f"is_number({t})"], t
 
         return self._aggregate("sum", "sum", n, term)
+
+    # --- joins over the inventory (policykit/ir/joins.py) ----------------------------------
+    #
+    # A join's index is a rule without arguments, so OPA evaluates it once per
+    # query (and caches it), as does regopy: an object from the join key (a
+    # string, or an array of strings for several keys) to the positions in
+    # ``_inventory`` of the items with that key, in inventory order. It is
+    # built by sorting [key, position] pairs and cutting them where the key
+    # changes: linear after the sort, and without object comprehensions whose
+    # values would conflict. Keys that are not strings (rare: numbers, where
+    # 1 == 1.0, booleans, null, composites) are not indexed: an object whose
+    # key is not a string reads the inventory as written.
+
+    def _pushed_scope(self, scope: list[str], compile_: Callable[[], Any]) -> Any:
+        outer = self._scope
+        self._scope = scope
+        try:
+            return compile_()
+        finally:
+            self._scope = outer
+
+    def _keys(self, keys: Sequence[ir.Value]) -> tuple[Stmts, str] | None:
+        """Statements binding the join key (strings only), and the key term;
+        None when a key can never be a string."""
+        stmts: Stmts = []
+        terms: list[str] = []
+        for k in keys:
+            sk, tk, ty = self.value(k)
+            if ty not in ("any", "string"):
+                return None
+            v = self.temp()
+            stmts += [*sk, f"{v} := {tk}", f"is_string({v})"]
+            terms.append(v)
+        return stmts, terms[0] if len(terms) == 1 else "[" + ", ".join(terms) + "]"
+
+    def _join_index(self, join: Join) -> str | None:
+        """Emits the join's index rules; returns the name of the key → positions
+        object (``<name>_keys`` holds each item's key, null if not indexed)."""
+        var = join.var
+
+        def item_side() -> tuple[Stmts, str] | None:
+            only: Stmts = []
+            for p in join.item_only:
+                only += self.pred(p)
+            keyed = self._keys(join.item_keys)
+            return None if keyed is None else ([*only, *keyed[0]], keyed[1])
+
+        keyed = self._pushed_scope([var], item_side)
+        if keyed is None:
+            return None
+        self.uses_inventory = True
+        name = self.fresh("join")
+        k = self.temp()
+        inv = INVENTORY_RULE
+        self._helpers.append(
+            [
+                f"{name}_key({var}) := {k} if {{",
+                *pr.indent([*keyed[0], f"{k} := {keyed[1]}"]),
+                "} else := null",
+            ]
+        )
+        self._helpers.append(
+            [
+                f"# The key of each inventory item in join {name} (null: not indexed).",
+                f"{name}_keys := [{name}_key({inv}[i]) | some i in {_positions(inv)}]",
+            ]
+        )
+        self._helpers.append(
+            _group_by(
+                name,
+                [
+                    f"some i in numbers.range(0, count({name}_keys) - 1)",
+                    f"k := {name}_keys[i]",
+                    "k != null",
+                ],
+                "k",
+            )
+        )
+        self._helpers.append(_get_or(f"{name}_at", name, "[]"))
+        return name
+
+    def _object_side(self, join: Join) -> tuple[Stmts, Stmts, str] | None:
+        """(statements defining every object-side key, the same plus string
+        guards, the key term)."""
+        defined: Stmts = []
+        for key in join.object_keys:
+            sk, tk, ty = self.value(key)
+            if ty == "missing":
+                return None
+            defined += [*sk, f"{self.temp()} := {tk}"]
+        keyed = self._keys(join.object_keys)
+        if keyed is None:
+            return None
+        return defined, keyed[0], keyed[1]
+
+    def _join_filter(self, n: ir.Filter, join: Join) -> Val | None:
+        side = self._object_side(join)
+        index = self._join_index(join) if side is not None else None
+        if side is None or index is None:
+            return None
+        defined, guarded, key = side
+        self._scope.append(n.var)
+        rest: Stmts = []
+        for p in join.rest:
+            rest += self.pred(p)
+        plain = self.pred(n.body)
+        self._scope.pop()
+        name = self.fresh("filter")
+        params, args = self._signature(self._free([n]))
+        k, me, r = self.temp(), self.temp(), self.temp()
+        lib = self.use(LIB_VALUES)
+        others = f"{lib}.others({INVENTORY_RULE}, {OBJ})"
+        self._helpers.append(
+            [
+                f"{name}({params}) := {r} if {{",
+                *pr.indent([*guarded, f"{k} := {key}", f"{me} := {lib}.identity({OBJ})"]),
+                f"\t{r} := [{n.var} |",
+                *pr.indent(
+                    [
+                        f"some i in {index}_at({k})",
+                        f"{n.var} := {INVENTORY_RULE}[i]",
+                        f"{lib}.identity({n.var}) != {me}",
+                        *rest,
+                    ],
+                    2,
+                ),
+                "\t]",
+                f"}} else := {r} if {{",  # a key that is present but not a string
+                *pr.indent([*defined, f"{r} := [{n.var} |"]),
+                *pr.indent([f"some {n.var} in {others}", *plain], 2),
+                "\t]",
+                "} else := []",
+            ]
+        )
+        return [], f"{name}({args})", "array"
+
+    def _grouped(self, n: ir.Sum | ir.Count, g: Grouped) -> Val | None:
+        side = self._object_side(g.join)
+        index = self._join_index(g.join) if side is not None else None
+        if side is None or index is None:
+            return None
+        defined, guarded, key = side
+        var = n.var
+
+        def per_item() -> tuple[Stmts, str]:
+            if g.term is None:
+                return self.pred(g.body), "1"
+            st, tt, ty = self.value(g.term)
+            if ty not in ("any", "number"):
+                return ["false"], "0"
+            return st, tt
+
+        body, head = self._pushed_scope([var], per_item)
+        t = self.temp()
+        self._helpers.append(
+            [
+                f"{index}_term({var}) := {t} if {{",
+                *pr.indent([*body, f"{t} := {head}", f"is_number({t})"]),
+                "} else := null",
+            ]
+        )
+        inv = INVENTORY_RULE
+        self._helpers.append(
+            [f"{index}_terms := [{index}_term({inv}[i]) | some i in {_positions(inv)}]"]
+        )
+        self._helpers.append(
+            [
+                f"# The {g.kind} over each key of join {index}.",
+                f"{index}_totals := {{k: sum([t |",
+                f"\tsome i in {index}[k]",
+                f"\tt := {index}_terms[i]",
+                "\tt != null",
+                f"]) | some k in object.keys({index})}}",
+            ]
+        )
+        self._helpers.append(_get_or(f"{index}_total", f"{index}_totals", "0"))
+        self._helpers.append(
+            [
+                f"{index}_less(total, mine) := total if count(mine) == 0",
+                "",
+                f"{index}_less(total, mine) := total - sum(mine) if count(mine) > 0",
+            ]
+        )
+        self.uses_inventory_ids = True
+        plain = self._aggregate(g.kind, g.kind, n, lambda: self._aggregate_body(n))
+        name = self.fresh(g.kind)
+        params, args = self._signature(self._free([n]))
+        k, mine, r = self.temp(), self.temp(), self.temp()
+        lib = self.use(LIB_VALUES)
+        self._helpers.append(
+            [
+                f"{name}({params}) := {r} if {{",
+                *pr.indent(
+                    [
+                        *guarded,
+                        f"{k} := {key}",
+                        f"{mine} := [t |",
+                        f"\tsome i in {INVENTORY_IDS}_at({lib}.identity({OBJ}))",
+                        f"\t{index}_keys[i] == {k}",
+                        f"\tt := {index}_terms[i]",
+                        "\tt != null",
+                        "]",
+                        f"{r} := {index}_less({index}_total({k}), {mine})",
+                    ]
+                ),
+                f"}} else := {r} if {{",  # a key that is present but not a string
+                *pr.indent([*defined, f"{r} := {plain[1]}"]),
+                "} else := 0",
+            ]
+        )
+        return [], f"{name}({args})", "number"
+
+    def _aggregate_body(self, n: ir.Sum | ir.Count) -> tuple[Stmts, str]:
+        if isinstance(n, ir.Count):
+            return self.pred(n.body), n.var
+        st, tt, ty = self.value(n.term)
+        if ty not in ("any", "number"):
+            return ["false"], "0"
+        t = self.temp()
+        return [*st, f"{t} := {tt}", f"is_number({t})"], t
 
     # --- predicates ---------------------------------------------------------------------
 
@@ -576,6 +816,19 @@ class RegoCompiler(Compiler):
         names = [self.compile_rule(r) for r in self.pack.rules]
         if self.uses_inventory:
             self.module.add(self._inventory_rule())
+        if self.uses_inventory_ids:
+            inv = INVENTORY_RULE
+            pairs = [
+                f"some i in numbers.range(0, count({inv}) - 1)",
+                f"k := {self.use(LIB_VALUES)}.identity({inv}[i])",
+            ]
+            self.module.add(
+                [
+                    "# The positions in the inventory of each identity (kind, namespace, name).",
+                    *_group_by(INVENTORY_IDS, pairs, "k"),
+                ]
+            )
+            self.module.add(_get_or(f"{INVENTORY_IDS}_at", INVENTORY_IDS, "[]"))
         calls = ", ".join(f"{n}({OBJ})" for n in names)
         self.module.add(
             [
@@ -606,6 +859,44 @@ class RegoCompiler(Compiler):
             ]
         )
         return self.module.text()
+
+
+def _get_or(fn: str, obj: str, default: str) -> list[str]:
+    """``fn(k)``: ``obj[k]``, else ``default``. Not ``object.get``: regopy's
+    misses a key that is an array."""
+    return [f"{fn}(k) := v if {{", f"\tv := {obj}[k]", f"}} else := {default}"]
+
+
+def _positions(array: str) -> str:
+    """The positions of ``array`` (an empty array: 0 and -1, which index nothing)."""
+    return f"numbers.range(0, count({array}) - 1)"
+
+
+def _group_by(name: str, body: Stmts, key: str) -> list[str]:
+    """``name``: key → the positions ``i`` that ``body`` binds with that ``key``,
+    ascending. Sorted [key, i] pairs are cut where the key changes; object
+    comprehensions would refuse two different values for one key."""
+    pairs, bounds = f"{name}_pairs", f"{name}_bounds"
+    return [
+        *pr.comprehension(f"{pairs} := sort([", f"[{key}, i]", body, "])"),
+        "",
+        f"{bounds} := array.concat(array.concat([0], [p |",
+        f"\tsome p in numbers.range(1, count({pairs}) - 1)",
+        f"\ta := {pairs}[p]",
+        f"\tb := {pairs}[p - 1]",
+        "\ta[0] != b[0]",
+        f"]), [count({pairs})])",
+        "",
+        f"{name} := {{first[0]: [pair[1] |",
+        "\tsome p in numbers.range(s, e - 1)",
+        f"\tpair := {pairs}[p]",
+        "] |",
+        f"\tsome j in numbers.range(0, count({bounds}) - 2)",
+        f"\ts := {bounds}[j]",
+        f"\te := {bounds}[j + 1]",
+        f"\tfirst := {pairs}[s]",
+        "}",
+    ]
 
 
 def _is_constant(node: ir.Node) -> bool:
