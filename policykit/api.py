@@ -13,7 +13,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,16 @@ from policykit.ir.rule import SEVERITY_RANK, Pack
 from policykit.library import Decision as Decision
 from policykit.library import ObjectError as ObjectError
 from policykit.library import Policy as Policy
-from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE, LoadResult, Skipped, iter_load
+from policykit.loader import (
+    DEFAULT_EXCLUDE,
+    DEFAULT_INCLUDE,
+    Entry,
+    LoadResult,
+    Skipped,
+    iter_load,
+    load_entries,
+    plan,
+)
 from policykit.model import Document, Finding, object_ref
 from policykit.packs import load_packs
 from policykit.reports import Checked
@@ -165,14 +174,26 @@ def check_stream(
     errors: list[InputError] = []
     skipped: list[Skipped] = []
     files = objects = 0
+    # an engine that evaluates in batches (real OPA) is given documents across
+    # files, a batch at a time: one-document files cost it twice as much one by one
+    batch = getattr(engine, "chunk", 0) if getattr(engine, "mode", "") == "batch" else 0
+    pending: list[Document] = []
     for part in parts:
-        findings.extend(engine.evaluate_all(part.documents))
+        if batch:
+            pending.extend(part.documents)
+            if len(pending) >= batch:
+                findings.extend(engine.evaluate_all(pending))
+                pending = []
+        else:
+            findings.extend(engine.evaluate_all(part.documents))
         if record_checked:
             checked.extend(_applicable(packs, part.documents))
         errors.extend(part.errors)
         skipped.extend(part.skipped)
         files += part.files
         objects += len(part.documents)
+    if pending:
+        findings.extend(engine.evaluate_all(pending))
     findings.sort(key=Finding.sort_key)
     return CheckReport(
         packs=packs,
@@ -184,6 +205,69 @@ def check_stream(
         params=engine.effective_params,
         checked=checked,
     )
+
+
+def check_entries(
+    packs: list[Pack],
+    entries: Sequence[Entry],
+    params: Mapping[str, Mapping[str, Any]],
+    engine_name: str = "native",
+    *,
+    jobs: int = 1,
+    record_checked: bool = False,
+    transform: Callable[[LoadResult], None] | None = None,
+    progress: Any = None,
+) -> CheckReport:
+    """:func:`check_stream` over the files of :func:`policykit.loader.plan`,
+    on ``jobs`` processes for a large run (:mod:`policykit.parallel`; the report
+    is the serial one). ``transform`` sees each file's result once read (in a
+    worker when parallel); ``progress.advance(n)`` is told of files read."""
+    from policykit import parallel
+
+    if not parallel.worth_it(entries, jobs):
+        parts: Iterable[LoadResult] = load_entries(entries)
+        if transform is not None:
+            parts = _transformed(parts, transform)
+        if progress is not None:
+            parts = _advancing(parts, progress)
+        return check_stream(packs, parts, params, engine_name, record_checked=record_checked)
+    native = NativeEngine(packs, params) if engine_name == "native" else None
+    out = parallel.check(
+        packs,
+        entries,
+        native,
+        jobs=jobs,
+        record_checked=record_checked,
+        transform=transform,
+        progress=progress,
+    )
+    if native is None:  # read in parallel; another engine evaluates here
+        return check_stream(packs, out.parts, params, engine_name, record_checked=record_checked)
+    out.findings.sort(key=Finding.sort_key)
+    return CheckReport(
+        packs=packs,
+        findings=out.findings,
+        errors=list(out.errors),
+        skipped=out.skipped,
+        files=out.files,
+        objects=out.objects,
+        params=native.effective_params,
+        checked=out.checked,
+    )
+
+
+def _transformed(
+    parts: Iterable[LoadResult], transform: Callable[[LoadResult], None]
+) -> Iterator[LoadResult]:
+    for part in parts:
+        transform(part)
+        yield part
+
+
+def _advancing(parts: Iterable[LoadResult], progress: Any) -> Iterator[LoadResult]:
+    for part in parts:
+        yield part
+        progress.advance()
 
 
 def _applicable(packs: list[Pack], docs: Iterable[Document]) -> list[Checked]:
@@ -206,8 +290,13 @@ def check(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     include: Sequence[str] = DEFAULT_INCLUDE,
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
+    jobs: int = 1,
 ) -> CheckReport:
-    """Load ``paths`` and evaluate ``packs`` (default: the shipped packs) over them."""
+    """Load ``paths`` and evaluate ``packs`` (default: the shipped packs) over them;
+    ``jobs`` > 1: a large run on that many processes (the same report)."""
     pack_objs = load_packs(list(packs))
+    if jobs > 1:
+        entries = list(plan(paths, include=include, exclude=exclude))
+        return check_entries(pack_objs, entries, params or {}, jobs=jobs)
     parts = iter_load(paths, include=include, exclude=exclude)
     return check_stream(pack_objs, parts, params or {})

@@ -289,6 +289,15 @@ def cli(ctx: click.Context, quiet: bool, no_color: bool) -> None:
     "from FILE_OR_DIR (repeatable); their verdicts join the same report.",
 )
 @crd_option
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Processes for a large run (default: the number of cores); the report is the "
+    "same. A small run stays in one process.",
+)
 @handle_errors
 def check(
     paths: tuple[str, ...],
@@ -307,6 +316,7 @@ def check(
     policies: tuple[str, ...],
     crd_paths: tuple[str, ...],
     no_ignore: bool,
+    jobs: int | None,
 ) -> None:
     """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
 
@@ -349,12 +359,28 @@ def check(
         if bar.shown:  # a bar needs its total: list the files first (a walk, no reading)
             entries = list(entries)
             bar.phase(f"checking ({engine})", len(entries))
-        parts = bar.over(load_entries(entries))
-        if registry:
-            parts = _schema_checked(parts, registry)
-        if third_party is not None:
+        if third_party is None:  # large runs on every core (policykit.parallel)
+            from policykit.api import check_entries
+            from policykit.parallel import default_jobs
+
+            report = check_entries(
+                pack_objs,
+                list(entries),
+                sel.params,
+                engine,
+                jobs=jobs or default_jobs(),
+                record_checked=fmt == "junit",
+                transform=_crd_checker(registry) if registry else None,
+                progress=bar if bar.shown else None,
+            )
+        else:
+            parts = bar.over(load_entries(entries))
+            if registry:
+                parts = _schema_checked(parts, registry)
             parts = foreign.documents_of(parts, seen)
-        report = check_stream(pack_objs, parts, sel.params, engine, record_checked=fmt == "junit")
+            report = check_stream(
+                pack_objs, parts, sel.params, engine, record_checked=fmt == "junit"
+            )
     if third_party is not None:
         extra, report.unsupported = foreign.check(third_party, seen)
         report.findings = sorted(report.findings + extra, key=lambda f: f.sort_key())
@@ -648,6 +674,15 @@ def _schema_checked(parts: Any, registry: Any) -> Any:
     for part in parts:
         part.errors.extend(registry.validate_all(part.documents))
         yield part
+
+
+def _crd_checker(registry: Any) -> Any:
+    """Each file's objects checked against their CRDs' schemas (PK013 errors), in place."""
+
+    def check(part: LoadResult) -> None:
+        part.errors.extend(registry.validate_all(part.documents))
+
+    return check
 
 
 def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, str]) -> str:
