@@ -249,10 +249,11 @@ def program(source: str) -> Program:
 
 
 class _Rule:
-    __slots__ = ("cr", "items", "match", "message", "violation")
+    __slots__ = ("cr", "items", "match", "message", "variables", "violation")
 
     def __init__(self, cr: CelRule) -> None:
         self.cr = cr
+        self.variables = [(name, program(expr)) for name, expr in cr.variables]
         self.match = program(cr.match)
         self.violation = program(cr.violation)
         self.message = program(cr.message)
@@ -281,6 +282,11 @@ class CelEngine:
         for r in self.rules:
             if r.match.eval(data) is not True:
                 continue
+            if r.variables:  # the policy's variables, in order (each may use the earlier)
+                bound: dict[str, Any] = {}
+                data = {"object": obj, "variables": bound}
+                for name, prog in r.variables:
+                    bound[name] = prog.eval(data)
             if r.items is not None:
                 for i, msgs in enumerate(r.items.eval(data)):
                     for m in msgs:

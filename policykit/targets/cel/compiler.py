@@ -30,6 +30,7 @@ from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.targets.base import Compiler, UnsupportedError
 from policykit.targets.cel import printer as pr
+from policykit.targets.k8s.fieldtypes import FieldType, kubernetes_object, of_kinds
 from policykit.values import MISSING, json_type
 from policykit.values import render as render_value
 
@@ -58,6 +59,13 @@ class CV:
     guard: str
     expr: str
     jtype: str
+    ftype: FieldType | None = None
+    """The schema type (typed compilation), when known."""
+    opt: str | None = None
+    """The value as a CEL optional (``object.?spec.?replicas``), when there is
+    one: then ``guard`` is ``<opt>.hasValue()``."""
+    nonnull: bool = False
+    """Never null when present (a field the schema declares)."""
 
 
 MISSING_CV = CV("false", "null", "missing")
@@ -96,6 +104,8 @@ class CelRule:
     message: str
     static_message: str
     items: str | None = None
+    variables: tuple[tuple[str, str], ...] = ()
+    """``variables:`` of the policy, in order (``variables.<name>``)."""
 
 
 class CelCompiler(Compiler):
@@ -109,6 +119,12 @@ class CelCompiler(Compiler):
         self.params = dict(params)
         self._native = _NativeCompiler(self.params)
         self._rule: Rule | None = None
+        self._object_type: FieldType | None = None
+        self._scope: dict[str, FieldType | None] = {}
+        self._vars: dict[str, str] = {}  # expression -> name
+        self._var_names: set[str] = set()
+        self._last_items: FieldType | None = None
+        self._text_part = False
 
     def _unsupported(self, what: str, rule: Rule | None = None) -> UnsupportedError:
         rule = rule or self._rule
@@ -125,27 +141,74 @@ class CelCompiler(Compiler):
         if not _has_path(node):
             return self._constant(self._native.value(node)({}))
         result: CV = self.dispatch("v", node)
+        if (
+            result.jtype == "number"
+            and not isinstance(node, ir.Path)
+            and len(result.guard) + len(result.expr) > 300
+            and _object_only(node)
+        ):  # a large number of the object alone: a policy variable ([n], or [] when absent)
+            e = result.expr if result.guard == "true" else f"{result.guard} ? [{result.expr}] : []"
+            name = self._vars.get(e)
+            if name is None:
+                name = _unique(_var_name(node), self._var_names)
+                self._vars[e] = name
+                self._var_names.add(name)
+            ref = f"variables.{name}"
+            if result.guard == "true":
+                return CV("true", ref, "number", nonnull=True)
+            return CV(f"size({ref}) > 0", f"{ref}[0]", "number", nonnull=True)
         return result
 
     def _constant(self, v: Any) -> CV:
         if v is MISSING:
             return MISSING_CV
-        return CV("true", pr.literal(v), json_type(v))
+        return CV("true", pr.literal(v), json_type(v), nonnull=v is not None)
 
     def v_Path(self, n: ir.Path) -> CV:
         cur = "object" if n.root == ir.OBJECT_ROOT else n.root
+        ft = self._object_type if n.root == ir.OBJECT_ROOT else self._scope.get(n.root)
         guards: list[str] = []
         known_map = n.root == ir.OBJECT_ROOT
+        chain: list[str] = []  # typed steps from ``base`` (present, a map)
+        base = cur
+
+        def flush() -> None:
+            if len(chain) == 1:
+                guards.append(pr.has(base, chain[0]))
+            elif chain:
+                guards.append(f"{_opt_chain(base, chain)}.hasValue()")
+            chain.clear()
+
         for seg in n.segments:
+            jt = ft.jtype if ft is not None else "any"
+            if (
+                ft is not None
+                and jt != "any"
+                and jt != ("object" if isinstance(seg, str) else "array")
+            ):
+                return MISSING_CV  # a step through a scalar: statically absent
             if isinstance(seg, str):
-                if not known_map:
-                    guards.append(f"type({cur}) == map")
-                guards.append(pr.has(cur, seg))
+                if ft is not None and jt == "object":
+                    if not chain:
+                        base = cur
+                    chain.append(seg)
+                else:
+                    flush()
+                    if not known_map:
+                        guards.append(f"type({cur}) == map")
+                    guards.append(pr.has(cur, seg))
                 cur = pr.select(cur, seg)
+                ft = ft.field(seg) if ft is not None and jt == "object" else None
             else:
-                guards += [f"type({cur}) == list", f"size({cur}) > {seg}"]
+                flush()
+                if ft is None or jt != "array":
+                    guards.append(f"type({cur}) == list")
+                guards.append(f"size({cur}) > {seg}")
                 cur = f"{cur}[{seg}]"
+                ft = ft.items() if ft is not None else None
             known_map = False
+        opt = _opt_chain(base, chain) if chain and not guards else None
+        flush()
         # n guards of O(n) text each: a long path is quadratic text, beyond
         # what cel-cpp parses; refuse it before building (and scanning) it
         size = sum(map(len, guards))
@@ -154,7 +217,9 @@ class CelCompiler(Compiler):
                 f"a field path of {len(n.segments)} segments (its CEL presence checks "
                 f"would be {size} characters; cel-cpp parses at most {CEL_MAX_CODEPOINTS})"
             )
-        return CV(pr.conj(guards), cur, "any")
+        if ft is None:
+            return CV(pr.conj(guards), cur, "any")
+        return CV(pr.conj(guards), cur, ft.jtype, ft, opt, nonnull=True)
 
     def v_Length(self, n: ir.Length) -> CV:
         o = self.value(n.operand)
@@ -202,7 +267,19 @@ class CelCompiler(Compiler):
         a, b = self._plain(self.value(n.operand)), self._plain(self.value(n.fallback))
         if a.jtype == "missing" or a.jtype == "null":
             return b
-        use_a = pr.conj([a.guard, f"{a.expr} != null" if a.jtype == "any" else "true"])
+        if a.nonnull and a.opt is not None and b.jtype != "missing":
+            ft = _merge(a.ftype, b.ftype)
+            jt = ft.jtype if ft is not None else "any"
+            if b.nonnull and b.opt is not None:  # both optional chains: or()
+                opt = f"{a.opt}.or({b.opt})"
+                return CV(f"{opt}.hasValue()", f"{opt}.value()", jt, ft, opt, nonnull=True)
+            if b.guard == "true" and b.nonnull:
+                same = a.jtype == b.jtype and a.jtype != "number"
+                eb = b.expr if same else f"dyn({b.expr})"
+                return CV("true", f"{a.opt}.orValue({eb})", jt if same else "any", ft, nonnull=True)
+        use_a = pr.conj(
+            [a.guard, f"{a.expr} != null" if a.jtype == "any" and not a.nonnull else "true"]
+        )
         if use_a == "true":
             return a
         # numbers may be int on one side and double on the other: both dyn()
@@ -232,16 +309,57 @@ class CelCompiler(Compiler):
             )
         return v
 
-    def _collection(self, node: ir.Value) -> tuple[str, str]:
-        """(guard: the collection is a list or key set, expression)."""
+    def _collection(self, node: ir.Value, hoist: bool = False) -> tuple[str, str]:
+        """(guard: the collection is a list or key set, expression). ``hoist``:
+        a missing collection may read as empty (``[]``); then a collection of
+        the object alone becomes a named variable."""
         c = self.value(node)
+        self._last_items = c.ftype.items() if c.ftype is not None else None
+        if c.jtype == "array" and hoist and c.opt is not None and c.nonnull:
+            return self._hoist(node, "true", f"{c.opt}.orValue([])")
         if c.jtype == "array":  # dyn(): items of a literal list get static types
-            return c.guard, _dyn(c.expr)
+            if hoist and c.guard != "true" and c.ftype is not None:
+                return self._hoist(node, "true", f"{c.guard} ? {c.expr} : []")
+            return self._hoist(node, c.guard, _dyn(c.expr)) if hoist else (c.guard, _dyn(c.expr))
         if c.jtype == "keys":
             return c.guard, c.expr
         if c.jtype != "any":
             return "false", "[]"
-        return pr.conj([c.guard, type_test(c.expr, "array")]), c.expr
+        guard = pr.conj([c.guard, type_test(c.expr, "array")])
+        if hoist and _object_only(node) and len(c.expr) + len(guard) > 60:
+            return self._hoist(node, "true", f"{guard} ? {c.expr} : []")
+        return guard, c.expr
+
+    def _hoist(self, node: ir.Value, guard: str, expr: str) -> tuple[str, str]:
+        """A collection of the object alone as a policy variable, named after
+        its last field (``variables.containers``)."""
+        if guard != "true" or not _object_only(node) or len(expr) < 40:
+            return guard, expr
+        items = self._last_items
+        name = self._vars.get(expr)
+        if name is None:
+            name = _unique(_var_name(node), self._var_names)
+            self._vars[expr] = name
+            self._var_names.add(name)
+        self._last_items = items
+        return "true", f"variables.{name}"
+
+    def _hoist_value(self, node: ir.Value, expr: str, prefix: str) -> str:
+        """An always-present value of the object alone (a sum, a count) as a
+        policy variable: ``variables.totalContainers``."""
+        if not _object_only(node) or len(expr) < 60:
+            return expr
+        name = self._vars.get(expr)
+        if name is None:
+            base = _var_name(node)
+            name = _unique(prefix + base[:1].upper() + base[1:], self._var_names)
+            self._vars[expr] = name
+            self._var_names.add(name)
+        return f"variables.{name}"
+
+    def _bind(self, var: str) -> None:
+        """Type the loop variable ``var`` as the items of the last collection."""
+        self._scope[var] = self._last_items
 
     def v_Index(self, n: ir.Index) -> CV:
         b, k = self._plain(self.value(n.base)), self._plain(self.value(n.key))
@@ -261,6 +379,7 @@ class CelCompiler(Compiler):
         guard, coll = self._collection(n.collection)
         if guard == "false":
             return MISSING_CV
+        self._bind(n.var)
         body = self.pred(n.body)
         return CV(guard, f"{pr.paren(coll)}.filter({n.var}, {body})", "array")
 
@@ -270,17 +389,20 @@ class CelCompiler(Compiler):
         )
 
     def v_Count(self, n: ir.Count) -> CV:
-        guard, coll = self._collection(n.collection)
+        guard, coll = self._collection(n.collection, hoist=True)
         if guard == "false":
             return CV("true", "0", "number")
+        self._bind(n.var)
         body = self.pred(n.body)
         e = f"size({pr.paren(coll)}.filter({n.var}, {body}))"
-        return CV("true", e if guard == "true" else f"({guard} ? {e} : 0)", "number")
+        e = e if guard == "true" else f"({guard} ? {e} : 0)"
+        return CV("true", self._hoist_value(n, e, "count"), "number", nonnull=True)
 
     def v_Sum(self, n: ir.Sum) -> CV:
-        guard, coll = self._collection(n.collection)
+        guard, coll = self._collection(n.collection, hoist=True)
         if guard == "false":
             return CV("true", "0.0", "number")
+        self._bind(n.var)
         t = self._plain(self.value(n.term))
         ok = pr.conj([t.guard, *self._is_number(t)])
         term = (
@@ -291,7 +413,8 @@ class CelCompiler(Compiler):
             else f"({ok} ? {_double(t)} : 0.0)"
         )
         e = f"{pr.paren(coll)}.map({n.var}, {term}).sum()"
-        return CV("true", e if guard == "true" else f"({guard} ? {e} : 0.0)", "number")
+        e = e if guard == "true" else f"({guard} ? {e} : 0.0)"
+        return CV("true", self._hoist_value(n, e, "total"), "number", nonnull=True)
 
     # --- predicates -------------------------------------------------------------------------
 
@@ -343,6 +466,8 @@ class CelCompiler(Compiler):
         v = self._plain(self.value(n.operand))
         if v.jtype in ("missing", "null"):
             return "false"
+        if v.nonnull:
+            return v.guard
         return pr.conj([v.guard, f"{pr.paren(v.expr)} != null" if v.jtype == "any" else "true"])
 
     def p_IsType(self, n: ir.IsType) -> str:
@@ -385,11 +510,12 @@ class CelCompiler(Compiler):
         c = self.value(n.collection)
         if c.jtype == "keys":
             return pr.conj([c.guard, *self._string_guard(e), f"{e.expr} in {c.expr}"])
-        guard, coll = self._collection(n.collection)
+        guard, coll = self._collection(n.collection, hoist=True)
         return pr.conj([e.guard, guard, f"{pr.paren(e.expr)} in {pr.paren(coll)}"])
 
     def p_Quantifier(self, n: ir.Quantifier) -> str:
-        guard, coll = self._collection(n.collection)
+        guard, coll = self._collection(n.collection, hoist=True)
+        self._bind(n.var)
         body = self.pred(n.body)
         macro = "all" if n.kind == "all" else "exists"
         call = f"{pr.paren(coll)}.{macro}({n.var}, {body})"
@@ -402,11 +528,17 @@ class CelCompiler(Compiler):
     def _message_part(self, node: ir.Value) -> str:
         """An interpolated value as a ``dyn`` list item: the value, or ``null``
         (which renders as nothing) when it is missing."""
+        self._text_part = False
         if not _has_path(node):  # known at build time: render it now
             return pr.string(render_value(self._native.value(node)({})))
         v = self._plain(self.value(node))
         if v.jtype in ("missing", "null"):
             return "''"
+        self._text_part = v.jtype == "string" and v.nonnull
+        if self._text_part:  # typed: text as it is, '' when absent
+            if v.opt is not None:
+                return f"{v.opt}.orValue('')"
+            return v.expr if v.guard == "true" else f"({v.guard} ? {v.expr} : '')"
         if v.guard == "true":
             return f"dyn({v.expr})"
         return f"({v.guard} ? dyn({v.expr}) : null)"
@@ -415,8 +547,11 @@ class CelCompiler(Compiler):
         """The message as CEL: literal text and values in one list, rendered by
         one copy of the renderer (``[...].map(_v, render).join('')``)."""
         parts: list[str] = []
+        text: set[str] = set()  # parts known to be strings
         for p in rule.message.parts:
             part = pr.string(p) if isinstance(p, str) else self._message_part(p)
+            if not isinstance(p, str) and self._text_part:
+                text.add(part)
             if parts and _is_str_lit(part) and _is_str_lit(parts[-1]):
                 part = pr.string(pr.unquote(parts.pop()) + pr.unquote(part))
             parts.append(part)
@@ -425,6 +560,8 @@ class CelCompiler(Compiler):
             return "''"
         if all(_is_str_lit(p) for p in parts):
             return parts[0] if len(parts) == 1 else pr.string("".join(pr.unquote(p) for p in parts))
+        if all(_is_str_lit(p) or p in text for p in parts):
+            return " + ".join(parts)  # every part is text: concatenate
         items = ", ".join(p if p.startswith(("dyn(", "(")) else f"dyn({p})" for p in parts)
         return f"[{items}].map(_v, {render_any('_v')}).join('')"
 
@@ -456,29 +593,119 @@ class CelCompiler(Compiler):
 
     def _compile_rule(self, rule: Rule) -> CelRule:
         self._rule = rule
+        self._vars, self._var_names, self._scope = {}, set(), {}
+        sel = rule.selector
+        self._object_type = None if sel.source == "backstage" else of_kinds(sel.kinds)
+        if self._object_type is None and _kubernetes_only(sel):
+            self._object_type = kubernetes_object()
         try:
-            cond = self.pred(rule.condition)
-            msg = self.message(rule)
             static = rule.message.text
             match = selector_expr(rule.selector)
             if rule.each is None:
-                return CelRule(rule, self.pack.name, match, cond, msg, static)
-            guard, coll = self._collection(rule.each.collection)
+                cond = self.pred(rule.condition)
+                msg = self.message(rule)
+                return CelRule(
+                    rule, self.pack.name, match, cond, msg, static, variables=self._variables()
+                )
+            guard, coll = self._collection(rule.each.collection, hoist=True)
+            self._bind(rule.each.var)
+            cond = self.pred(rule.condition)
+            msg = self.message(rule)
             var, c = rule.each.var, pr.paren(coll)
             if guard == "false" or cond == "false":
                 return CelRule(rule, self.pack.name, match, "false", "''", static, "[]")
+            items = f"{c}.map({var}, {cond} ? [{msg}] : [])"
+            if guard == "true" and coll.startswith("variables."):
+                name = _unique(
+                    "failing"
+                    + coll[len("variables.") :][:1].upper()
+                    + coll[len("variables.") + 1 :],
+                    self._var_names,
+                )
+                self._vars[f"{c}.filter({var}, {cond})"] = name
+                self._var_names.add(name)
+                failing = f"variables.{name}"
+                return CelRule(
+                    rule,
+                    self.pack.name,
+                    match,
+                    f"size({failing}) > 0",
+                    f"{failing}.map({var}, {msg}).join({pr.string(MSG_SEPARATOR)})",
+                    static,
+                    items,
+                    self._variables(),
+                )
             violation = pr.conj([guard, f"{c}.exists({var}, {cond})"])
             joined = f"{c}.filter({var}, {cond}).map({var}, {msg}).join({pr.string(MSG_SEPARATOR)})"
-            items = f"{c}.map({var}, {cond} ? [{msg}] : [])"
             if guard != "true":
                 joined = f"({guard} ? {joined} : '')"
                 items = f"({guard} ? {items} : [])"
-            return CelRule(rule, self.pack.name, match, violation, joined, static, items)
+            return CelRule(
+                rule, self.pack.name, match, violation, joined, static, items, self._variables()
+            )
         finally:
             self._rule = None
 
+    def _variables(self) -> tuple[tuple[str, str], ...]:
+        return tuple((name, expr) for expr, name in self._vars.items())
+
     def compile(self) -> list[CelRule]:
         return [self.compile_rule(r) for r in self.pack.rules]
+
+
+def _kubernetes_only(sel: Selector) -> bool:
+    """Whether a rule sees Kubernetes objects only (never a Backstage entity)."""
+    from policykit.targets.k8s.kinds import lookup
+
+    if sel.source == "kubernetes":
+        return True
+    return bool(sel.kinds) and sel.source is None and all(lookup(k) for k in sel.kinds)
+
+
+def _opt_chain(base: str, keys: Sequence[str]) -> str:
+    """``base.?a.?b``: optional selection of declared fields (``base[?'x-y']``
+    for a key that is not an identifier)."""
+    out = base
+    for k in keys:
+        out += f".?{k}" if pr.is_field_name(k) else f"[?{pr.string(k)}]"
+    return out
+
+
+def _merge(a: FieldType | None, b: FieldType | None) -> FieldType | None:
+    if a is None or b is None:
+        return None
+    return FieldType(a.specs | b.specs, {**b.defs, **a.defs})
+
+
+def _object_only(node: ir.Node) -> bool:
+    """Whether ``node`` reads the object alone: no loop variable bound outside
+    it, no inventory (a policy variable sees ``object``, not a comprehension's
+    variables)."""
+    walked = ir.walk(node)
+    bound = {n.var for n in walked if isinstance(n, (ir.Count, ir.Sum, ir.Filter, ir.Quantifier))}
+    paths = [n for n in walked if isinstance(n, ir.Path)]
+    return (
+        any(p.root == ir.OBJECT_ROOT for p in paths)
+        and all(p.root == ir.OBJECT_ROOT or p.root in bound for p in paths)
+        and not any(isinstance(n, ir.Objects) for n in walked)
+    )
+
+
+def _var_name(node: ir.Node) -> str:
+    """A variable's name: the last field of the node's first path."""
+    for n in ir.walk(node):
+        if isinstance(n, ir.Path):
+            names = [s for s in n.segments if isinstance(s, str) and pr.is_field_name(s)]
+            if names:
+                return names[-1]
+    return "items"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, i = name, 2
+    while out in taken:
+        out, i = f"{name}{i}", i + 1
+    return out
 
 
 def _is_str_lit(e: str) -> bool:

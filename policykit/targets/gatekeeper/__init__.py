@@ -78,7 +78,21 @@ def _params_used(rule: Rule) -> list[str]:
 @lru_cache(maxsize=1)
 def libs() -> tuple[str, ...]:
     """The helper library as Gatekeeper libs (packages under ``lib.``), read once."""
-    return tuple(text for _, text in sorted(library(RegoOptions(lib_root=LIB_ROOT)).items()))
+    return tuple(
+        block_text(text) for _, text in sorted(library(RegoOptions(lib_root=LIB_ROOT)).items())
+    )
+
+
+_LEADING_TABS = re.compile(r"^\t+", re.MULTILINE)
+
+
+def block_text(rego: str) -> str:
+    """Rego a YAML block scalar (``|``) can hold: leading tabs (``opa fmt``'s
+    indentation, which YAML blocks refuse) become two spaces each, and no
+    line ends in blanks. Indentation means nothing to Rego, so the module is
+    the same program."""
+    rego = _LEADING_TABS.sub(lambda m: "  " * len(m.group(0)), rego)
+    return "\n".join(line.rstrip() for line in rego.split("\n"))
 
 
 def template(pack: Pack, rule: Rule) -> dict[str, Any]:
@@ -90,7 +104,7 @@ def template(pack: Pack, rule: Rule) -> dict[str, Any]:
         package_name=kind.lower(),
         lib_root=LIB_ROOT,
     )
-    rego = compile_pack(sub, opts)
+    rego = block_text(compile_pack(sub, opts))
     used = _params_used(rule)
     schema = pack.param_schema()
     props = {n: _structural(schema["properties"][n]) for n in used}

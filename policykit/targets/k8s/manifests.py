@@ -147,6 +147,22 @@ def resource_rules(rule: Rule) -> list[dict[str, Any]]:
     ]
 
 
+def allowed(violation: str) -> str:
+    """The validation expression: true when the object has no violation."""
+    if violation == "false":
+        return "true"
+    m = re.fullmatch(r"size\((variables\.[A-Za-z0-9_]+)\) > 0", violation)
+    if m:
+        return f"size({m.group(1)}) == 0"
+    return cel_printer.neg(violation)
+
+
+def static_message(rule: Rule) -> str:
+    """The validation's static ``message``: plain text (the rule's title),
+    shown when the dynamic ``messageExpression`` yields nothing usable."""
+    return _one_line(f"{rule.title} ({rule.id})")
+
+
 def _one_line(text: str) -> str:
     """Kubernetes refuses line breaks in a validation ``message``."""
     return " ".join(text.split()) or "policy violation"
@@ -191,9 +207,11 @@ def _spec_core(cr: CelRule) -> dict[str, Any]:
     }
     if cr.match != "true":
         spec["matchConditions"] = [{"name": "selector", "expression": cr.match}]
+    if cr.variables:
+        spec["variables"] = [{"name": n, "expression": e} for n, e in cr.variables]
     validation: dict[str, Any] = {
-        "expression": "true" if cr.violation == "false" else f"!({cr.violation})",
-        "message": _one_line(cr.static_message),
+        "expression": allowed(cr.violation),
+        "message": static_message(cr.rule),
         "reason": "Invalid",
     }
     if cr.message != "''":
@@ -244,6 +262,22 @@ def kyverno(cr: CelRule, pack: Pack, version: str = "v1") -> list[dict[str, Any]
     ]
 
 
+def check_limits(policy: Mapping[str, Any], rule: Rule, target: str) -> None:
+    """PK200 when the API server (or the local engine) would refuse ``policy``:
+    an expression over the length or nesting limit (:mod:`limits`)."""
+    from policykit.targets.k8s import limits
+
+    found = limits.problems(policy)
+    if found:
+        raise UnsupportedError(
+            f"rule {rule.id}: target {target} would be refused at kubectl apply: "
+            + "; ".join(found),
+            loc=rule.loc,
+            hint="split the rule or simplify it; the Rego targets (rego, gatekeeper) have no "
+            "such limit",
+        )
+
+
 def build(
     target: str,
     packs: Sequence[Pack],
@@ -291,7 +325,9 @@ def _build(
             continue
         for cr in compiled:
             try:
-                docs += vap(cr, pack) if target == "vap" else kyverno(cr, pack, kyverno_version)
+                made = vap(cr, pack) if target == "vap" else kyverno(cr, pack, kyverno_version)
+                check_limits(made[0], cr.rule, target)
+                docs += made
             except UnsupportedError as e:
                 errors.append(e)
         if docs:
@@ -300,11 +336,26 @@ def _build(
     return files, skipped
 
 
+class _Dumper(yaml.CSafeDumper):
+    """Multi-line strings (Rego, long CEL) as literal block scalars (``|``)."""
+
+
+def _str(dumper: _Dumper, data: str) -> yaml.Node:
+    if "\n" in data:
+        # the emitter falls back to a quoted style when a block cannot hold the text
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
+    return dumper.represent_str(data)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def dump(docs: Iterable[dict[str, Any]]) -> str:
-    """YAML for manifests: the one place user strings are written as YAML."""
+    """YAML for manifests: the one place user strings are written as YAML
+    (multi-line text as block scalars)."""
     return yaml.dump_all(
         list(docs),
-        Dumper=yaml.CSafeDumper,
+        Dumper=_Dumper,
         sort_keys=False,
         allow_unicode=True,
         width=100,
