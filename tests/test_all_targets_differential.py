@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -40,6 +41,7 @@ def _k8s_object(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "kind": kind, "apiVersion": api}
 
 
+@pytest.mark.slow
 @settings(max_examples=60)
 @given(pack=packs(), objs=st.lists(objects(), min_size=1, max_size=4))
 def test_every_target_agrees_with_the_reference(pack: Pack, objs: list[dict[str, Any]]) -> None:

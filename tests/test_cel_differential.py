@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +46,7 @@ def _only_integers(o: Any) -> bool:
     return True
 
 
+@pytest.mark.slow
 @settings(max_examples=150)
 @given(pack=packs(), objs=st.lists(objects(), min_size=1, max_size=6))
 def test_native_and_cel_agree(pack: Pack, objs: list[dict[str, Any]]) -> None:

@@ -58,6 +58,7 @@ def _run(pack: Pack, objs: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ..
     return out
 
 
+@pytest.mark.slow
 @settings(max_examples=120)
 @given(pack=packs(), objs=st.lists(objects(), min_size=1, max_size=6))
 def test_native_regopy_and_opa_agree(pack: Pack, objs: list[dict[str, Any]]) -> None:
@@ -254,6 +255,7 @@ def test_regopy_two_known_different_operands_in_one_body() -> None:
         assert got == want, engine.__name__
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
 )
@@ -301,6 +303,7 @@ def test_rules_over_the_inventory_agree(pack: Pack, objs: list[dict[str, Any]]) 
     assert report.ok, report.mismatches
 
 
+@pytest.mark.slow
 @settings(
     max_examples=150, suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow]
 )
