@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jsonschema
 
@@ -34,9 +34,35 @@ from policykit.model import Document
 from policykit.packs import load_packs
 from policykit.resources import load_schema
 from policykit.safeio import MAX_DEPTH, depth_excess, is_file
-from policykit.thirdparty.suites import CaseResult
 
 SEVERITIES = ("deny", "warn", "info")
+
+CaseStatus = Literal["pass", "fail", "skipped", "error"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CaseResult:
+    """One case of ``policykit test``, whatever ran it: a policykit Test case, a gator
+    Suite assertion or a kyverno test result (:mod:`policykit.thirdparty.suites`)."""
+
+    suite: str
+    name: str
+    status: CaseStatus
+    reason: str
+    file: str
+    line: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "suite": self.suite,
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "file": self.file,
+            "line": self.line,
+        }
+
+
 _SOURCES = ("object", "objects", "file")
 
 Expected = dict[str, frozenset[str]]

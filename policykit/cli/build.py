@@ -15,6 +15,16 @@ from rich.table import Table
 
 from policykit.api import resolve
 from policykit.cli import render
+from policykit.cli.options import (
+    active_waivers,
+    crd_option,
+    handle_errors,
+    load_crds,
+    pack_option,
+    param_option,
+    parse_params,
+    waiver_options,
+)
 from policykit.cli.render import plural
 from policykit.engines.native import NativeEngine
 from policykit.errors import ErrorList, SourceLoc
@@ -45,17 +55,6 @@ DEFAULT_BUNDLE = Path("dist") / "bundle.tar.gz"
 
 
 def register(cli: click.Group) -> None:
-    from policykit.cli.main import (
-        active_waivers,
-        crd_option,
-        handle_errors,
-        load_crds,
-        pack_option,
-        param_option,
-        parse_params,
-        waiver_options,
-    )
-
     @cli.command()
     @click.option("--target", type=click.Choice(TARGETS), default="rego", show_default=True)
     @click.option(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
+from policykit.cli.options import handle_errors
+
 
 def register(cli: click.Group) -> None:
-    from policykit.cli.main import handle_errors
-
     @cli.command()
     @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
     @click.option(

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime
 import errno
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
@@ -22,179 +21,59 @@ from rich.console import Console
 from policykit import __version__, waivers
 from policykit import baseline as baselines
 from policykit.api import CheckReport, check_stream, resolve
+from policykit.cli import build as _build
+from policykit.cli import init as _init
 from policykit.cli import render
-from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
+from policykit.cli import thirdparty as _thirdparty
+from policykit.cli.options import (
+    EXIT_INTERNAL,
+    active_waivers,
+    crd_option,
+    error_line,
+    error_lines,
+    handle_errors,
+    load_crds,
+    note,
+    output_option,
+    pack_option,
+    param_option,
+    parse_params,
+    stderr,
+    the_day,
+    waiver_options,
+    waivers_path,
+    write_output,
+)
+from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from policykit.ir.rule import Pack
 from policykit.loader import IGNORED_DIRS, Entry, LoadResult, load_entries, plan
-from policykit.loader.yamlsafe import load_yaml
 from policykit.packs import load_packs
 from policykit.targets.rego.bundle import write_atomic
 
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_INTERNAL = 3
+# the shared options and helpers live in policykit.cli.options (no command module
+# imports main); these names stay importable from main as before
+__all__ = [
+    "EXIT_INTERNAL",
+    "active_waivers",
+    "cli",
+    "crd_option",
+    "error_line",
+    "error_lines",
+    "handle_errors",
+    "load_crds",
+    "main",
+    "output_option",
+    "pack_option",
+    "param_option",
+    "parse_params",
+    "waiver_options",
+]
 
 
 def _console() -> Console:
     """A console for reports (render.console: COLUMNS or the terminal's width,
     colour only on a terminal without --no-color/NO_COLOR)."""
     return render.console()
-
-
-def _stderr(line: str) -> None:
-    click.echo(line, err=True)
-
-
-def _note(line: str) -> None:
-    """An informational line on stderr (what was written, recorded, served);
-    ``-q`` leaves it out. Findings, errors and warnings are never notes."""
-    if not render.ui().quiet:
-        _stderr(line)
-
-
-def error_line(err: PolicykitError) -> str:
-    """An error as one line: ``file:line: PKnnn what (hint)`` where it has a
-    file, like a compiler's, else ``policykit: PKnnn what (hint)``."""
-    text = _single(err.one_line())
-    return text if err.loc is not None and err.loc.file else f"policykit: {text}"
-
-
-def error_lines(err: PolicykitError) -> list[str]:
-    """One line per error (an ErrorList holds several)."""
-    if isinstance(err, ErrorList):
-        return [line for e in err.errors for line in error_lines(e)]
-    return [error_line(err)]
-
-
-def _single(line: str) -> str:
-    """One line whatever it quotes (a line break or control character escaped)."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in line)
-
-
-def handle_errors(fn: F) -> F:
-    """Turn user-caused errors into one line + exit 2, never a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PolicykitError as exc:
-            for line in error_lines(exc):
-                _stderr(line)
-            sys.exit(EXIT_INPUT)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            _stderr("policykit: interrupted")
-            sys.exit(130)
-        except Exception as exc:
-            if os.environ.get("POLICYKIT_DEBUG"):
-                raise
-            _stderr(
-                f"policykit: internal error: {type(exc).__name__}: {exc} "
-                "(set POLICYKIT_DEBUG=1 for a traceback and please report it)"
-            )
-            sys.exit(EXIT_INTERNAL)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """``--param pack.name=VALUE`` (VALUE read as YAML: 3, [a, b], "x")."""
-    out: dict[str, dict[str, Any]] = {}
-    for item in values:
-        key, sep, raw = item.partition("=")
-        pack, dot, name = key.partition(".")
-        if not sep or not dot or not pack or not name:
-            raise click.BadParameter(f"{item!r}: expected PACK.NAME=VALUE", param_hint="--param")
-        try:
-            value = load_yaml(raw, "--param")  # guarded: "!!bool maybe" is an error
-        except PolicykitError:
-            raise click.BadParameter(
-                f"{item!r}: value is not valid YAML", param_hint="--param"
-            ) from None
-        out.setdefault(pack, {})[name] = value
-    return out
-
-
-pack_option = click.option(
-    "--pack",
-    "packs",
-    multiple=True,
-    metavar="MODULE_OR_FILE",
-    help="Pack source: a .py file, an IR .json file or a module name (repeatable). "
-    "Default: configuration, else the packs shipped with policykit.",
-)
-param_option = click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="PACK.NAME=VALUE",
-    help="Override a pack parameter (VALUE is YAML), repeatable.",
-)
-
-
-crd_option = click.option(
-    "--crd",
-    "crd_paths",
-    multiple=True,
-    metavar="FILE_OR_DIR",
-    help="CustomResourceDefinition YAML (a file or a folder; repeatable): the custom kinds "
-    "rules may select. Default: crds: in the configuration.",
-)
-
-
-def load_crds(paths: list[str]) -> Any:
-    """The CRD registry of ``paths`` (PK012 lines, exit 2, when a file is unusable)."""
-    from policykit.targets.k8s import crds
-
-    return crds.load(paths)
-
-
-output_option = click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the report to FILE (atomically) instead of standard output.",
-)
-
-
-def waiver_options(fn: F) -> F:
-    """``--waivers FILE`` and ``--today``, shared by check, verify and build."""
-    fn = click.option(
-        "--today",
-        type=click.DateTime(formats=["%Y-%m-%d"]),
-        default=None,
-        help="The date waivers expire against (default: today, UTC); for reproducible runs.",
-    )(fn)
-    return click.option(
-        "--waivers",
-        "waivers_file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Waivers file (default: policykit.waivers.yaml in the working directory, if any).",
-    )(fn)
-
-
-def waivers_path(waivers_file: Path | None) -> Path | None:
-    if waivers_file is None and Path(waivers.DEFAULT_FILE).is_file():
-        return Path(waivers.DEFAULT_FILE)
-    return waivers_file
-
-
-def the_day(today: datetime.datetime | None) -> datetime.date:
-    return today.date() if today else datetime.datetime.now(datetime.UTC).date()
-
-
-def active_waivers(
-    waivers_file: Path | None, today: datetime.datetime | None
-) -> list[waivers.Waiver]:
-    """The waivers in force on ``today`` (none when there is no waivers file)."""
-    path = waivers_path(waivers_file)
-    if path is None:
-        return []
-    day = the_day(today)
-    return [w for w in waivers.load(path) if w.expires >= day]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -387,10 +266,10 @@ def check(
         report.errors += third_party.errors  # policies that could not run: the report stays
         report.rule_descriptors = foreign.descriptors(third_party)
     if update_baseline and baseline is not None and report.errors:
-        _stderr(f"policykit: {baseline} not updated: fix the input errors first")
+        stderr(f"policykit: {baseline} not updated: fix the input errors first")
     elif update_baseline and baseline is not None:
         write_atomic(baseline, baselines.dumps(report.findings).encode("utf-8"))
-        _note(f"policykit: recorded {render.plural(len(report.findings), 'finding')} in {baseline}")
+        note(f"policykit: recorded {render.plural(len(report.findings), 'finding')} in {baseline}")
     elif recorded is not None:
         applied = baselines.apply(report.findings, recorded)
         report.findings, report.fixed = applied.findings, applied.fixed
@@ -404,13 +283,13 @@ def check(
         report.stale_waivers = [waivers.stale_message(w, str(waivers_file)) for w in outcome.stale]
     emit_report(fmt, output, report, sel.fail_on)
     for line in report.expired_waivers:
-        _stderr(f"policykit: expired: {line}")
+        stderr(f"policykit: expired: {line}")
     for line in report.stale_waivers:
-        _stderr(f"policykit: stale: {line}")
+        stderr(f"policykit: stale: {line}")
     for line in report.unsupported:
-        _stderr(f"policykit: skipped (unsupported): {line}")
+        stderr(f"policykit: skipped (unsupported): {line}")
     for err in report.errors:
-        _stderr(error_line(err))
+        stderr(error_line(err))
     if report.errors:
         sys.exit(EXIT_INPUT)
     if update_baseline:
@@ -493,7 +372,7 @@ def verify(
         except EngineUnavailable as exc:
             chosen = tuple(t for t in chosen if t != "opa")
             not_run["opa"] = f"{exc.message} ({exc.hint})"
-            _stderr(
+            stderr(
                 f"policykit: opa not verified: {not_run['opa']}; the bundle is verified in regopy"
             )
     pack_objs = load_packs(sel.packs)
@@ -519,8 +398,8 @@ def verify(
             progress=bar if bar.shown else None,
         )
     for err in loaded.errors:
-        _stderr(error_line(err))
-    _write(output, _verify_text(fmt, report, pack_objs, not_run))
+        stderr(error_line(err))
+    write_output(output, _verify_text(fmt, report, pack_objs, not_run))
     if loaded.errors:
         sys.exit(EXIT_INPUT)
     sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
@@ -554,16 +433,9 @@ def ir_cmd(packs: tuple[str, ...]) -> None:
     click.echo(serialize.dumps(load_packs(sel.packs)), nl=False)
 
 
-from policykit.cli import build as _build  # noqa: E402  (registers build/bundle commands)
-
+# the commands defined in their own modules
 _build.register(cli)
-
-from policykit.cli import thirdparty as _thirdparty  # noqa: E402  (registers test)
-
 _thirdparty.register(cli)
-
-from policykit.cli import init as _init  # noqa: E402  (registers init)
-
 _init.register(cli)
 
 
@@ -581,7 +453,7 @@ def main() -> None:
         if isinstance(exc.__cause__, KeyboardInterrupt):
             interrupted()
             sys.exit(EXIT_INTERRUPTED)
-        _stderr("Aborted!")
+        stderr("Aborted!")
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
@@ -647,11 +519,11 @@ def serve(
     # one thread per connection, mostly waiting: hand the GIL over sooner than every
     # 5 ms, or a burst of connections waits on it (bench_serve.py: 1000 polls, 2x faster)
     sys.setswitchinterval(0.0005)
-    _note(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
+    note(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        _note("policykit: stopped")
+        note("policykit: stopped")
     finally:
         server.server_close()
 
@@ -731,21 +603,6 @@ def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, st
     return "".join(line + "\n" for line in lines)
 
 
-def _write(output: Path | None, text: str) -> None:
-    # backslashreplace: a character UTF-8 cannot carry never loses the report
-    data = text.encode("utf-8", "backslashreplace")
-    if output is None:
-        sys.stdout.flush()
-        buffer = getattr(sys.stdout, "buffer", None)
-        if buffer is None:
-            sys.stdout.write(data.decode("utf-8"))
-        else:
-            buffer.write(data)
-            buffer.flush()
-    else:
-        write_atomic(output, data)
-
-
 def emit_report(fmt: str, output: Path | None, report: CheckReport, fail_on: str = "deny") -> None:
     """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output;
     ``fail_on``: the severity from which a finding fails (JUnit's verdict)."""
@@ -773,4 +630,4 @@ def emit_report(fmt: str, output: Path | None, report: CheckReport, fail_on: str
         )
     else:
         text = reports.github(report.findings, report.errors)
-    _write(output, text)
+    write_output(output, text)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from policykit.cli.options import handle_errors, output_option
 from policykit.engines import gatekeeper as gk
 from policykit.errors import EXIT_FINDINGS, EXIT_OK
 
@@ -52,8 +53,6 @@ def _shown(path: Path) -> str:
 
 
 def register(cli: click.Group) -> None:
-    from policykit.cli.main import handle_errors, output_option
-
     @cli.command("test")
     @click.argument("paths", nargs=-1)
     @click.option(
@@ -90,7 +89,7 @@ def register(cli: click.Group) -> None:
         """
         from policykit import reports
         from policykit.cli import render
-        from policykit.cli.main import _stderr, _write, error_line
+        from policykit.cli.options import error_line, stderr, write_output
         from policykit.errors import EXIT_INPUT, ErrorList
         from policykit.thirdparty.suites import collect, error_case
 
@@ -135,9 +134,9 @@ def register(cli: click.Group) -> None:
                     + (f", {render.plural(n['error'], 'input error')}" if n["error"] else "")
                 )
             text = "".join(line + "\n" for line in lines)
-        _write(output, text)
+        write_output(output, text)
         for err in singles:
-            _stderr(error_line(err))
+            stderr(error_line(err))
         if singles:
             sys.exit(EXIT_INPUT)
         sys.exit(EXIT_FINDINGS if any(c.status == "fail" for c in cases) else EXIT_OK)

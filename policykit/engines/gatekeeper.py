@@ -140,7 +140,7 @@ def regopy_patterns(text: str) -> str:
     a value once more (docs/engines.md; ``\\.`` from input failed with "Invalid
     escape sequence"). Literal patterns are left as written: regopy keeps their
     escapes, so they already match."""
-    from policykit.thirdparty.rego_v0 import tokenize
+    from policykit.engines.rego_v0 import tokenize
 
     tokens = tokenize(text)
     sig = [i for i, t in enumerate(tokens) if t.kind not in ("ws", "nl", "comment")]
@@ -207,7 +207,7 @@ def _rego_problems(name: str, text: str, where: SourceLoc | None) -> None:
 
 def _strip_strings(text: str) -> str:
     """Rego text with strings, raw strings and comments blanked out."""
-    from policykit.thirdparty.rego_v0 import tokenize
+    from policykit.engines.rego_v0 import tokenize
 
     return "".join(" " if t.kind in ("str", "raw", "comment") else t.text for t in tokenize(text))
 
@@ -260,7 +260,7 @@ def template_source(template: Mapping[str, Any], where: SourceLoc | None = None)
     modules: dict[str, str] = {}
     for i, text in enumerate([rego, *libs]):
         label = name if i == 0 else f"{name} lib {i}"
-        from policykit.thirdparty.rego_v0 import RegoUpgradeError
+        from policykit.engines.rego_v0 import RegoUpgradeError
 
         try:
             _rego_problems(label, str(text), where)
@@ -278,7 +278,7 @@ def template_source(template: Mapping[str, Any], where: SourceLoc | None = None)
                 loc=where,
             )
         if version != "v1":
-            from policykit.thirdparty.rego_v0 import upgrade
+            from policykit.engines.rego_v0 import upgrade
 
             try:
                 text = upgrade(str(text), label)

@@ -14,67 +14,27 @@ checks the table against what the compilers really do.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policykit.errors import ErrorList, PolicykitError
-from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
+from policykit.targets.features import Level as Level
+from policykit.targets.features import features_of as features_of
+from policykit.targets.features import level as level
+from policykit.targets.features import table as table
+from policykit.targets.features import targets as targets
 
 if TYPE_CHECKING:
     from policykit.targets.k8s.crds import CrdRegistry
-
-Level = str  # "yes" | "partial" | "no" | "skip"
 
 
 class NotExpressible(UnsupportedError):
     """A rule uses a feature the target's capability table marks ``no``."""
 
     code = "PK201"
-
-
-@lru_cache(maxsize=1)
-def table() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(Path(__file__).with_name("capabilities.json").read_text())
-    return data
-
-
-def targets() -> list[str]:
-    return list(table()["targets"])
-
-
-def level(feature: str, target: str) -> Level:
-    lv: str = table()["features"][feature][target]
-    return lv
-
-
-def features_of(rule: Rule) -> set[str]:
-    """The table's features a rule uses."""
-    from policykit.targets.k8s.kinds import lookup
-    from policykit.targets.k8s.manifests import RUNTIME_KINDS, admission_applicable
-
-    roots: list[ir.Node] = [rule.condition]
-    if rule.each is not None:
-        roots.append(rule.each.collection)
-    values = [p for p in rule.message.parts if isinstance(p, ir.Node)]
-    out = {type(n).__name__ for r in roots + values for n in ir.walk(r)}
-    if rule.each is not None:
-        out.add("Each")
-    if rule.selector.exclude_namespaces:
-        out.add("ExcludeNamespaces")
-    if values:
-        out.add("Message")
-    why = admission_applicable(rule)
-    if why:
-        out.add("RuntimeOnly" if why in RUNTIME_KINDS.values() else "BackstageSource")
-    elif any(k not in RUNTIME_KINDS and lookup(k) is None for k in rule.selector.kinds):
-        out.add("UnknownKind")
-    return out
 
 
 def _unknown_kind(rule: Rule) -> UnsupportedError:
@@ -226,7 +186,7 @@ GUIDE = [
     "once (not an error, no `--allow-partial` needed) with the reason, and `verify`",
     "does not compare them there:",
     "",
-    "* **not at admission**: a Backstage rule (`source=\"backstage\"` or only",
+    '* **not at admission**: a Backstage rule (`source="backstage"` or only',
     "  Backstage apiVersions) is checked in CI and by the scaffolder's JSON Schema; a",
     "  runtime rule (`kind: ToolCall`, `agents.policykit.dev`: an agent's tool call)",
     "  is decided by the OPA bundle's `main.decision` at the gateway. No Kubernetes",

@@ -15,9 +15,8 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jsonschema
 
@@ -28,36 +27,17 @@ from policykit.loader import load_file
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.resources import load_schema
+from policykit.rule_tests import CaseResult as CaseResult
+from policykit.rule_tests import CaseStatus as CaseStatus
 from policykit.safeio import is_dir, is_file, load_yaml_node, missing, read_text
 from policykit.targets.k8s.kinds import for_object
 from policykit.thirdparty import kyverno as ky
 
-CaseStatus = Literal["pass", "fail", "skipped", "error"]
 SUITE_API = "test.gatekeeper.sh/v1alpha1"
 KYVERNO_TEST_API = "cli.kyverno.io/"
 # a policykit Test (policykit/rule_tests.py), malformed or not
 _PK_TEST_API = re.compile(r"^apiVersion:[ \t]*['\"]?policykit\.dev/v1alpha1['\"]?[ \t]*$", re.M)
 _PK_TEST_KIND = re.compile(r"^kind:[ \t]*['\"]?Test['\"]?[ \t]*$", re.M)
-
-
-@dataclass(frozen=True, slots=True)
-class CaseResult:
-    suite: str
-    name: str
-    status: CaseStatus
-    reason: str
-    file: str
-    line: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "suite": self.suite,
-            "name": self.name,
-            "status": self.status,
-            "reason": self.reason,
-            "file": self.file,
-            "line": self.line,
-        }
 
 
 def error_case(err: PolicykitError) -> CaseResult:

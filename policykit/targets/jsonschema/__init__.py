@@ -38,7 +38,7 @@ from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack, Rule, Selector
 from policykit.model import BACKSTAGE_GROUP_SUFFIX
 from policykit.targets.base import Compiler, UnsupportedError
-from policykit.targets.capabilities import features_of, level, table
+from policykit.targets.features import features_of, level, table
 from policykit.targets.jsonschema.pattern import END, literal_pattern, schema_pattern
 from policykit.targets.jsonschema.simplify import simplify
 from policykit.values import MISSING
