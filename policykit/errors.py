@@ -105,6 +105,13 @@ class IRFormatError(PolicykitError):
     code = "PK004"
 
 
+class BundleError(PolicykitError):
+    """A bundle that cannot be built, written or read (codes PK3xx); also any
+    output file policykit cannot write (:func:`policykit.safeio.write_atomic`)."""
+
+    code = "PK300"
+
+
 class PolicyError(PolicykitError):
     """A third-party policy (ConstraintTemplate, Constraint, Kyverno policy)
     its own controller would reject, or that cannot be compiled."""

@@ -234,7 +234,7 @@ def pull(
     limits: Limits | None = None,
 ) -> str:
     """Fetch the bundle layer of ``reference`` to ``out`` (atomically); its digest."""
-    from policykit.targets.rego.bundle import write_atomic
+    from policykit.safeio import write_atomic
 
     lim = limits or Limits()
     ref = Reference.parse(reference)

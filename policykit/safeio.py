@@ -9,13 +9,15 @@ Files, YAML and JSON go through :func:`read_text`, :func:`load_yaml_node` and
 (:mod:`policykit.loader.yamlsafe`), adding a bound on nesting.
 
 Writing: :func:`staged_dir` builds a directory tree beside its destination and
-swaps it in with renames; :func:`temp_name` names a temporary file *before* it
+swaps it in with renames; :func:`write_atomic` writes one file the same way;
+:func:`temp_name` names a temporary file *before* it
 is created, so a ``finally`` can always remove it, whatever was interrupted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import stat
@@ -25,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from policykit.errors import PolicykitError, SourceLoc
+from policykit.errors import BundleError, PolicykitError, SourceLoc
 from policykit.loader import yamlsafe
 
 ErrorFactory = Callable[..., PolicykitError]
@@ -197,3 +199,32 @@ def staged_dir(dest: Path) -> Iterator[Path]:
         remove(staged)
         if done or not moved_aside or dest.exists():
             remove(old)
+
+
+def write_atomic(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` through a temporary file: never a partial
+    file, and no temporary file left whatever is interrupted (its name is
+    chosen before it exists, so the ``finally`` can always remove it)."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path()
+    tmp = temp_name(directory / path.name)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(tmp, flags, 0o644)
+        try:
+            os.fchmod(fd, 0o644)  # whatever the umask, as before
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+    except OSError as exc:
+        raise BundleError(
+            f"cannot write {path}: {exc.strerror or exc}",
+            loc=SourceLoc(str(path)),
+            hint="choose a writable --out path",
+        ) from None
+    finally:
+        remove(tmp)  # gone already when the replace happened

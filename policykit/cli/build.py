@@ -30,7 +30,7 @@ from policykit.engines.native import NativeEngine
 from policykit.errors import ErrorList, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.packs import load_packs
-from policykit.safeio import is_dir, missing, staged_dir
+from policykit.safeio import is_dir, missing, staged_dir, write_atomic
 from policykit.targets import capabilities
 from policykit.targets.k8s import crds
 from policykit.targets.k8s import waivers as exports
@@ -41,7 +41,6 @@ from policykit.targets.rego.bundle import (
     Signing,
     build_bundle,
     inspect_bundle,
-    write_atomic,
 )
 from policykit.targets.rego.signing import ALGORITHMS
 from policykit.targets.rego.signing import verify as verify_signature

@@ -48,7 +48,7 @@ from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 from policykit.ir.rule import Pack
 from policykit.loader import IGNORED_DIRS, Entry, LoadResult, load_entries, plan
 from policykit.packs import load_packs
-from policykit.targets.rego.bundle import write_atomic
+from policykit.safeio import write_atomic
 
 # the shared options and helpers live in policykit.cli.options (no command module
 # imports main); these names stay importable from main as before

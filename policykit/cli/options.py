@@ -19,7 +19,7 @@ from policykit import waivers
 from policykit.cli import render
 from policykit.errors import EXIT_INPUT, ErrorList, PolicykitError
 from policykit.loader.yamlsafe import load_yaml
-from policykit.targets.rego.bundle import write_atomic
+from policykit.safeio import write_atomic
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 3

@@ -30,21 +30,16 @@ from pathlib import Path
 from typing import Any
 
 from policykit import __version__
-from policykit.errors import PolicykitError, SourceLoc
+from policykit.errors import BundleError as BundleError
+from policykit.errors import SourceLoc
 from policykit.ir.rule import Pack
-from policykit.safeio import remove, temp_name
+from policykit.safeio import write_atomic as write_atomic  # moved; importers: policykit.safeio
 from policykit.targets.rego.compiler import ROOT_RE, RegoOptions, compile_packs
 from policykit.targets.rego.signing import SIGNATURES, sign
 
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z0-9_.\[\]\"]+)", re.M)
 _RULE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\(|\s+contains\b|\s*:=|\s+if\b)", re.M)
 ENTRYPOINT_RULES = ("deny", "warn", "info", "violations", "batch", "decision")
-
-
-class BundleError(PolicykitError):
-    """A bundle that cannot be built, written or read (codes PK3xx)."""
-
-    code = "PK300"
 
 
 def check_root(root: str) -> str:
@@ -398,35 +393,6 @@ class Signing:
     alg: str = "RS256"
     key_id: str | None = None
     scope: str | None = None
-
-
-def write_atomic(path: Path, content: bytes) -> None:
-    """Write ``content`` to ``path`` through a temporary file: never a partial
-    file, and no temporary file left whatever is interrupted (its name is
-    chosen before it exists, so the ``finally`` can always remove it)."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path()
-    tmp = temp_name(directory / path.name)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(tmp, flags, 0o644)
-        try:
-            os.fchmod(fd, 0o644)  # whatever the umask, as before
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        tmp.replace(path)
-    except OSError as exc:
-        raise BundleError(
-            f"cannot write {path}: {exc.strerror or exc}",
-            loc=SourceLoc(str(path)),
-            hint="choose a writable --out path",
-        ) from None
-    finally:
-        remove(tmp)  # gone already when the replace happened
 
 
 def inspect_bundle(bundle: Bundle) -> dict[str, Any]:
