@@ -134,7 +134,14 @@ ENGINES: tuple[str, ...] = ("native", "rego", "opa", "cel")
 
 def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
     """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA),
-    ``cel`` (the Kyverno/VAP CEL on cel-cpp)."""
+    ``cel`` (the Kyverno/VAP CEL on cel-cpp); with the catalog pack, plus its
+    built-in template check CATALOG-016 (:mod:`policykit.scaffolder.drift`)."""
+    from policykit.scaffolder.drift import wrap
+
+    return wrap(_engine(name, packs, params), packs, params)
+
+
+def _engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
     if name == "native":
         return NativeEngine(packs, params)
     if name == "cel":
@@ -231,7 +238,7 @@ def check_entries(
         if progress is not None:
             parts = _advancing(parts, progress)
         return check_stream(packs, parts, params, engine_name, record_checked=record_checked)
-    native = NativeEngine(packs, params) if engine_name == "native" else None
+    native = make_engine("native", packs, params) if engine_name == "native" else None
     out = parallel.check(
         packs,
         entries,

@@ -24,6 +24,7 @@ from policykit.api import CheckReport, check_stream, resolve
 from policykit.cli import build as _build
 from policykit.cli import init as _init
 from policykit.cli import render
+from policykit.cli import scaffold as _scaffold
 from policykit.cli import thirdparty as _thirdparty
 from policykit.cli.options import (
     EXIT_INTERNAL,
@@ -437,6 +438,7 @@ def ir_cmd(packs: tuple[str, ...]) -> None:
 _build.register(cli)
 _thirdparty.register(cli)
 _init.register(cli)
+_scaffold.register(cli)
 
 
 def main() -> None:

@@ -7,6 +7,13 @@ are the organisation's metadata (SLO, cost center, data classification,
 runtime). Scaffolder templates are held to collect what the platform rules
 require, so a template cannot produce a non-compliant entity.
 
+CATALOG-016 (a built-in check, :mod:`policykit.scaffolder.drift`) goes
+further: a template parameter that fills a constrained entity field must not
+accept a value these rules reject. It compares JSON Schemas, which the DSL
+cannot state, so it is evaluated in Python by ``policykit check`` (any
+engine) from the same compiled field schemas, and ``policykit scaffold sync``
+writes those schemas into the templates.
+
 Reference: https://backstage.io/docs/features/software-catalog/descriptor-format
 """
 

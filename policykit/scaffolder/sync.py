@@ -1,0 +1,258 @@
+"""``policykit scaffold sync``: a template's parameter schemas from the rules.
+
+For every Backstage template (``scaffolder.backstage.io/v1beta3``) in the
+files given, each parameter mapped to an entity field
+(:mod:`policykit.scaffolder.mapping`) gets the field's compiled schema — the
+schemas of every rule constraining that field for the entity's kind and type
+(:mod:`policykit.scaffolder.drift`), merged, with the rules' messages as
+``errorMessage`` — and is added to its step's ``required`` when a rule needs
+the field.
+
+sync *owns* these keys of a mapped parameter: the value keywords
+(:data:`OWNED`: ``pattern``, ``enum``, ``maxLength`` ... and ``allOf``, where
+a rule's schema does not flatten) and ``errorMessage``. It sets them to what
+the rules say and removes owned keys the rules no longer ask for (``type`` is
+kept when no rule sets one). Everything else — ``title``, ``ui:*`` options,
+``default``, comments, key order, other parameters and steps — is left
+byte-for-byte as it was: the file is edited with ruamel.yaml's round-trip
+mode, and is not written at all when nothing changes. A parameter marked
+``x-policykit-sync: false`` is left alone (CATALOG-016 still checks it).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from policykit.ir.rule import Pack
+from policykit.scaffolder.drift import Constraint, constraints
+from policykit.scaffolder.mapping import TemplateMap, field_name, is_template, map_template
+
+SYNC_KEY = "x-policykit-sync"
+OWNED = (
+    "type",
+    "enum",
+    "const",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "allOf",
+    "errorMessage",
+)
+_NESTED = ("not", "anyOf", "allOf", "oneOf", "if", "properties", "items", "contains")
+
+
+def desired_schema(cons: Iterable[Constraint]) -> dict[str, Any]:
+    """The merged schema of ``cons`` (sorted by rule id): a flat constraint's
+    keywords join the top object when they agree with it, else it goes into
+    ``allOf``; ``errorMessage`` maps each top keyword to its rule's message."""
+    out: dict[str, Any] = {}
+    messages: dict[str, str] = {}
+    nested: list[Any] = []
+    for c in sorted(cons, key=lambda c: (c.rule.id, c.pack)):
+        s = c.schema
+        if isinstance(s, bool):
+            if not s:
+                nested.append({"not": {}, "errorMessage": c.message})
+            continue
+        body = {k: v for k, v in s.items() if k != "errorMessage"}
+        if not body:
+            continue
+        flat = not any(k in body for k in _NESTED)
+        if flat and all(k not in out or out[k] == v for k, v in body.items()):
+            for k, v in body.items():
+                out.setdefault(k, v)
+                messages.setdefault(k, c.message)
+        else:
+            nested.append(s)
+    if nested:
+        out["allOf"] = nested
+    if messages:
+        out["errorMessage"] = dict(sorted(messages.items()))
+    return out
+
+
+@dataclass(slots=True)
+class FileResult:
+    path: Path
+    before: str
+    after: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def diff(self) -> str:
+        name = self.path.as_posix()
+        return "".join(
+            difflib.unified_diff(
+                self.before.splitlines(keepends=True),
+                self.after.splitlines(keepends=True),
+                f"a/{name}",
+                f"b/{name}",
+            )
+        )
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if isinstance(v, bool) or v is None:
+        return v
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, str):
+        return str(v)
+    return v
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML
+
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    return y
+
+
+def guess_indent(text: str) -> tuple[int, int, int]:
+    """(mapping, sequence, offset) indentation of a YAML text, as ruamel.yaml's
+    ``YAML.indent`` takes them: from the first nested mapping and the first
+    block sequence under a key (default 2, 2, 0)."""
+    mapping = sequence = offset = None
+    lines = [x for x in text.splitlines() if x.strip() and not x.lstrip().startswith(("#", "---"))]
+    for a, b in itertools.pairwise(lines):
+        if not a.rstrip().endswith(":") or a.lstrip().startswith("- "):
+            continue
+        ia, ib = len(a) - len(a.lstrip()), len(b) - len(b.lstrip())
+        if b.lstrip().startswith("- ") and ib >= ia and sequence is None:
+            body = b.lstrip()[1:]
+            offset = ib - ia
+            sequence = offset + 1 + len(body) - len(body.lstrip())
+        elif not b.lstrip().startswith("- ") and ib > ia and mapping is None:
+            mapping = ib - ia
+        if mapping is not None and sequence is not None:
+            break
+    m = mapping or 2
+    return m, sequence or m, offset or 0
+
+
+def sync_text(
+    text: str, path: Path, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
+) -> FileResult:
+    """The synced text of one YAML file (``before`` == ``after`` when in sync or
+    not a template)."""
+    result = FileResult(path, text, text)
+    if "scaffolder.backstage.io" not in text:
+        return result
+    y = _yaml()
+    try:
+        docs = list(y.load_all(text))
+    except Exception as e:  # not YAML ruamel can round-trip: leave it
+        result.notes.append(f"{path.as_posix()}: not synced ({type(e).__name__})")
+        return result
+    cons = constraints(packs, params)
+    changed = False
+    for doc in docs:
+        if not is_template(_plain(doc)):
+            continue
+        tm = map_template(_plain(doc), path)
+        changed |= _sync_doc(doc, tm, cons, result.notes, path)
+    if not changed:
+        return result
+    mapping, sequence, offset = guess_indent(text)
+    y.indent(mapping=mapping, sequence=sequence, offset=offset)
+    buf = io.StringIO()
+    if len(docs) == 1 and not text.lstrip().startswith("---"):
+        y.dump(docs[0], buf)
+    else:
+        y.explicit_start = text.lstrip().startswith("---")
+        y.dump_all(docs, buf)
+    result.after = buf.getvalue()
+    return result
+
+
+def _sync_doc(
+    doc: Any, tm: TemplateMap, cons: Sequence[Constraint], notes: list[str], path: Path
+) -> bool:
+    for u in tm.unmapped:
+        notes.append(
+            f"{path.as_posix()}: template {tm.name}: parameter {u.param} not mapped: {u.reason}"
+        )
+    changed = False
+    steps = doc["spec"]["parameters"]
+    for m in tm.mapped:
+        p = tm.parameters[m.param]
+        step = steps[p.step] if p.step is not None else steps
+        prop = step["properties"][m.param]
+        if prop.get(SYNC_KEY) is False:
+            continue
+        applicable = [c for c in cons if c.field == m.field and c.applies(tm.kind, tm.entity_type)]
+        if not applicable:
+            notes.append(
+                f"{path.as_posix()}: template {tm.name}: parameter {m.param} fills "
+                f"{field_name(m.field)}, which no rule constrains"
+            )
+        want = desired_schema(applicable)
+        for k in OWNED:
+            if k in want:
+                if _plain(prop.get(k)) != want[k] or k not in prop:
+                    prop[k] = want[k]
+                    changed = True
+            elif k in prop and k != "type":
+                del prop[k]
+                changed = True
+        if any(c.required for c in applicable) and not p.required:
+            req = step.get("required")
+            if req is None:
+                step["required"] = [m.param]
+            else:
+                req.append(m.param)
+            changed = True
+    return changed
+
+
+def sync_paths(
+    paths: Sequence[str],
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+) -> list[FileResult]:
+    """Every ``*.yaml``/``*.yml`` file under ``paths``, synced (not written)."""
+    out: list[FileResult] = []
+    for f in _files(paths):
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        out.append(sync_text(text, f, packs, params))
+    return out
+
+
+def _files(paths: Sequence[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(
+                x
+                for x in p.rglob("*")
+                if x.suffix in (".yaml", ".yml")
+                and x.is_file()
+                and not any(part.startswith(".") or part == "node_modules" for part in x.parts)
+            )
+        elif p.is_file():
+            out.append(p)
+    return out

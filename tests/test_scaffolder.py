@@ -1,0 +1,295 @@
+"""Issue 17: scaffolder templates held to the catalog rules — the parameter ->
+entity field mapping, CATALOG-016 (drift) and ``policykit scaffold sync``."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from policykit.api import resolve
+from policykit.packs import load_packs
+from policykit.scaffolder.drift import constraints, decide
+from policykit.scaffolder.mapping import Parameter, map_template, parse_field
+from policykit.scaffolder.sync import sync_text
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORM = ROOT / "examples" / "platform"
+CC = ("metadata", "annotations", "policykit.dev/cost-center")
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "policykit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+def _template(props: dict[str, Any], steps: list[Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": {"name": "t"},
+        "spec": {
+            "owner": "group:a",
+            "type": "service",
+            "parameters": [{"required": required, "properties": props}],
+            "steps": steps,
+        },
+    }
+
+
+# --- mapping -------------------------------------------------------------------------
+
+
+def test_parse_field_keeps_annotation_keys_whole() -> None:
+    assert parse_field("metadata.annotations.policykit.dev/cost-center") == CC
+    assert parse_field("metadata.labels.a.b/c") == ("metadata", "labels", "a.b/c")
+    assert parse_field("spec.owner") == ("spec", "owner")
+
+
+def test_mapping_from_explicit_field_catalog_write_and_skeleton(tmp_path: Path) -> None:
+    skel = tmp_path / "skeleton"
+    skel.mkdir()
+    (skel / "catalog-info.yaml").write_text(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata:\n  name: ${{ values.name }}\n"
+        "  annotations:\n    policykit.dev/cost-center: ${{ values.cc }}\n"
+        "spec:\n  type: website\n  owner: ${{ values.owner }}\n"
+    )
+    tpl = _template(
+        {
+            "name": {"type": "string"},
+            "cc": {"type": "string"},
+            "owner": {"type": "string", "x-policykit-field": "spec.owner"},
+            "system": {"type": "string"},
+            "repoUrl": {"type": "string"},
+            "slug": {"type": "string"},
+        },
+        [
+            {
+                "action": "fetch:template",
+                "input": {
+                    "url": "./skeleton",
+                    "values": {
+                        "name": "${{ parameters.name }}",
+                        "cc": "${{ parameters.cc }}",
+                        "owner": "${{ parameters.owner }}",
+                        "slug": "x-${{ parameters.slug }}",
+                    },
+                },
+            },
+            {
+                "action": "catalog:write",
+                "input": {"entity": {"spec": {"system": "${{ parameters['system'] }}"}}},
+            },
+            {"action": "publish:github", "input": {"repoUrl": "${{ parameters.repoUrl }}"}},
+        ],
+        ["name"],
+    )
+    tm = map_template(tpl, tmp_path / "template.yaml")
+    got = {(m.param, m.field, m.source.split()[0]) for m in tm.mapped}
+    assert got == {
+        ("name", ("metadata", "name"), "skeleton"),
+        ("cc", CC, "skeleton"),
+        ("owner", ("spec", "owner"), "x-policykit-field"),
+        ("system", ("spec", "system"), "catalog:write"),
+    }
+    assert tm.kind == "Component" and tm.entity_type == "website"
+    # computed from a parameter: reported, not guessed; repoUrl fills no field
+    assert [u.param for u in tm.unmapped] == ["slug"]
+    assert "computed" in tm.unmapped[0].reason
+
+
+def test_a_missing_skeleton_is_reported() -> None:
+    tpl = yaml.safe_load((PLATFORM / "templates/quick-service.yaml").read_text())
+    tm = map_template(tpl, PLATFORM / "templates/quick-service.yaml")
+    assert tm.mapped == []
+    assert {u.param for u in tm.unmapped} == {"name", "owner"}
+    assert all("not in the repository" in u.reason for u in tm.unmapped)
+
+
+# --- deciding "accepts" ------------------------------------------------------------------
+
+
+def _cc_constraint(cost_centers: list[str]) -> Any:
+    packs = load_packs(["policykit.packs.catalog"])
+    cons = constraints(packs, {"catalog": {"cost_centers": cost_centers}})
+    (c,) = [c for c in cons if c.field == CC]
+    return c
+
+
+@pytest.mark.parametrize(
+    ("schema", "required", "kind"),
+    [
+        ({"type": "string", "pattern": "^CC-[0-9]{4}$"}, True, "ok"),
+        ({"type": "string", "enum": ["CC-1001", "CC-2002"]}, True, "ok"),  # all match
+        ({"type": "string", "enum": ["CC-1001", "cc-1"]}, True, "drift"),
+        ({"type": "string"}, True, "drift"),  # accepts "" (a witness)
+        ({"type": "string", "pattern": "^CC-[0-9]{4}$"}, False, "drift"),  # may be left out
+        ({"type": "string", "pattern": "^CC-1[0-9]{3}$"}, True, "unknown"),  # stricter? says so
+        ({"const": "CC-1234"}, True, "ok"),
+        ({"type": "number"}, True, "drift"),
+        ({"type": "string", "pattern": "^CC-[0-9]{4}$", "maxLength": 7}, True, "ok"),
+    ],
+)
+def test_decide_follows_json_schema(schema: dict[str, Any], required: bool, kind: str) -> None:
+    c = _cc_constraint([])
+    v = decide(Parameter("cc", 0, schema, required), c.schema, c.required)
+    assert v.kind == kind, v
+
+
+def test_decide_with_known_cost_centers() -> None:
+    c = _cc_constraint(["CC-1001", "CC-2002"])
+    ok = Parameter("cc", 0, {"type": "string", "enum": ["CC-1001"]}, True)  # stricter: fine
+    loose = Parameter("cc", 0, {"type": "string", "pattern": "^CC-[0-9]{4}$"}, True)
+    assert decide(ok, c.schema, True).kind == "ok"
+    assert decide(loose, c.schema, True).kind == "unknown"  # pattern vs enum: no witness
+
+
+def test_name_length_drift_has_a_witness() -> None:
+    packs = load_packs(["policykit.packs.catalog"])
+    (c,) = [c for c in constraints(packs, {}) if c.field == ("metadata", "name")]
+    p = Parameter("name", 0, {"type": "string", "pattern": c.schema["pattern"]}, True)
+    v = decide(p, c.schema, True)
+    assert v.kind == "drift" and len(v.witness) == 64
+
+
+# --- sync --------------------------------------------------------------------------------
+
+QUIRKY = """\
+# a comment at the top
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: quirky   # trailing comment
+spec:
+  owner: group:default/platform
+  type: service
+  parameters:
+    - title: "About"   # quoted, indented list
+      required: [name]
+      properties:
+        name:
+          title: 'Name'
+          type: string
+          ui:autofocus: true
+          x-policykit-field: metadata.name
+        costCenter:
+          type: string
+          ui:help: Ask FinOps
+          # the cost center
+          x-policykit-field: metadata.annotations.policykit.dev/cost-center
+  steps:
+    - id: fetch
+      action: fetch:template
+      input: {url: 'https://example.com/skeleton', values: {name: '${{ parameters.name }}'}}
+"""
+
+
+def _platform() -> tuple[Any, Any]:
+    sel = resolve(paths=[str(PLATFORM)])
+    return load_packs(sel.packs), sel.params
+
+
+def test_sync_touches_only_what_it_owns() -> None:
+    packs, params = _platform()
+    r = sync_text(QUIRKY, Path("quirky.yaml"), packs, params)
+    assert r.changed
+    after = yaml.safe_load(r.after)
+    props = after["spec"]["parameters"][0]["properties"]
+    assert props["costCenter"]["enum"] == ["CC-1001", "CC-2002", "CC-3003"]
+    assert props["name"]["maxLength"] == 63
+    assert "CATALOG-012" in props["costCenter"]["errorMessage"]["enum"]
+    assert after["spec"]["parameters"][0]["required"] == ["name", "costCenter"]
+    # every original line is still there, in order: sync only added lines
+    # (and the flow-style required list gained an item)
+    before_lines = QUIRKY.splitlines()
+    after_lines = r.after.splitlines()
+    removed = [line for line in difflib.ndiff(before_lines, after_lines) if line.startswith("- ")]
+    assert removed == ["-       required: [name]"], removed
+    assert "# the cost center" in r.after and "# trailing comment" in r.after
+    # in sync: a second run changes nothing
+    assert not sync_text(r.after, Path("quirky.yaml"), packs, params).changed
+
+
+def test_a_file_in_sync_is_left_byte_for_byte() -> None:
+    packs, params = _platform()
+    for f in sorted((PLATFORM / "templates").glob("*.yaml")):
+        text = f.read_text()
+        r = sync_text(text, f, packs, params)
+        assert not r.changed, r.diff()
+
+
+def test_done_when_drift_is_found_and_repaired(tmp_path: Path) -> None:
+    """The issue's done-when: drop pattern/enum from costCenter in a copy of
+    examples/platform; check names the cost center, sync --check exits 1;
+    sync repairs it keeping comments and ui: options; then all is clean."""
+    repo = tmp_path / "platform"
+    shutil.copytree(PLATFORM, repo)
+    tpl = repo / "templates" / "python-service.yaml"
+    original = tpl.read_text()
+    lines = original.splitlines(keepends=True)
+    start = next(i for i, x in enumerate(lines) if x.strip() == "costCenter:")
+    broken: list[str] = []
+    skip = False
+    for i, x in enumerate(lines):
+        indent = len(x) - len(x.lstrip())
+        if i > start and x.strip().startswith(("pattern:", "enum:")) and indent == 8:
+            skip = x.strip().startswith("enum:")
+            continue
+        if skip and x.lstrip().startswith("- ") and indent == 8:
+            continue
+        skip = False
+        broken.append(x)
+    tpl.write_text("".join(broken))
+    assert "CC-1001" not in "".join(broken[start : start + 6])
+
+    check = _run("check", "templates", "--format", "json", cwd=repo)
+    assert check.returncode == 1, check.stderr
+    import json
+
+    findings = [f for f in json.loads(check.stdout)["findings"] if f["rule"] == "CATALOG-016"]
+    (f,) = [f for f in findings if "python-service" in f["file"]]
+    assert "costCenter" in f["message"] and "cost-center" in f["message"]
+    assert "CATALOG-012" in f["message"]
+    assert f["line"] == start + 1
+
+    chk = _run("scaffold", "sync", "--check", "templates", cwd=repo)
+    assert chk.returncode == 1
+    assert "+++ b/templates/python-service.yaml" in chk.stdout and "+        enum:" in chk.stdout
+
+    fix = _run("scaffold", "sync", "templates", cwd=repo)
+    assert fix.returncode == 0, fix.stderr
+    repaired = tpl.read_text()
+    assert repaired.startswith("# The golden-path template")  # the comment stays
+    assert "ui:field: OwnerPicker" in repaired and "catalogFilter:" in repaired
+    # only costCenter's lines moved: everything else is byte-identical
+    changed = [
+        x
+        for x in difflib.unified_diff(original.splitlines(), repaired.splitlines(), n=0)
+        if x.startswith(("+", "-")) and not x.startswith(("+++", "---"))
+    ]
+    assert all(
+        any(k in x for k in ("pattern:", "enum:", "- CC-", "errorMessage:", "CATALOG-012"))
+        for x in changed
+    ), changed
+    assert _run("scaffold", "sync", "--check", "templates", cwd=repo).returncode == 0
+    again = _run("check", "templates", "--format", "json", cwd=repo)
+    assert not [
+        f
+        for f in json.loads(again.stdout)["findings"]
+        if f["rule"] == "CATALOG-016" and "python-service" in f["file"]
+    ]
