@@ -357,7 +357,7 @@ def template_findings(
             head = f"Template {tm.name}: parameter {m.param} fills {field_name(m.field)}"
             if v.kind == "drift":
                 what = "no value" if v.absent else _shown(v.witness)
-                shown = c.message.replace("${0}", "" if v.absent else str(v.witness))
+                shown = c.message.replace("${0}", "(none)" if v.absent else _shown(v.witness))
                 why = f" ({v.why})" if v.why else ""
                 emit(
                     m.param,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -655,8 +656,9 @@ def fold_rule(rule: Rule, params: Mapping[str, Any]) -> Rule:
 def form_message(rule: Rule, params: Mapping[str, Any], field_path: ir.Path) -> str:
     """The rule's message as a scaffolder form shows it for ``field_path``:
     ``<ID>: <message>`` with parameters filled in, the field's own value as
-    ajv-errors' ``${0}`` (the value entered), ``{kind}`` as the one kind the
-    rule selects (else "entity") and any other field as ``<dotted.path>``."""
+    ajv-errors' ``${0}`` (the value entered, shown as JSON), ``{kind}`` as the one kind the
+    rule selects (else "entity"), ``metadata.name`` left out (the entity has
+    none yet) and any other field as ``<dotted.path>``."""
     from policykit.values import render
 
     native = _NativeCompiler(params)
@@ -671,11 +673,16 @@ def form_message(rule: Rule, params: Mapping[str, Any], field_path: ir.Path) -> 
             out.append(render(native.value(part)({})).replace("${", "$ {"))
         elif part == ir.Path(ir.OBJECT_ROOT, ("kind",)):
             out.append(kinds[0] if len(kinds) == 1 else "entity")
+        elif part == ir.Path(ir.OBJECT_ROOT, ("metadata", "name")):
+            out.append("")  # the entity being created has no name yet
         elif isinstance(part, ir.Path):
             out.append("<" + ".".join(str(s) for s in part.segments) + ">")
         else:
             out.append("<" + type(part).__name__.lower() + ">")
-    text = "".join(out).replace("${", "$\u007b").replace("$\u007b0}", "${0}")
+    # ajv-errors renders ${0} as JSON (a string in double quotes): no quotes of our own
+    text = "".join(out).replace("'${0}'", "${0}").replace('"${0}"', "${0}")
+    text = re.sub(r"  +", " ", text).strip()
+    text = text[:1].upper() + text[1:]
     return f"{rule.id}: {text}"
 
 
