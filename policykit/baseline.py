@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from policykit import __version__
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.model import Finding
@@ -79,9 +77,7 @@ def load(path: Path) -> Counter[str]:
     except BaselineError as e:
         e.hint = e.hint or "regenerate it with --update-baseline"
         raise
-    err = next(
-        iter(Draft202012Validator(load_schema("baseline.schema.json")).iter_errors(doc)), None
-    )
+    err = next(iter(_validator(load_schema("baseline.schema.json")).iter_errors(doc)), None)
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "top level"
         raise BaselineError(
@@ -105,3 +101,11 @@ def apply(findings: Sequence[Finding], baseline: Counter[str]) -> Applied:
             new += 1
             out.append(f)
     return Applied(out, new, len(findings) - new, sum(left.values()))
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """A JSON Schema validator; jsonschema is imported only when a file is read
+    (``import policykit.cli`` stays light: tests/test_startup.py)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)

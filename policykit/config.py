@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from policykit.errors import ConfigError, SourceLoc
 from policykit.resources import load_schema
 from policykit.safeio import depth_excess, is_dir, is_file, load_yaml_node, read_text
@@ -39,6 +37,8 @@ class Config:
 def _validate(data: Any, file: str) -> dict[str, Any]:
     if data is None:
         data = {}
+    import jsonschema  # only when a configuration file is read (start-up stays light)
+
     validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.loader.lines import YamlLines
 from policykit.model import Finding, WaiverRef
@@ -94,9 +92,7 @@ def load(path: Path) -> list[Waiver]:
     raw, node = load_yaml_node(text, file, error=WaiverError)
     lines = YamlLines.of_node(node) if node is not None else YamlLines("")
     doc = _plain(raw)
-    err = next(
-        iter(Draft202012Validator(load_schema("waivers.schema.json")).iter_errors(doc)), None
-    )
+    err = next(iter(_validator(load_schema("waivers.schema.json")).iter_errors(doc)), None)
     if err is not None:
         where = "/".join(str(p) for p in err.absolute_path) or "top level"
         line = lines.line(*tuple(err.absolute_path)[:2])
@@ -179,3 +175,11 @@ def expired_message(w: Waiver, path: str) -> str:
 def stale_message(w: Waiver, path: str) -> str:
     where = f"{path}:{w.line}" if w.line else path
     return f"{where}: {w.describe()} (owner {w.owner}) matches no finding; remove it"
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """A JSON Schema validator; jsonschema is imported only when a file is read
+    (``import policykit.cli`` stays light: tests/test_startup.py)."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)

@@ -11,8 +11,6 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import jsonschema
-
 from policykit.errors import DefinitionError, ParameterError, RegexDialectError
 from policykit.ir.names import RESERVED_VARS
 from policykit.ir.nodes import (
@@ -182,6 +180,8 @@ def _cached_schema_problem(key: str) -> str | None:
 
 
 def _schema_problem(schema: dict[str, Any]) -> str | None:
+    import jsonschema  # when a pack is checked, not at start-up
+
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -199,6 +199,8 @@ def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
         )
     merged = pack.defaults() | dict(values)
     schema = pack.param_schema()
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(merged), key=lambda e: list(e.absolute_path))
     if errors:

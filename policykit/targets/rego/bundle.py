@@ -35,7 +35,8 @@ from policykit.errors import SourceLoc
 from policykit.ir.rule import Pack
 from policykit.safeio import write_atomic as write_atomic  # moved; importers: policykit.safeio
 from policykit.targets.rego.compiler import ROOT_RE, RegoOptions, compile_packs
-from policykit.targets.rego.signing import SIGNATURES, sign
+
+SIGNATURES = ".signatures.json"  # as policykit.targets.rego.signing (imported when signing)
 
 _PACKAGE_RE = re.compile(r"^package\s+([A-Za-z0-9_.\[\]\"]+)", re.M)
 _RULE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\(|\s+contains\b|\s*:=|\s+if\b)", re.M)
@@ -378,6 +379,8 @@ def build_bundle(
     }
     files[".manifest"] = _canonical(manifest) + b"\n"
     if signing is not None:
+        from policykit.targets.rego.signing import sign  # jwt, cryptography: only to sign
+
         files[SIGNATURES] = sign(
             files, signing.key, alg=signing.alg, key_id=signing.key_id, scope=signing.scope
         )
