@@ -128,8 +128,11 @@ class _RegoBase:
             for o in objects:
                 out.append(self._query("violations", o) or [])
             return out
-        for i in range(0, len(objects), self.chunk):
-            part = objects[i : i + self.chunk]
+        # With an inventory, one query for the whole run: the indexes of its
+        # joins are rules that OPA and regopy evaluate once per query.
+        chunk = max(len(objects), 1) if self.inventory is not None else self.chunk
+        for i in range(0, len(objects), chunk):
+            part = objects[i : i + chunk]
             result = self._query("batch", {"objects": part})
             if not isinstance(result, list) or len(result) != len(part):
                 raise PolicykitError(f"Rego batch returned {type(result).__name__}, not a list")
