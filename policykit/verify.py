@@ -156,27 +156,23 @@ def _verify(
         if name not in targets:
             continue
         kept, ids = own(name)
-        engine = (RegopyEngine if name == "rego" else OpaEngine)(kept, params, mode="object")
+        # real OPA in batches across files (half the cost per object of one query
+        # per object); regopy one object per query, measured faster for it
+        # (policykit.api.make_engine)
+        engine: RegopyEngine | OpaEngine = (
+            RegopyEngine(kept, params, mode="object")
+            if name == "rego"
+            else OpaEngine(kept, params, mode="batch")
+        )
         if inventory is not None:
             engine.set_inventory(inventory)
         progress.phase(name, len(docs))
-        for d in docs:
-            progress.advance()
-            found = sorted(map(key, engine.evaluate(d)))
-            exp = sorted(key(f) for f in by_doc[id(d)] if f.rule in ids)
-            report.compared[name] += 1
-            report.checked.append((name, d.file, d.index, str(d.ref)))
-            for k in sorted(set(found) ^ set(exp)):
-                report.mismatches.append(
-                    Mismatch(
-                        name,
-                        d.file,
-                        d.index,
-                        k[1],
-                        k if k in exp else None,
-                        k if k in found else None,
-                    )
-                )
+        step = engine.chunk if engine.mode == "batch" else 1
+        for start in range(0, len(docs), step):
+            part = docs[start : start + step]
+            progress.advance(len(part))
+            for d, each in zip(part, engine.evaluate_each(part), strict=True):
+                _compare_rego(report, name, d, each, by_doc[id(d)], ids, key)
 
     k8s_docs = [d for d in docs if d.source == "kubernetes" and for_object(d.obj) is not None]
     eff = native.effective_params
@@ -277,6 +273,32 @@ def _verify(
             fired = {f.rule: True for f in by_doc[id(doc)] if (f.pack, f.rule) in checker.covered}
             _compare(report, "jsonschema", doc, fired, {r: True for _, r in checker.fired(doc.obj)})
     return report
+
+
+def _compare_rego(
+    report: VerifyReport,
+    name: str,
+    d: Document,
+    found_findings: Sequence[Any],
+    reference: Sequence[Any],
+    ids: set[str],
+    key: Any,
+) -> None:
+    found = sorted(map(key, found_findings))
+    exp = sorted(key(f) for f in reference if f.rule in ids)
+    report.compared[name] += 1
+    report.checked.append((name, d.file, d.index, str(d.ref)))
+    for k in sorted(set(found) ^ set(exp)):
+        report.mismatches.append(
+            Mismatch(
+                name,
+                d.file,
+                d.index,
+                k[1],
+                k if k in exp else None,
+                k if k in found else None,
+            )
+        )
 
 
 def _compare(

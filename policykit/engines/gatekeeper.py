@@ -327,6 +327,8 @@ class TemplateRunner:
         self.engine = engine
         self.where = where
         self._compiled: dict[str, Any] = {}
+        self._last: tuple[Any, Any] = (None, None)  # (inventory, compiled): no re-keying
+        self._runner: Any = None  # one regopy interpreter, its input set per query
         if self.source.engine == "Rego":
             found = _PACKAGE_RE.search(self.source.modules["template.rego"])
             assert found is not None
@@ -334,8 +336,12 @@ class TemplateRunner:
             self._prepare(None)  # compile errors surface now
 
     def _prepare(self, inventory: Mapping[str, Any] | None) -> Any:
+        if inventory is not None and inventory is self._last[0]:
+            return self._last[1]  # the same inventory as the last call (one per run)
         key = json.dumps(inventory, sort_keys=True) if inventory else ""
         if key in self._compiled:
+            if inventory:
+                self._last = (inventory, self._compiled[key])
             return self._compiled[key]
         modules = dict(self.source.modules)
         data = {"inventory": inventory} if inventory else None
@@ -392,6 +398,8 @@ class TemplateRunner:
                 ) from None
             compiled = (engine, opa.OpaUndefinedError)
         self._compiled[key] = compiled
+        if inventory:
+            self._last = (inventory, compiled)
         return compiled
 
     def violations(
@@ -407,11 +415,13 @@ class TemplateRunner:
         if self.engine == "rego":
             import regopy
 
-            from policykit.engines.rego import refuse_quoted
+            from policykit.engines.rego import refuse_quoted, regopy_input
 
             refuse_quoted(doc, "the admission review", self.where)
-            runner = regopy.Interpreter()
-            runner.set_input(doc)
+            if self._runner is None:
+                self._runner = regopy.Interpreter()
+            runner = self._runner
+            runner.set_input(regopy_input(doc))
             try:
                 out = runner.query_bundle_entrypoint(compiled[0], "policykit_harness/violations")
                 results = out.results

@@ -10,6 +10,7 @@ re-parsing per object.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -140,13 +141,18 @@ class _RegoBase:
         return out
 
     def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
+        return [f for found in self.evaluate_each(docs) for f in found]
+
+    def evaluate_each(self, docs: Iterable[Document]) -> list[list[Finding]]:
+        """The findings of each document, in order (in batches of ``chunk``
+        documents in batch mode, whatever file each comes from)."""
         docs = list(docs)
         results = self.raw_batch([d.obj for d in docs])
-        findings: list[Finding] = []
+        out: list[list[Finding]] = []
         for doc, raw in zip(docs, results, strict=True):
             ref = object_ref(doc.obj, doc.source)
-            for f in raw:
-                findings.append(
+            out.append(
+                [
                     Finding(
                         rule=f["id"],
                         pack=f["pack"],
@@ -158,8 +164,10 @@ class _RegoBase:
                         line=doc.line,
                         item=f.get("item"),
                     )
-                )
-        return findings
+                    for f in raw
+                ]
+            )
+        return out
 
     def evaluate(self, doc: Document) -> list[Finding]:
         return self.evaluate_all([doc])
@@ -206,14 +214,14 @@ class RegopyEngine(_RegoBase):
             refuse_quoted(o, "an inventory object")
         super().set_inventory(objects)
 
-    def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
+    def evaluate_each(self, docs: Iterable[Document]) -> list[list[Finding]]:
         docs = list(docs)
         for d in docs:
             refuse_quoted(d.obj, "this document", SourceLoc(d.file, d.line))
-        return super().evaluate_all(docs)
+        return super().evaluate_each(docs)
 
     def _query(self, entry: str, input_doc: Any) -> Any:
-        self._runner.set_input(input_doc)
+        self._runner.set_input(regopy_input(input_doc))
         try:
             out = self._runner.query_bundle_entrypoint(
                 self._bundle, f"{self._base}/main/{entry}_encoded"
@@ -228,6 +236,63 @@ class RegopyEngine(_RegoBase):
         if not expressions:  # undefined
             return None
         return _decode(expressions[0], entry)
+
+
+def regopy_input(value: Any) -> Any:
+    """``regopy.Input(value)``, built with a ctypes call per value as regopy does,
+    without its per-call overhead: exact type dispatch (what the loaders give:
+    dict, list, str, int, float, bool, None) instead of abstract-base-class
+    checks, the C functions called directly, strings passed as bytes. About 3x
+    faster on manifests (benchmarks/bench_cores.py); anything else goes to
+    regopy's own converter, so the result is the same ``Input``."""
+    import regopy
+    from regopy import rego_shared as rs
+
+    lib = rs.rego
+    obj_item, obj_end, arr_end = lib.regoInputObjectItem, lib.regoInputObject, lib.regoInputArray
+    put_str, put_int, put_float = lib.regoInputString, lib.regoInputInt, lib.regoInputFloat
+    put_bool, put_null = lib.regoInputBoolean, lib.regoInputNull
+
+    def add(p: Any, v: Any) -> int:
+        t = type(v)
+        if t is str:
+            return int(put_str(p, v.encode("utf-8")))
+        if t is dict:
+            bad = 0
+            for k, x in v.items():
+                bad |= add(p, k) | add(p, x) | obj_item(p)
+            return bad | int(obj_end(p, len(v)))
+        if t is list:
+            bad = 0
+            for x in v:
+                bad |= add(p, x)
+            return bad | int(arr_end(p, len(v)))
+        if t is bool:
+            return int(put_bool(p, v))
+        if t is int:
+            return int(put_int(p, v))
+        if t is float:
+            return int(put_float(p, v))
+        if v is None:
+            return int(put_null(p))
+        raise _Foreign
+
+    handle = rs.rego_new_input()
+    try:
+        bad = add(handle, value)
+    except (_Foreign, ctypes.ArgumentError):
+        rs.rego_free_input(handle)
+        return regopy.Input(value)  # its own checks and errors
+    if bad:
+        rs.rego_free_input(handle)
+        return regopy.Input(value)  # raises regopy's RegoError
+    out = regopy.Input.__new__(regopy.Input)
+    out._impl = handle  # freed by Input.__del__
+    return out
+
+
+class _Foreign(Exception):
+    """A value of a type the fast path leaves to regopy's converter."""
 
 
 def _decode(result: Any, entry: str) -> Any:
