@@ -357,7 +357,8 @@ def template_findings(
             head = f"Template {tm.name}: parameter {m.param} fills {field_name(m.field)}"
             if v.kind == "drift":
                 what = "no value" if v.absent else _shown(v.witness)
-                shown = c.message.replace("${0}", "(none)" if v.absent else _shown(v.witness))
+                shown = c.message.removeprefix(f"{c.rule.id}: ")
+                shown = shown.replace("${0}", "(none)" if v.absent else _shown(v.witness))
                 why = f" ({v.why})" if v.why else ""
                 emit(
                     m.param,
