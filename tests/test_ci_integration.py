@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 def test_pre_commit_hooks_are_valid_and_run(tmp_path: Path) -> None:
     hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
     ids = {h["id"]: h for h in hooks}
-    assert set(ids) == {"policykit-check", "policykit-build"}
+    assert set(ids) == {"policykit-check", "policykit-build", "policykit-scaffold-sync"}
     for h in hooks:
         assert {"id", "name", "entry", "language"} <= set(h)
         assert h["language"] == "python"
@@ -38,6 +38,12 @@ def test_pre_commit_hooks_are_valid_and_run(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
+    sync = ids["policykit-scaffold-sync"]
+    assert sync["pass_filenames"] is True
+    r = CliRunner().invoke(
+        cli, [*shlex.split(sync["entry"])[1:], "--check", str(ROOT / "examples/platform/templates")]
+    )
+    assert r.exit_code == 0, r.output  # the example templates are in sync
 
 
 def test_github_actions_job_uploads_sarif_always() -> None:

@@ -150,7 +150,7 @@ def test_the_workflow_runs_what_passes(repo: Path, monkeypatch: pytest.MonkeyPat
         r = run(argv[1:])
         assert r.exit_code == 0, (line, r.output)
         ran.add(argv[1])
-    assert ran == {"test", "check", "verify", "build"}
+    assert ran == {"test", "check", "scaffold", "verify", "build"}
     sarif = json.loads((repo / "policykit.sarif").read_text())
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
 
