@@ -293,3 +293,85 @@ def test_done_when_drift_is_found_and_repaired(tmp_path: Path) -> None:
         for f in json.loads(again.stdout)["findings"]
         if f["rule"] == "CATALOG-016" and "python-service" in f["file"]
     ]
+
+
+# --- fields.json -------------------------------------------------------------------------
+
+
+def test_fields_cover_an_owner_and_cost_center_rule() -> None:
+    """The issue's report: a rule requiring an owner and a cost-center
+    annotation gave ``"fields": {}``; each field now gets its schema."""
+    import json
+
+    from policykit.dsl import P, PackBuilder, param, select
+    from policykit.targets.jsonschema import build
+
+    b = PackBuilder(
+        "acme_meta",
+        "1.0.0",
+        params={"cc_key": param("acme.io/cost-center", {"type": "string"}, "key")},
+    )
+
+    @b.rule(
+        "ACME-101",
+        title="owner and cost center",
+        select=select(source="backstage", kinds=["Component"]),
+        message="{kind} {metadata.name} needs an owner and a cost center",
+    )
+    def owned(o: Any) -> object:
+        cc = o.metadata.annotations[P("cc_key")]
+        return o.spec.owner.absent() | cc.absent() | ~cc.matches(r"^CC-[0-9]{4}$")
+
+    fields = json.loads(build([b.build()], {})["acme_meta.fields.json"])
+    assert set(fields["fields"]) == {"spec.owner", "metadata.annotations.acme.io/cost-center"}
+    cc = fields["fields"]["metadata.annotations.acme.io/cost-center"][0]
+    assert cc["required"] is True
+    assert cc["schema"]["pattern"] == "^CC-[0-9]{4}$" and cc["schema"]["type"] == "string"
+    assert cc["schema"]["errorMessage"]["pattern"].startswith("ACME-101: Component needs")
+
+
+def test_field_schemas_read_as_written_and_agree_with_the_rules() -> None:
+    """Simplified schemas (maxLength, $) accept exactly what the rules accept."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from policykit.engines.native import NativeEngine
+    from policykit.model import Document
+    from policykit.scaffolder.drift import valid
+
+    packs = load_packs(["policykit.packs.catalog"])
+    cons = constraints(packs, {"catalog": {"cost_centers": ["CC-1001"]}})
+    name = next(c for c in cons if c.field == ("metadata", "name"))
+    assert name.schema["maxLength"] == 63 and name.schema["pattern"].endswith("$")
+    assert "not" not in name.schema and "anyOf" not in name.schema
+    engine = NativeEngine(packs, {"catalog": {"cost_centers": ["CC-1001"]}})
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.sampled_from(
+            [
+                c
+                for c in cons
+                if c.rule.id in ("CATALOG-001", "CATALOG-002", "CATALOG-012", "CATALOG-013")
+            ]
+        ),
+        st.one_of(
+            st.text(alphabet="aZ09-._ \nCé", max_size=66),
+            st.sampled_from(["a" * 63, "a" * 64, "CC-1001", "internal", "", "a\n"]),
+        ),
+    )
+    def agree(c: Any, value: str) -> None:
+        entity: dict[str, Any] = {
+            "apiVersion": "backstage.io/v1alpha1",
+            "kind": "Component",
+            "metadata": {"name": "ok", "namespace": "ok", "annotations": {}},
+            "spec": {"type": "service", "owner": "group:a", "lifecycle": "production"},
+        }
+        node = entity
+        for seg in c.field[:-1]:
+            node = node[seg]
+        node[c.field[-1]] = value
+        fired = any(f.rule == c.rule.id for f in engine.evaluate_all([Document(entity, "x", 0, 1)]))
+        assert valid(c.schema, value) is not fired, (c.rule.id, value)
+
+    agree()
