@@ -167,7 +167,9 @@ def _verify(
         if inventory is not None:
             engine.set_inventory(inventory)
         progress.phase(name, len(docs))
-        step = engine.chunk if engine.mode == "batch" else 1
+        # batch: every object in one call (the engine cuts it in chunks, or queries
+        # the whole run at once with an inventory: its join indexes are built once)
+        step = max(len(docs), 1) if engine.mode == "batch" else 1
         for start in range(0, len(docs), step):
             part = docs[start : start + step]
             progress.advance(len(part))

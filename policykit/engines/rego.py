@@ -242,7 +242,7 @@ def regopy_input(value: Any) -> Any:
     """``regopy.Input(value)``, built with a ctypes call per value as regopy does,
     without its per-call overhead: exact type dispatch (what the loaders give:
     dict, list, str, int, float, bool, None) instead of abstract-base-class
-    checks, the C functions called directly, strings passed as bytes. About 3x
+    checks, the C functions called directly, strings passed as bytes: 1.5-2x
     faster on manifests (benchmarks/bench_cores.py); anything else goes to
     regopy's own converter, so the result is the same ``Input``."""
     import regopy
