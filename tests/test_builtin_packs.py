@@ -376,21 +376,42 @@ def test_the_platform_config_is_found_from_the_checked_path(tmp_path: Path) -> N
 
 
 def test_cel_refuses_what_cel_cpp_cannot_parse() -> None:
-    """FINOPS-005's cost estimate nests deeper than cel-cpp parses: the CEL
-    compiler names the rule (PK200) instead of shipping an expression the local
-    engine could not check."""
+    """An expression nested deeper than cel-cpp parses is refused by the CEL
+    compiler, naming the rule (PK200), instead of shipping an expression the local
+    engine could not check; FINOPS-005, which once nested 27 levels, now compiles
+    to CEL that cel-cpp parses."""
     import dataclasses
 
     from policykit.engines.cel import program
     from policykit.errors import PolicykitError
+    from policykit.ir import nodes as ir
+    from policykit.ir.rule import Message, Pack, Rule, Selector
     from policykit.targets.base import UnsupportedError
     from policykit.targets.cel.compiler import CelCompiler
 
-    pack = load_packs(["policykit.packs.finops"])[0]
-    rule = pack.rule("FINOPS-005")
-    one = dataclasses.replace(pack, rules=(rule,))
-    compiler = CelCompiler(one, pack.defaults())
-    with pytest.raises(UnsupportedError, match=r"FINOPS-005.*nested"):
-        compiler.compile_rule(rule)
+    def field(i: int) -> ir.Pred:
+        return ir.Compare("==", ir.Path(ir.OBJECT_ROOT, ("spec", f"f{i}")), ir.Literal(i))
+
+    cond = field(0)
+    for i in range(1, 40):  # f1 == 1 && !(f2 == 2 || !(...)): 40 levels of brackets
+        cond = (ir.And if i % 2 else ir.Or)((field(i), ir.Not(cond)))
+    deep = Rule(
+        id="DEEP-001",
+        title="deep",
+        severity="deny",
+        condition=cond,
+        message=Message(("too deep",)),
+        selector=Selector(kinds=("Deployment",)),
+    )
+    pack = Pack(name="deep", version="1.0.0", rules=(deep,))
+    compiler = CelCompiler(pack, {})
+    with pytest.raises(UnsupportedError, match=r"DEEP-001.*nested"):
+        compiler.compile_rule(deep)
     with pytest.raises(PolicykitError, match="recursion"):
-        program(compiler._compile_rule(rule).violation)
+        program(compiler._compile_rule(deep).violation)
+
+    finops = load_packs(["policykit.packs.finops"])[0]
+    rule = finops.rule("FINOPS-005")
+    one = dataclasses.replace(finops, rules=(rule,))
+    compiled = CelCompiler(one, finops.defaults()).compile_rule(rule)
+    program(compiled.violation)  # parses and checks in cel-cpp
