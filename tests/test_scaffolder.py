@@ -375,3 +375,161 @@ def test_field_schemas_read_as_written_and_agree_with_the_rules() -> None:
         assert valid(c.schema, value) is not fired, (c.rule.id, value)
 
     agree()
+
+
+# --- fields.json: the schema under each template parameter --------------------------------
+
+
+def _strip_owned(path: Path) -> None:
+    """The template at ``path`` with every sync-owned key but ``type`` removed
+    from its parameters, and ``required`` emptied: what sync must restore."""
+    from policykit.scaffolder.sync import OWNED
+
+    doc = yaml.safe_load(path.read_text())
+    for step in doc["spec"]["parameters"]:
+        step["required"] = []
+        for prop in step["properties"].values():
+            for k in OWNED:
+                if k != "type":
+                    prop.pop(k, None)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_fields_json_gives_each_parameter_the_schema_sync_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, item 1: where a template parameter maps to a constrained field,
+    ``<pack>.fields.json`` gives the schema under ``<template>#<parameter>``
+    too, and it is exactly what ``scaffold sync`` writes into the parameter."""
+    import json
+
+    from click.testing import CliRunner
+
+    from policykit.cli.main import cli
+    from policykit.scaffolder.sync import OWNED
+
+    repo = tmp_path / "platform"
+    shutil.copytree(PLATFORM, repo)
+    monkeypatch.chdir(repo)
+    # the templates come from the configured paths
+    r = CliRunner().invoke(cli, ["build", "--target", "jsonschema", "--out", "dist"])
+    assert r.exit_code == 0, r.output
+    fields = json.loads((repo / "dist/catalog.fields.json").read_text())
+    params = fields["parameters"]
+    assert set(params) == {
+        "python-service#name",
+        "python-service#owner",
+        "python-service#costCenter",
+    }
+    cc = params["python-service#costCenter"]
+    assert cc["fields"] == ["metadata.annotations.policykit.dev/cost-center"]
+    assert cc["rules"] == ["CATALOG-012"] and cc["required"] is True
+    assert cc["file"] == "templates/python-service.yaml"
+    assert cc["schema"]["enum"] == ["CC-1001", "CC-2002", "CC-3003"]
+    # a parameter that cannot be mapped is listed with the reason, never dropped
+    unmapped = {(u["template"], u["parameter"]) for u in fields["unmapped_parameters"]}
+    assert unmapped == {("quick-service", "name"), ("quick-service", "owner")}
+    # a pack that constrains none of the parameters' fields gives none
+    assert json.loads((repo / "dist/finops.fields.json").read_text())["parameters"] == {}
+
+    # sync a template stripped of its schemas: it writes exactly these schemas
+    tpl = repo / "templates/python-service.yaml"
+    _strip_owned(tpl)
+    assert CliRunner().invoke(cli, ["scaffold", "sync", "templates"]).exit_code == 0
+    synced = yaml.safe_load(tpl.read_text())
+    props = {k: v for s in synced["spec"]["parameters"] for k, v in s["properties"].items()}
+    required = {n for s in synced["spec"]["parameters"] for n in s.get("required", [])}
+    for key, entry in params.items():
+        name = key.split("#", 1)[1]
+        written = {k: v for k, v in props[name].items() if k in OWNED}
+        assert written == entry["schema"], key
+        assert (name in required) is entry["required"], key
+
+    # --templates names them explicitly, from anywhere
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(
+        cli,
+        [
+            "build", "--target", "jsonschema", "--out", str(tmp_path / "out"),
+            "--templates", str(repo / "templates"),
+            "--pack", "policykit.packs.catalog",
+            "--param", "catalog.cost_centers=[CC-1001, CC-2002, CC-3003]",
+        ],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    again = json.loads((tmp_path / "out/catalog.fields.json").read_text())["parameters"]
+    assert {k: v["schema"] for k, v in again.items()} == {k: v["schema"] for k, v in params.items()}
+    # no templates anywhere: fields.json is as before, without the section
+    r = CliRunner().invoke(
+        cli, ["build", "--target", "jsonschema", "--out", str(tmp_path / "bare"),
+              "--pack", "policykit.packs.catalog"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "parameters" not in json.loads((tmp_path / "bare/catalog.fields.json").read_text())
+
+
+def test_a_parameter_filling_two_fields_gets_one_schema_once() -> None:
+    """A parameter with several x-policykit-field entries gets the rules of
+    all of them, merged once: a second sync changes nothing."""
+    from policykit.scaffolder.fields import Template, parameters_section
+    from policykit.scaffolder.sync import OWNED
+
+    text = QUIRKY.replace(
+        "x-policykit-field: metadata.name",
+        "x-policykit-field: [metadata.name, metadata.labels.app]",
+    )
+    packs, params = _platform()
+    r = sync_text(text, Path("quirky.yaml"), packs, params)
+    assert r.changed
+    assert not sync_text(r.after, Path("quirky.yaml"), packs, params).changed, "not idempotent"
+    tm = map_template(yaml.safe_load(text), "quirky.yaml")
+    (catalog,) = [p for p in packs if p.name == "catalog"]
+    section = parameters_section([Template("quirky.yaml", tm)], catalog, params)
+    entry = section["parameters"]["quirky#name"]
+    assert entry["fields"] == ["metadata.name", "metadata.labels.app"]
+    prop = yaml.safe_load(r.after)["spec"]["parameters"][0]["properties"]["name"]
+    assert {k: v for k, v in prop.items() if k in OWNED} == entry["schema"]
+
+
+# --- x-policykit-kind ----------------------------------------------------------------------
+
+
+def _kind_template(kind_key: Any, entity_kind: str | None) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "metadata": {"annotations": {"policykit.dev/cost-center": "${{ parameters.cc }}"}}
+    }
+    if entity_kind is not None:
+        entity["kind"] = entity_kind
+    tpl = _template(
+        {"cc": {"type": "string"}},
+        [{"action": "catalog:write", "input": {"entity": entity}}],
+        ["cc"],
+    )
+    if kind_key is not None:
+        tpl["spec"]["x-policykit-kind"] = kind_key
+    return tpl
+
+
+def test_x_policykit_kind_names_the_entity_kind() -> None:
+    """The entity's kind: literal in the created entity, else ``x-policykit-kind``
+    on the template's spec, else Component; the rules that apply follow it."""
+    from policykit.model import Document
+    from policykit.scaffolder.drift import template_findings
+
+    assert map_template(_kind_template(None, None)).kind == "Component"
+    assert map_template(_kind_template("API", None)).kind == "API"
+    assert map_template(_kind_template("API", "${{ parameters.kind }}")).kind == "API"
+    assert map_template(_kind_template("API", "Resource")).kind == "Resource"  # literal wins
+    assert map_template(_kind_template(["API"], None)).kind == "Component"  # not a string
+
+    packs = load_packs(["policykit.packs.catalog"])
+    cons = constraints(packs, {})
+
+    def drift(tpl: dict[str, Any]) -> list[str]:
+        return [f.message for f in template_findings(Document(tpl, "t.yaml", 0, 1), cons)]
+
+    # CATALOG-012 (cost center) is for Components and Resources, not APIs:
+    # a free-text cost center drifts for a Component, not for an API
+    assert any("CATALOG-012" in m for m in drift(_kind_template(None, None)))
+    assert not any("CATALOG-012" in m for m in drift(_kind_template("API", None)))
+    assert any("CATALOG-012" in m for m in drift(_kind_template("Resource", None)))

@@ -100,6 +100,15 @@ def register(cli: click.Group) -> None:
         show_default=True,
         help="Dotted Rego path the bundle owns: packages <root>.<pack>.",
     )
+    @click.option(
+        "--templates",
+        "template_paths",
+        multiple=True,
+        metavar="PATH",
+        help="Backstage templates (files or directories; default: the configured paths): "
+        "fields.json gives each parameter that fills a constrained field its schema, "
+        "the one `scaffold sync` writes.",
+    )
     @pack_option
     @param_option
     @waiver_options
@@ -116,6 +125,7 @@ def register(cli: click.Group) -> None:
         key_id: str | None,
         scope: str | None,
         root: str,
+        template_paths: tuple[str, ...],
         packs: tuple[str, ...],
         params: tuple[str, ...],
         waivers_file: Path | None,
@@ -149,6 +159,7 @@ def register(cli: click.Group) -> None:
                 root,
                 waivers_file,
                 today,
+                templates=list(template_paths) or sel.paths,
             )
 
     def _build(
@@ -166,6 +177,7 @@ def register(cli: click.Group) -> None:
         root: str,
         waivers_file: Path | None,
         today: datetime.datetime | None,
+        templates: Sequence[str] = (),
     ) -> None:
         pack_objs = load_packs(pack_names)
         effective = NativeEngine(pack_objs, pack_params).effective_params
@@ -212,7 +224,7 @@ def register(cli: click.Group) -> None:
                             chosen, effective, dest, root, revision, signing, in_force, shown, notes
                         )
                     elif t == "jsonschema":
-                        build_jsonschema(chosen, effective, dest, shown, notes)
+                        build_jsonschema(chosen, effective, dest, shown, notes, templates)
                     else:
                         build_manifests(
                             t,
@@ -401,12 +413,21 @@ def build_jsonschema(
     out: Path,
     shown: Path | None = None,
     notes: list[str] | None = None,
+    templates: Sequence[str] = (),
 ) -> None:
     """Write the JSON Schema target's files under ``out``, atomically per file
-    (``shown``: the path named in the message; ``notes``: where messages go)."""
+    (``shown``: the path named in the message; ``notes``: where messages go;
+    ``templates``: the Backstage templates' paths, for fields.json's ``parameters``)."""
     from policykit.targets import jsonschema
 
-    files = jsonschema.build(packs, effective)
+    parameters = None
+    if templates:
+        from policykit.scaffolder.fields import parameters_by_pack
+
+        parameters, template_notes = parameters_by_pack(templates, packs, effective)
+        for line in template_notes:
+            _say(notes, f"  {line}")
+    files = jsonschema.build(packs, effective, parameters)
     for name, text in files.items():
         write_atomic(out / name, text.encode("utf-8"))
     index = json.loads(files["index.json"])["rules"]

@@ -31,7 +31,13 @@ from typing import Any
 
 from policykit.ir.rule import Pack
 from policykit.scaffolder.drift import Constraint, constraints
-from policykit.scaffolder.mapping import TemplateMap, field_name, is_template, map_template
+from policykit.scaffolder.mapping import (
+    FieldPath,
+    TemplateMap,
+    field_name,
+    is_template,
+    map_template,
+)
 
 SYNC_KEY = "x-policykit-sync"
 OWNED = (
@@ -186,6 +192,33 @@ def sync_text(
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class ParameterSchema:
+    """What the rules ask of one template parameter: the merged schema of every
+    rule constraining a field it fills (for the entity's kind and type), and
+    whether one of them needs the field present."""
+
+    param: str
+    fields: tuple[FieldPath, ...]
+    constraints: tuple[Constraint, ...]
+    schema: dict[str, Any]
+    required: bool
+
+
+def parameter_schema(tm: TemplateMap, param: str, cons: Sequence[Constraint]) -> ParameterSchema:
+    """The schema ``scaffold sync`` writes into ``param`` of the template ``tm``
+    (and ``fields.json`` gives under ``<template>#<param>``)."""
+    fields = tuple(m.field for m in tm.mapped if m.param == param)
+    applicable = tuple(c for c in cons if c.field in fields and c.applies(tm.kind, tm.entity_type))
+    return ParameterSchema(
+        param,
+        fields,
+        applicable,
+        desired_schema(applicable),
+        any(c.required for c in applicable),
+    )
+
+
 def _sync_doc(
     doc: Any, tm: TemplateMap, cons: Sequence[Constraint], notes: list[str], path: Path
 ) -> bool:
@@ -195,19 +228,22 @@ def _sync_doc(
         )
     changed = False
     steps = doc["spec"]["parameters"]
-    for m in tm.mapped:
-        p = tm.parameters[m.param]
+    # one schema per parameter, over every field it fills (a parameter with
+    # several x-policykit-field entries gets them all, once)
+    for name in dict.fromkeys(m.param for m in tm.mapped):
+        p = tm.parameters[name]
         step = steps[p.step] if p.step is not None else steps
-        prop = step["properties"][m.param]
+        prop = step["properties"][name]
         if prop.get(SYNC_KEY) is False:
             continue
-        applicable = [c for c in cons if c.field == m.field and c.applies(tm.kind, tm.entity_type)]
-        if not applicable:
-            notes.append(
-                f"{path.as_posix()}: template {tm.name}: parameter {m.param} fills "
-                f"{field_name(m.field)}, which no rule constrains"
-            )
-        want = desired_schema(applicable)
+        ps = parameter_schema(tm, name, cons)
+        for fld in ps.fields:
+            if not any(c.field == fld for c in ps.constraints):
+                notes.append(
+                    f"{path.as_posix()}: template {tm.name}: parameter {name} fills "
+                    f"{field_name(fld)}, which no rule constrains"
+                )
+        want = ps.schema
         for k in OWNED:
             if k in want:
                 if _plain(prop.get(k)) != want[k] or k not in prop:
@@ -216,12 +252,12 @@ def _sync_doc(
             elif k in prop and k != "type":
                 del prop[k]
                 changed = True
-        if any(c.required for c in applicable) and not p.required:
+        if ps.required and not p.required:
             req = step.get("required")
             if req is None:
-                step["required"] = [m.param]
+                step["required"] = [name]
             else:
-                req.append(m.param)
+                req.append(name)
             changed = True
     return changed
 
@@ -233,7 +269,7 @@ def sync_paths(
 ) -> list[FileResult]:
     """Every ``*.yaml``/``*.yml`` file under ``paths``, synced (not written)."""
     out: list[FileResult] = []
-    for f in _files(paths):
+    for f in yaml_files(paths):
         try:
             text = f.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -242,7 +278,9 @@ def sync_paths(
     return out
 
 
-def _files(paths: Sequence[str]) -> list[Path]:
+def yaml_files(paths: Sequence[str]) -> list[Path]:
+    """The `*.yaml`/`*.yml` files in ``paths`` (directories searched, hidden
+    ones and node_modules skipped), in order."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():

@@ -745,14 +745,28 @@ def compile_pack(pack: Pack, params: Mapping[str, Any]) -> PackSchemas:
     return PackSchemas(pack, params, tuple(covered), tuple(uncovered))
 
 
-def build(packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
-    """File name → text: ``<pack>.schema.json``, ``<pack>.fields.json``, ``index.json``."""
+def build(
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    parameters: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, str]:
+    """File name → text: ``<pack>.schema.json``, ``<pack>.fields.json``, ``index.json``.
+
+    ``parameters``: per pack name, the keys ``fields.json`` gains for the
+    repository's templates (:mod:`policykit.scaffolder.fields`: the schema
+    under each template parameter that fills a constrained field); ``None``
+    when no templates were given."""
     files: dict[str, str] = {}
     index: list[dict[str, Any]] = []
     for pack in packs:
         ps = compile_pack(pack, check_pack(pack, params.get(pack.name, {})))
         files[f"{pack.name}.schema.json"] = dumps(ps.document())
-        files[f"{pack.name}.fields.json"] = dumps(ps.fields())
+        fields_doc = ps.fields()
+        if parameters is not None:
+            fields_doc.update(
+                parameters.get(pack.name, {"parameters": {}, "unmapped_parameters": []})
+            )
+        files[f"{pack.name}.fields.json"] = dumps(fields_doc)
         why = {r.id: reason for r, reason in ps.uncovered}
         for r in pack.rules:  # in the pack's order
             entry: dict[str, Any] = {"pack": pack.name, "rule": r.id, "covered": r.id not in why}
