@@ -28,6 +28,7 @@ FILES = {
     "agents/support-assistant.yaml",
     "tests/policies.test.yaml",
     ".github/workflows/policykit.yml",
+    ".pre-commit-config.yaml",
 }
 
 
@@ -153,6 +154,43 @@ def test_the_workflow_runs_what_passes(repo: Path, monkeypatch: pytest.MonkeyPat
     assert ran == {"test", "check", "scaffold", "verify", "build"}
     sarif = json.loads((repo / "policykit.sarif").read_text())
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
+
+
+def test_the_pre_commit_config_runs_this_projects_hooks(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """.pre-commit-config.yaml names hooks policykit's .pre-commit-hooks.yaml
+    defines, from policykit's repository at this version's tag; each hook, run
+    as pre-commit would on the new repository's files, passes."""
+    import re
+
+    from policykit import __version__
+    from policykit.distribution import SOURCE_URL
+
+    config = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    (entry,) = config["repos"]
+    assert entry["repo"] == SOURCE_URL and entry["rev"] == f"v{__version__}"
+    defined = {h["id"]: h for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
+    ids = [h["id"] for h in entry["hooks"]]
+    assert ids == ["policykit-check", "policykit-scaffold-sync", "policykit-build"]
+    assert set(ids) <= set(defined)
+    files = sorted(tree(repo))
+    monkeypatch.chdir(repo)
+    for hook_id in ids:
+        hook = defined[hook_id]
+        matched = [
+            f
+            for f in files
+            if re.search(hook.get("files", ""), f) and not re.search(hook.get("exclude", "^$"), f)
+        ]
+        argv = shlex.split(hook["entry"])
+        if argv[:2] == ["sh", "-c"]:  # policykit-build: the command inside, into a temp dir
+            inner = argv[2].split(">")[0].replace('"$(mktemp -d)"', str(tmp_path / "dist"))
+            argv = shlex.split(inner)
+        assert argv[0] == "policykit", hook["entry"]
+        args = argv[1:] + (matched if hook.get("pass_filenames", True) else [])
+        r = run(args)
+        assert r.exit_code == 0, (hook_id, args, r.output)
 
 
 def test_the_tests_catch_a_broken_rule_and_a_broken_manifest(tmp_path: Path) -> None:

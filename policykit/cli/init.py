@@ -32,7 +32,8 @@ def register(cli: click.Group) -> None:
 
         Writes policykit.yaml (the four built-in platform packs and a local one),
         policies/<name>.py, an example catalog, manifests and agent that pass,
-        rule tests in tests/, and a GitHub Actions workflow. Existing files are
+        rule tests in tests/, a GitHub Actions workflow and a pre-commit
+        configuration (policykit's hooks at this version). Existing files are
         never overwritten: if any would be, nothing is written (exit 2).
         """
         from policykit.scaffold import init as scaffold
@@ -50,5 +51,6 @@ def register(cli: click.Group) -> None:
             "  policykit test tests     # what each rule must catch",
             "  policykit verify         # every target agrees with the reference engine",
             "  policykit build --target all --allow-partial --out dist",
+            "  pre-commit install       # check, scaffold sync and build on every commit",
         ]
         click.echo("\n".join(lines))

@@ -3,15 +3,20 @@
 It holds a configuration using the four built-in platform packs and a local
 pack (``policies/<name>.py``) that reuses their helpers; a Backstage catalog,
 Kubernetes manifests and an AI agent that pass every rule; rule tests
-(``tests/policies.test.yaml``, a :mod:`policykit.rule_tests` file); and a
-GitHub Actions workflow that tests, checks, verifies and builds.
+(``tests/policies.test.yaml``, a :mod:`policykit.rule_tests` file); a
+GitHub Actions workflow that tests, checks, syncs templates (``scaffold sync
+--check``), verifies and builds; and a pre-commit configuration running
+policykit's own hooks (``.pre-commit-hooks.yaml``: check, scaffold sync,
+build) at this version's tag.
 
-The files are templates in ``files/`` with four placeholders: ``__PACK__``
+The files are templates in ``files/`` with five placeholders: ``__PACK__``
 (the pack name), ``__PREFIX__`` (its rule id prefix), ``__VERSION__``
-(policykit's version) and ``__INSTALL__`` (the pip requirement of this exact
-copy of policykit, :func:`policykit.distribution.install_spec`, pinned in the
-workflow — never the bare name, which on the package index is another
-project). The name is validated to a form that is safe verbatim in Python,
+(policykit's version), ``__SOURCE__`` (policykit's repository,
+:data:`policykit.distribution.SOURCE_URL`, whose ``v<version>`` tag the
+pre-commit hooks are pinned to) and ``__INSTALL__`` (the pip requirement of
+this exact copy of policykit, :func:`policykit.distribution.install_spec`,
+pinned in the workflow — never the bare name, which on the package index is
+another project). The name is validated to a form that is safe verbatim in Python,
 YAML and rule ids, so no escaping is needed.
 
 Nothing is overwritten: when any file to be written exists, none is written.
@@ -29,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from policykit import __version__
-from policykit.distribution import check_install_spec, install_spec
+from policykit.distribution import SOURCE_URL, check_install_spec, install_spec
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import PACK_NAME_RE, RESERVED_PACK_NAMES
 from policykit.packs import BUILTIN_CATALOG, BUILTIN_PACKS
@@ -44,6 +49,7 @@ FILES: tuple[tuple[str, str], ...] = (
     ("agents/support-assistant.yaml", "agent.yaml"),
     ("tests/policies.test.yaml", "test.yaml"),
     (".github/workflows/policykit.yml", "workflow.yml"),
+    (".pre-commit-config.yaml", "pre-commit-config.yaml"),
 )
 
 _TAKEN = frozenset(
@@ -93,6 +99,7 @@ def render(template: str, pack: str, prefix: str, install: str | None = None) ->
         text.replace("__PACK__", pack)
         .replace("__PREFIX__", prefix)
         .replace("__VERSION__", __version__)
+        .replace("__SOURCE__", SOURCE_URL)
         .replace("__INSTALL__", install if install is not None else install_spec())
     )
 
