@@ -130,15 +130,21 @@ def _config_start(paths: Sequence[str]) -> Path | None:
 
 
 ENGINES: tuple[str, ...] = ("native", "rego", "opa", "cel")
+CATALOG_PACK = "catalog"
+"""The pack whose engines get CATALOG-016 (``policykit.scaffolder.drift.PACK``; start-up,
+issue 21: the drift check and its imports load only when that pack is checked)."""
 
 
 def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
     """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA),
     ``cel`` (the Kyverno/VAP CEL on cel-cpp); with the catalog pack, plus its
     built-in template check CATALOG-016 (:mod:`policykit.scaffolder.drift`)."""
+    engine = _engine(name, packs, params)
+    if not any(p.name == CATALOG_PACK for p in packs):  # drift imports jsonschema: not needed
+        return engine
     from policykit.scaffolder.drift import wrap
 
-    return wrap(_engine(name, packs, params), packs, params)
+    return wrap(engine, packs, params)
 
 
 def _engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:

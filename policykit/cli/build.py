@@ -7,13 +7,10 @@ import datetime
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from policykit.api import resolve
 from policykit.cli import render
 from policykit.cli.options import (
     active_waivers,
@@ -26,26 +23,21 @@ from policykit.cli.options import (
     waiver_options,
 )
 from policykit.cli.render import plural
-from policykit.engines.native import NativeEngine
 from policykit.errors import ErrorList, SourceLoc
-from policykit.ir.rule import Pack
-from policykit.packs import load_packs
-from policykit.safeio import is_dir, missing, staged_dir, write_atomic
-from policykit.targets import capabilities
-from policykit.targets.k8s import crds
-from policykit.targets.k8s import waivers as exports
-from policykit.targets.k8s.manifests import Skipped
-from policykit.targets.rego.bundle import (
-    Bundle,
-    BundleError,
-    Signing,
-    build_bundle,
-    inspect_bundle,
-)
-from policykit.targets.rego.signing import ALGORITHMS
-from policykit.targets.rego.signing import verify as verify_signature
-from policykit.waivers import Waiver
 
+if TYPE_CHECKING:  # the compilers, rich, jwt and cryptography load when a command runs
+    from policykit.ir.rule import Pack
+    from policykit.targets.k8s import waivers as exports
+    from policykit.targets.k8s.manifests import Skipped
+    from policykit.targets.rego.bundle import Signing
+    from policykit.waivers import Waiver
+
+ALGORITHMS = (
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "HS256", "HS384", "HS512",
+)  # fmt: skip
+"""``policykit.targets.rego.signing.ALGORITHMS``, spelled out so that declaring
+``--alg`` imports no jwt or cryptography (tests/test_startup.py holds them equal)."""
 TARGETS = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema", "all")
 ADMISSION = ("gatekeeper", "kyverno", "vap")
 ALL = ("rego", "gatekeeper", "kyverno", "vap", "jsonschema")
@@ -141,6 +133,9 @@ def register(cli: click.Group) -> None:
         Every rule a target cannot express is reported before anything is written;
         a rule that is not for admission (runtime, Backstage) or that a target
         leaves out by design (cross-object in CEL) is listed once, not an error."""
+        from policykit.api import resolve
+        from policykit.targets.k8s import crds
+
         sel = resolve(packs=packs, params=parse_params(params), crds=crd_paths)
         registry = load_crds(sel.crds)
         with crds.using(registry):
@@ -179,6 +174,12 @@ def register(cli: click.Group) -> None:
         today: datetime.datetime | None,
         templates: Sequence[str] = (),
     ) -> None:
+        from policykit.engines.native import NativeEngine
+        from policykit.packs import load_packs
+        from policykit.safeio import staged_dir
+        from policykit.targets import capabilities
+        from policykit.targets.rego.bundle import Signing
+
         pack_objs = load_packs(pack_names)
         effective = NativeEngine(pack_objs, pack_params).effective_params
         wanted = list(ALL) if target == "all" else [target]
@@ -347,6 +348,9 @@ def register(cli: click.Group) -> None:
         """Check a signed bundle: every file as signed, none added or removed, this key.
 
         Exit 0 when it verifies, 2 (PK301) naming what is wrong otherwise."""
+        from policykit.targets.rego.bundle import Bundle
+        from policykit.targets.rego.signing import verify as verify_signature
+
         files = Bundle.read(path).files  # a regular file, streamed within limits
         n = verify_signature(files, key, alg=alg, scope=scope, bundle_name=str(path))
         click.echo(f"{path}: signature verified ({alg}), {plural(n, 'file')} intact")
@@ -357,6 +361,11 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def inspect_cmd(path: Path, fmt: str) -> None:
         """Show a bundle's manifest, roots, modules, entrypoints and data paths."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        from policykit.targets.rego.bundle import Bundle, inspect_bundle
+
         info = inspect_bundle(Bundle.read(path))  # a regular file, streamed within limits
         if fmt == "json":
             click.echo(json.dumps(info, indent=2, sort_keys=True))
@@ -392,6 +401,9 @@ def _build_rego(
     shown: Path | None = None,
     notes: list[str] | None = None,
 ) -> None:
+    from policykit.safeio import write_atomic
+    from policykit.targets.rego.bundle import build_bundle
+
     bundle = build_bundle(
         packs, effective, root=root, revision=revision, signing=signing, waivers=waivers
     )
@@ -418,6 +430,7 @@ def build_jsonschema(
     """Write the JSON Schema target's files under ``out``, atomically per file
     (``shown``: the path named in the message; ``notes``: where messages go;
     ``templates``: the Backstage templates' paths, for fields.json's ``parameters``)."""
+    from policykit.safeio import write_atomic
     from policykit.targets import jsonschema
 
     parameters = None
@@ -453,8 +466,10 @@ def build_manifests(
     """Write a target's manifests under ``out`` (plus a kustomization.yaml), atomically
     per file; every rule that cannot be expressed is reported before anything is written.
     The rules left out by design go to ``skipped_out`` (else they are listed here)."""
+    from policykit.safeio import write_atomic
     from policykit.targets import gatekeeper
     from policykit.targets.k8s import manifests
+    from policykit.targets.k8s import waivers as exports
 
     if target == "gatekeeper":
         files, skipped = gatekeeper.build(packs, effective)
@@ -523,6 +538,8 @@ def not_built(skipped: Sequence[Skipped], admission: Sequence[str]) -> list[str]
 def _writing(dest: Path) -> Iterator[None]:
     """An OSError while building ``dest`` (an over-long name, no space, no
     permission) is one PK300 line."""
+    from policykit.targets.rego.bundle import BundleError
+
     try:
         yield
     except OSError as exc:
@@ -551,6 +568,9 @@ def check_replaceable(dest: Path, allowed: set[str] | None) -> None:
     symlink, or a directory holding other things (for ``--target all``:
     entries other than ``allowed``; for one target: neither a
     kustomization.yaml nor an index.json) — a build never deletes those."""
+    from policykit.safeio import is_dir, missing
+    from policykit.targets.rego.bundle import BundleError
+
     if missing(dest):
         return
     if dest.is_symlink() or not is_dir(dest):

@@ -13,14 +13,11 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from policykit import __version__, waivers
-from policykit import baseline as baselines
-from policykit.api import CheckReport, check_stream, resolve
+from policykit import __version__
 from policykit.cli import build as _build
 from policykit.cli import init as _init
 from policykit.cli import render
@@ -46,10 +43,32 @@ from policykit.cli.options import (
     write_output,
 )
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
-from policykit.ir.rule import Pack
-from policykit.loader import IGNORED_DIRS, Entry, LoadResult, load_entries, plan
-from policykit.packs import load_packs
-from policykit.safeio import write_atomic
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from policykit.api import CheckReport, Selection
+    from policykit.ir.rule import Pack
+    from policykit.loader import Entry, LoadResult
+
+# Start-up (issue 21): this module, and every command module it registers, imports
+# click and light modules only; the library, engines, targets, rich and jsonschema
+# load inside the command that needs them (tests/test_startup.py).
+
+
+def resolve(**kwargs: Any) -> Selection:
+    """:func:`policykit.api.resolve`, imported when a command runs."""
+    from policykit.api import resolve as api_resolve
+
+    return api_resolve(**kwargs)
+
+
+def load_packs(names: list[str]) -> list[Pack]:
+    """:func:`policykit.packs.load_packs`, imported when a command runs."""
+    from policykit.packs import load_packs as packs_load
+
+    return packs_load(names)
+
 
 # the shared options and helpers live in policykit.cli.options (no command module
 # imports main); these names stay importable from main as before
@@ -224,6 +243,8 @@ def check(
     pack_objs = load_packs(sel.packs)
     if update_baseline and baseline is None:
         raise click.UsageError("--update-baseline needs --baseline FILE")
+    if baseline is not None:
+        from policykit import baseline as baselines
     recorded = None if baseline is None or update_baseline else baselines.load(baseline)
     third_party = None
     seen: list[Any] = []
@@ -254,10 +275,14 @@ def check(
                 progress=bar if bar.shown else None,
             )
         else:
+            from policykit.loader import load_entries
+
             parts = bar.over(load_entries(entries))
             if registry:
                 parts = _schema_checked(parts, registry)
             parts = foreign.documents_of(parts, seen)
+            from policykit.api import check_stream
+
             report = check_stream(
                 pack_objs, parts, sel.params, engine, record_checked=fmt == "junit"
             )
@@ -269,6 +294,8 @@ def check(
     if update_baseline and baseline is not None and report.errors:
         stderr(f"policykit: {baseline} not updated: fix the input errors first")
     elif update_baseline and baseline is not None:
+        from policykit.safeio import write_atomic
+
         write_atomic(baseline, baselines.dumps(report.findings).encode("utf-8"))
         note(f"policykit: recorded {render.plural(len(report.findings), 'finding')} in {baseline}")
     elif recorded is not None:
@@ -276,6 +303,8 @@ def check(
         report.findings, report.fixed = applied.findings, applied.fixed
     waivers_file = waivers_path(waivers_file)
     if waivers_file is not None:
+        from policykit import waivers
+
         outcome = waivers.apply(report.findings, waivers.load(waivers_file), the_day(today))
         report.findings = outcome.findings
         report.expired_waivers = [
@@ -354,6 +383,7 @@ def verify(
     is not compared: no admission target would ever see it. Exit 0 when all
     agree, 1 on any disagreement, 2 on input errors.
     """
+    from policykit.loader import LoadResult, load_entries
     from policykit.verify import TARGETS
     from policykit.verify import verify as run_verify
 
@@ -535,6 +565,8 @@ def _plan(
 ) -> Iterator[Entry]:
     """The files a run reads: inside directories, what git ignores and the
     tool and build folders are skipped unless ``--no-ignore``."""
+    from policykit.loader import IGNORED_DIRS, plan
+
     if no_ignore:  # the defaults come first in the selection (api.resolve)
         exclude = list(exclude)
         for name in IGNORED_DIRS:

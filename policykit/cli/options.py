@@ -11,15 +11,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from policykit import waivers
 from policykit.cli import render
 from policykit.errors import EXIT_INPUT, ErrorList, PolicykitError
-from policykit.loader.yamlsafe import load_yaml
-from policykit.safeio import write_atomic
+
+if TYPE_CHECKING:  # the rest loads when a command needs it (start-up: issue 21)
+    from policykit.waivers import Waiver
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 3
@@ -85,6 +85,8 @@ def handle_errors(fn: F) -> F:
 
 def parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """``--param pack.name=VALUE`` (VALUE read as YAML: 3, [a, b], "x")."""
+    from policykit.loader.yamlsafe import load_yaml
+
     out: dict[str, dict[str, Any]] = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -162,8 +164,10 @@ def waiver_options(fn: F) -> F:
 
 
 def waivers_path(waivers_file: Path | None) -> Path | None:
-    if waivers_file is None and Path(waivers.DEFAULT_FILE).is_file():
-        return Path(waivers.DEFAULT_FILE)
+    from policykit.waivers import DEFAULT_FILE
+
+    if waivers_file is None and Path(DEFAULT_FILE).is_file():
+        return Path(DEFAULT_FILE)
     return waivers_file
 
 
@@ -171,10 +175,10 @@ def the_day(today: datetime.datetime | None) -> datetime.date:
     return today.date() if today else datetime.datetime.now(datetime.UTC).date()
 
 
-def active_waivers(
-    waivers_file: Path | None, today: datetime.datetime | None
-) -> list[waivers.Waiver]:
+def active_waivers(waivers_file: Path | None, today: datetime.datetime | None) -> list[Waiver]:
     """The waivers in force on ``today`` (none when there is no waivers file)."""
+    from policykit import waivers
+
     path = waivers_path(waivers_file)
     if path is None:
         return []
@@ -194,4 +198,6 @@ def write_output(output: Path | None, text: str) -> None:
             buffer.write(data)
             buffer.flush()
     else:
+        from policykit.safeio import write_atomic
+
         write_atomic(output, data)

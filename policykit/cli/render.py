@@ -23,24 +23,18 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console, RenderableType
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
 from policykit import __version__
-from policykit.api import CheckReport
-from policykit.ir.rule import Pack
+
+if TYPE_CHECKING:  # rich and the library load when a command draws (start-up: issue 21)
+    from rich.console import Console, RenderableType
+    from rich.progress import Progress, TaskID
+
+    from policykit.api import CheckReport
+    from policykit.ir.rule import Pack
 
 REPORT_VERSION = 1
 _STYLE = {"deny": "bold red", "warn": "yellow", "info": "cyan"}
@@ -88,6 +82,8 @@ def width() -> int:
 def console(file: IO[str] | None = None, *, stderr: bool = False) -> Console:
     """A console that follows the conventions above: colour only on a terminal
     and not turned off, the width of :func:`width`."""
+    from rich.console import Console
+
     color = ui().color
     return Console(
         file=file,
@@ -126,6 +122,8 @@ def show(con: Console, *renderables: RenderableType, **kwargs: Any) -> None:
 def render_text(fn: Any, *args: Any) -> str:
     """What ``fn(console, *args)`` prints, as plain text at :func:`width` (for
     ``--output FILE``: no colour, no trailing blanks)."""
+    from rich.console import Console
+
     buffer = io.StringIO()
     con = Console(file=buffer, width=width(), no_color=True, color_system=None, highlight=False)
     fn(con, *args)
@@ -178,6 +176,14 @@ def steps(enabled: bool = True) -> Iterator[Steps]:
     if not enabled or not progress_shown():
         yield Steps(None)
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     con = console(stderr=True)
     bar = Progress(
         TextColumn("{task.description}"),
@@ -234,6 +240,9 @@ def print_json(console: Console, doc: dict[str, Any]) -> None:
 
 
 def print_table(console: Console, report: CheckReport) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     shown = [f for f in report.findings if not f.accepted]
     for file, group in groupby(shown, key=lambda f: f.file):
         table = Table(
@@ -312,6 +321,9 @@ def rules_json(packs: list[Pack]) -> dict[str, Any]:
 
 
 def print_rules_table(console: Console, packs: list[Pack]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(show_lines=False)
     for col in ("rule", "pack", "severity", "title"):
         table.add_column(col, overflow="fold")

@@ -6,12 +6,15 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from policykit.cli.options import handle_errors, output_option
-from policykit.engines import gatekeeper as gk
 from policykit.errors import EXIT_FINDINGS, EXIT_OK
+
+if TYPE_CHECKING:  # the engines load when a command runs them (start-up: issue 21)
+    from policykit.engines import gatekeeper as gk
 
 
 def engine_choice(engine: str) -> gk.Engine:

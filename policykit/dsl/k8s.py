@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from policykit.dsl.expr import Val
 
+NAME_RE = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
+"""An object name as Backstage reads it (KubernetesValidatorFunctions; at most 63
+characters, checked apart). Here, not in the catalog pack, so that the starter pack
+uses it without building the catalog's rules."""
+
 WORKLOAD_KINDS: tuple[str, ...] = (
     "Pod",
     "Deployment",

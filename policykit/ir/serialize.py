@@ -17,8 +17,6 @@ import json
 from dataclasses import fields
 from typing import Any
 
-import jsonschema
-
 from policykit.errors import IRFormatError, SourceLoc
 from policykit.ir.nodes import NODE_CLASSES, Node
 from policykit.ir.rule import Each, Message, Pack, ParamSpec, Rule, Selector
@@ -196,6 +194,8 @@ def validate(doc: Any, file: str | None = None) -> None:
             f"; this policykit reads version {IR_VERSION}",
             loc=loc,
         )
+    import jsonschema  # here: loading a pack from Python never needs it (start-up, issue 21)
+
     validator = jsonschema.Draft202012Validator(load_schema("ir.schema.json"))
     try:
         error = jsonschema.exceptions.best_match(validator.iter_errors(doc))

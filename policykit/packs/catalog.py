@@ -20,9 +20,9 @@ Reference: https://backstage.io/docs/features/software-catalog/descriptor-format
 from __future__ import annotations
 
 from policykit.dsl import P, PackBuilder, Val, param, select
+from policykit.dsl.k8s import NAME_RE
 
 # Backstage's KubernetesValidatorFunctions / DefaultNamespaceValidator / tag rules
-NAME_RE = r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
 NAMESPACE_RE = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 # DNS labels of at most 63 characters, dot-separated (Backstage's isValidDnsSubdomain)
 DNS_SUBDOMAIN_RE = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from policykit.dsl import P, PackBuilder, param, select
 from policykit.dsl.expr import Val
-from policykit.dsl.k8s import WORKLOAD_KINDS, containers
-from policykit.packs.catalog import NAME_RE
+from policykit.dsl.k8s import NAME_RE, WORKLOAD_KINDS, containers
 
 starter = PackBuilder(
     "starter",

@@ -36,13 +36,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from policykit.errors import ErrorList, InputError, PolicykitError, SourceLoc
 from policykit.model import Document
 from policykit.targets.k8s.kinds import KindInfo, builtin
+
+if TYPE_CHECKING:  # imported by the first schema check: a run with no CRDs never needs it
+    import jsonschema
 
 API_VERSION = "apiextensions.k8s.io/v1"
 KIND = "CustomResourceDefinition"
@@ -428,6 +429,8 @@ def _validator(
     key = (crd, version, id(schema))
     hit = _VALIDATORS.get(key)
     if hit is None:
+        import jsonschema
+
         hit = (schema, jsonschema.Draft202012Validator(to_json_schema(schema, root=True)))
         _VALIDATORS[key] = hit
     return hit[1]
