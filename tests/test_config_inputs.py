@@ -11,6 +11,7 @@ for ``test`` the JSON report always written and valid."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -239,10 +240,13 @@ def _text(doc: Any, fmt: str, raw: bytes) -> bytes:
 
 
 _raw_tail = st.sampled_from([b"", b"", b"", b"\xff", b"\x01", b"\n- [", b'\n"\\ud800"'])
+# POLICYKIT_FUZZ_EXAMPLES=3000 (and HYPOTHESIS_PROFILE=dev for fresh draws) makes
+# this a long campaign; CI replays the same 40 examples of each.
+_LONG = int(os.environ.get("POLICYKIT_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
-    max_examples=40,
+    max_examples=_LONG or 40,
     deadline=None,
-    derandomize=True,
+    derandomize=not _LONG,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 

@@ -31,7 +31,9 @@ def test_operators_build_ir() -> None:
 
     @pk.rule("T-001", title="t", message="m")
     def r(o):  # type: ignore[no-untyped-def]
-        return (o.spec.replicas < P("n")) & ~o.metadata.labels["team"].exists() | o.spec.paused.is_true()
+        return (o.spec.replicas < P("n")) & ~o.metadata.labels["team"].exists() | (
+            o.spec.paused.is_true()
+        )
 
     cond = pk.build().rules[0].condition
     assert isinstance(cond, ir.Or)
