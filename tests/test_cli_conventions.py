@@ -135,7 +135,8 @@ def test_no_progress_bar_when_stderr_is_piped_or_quiet(repo: Path) -> None:
     assert "P-001" in shown and "objects in" not in shown  # -q: findings, no summary
     # reading standard input (which may be this very terminal): no bar either
     code, shown, _ = in_pty(["check", "-", "a.yaml"], repo)
-    assert code == 1 and "checking" not in shown and "1 object in 2 files" in shown
+    assert code == 1, shown
+    assert "checking" not in shown and "1 object in 2 files" in shown
 
 
 def test_verify_shows_a_bar_per_phase(repo: Path) -> None:
