@@ -58,6 +58,7 @@ def in_pty(
     stderr_tty: bool = True,
     cols: int = 100,
     env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
 ) -> tuple[int, str, str]:
     """Run ``policykit ARGS`` with stdout and/or stderr on a pseudo-terminal of
     ``cols`` columns: (exit code, what the terminal showed, what was piped)."""
@@ -67,11 +68,14 @@ def in_pty(
         [sys.executable, "-m", "policykit", *args],
         cwd=cwd,
         env=env or _env(),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
         stdout=slave if stdout_tty else subprocess.PIPE,
         stderr=slave if stderr_tty else subprocess.PIPE,
     )
     os.close(slave)
+    if proc.stdin is not None:  # given bytes: write them and close (end of input)
+        proc.stdin.write(stdin or b"")
+        proc.stdin.close()
     shown = b""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -134,7 +138,7 @@ def test_no_progress_bar_when_stderr_is_piped_or_quiet(repo: Path) -> None:
     assert code == 1 and "checking" not in shown
     assert "P-001" in shown and "objects in" not in shown  # -q: findings, no summary
     # reading standard input (which may be this very terminal): no bar either
-    code, shown, _ = in_pty(["check", "-", "a.yaml"], repo)
+    code, shown, _ = in_pty(["check", "-", "a.yaml"], repo, stdin=b"")
     assert code == 1, shown
     assert "checking" not in shown and "1 object in 2 files" in shown
 

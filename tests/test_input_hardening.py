@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import xml.dom.minidom
 from pathlib import Path
@@ -402,3 +404,17 @@ def test_a_param_value_with_a_bad_tag_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2, result.output
     assert "not valid YAML" in result.stderr and "Traceback" not in result.output
+
+
+def test_check_dash_with_standard_input_closed_is_an_input_error(tmp_path: Path) -> None:
+    """``check -`` started with standard input closed (a CI job with no stdin) was
+    exit 3 (AttributeError on None); it is one input-error line, exit 2."""
+    (tmp_path / "a.yaml").write_text(GOOD)
+    proc = subprocess.run(
+        [sys.executable, "-m", "policykit", "check", "--pack", PACK, "-", "a.yaml"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        preexec_fn=lambda: os.close(0),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if "PK" in ln]
+    assert len(errors) == 1 and "standard input is closed" in errors[0], proc.stderr

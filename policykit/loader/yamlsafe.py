@@ -191,6 +191,9 @@ def read_text(
 def read_stdin(name: str = "<stdin>", *, error: ErrorFactory = InputError) -> str:
     """Standard input, with the same size limit and UTF-8 check as files."""
     limit = max_file_bytes()
+    if sys.stdin is None:  # started with standard input closed
+        hint = "pipe the objects in, or name files"
+        raise error("standard input is closed", loc=SourceLoc(name), hint=hint)
     stream = getattr(sys.stdin, "buffer", None)
     if stream is None:  # a text stream (tests): encode back
         raw = sys.stdin.read(limit + 1).encode("utf-8", "surrogateescape")
