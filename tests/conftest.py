@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,19 @@ def eval_value(node: ir.Value, obj: Any, params: dict[str, Any] | None = None) -
 
 def path(*segs: str | int) -> ir.Path:
     return ir.Path(ir.OBJECT_ROOT, tuple(segs))
+
+
+def run_policykit(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    """``python -m policykit ARGS`` in a subprocess, this checkout first on the path."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "policykit", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
 
 
 @pytest.fixture

@@ -5,9 +5,6 @@ decision through the reference engine, regopy and real OPA."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +21,14 @@ from policykit.loader import load_paths
 from policykit.model import Document
 from policykit.packs import BUILTIN_CATALOG, load_packs
 from policykit.verify import TARGETS, verify
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, run_policykit
 
 PLATFORM = ROOT / "examples/platform"
 # Backstage's own example entities and templates (tests/fixtures/SOURCES.md)
 BACKSTAGE = FIXTURES / "backstage"
 
 
-def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "policykit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+_run = run_policykit
 
 
 def test_check_platform_matches_the_expected_findings_exactly() -> None:

@@ -4,9 +4,7 @@ bundle OPA refuses and ``init --name $'acme\\n'`` wrote a broken config."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from policykit.ir.check import check_pack
 from policykit.ir.quantity import parse_quantity
 from policykit.model import Document
 from policykit.targets.rego.bundle import check_root
-from tests.conftest import ROOT
+from tests.conftest import run_policykit
 
 PACK = """\
 from policykit.dsl import PackBuilder, select
@@ -34,16 +32,7 @@ def r(o):
 """
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "policykit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+_run = run_policykit
 
 
 def _one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -4,10 +4,7 @@ entity field mapping, CATALOG-016 (drift) and ``policykit scaffold sync``."""
 from __future__ import annotations
 
 import difflib
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +16,13 @@ from policykit.packs import load_packs
 from policykit.scaffolder.drift import constraints, decide
 from policykit.scaffolder.mapping import Parameter, map_template, parse_field
 from policykit.scaffolder.sync import sync_text
+from tests.conftest import ROOT, run_policykit
 
-ROOT = Path(__file__).resolve().parent.parent
 PLATFORM = ROOT / "examples" / "platform"
 CC = ("metadata", "annotations", "policykit.dev/cost-center")
 
 
-def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "policykit", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+_run = run_policykit
 
 
 def _template(props: dict[str, Any], steps: list[Any], required: list[str]) -> dict[str, Any]:
