@@ -341,7 +341,7 @@ def test_kind_table_is_the_kubernetes_openapi() -> None:
     entry names a schema that kubernetes-validate ships for that group and version."""
     from importlib import resources
 
-    from policykit.targets.k8s.kinds import from_openapi, lookup
+    from policykit.k8s.kinds import from_openapi, lookup
 
     doc = json.loads((FIXTURES / "k8s/openapi-v2-1.36-posts.json").read_text())
     shipped = json.loads(

@@ -19,12 +19,13 @@ import yaml
 from click.testing import CliRunner, Result
 
 from policykit.cli.main import cli
+from policykit.k8s import crds
+from policykit.k8s.kinds import builtin, lookup
 from policykit.loader import load_paths
 from policykit.packs import load_packs
 from policykit.targets import capabilities as cap
 from policykit.targets import gatekeeper as gk_target
-from policykit.targets.k8s import crds, manifests
-from policykit.targets.k8s.kinds import builtin, lookup
+from policykit.targets.k8s import manifests
 from policykit.verify import verify
 from tests.conftest import FIXTURES, ROOT
 
