@@ -33,6 +33,9 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         real(schema, *args, **kwargs)
 
     monkeypatch.setattr(jsonschema.Draft202012Validator, "check_schema", counting)
+    # every schema through jsonschema, as before the light path for plain schemas
+    # (tests/test_schema_lite.py), so the cache in front of it is what is counted
+    monkeypatch.setattr(check, "_plain_schema", lambda schema: False)
     check._cached_schema_problem.cache_clear()
     return seen
 

@@ -158,6 +158,8 @@ def schema_problem(schema: Mapping[str, Any]) -> str | None:
     an engine's construction, paid again for every pack of every engine."""
     if not _plain_json(schema):  # tuples, mappings that are not dicts ...: checked every time
         return _schema_problem(dict(schema))
+    if _plain_schema(schema):  # certainly well-formed: no jsonschema import (start-up)
+        return None
     # the key keeps the order of keys, so the first error reported is the same
     return _cached_schema_problem(json.dumps(schema, separators=(",", ":")))
 
@@ -189,6 +191,151 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     return None
 
 
+# -- a light path for the plain schemas parameters use (issue 21, start-up) -----
+#
+# Both functions are one-sided: True means jsonschema would agree (the schema is
+# well-formed for Draft202012Validator.check_schema; the value has no
+# validation error), False means "not known here": the caller asks jsonschema,
+# which also words the error. The keywords and their meta-schema constraints
+# follow https://json-schema.org/draft/2020-12/schema (meta/validation,
+# meta/applicator, meta/meta-data) and the type checks jsonschema's
+# _types.draft202012_type_checker; tests/test_schema_lite.py holds both
+# functions to jsonschema on generated schemas and values.
+
+_ANNOTATIONS = {"title": str, "description": str, "$comment": str}
+_IGNORED = {"default", "examples", "deprecated", "readOnly", "writeOnly"}
+_COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+_SCHEMA_URI = "https://json-schema.org/draft/2020-12/schema"
+_TYPES = {"array", "boolean", "integer", "null", "number", "object", "string"}
+
+
+def _is_count(v: Any) -> bool:
+    return type(v) is int and v >= 0
+
+
+def _is_number(v: Any) -> bool:
+    return type(v) is int or (type(v) is float and v == v and abs(v) != float("inf"))
+
+
+def _plain_schema(schema: Any) -> bool:
+    """Whether ``schema`` (plain JSON) is certainly a valid draft 2020-12 schema
+    made of the keywords this module knows."""
+    if type(schema) is bool:
+        return True
+    if type(schema) is not dict:
+        return False
+    for k, v in schema.items():
+        if k == "type":
+            names = v if type(v) is list else [v]
+            ok = bool(names) and all(type(n) is str and n in _TYPES for n in names)
+            if not ok or len(set(names)) != len(names):
+                return False
+        elif k in ("items", "additionalProperties"):
+            if not _plain_schema(v):
+                return False
+        elif k == "properties":
+            if type(v) is not dict or not all(_plain_schema(x) for x in v.values()):
+                return False
+        elif k == "required":
+            if type(v) is not list or not all(type(x) is str for x in v):
+                return False
+            if len(set(v)) != len(v):
+                return False
+        elif k == "enum":
+            if type(v) is not list:
+                return False
+        elif k in _COUNTS:
+            if not _is_count(v):
+                return False
+        elif k in _BOUNDS:
+            if not _is_number(v):
+                return False
+        elif k in _ANNOTATIONS:
+            if type(v) is not str:
+                return False
+        elif k == "$schema":
+            if v != _SCHEMA_URI:
+                return False
+        elif k not in _IGNORED:
+            return False
+    return True
+
+
+def _type_ok(name: str, v: Any) -> bool:
+    t = type(v)
+    if name == "string":
+        return t is str
+    if name == "array":
+        return t is list
+    if name == "object":
+        return t is dict
+    if name == "boolean":
+        return t is bool
+    if name == "null":
+        return v is None
+    if name == "integer":
+        return t is int
+    return _is_number(v)  # "number"
+
+
+def _surely_valid(schema: Any, v: Any) -> bool:
+    """Whether plain JSON ``v`` certainly has no error under ``schema``, a
+    schema :func:`_plain_schema` accepts."""
+    if schema is True:
+        return True
+    if type(schema) is not dict:
+        return False
+    t = schema.get("type")
+    if t is not None and not any(_type_ok(n, v) for n in (t if type(t) is list else [t])):
+        return False
+    if "enum" in schema and not (type(v) is str and v in schema["enum"]):
+        return False  # strings only: jsonschema's equal() has its own rules for the rest
+    tv = type(v)
+    if tv is list:
+        if "minItems" in schema and len(v) < schema["minItems"]:
+            return False
+        if "maxItems" in schema and len(v) > schema["maxItems"]:
+            return False
+        if "items" in schema and not all(_surely_valid(schema["items"], x) for x in v):
+            return False
+    elif tv is str:
+        if "minLength" in schema and len(v) < schema["minLength"]:
+            return False
+        if "maxLength" in schema and len(v) > schema["maxLength"]:
+            return False
+    elif tv is dict:
+        return _object_ok(schema, v)
+    elif _is_number(v):
+        return _bounds_ok(schema, v)
+    elif tv is float:
+        return not any(b in schema for b in _BOUNDS)  # NaN, infinity: ask jsonschema
+    return True
+
+
+def _bounds_ok(schema: dict[str, Any], v: Any) -> bool:
+    lo, hi = schema.get("minimum"), schema.get("maximum")
+    xlo, xhi = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    return (
+        (lo is None or v >= lo)
+        and (hi is None or v <= hi)
+        and (xlo is None or v > xlo)
+        and (xhi is None or v < xhi)
+    )
+
+
+def _object_ok(schema: dict[str, Any], v: dict[str, Any]) -> bool:
+    if "minProperties" in schema and len(v) < schema["minProperties"]:
+        return False
+    if "maxProperties" in schema and len(v) > schema["maxProperties"]:
+        return False
+    if any(k not in v for k in schema.get("required", ())):
+        return False
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    return all(_surely_valid(props.get(k, extra), x) for k, x in v.items())
+
+
 def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``values`` over the pack defaults and validate against its schema."""
     unknown = sorted(set(values) - {p.name for p in pack.params})
@@ -199,6 +346,8 @@ def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
         )
     merged = pack.defaults() | dict(values)
     schema = pack.param_schema()
+    if _plain_json(merged) and _plain_schema(schema) and _surely_valid(schema, merged):
+        return merged  # jsonschema (~130 ms to import) only to explain a refusal
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
