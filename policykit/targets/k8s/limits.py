@@ -6,12 +6,26 @@ accepts a ValidatingAdmissionPolicy or a ValidatingPolicy, checked at build.
   google/cel-go ``parser/options.go``, the default Kubernetes keeps);
 * nesting: cel-cpp (the local engine, ``policykit.engines.cel``) parses at most
   :data:`MAX_DEPTH` levels of brackets — stricter than cel-go's recursion limit,
-  so a policy that passes here parses in both.
+  so a policy that passes here parses in both;
+* cost (:mod:`celcost`): nothing refuses a policy for its *estimated* cost at
+  creation — the API server compiles a VAP's expressions with ``object`` as
+  ``dyn`` and never calls the estimator (kubernetes
+  ``staging/src/k8s.io/apiserver/pkg/admission/plugin/cel/compile.go``
+  ``CompileCELExpression``; ``pkg/apis/admissionregistration/validation/
+  validation.go`` ``validateValidationExpression``), nor does Kyverno
+  (``pkg/cel/policies/vpol/compiler/compiler.go``). It aborts at *run time*:
+  an expression past :data:`PER_CALL_LIMIT`, the validations with their
+  variables and message expressions past :data:`RUNTIME_BUDGET`, the match
+  conditions past :data:`MATCH_BUDGET` (``apiserver/pkg/apis/cel/config.go``;
+  ``plugin/cel/condition.go`` ``ForInput``; ``policy/validating/validator.go``).
+  An abort is an error that ``failurePolicy: Fail`` turns into a denial. So
+  the check estimates each expression on an object whose lists hold
+  :data:`celcost.TYPICAL_ITEMS` items (:data:`celcost.TYPICAL`) and reports
+  the run-time limit it would pass. A message expression past the per-call
+  limit only loses its text (validator.go falls back to ``message``), so it
+  is not a problem, but it still counts, up to the limit, in the budget.
 
-A policy over either limit is a PK200 at build naming the limit and the figure.
-The API server's *cost* estimate (cel-go ``checker/cost.go``, Kubernetes'
-``PerCallLimit`` of 1,000,000 and ``RuntimeCELCostBudget`` of 10,000,000 per
-policy) is not reproduced here yet (docs/targets.md).
+A policy over any limit is a PK200 at build naming the limit and the figure.
 """
 
 from __future__ import annotations
@@ -21,9 +35,19 @@ from typing import Any
 
 from policykit.targets.cel import printer as pr
 from policykit.targets.cel.compiler import CEL_MAX_CODEPOINTS, CEL_MAX_DEPTH
+from policykit.targets.k8s import celcost
+from policykit.targets.k8s.cel_cost.parser import CelSyntaxError
 
 MAX_CODEPOINTS = CEL_MAX_CODEPOINTS
 MAX_DEPTH = CEL_MAX_DEPTH
+PER_CALL_LIMIT = 1_000_000  # celconfig.PerCallLimit
+RUNTIME_BUDGET = 10_000_000  # celconfig.RuntimeCELCostBudget
+MATCH_BUDGET = 2_500_000  # celconfig.RuntimeCELCostBudgetMatchConditions
+
+_RUNTIME = (
+    "the API server accepts the policy and aborts the evaluation at run time "
+    "(an error that failurePolicy Fail turns into a denial)"
+)
 
 
 def expressions(policy: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -45,8 +69,64 @@ def depth(expr: str) -> int:
     return pr.max_depth(expr)
 
 
+def _n(x: int) -> str:
+    return "unbounded" if x >= celcost.U64 else f"{x:,}"
+
+
+def _from_items(policy: Mapping[str, Any], where: str, limit: int) -> int | None:
+    """The smallest list size (1..TYPICAL_ITEMS) at which ``where`` passes ``limit``."""
+    lo, hi = 1, celcost.TYPICAL_ITEMS
+    while lo < hi:
+        mid = (lo + hi) // 2
+        costs = dict(celcost.policy_cost(dict(policy), celcost.Sizes(mid)).expressions)
+        if costs[where].hi > limit:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _model() -> str:
+    n = celcost.TYPICAL_ITEMS
+    chars = n * celcost.CHARS_PER_ITEM
+    return f"on an object whose lists hold {n} items and strings {chars} characters"
+
+
+def cost_problems(policy: Mapping[str, Any]) -> list[str]:
+    """The run-time cost limits ``policy`` would pass (:mod:`celcost`)."""
+    try:
+        pc = celcost.policy_cost(dict(policy))
+    except CelSyntaxError as e:
+        return [f"the cost estimate cannot read an expression: {e}"]
+    out = []
+    budget = 0
+    for where, c in pc.expressions:
+        message = where.endswith("messageExpression")
+        if not where.startswith("spec.matchConditions"):
+            budget += min(c.hi, PER_CALL_LIMIT) if message else c.hi
+        if c.hi > PER_CALL_LIMIT and not message:
+            n = _from_items(policy, where, PER_CALL_LIMIT)
+            out.append(
+                f"{where} has an estimated cost of {_n(c.hi)} {_model()}, over the per-expression "
+                f"limit PerCallLimit {PER_CALL_LIMIT:,} (from {n} items on): {_RUNTIME}"
+            )
+    if budget > RUNTIME_BUDGET:
+        out.append(
+            f"the policy's validations, variables and messages have an estimated cost of "
+            f"{_n(budget)} {_model()}, over the per-evaluation budget RuntimeCELCostBudget "
+            f"{RUNTIME_BUDGET:,}: {_RUNTIME}"
+        )
+    if pc.match_total.hi > MATCH_BUDGET:
+        out.append(
+            f"the match conditions have an estimated cost of {_n(pc.match_total.hi)} {_model()}, "
+            f"over RuntimeCELCostBudgetMatchConditions {MATCH_BUDGET:,}: {_RUNTIME}"
+        )
+    return out
+
+
 def problems(policy: Mapping[str, Any]) -> list[str]:
-    """What would make the API server or the local engine refuse ``policy``."""
+    """What would make the API server or the local engine refuse ``policy``
+    (length, nesting), or the API server abort its evaluation (cost)."""
     out = []
     for where, expr in expressions(policy):
         if len(expr) > MAX_CODEPOINTS:
@@ -54,15 +134,29 @@ def problems(policy: Mapping[str, Any]) -> list[str]:
         d = depth(expr)
         if d > MAX_DEPTH:
             out.append(f"{where} nests {d} levels deep; the limit is {MAX_DEPTH}")
-    return out
+    if out:  # the estimate needs an expression the engines read
+        return out
+    return cost_problems(policy)
 
 
-def summary(policy: Mapping[str, Any]) -> dict[str, int]:
+def summary(policy: Mapping[str, Any]) -> dict[str, int | None]:
     """Figures for ``build --format json``: total characters, deepest nesting,
-    longest expression."""
+    longest expression, and the estimated cost per evaluation — ``cost`` on
+    the typical object the build check uses, ``cost_worst`` with Kubernetes'
+    size bounds (the largest object a 3 MiB request holds; null: beyond any
+    bound, an unknown size)."""
     texts = [e for _, e in expressions(policy)]
-    return {
+    out: dict[str, int | None] = {
         "chars": sum(map(len, texts)),
         "depth": max((depth(t) for t in texts), default=0),
         "longest": max((len(t) for t in texts), default=0),
     }
+    try:
+        typical = celcost.policy_cost(dict(policy))
+        worst = celcost.policy_cost(dict(policy), celcost.WORST)
+    except CelSyntaxError:
+        out["cost"] = out["cost_worst"] = None
+        return out
+    out["cost"] = typical.total.hi
+    out["cost_worst"] = None if worst.total.hi >= celcost.U64 else worst.total.hi
+    return out

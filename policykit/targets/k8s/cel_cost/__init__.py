@@ -1,0 +1,1 @@
+"""Parts of :mod:`policykit.targets.k8s.celcost`: the CEL parser."""
