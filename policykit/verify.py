@@ -14,12 +14,18 @@ For each Kubernetes object, the reference findings are compared with:
   it fires (a schema gives a verdict, not a message).
 
 Backstage entities never reach admission: gatekeeper/vap/kyverno skip them.
+
+The reference runs once; then each target runs once over every object (real
+OPA in one batch call). Large runs give the targets to a forked pool of
+processes, one target per task (the costliest first), and merge their parts in
+the serial order: the report is the serial one (tests/test_verify_parallel.py).
 """
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -95,186 +101,303 @@ def verify(
     waivers: Sequence[Waiver] = (),
     custom: crds.CrdRegistry | None = None,
     progress: Progress | None = None,
+    jobs: int | None = None,
 ) -> VerifyReport:
     """Compare every target with the reference on ``docs``. ``waivers`` (the
     ones in force) are exported to the admission targets as ``build`` does; a
     target must then skip exactly the findings of the waivers it carries.
     ``custom``: the CRDs of the run (default: those in force), whose kinds the
-    admission targets match. ``progress`` is told of each phase and object."""
+    admission targets match. ``progress`` is told of each phase and object.
+    ``jobs``: processes for the targets (default: the cores, for runs of at
+    least ``PARALLEL_FROM`` objects; 1: in this process)."""
     with crds.using(custom):
-        return _verify(
-            packs, params, docs, targets, gatekeeper_engine, waivers, progress or _Silent()
-        )
+        run = _Run.prepare(packs, params, docs, targets, gatekeeper_engine, waivers)
+        report = VerifyReport(objects=len(docs), left_out=run.left_out)
+        progress = progress or _Silent()
+        progress.phase("reference", len(docs))
+        run.reference(progress)
+        order = [t for t in TARGETS if t in targets]
+        workers = min(_jobs(jobs, len(docs)), len(order))
+        parts = _in_pool(run, order, workers, progress) if workers > 1 else {}
+        for name in order:
+            part = parts.get(name)
+            if part is None:  # serial, or the worker failed: here, raising what it raised
+                part = _one_target(run, name, progress)
+            compared, mismatches, checked = part
+            if compared:
+                report.compared[name] += compared
+            report.mismatches += mismatches
+            report.checked += checked
+        return report
 
 
-def _verify(
-    packs: Sequence[Pack],
-    params: Mapping[str, Mapping[str, Any]],
-    docs: Sequence[Document],
-    targets: Sequence[str],
-    gatekeeper_engine: gk.Engine,
-    waivers: Sequence[Waiver],
-    progress: Progress,
-) -> VerifyReport:
-    report = VerifyReport(objects=len(docs))
-    native = NativeEngine(packs, params)
-    inventory = [d.obj for d in docs] if native.uses_inventory else None
-    if inventory is not None:
-        native.set_inventory(inventory)
-    # each target is held to the rules it can express; the rest are reported as left out
-    plan = cap.plan(packs, native.effective_params, [_PLAN.get(t, t) for t in targets])
-    # ... and a rule an admission target leaves out by design (a runtime or
-    # Backstage rule, a cross-object one in CEL) is listed, not compared
-    by_design = {
-        f"rule {r.id}: target {t} leaves it out: {why}"
-        for t in targets
-        if t in ADMISSION
-        for p in plan.packs[t]
-        for r in p.rules
-        if (why := manifests.left_out(r, t)) and not manifests.admission_applicable(r)
-    }
-    report.left_out = sorted({e.one_line() for e in plan.errors} | by_design)
+PARALLEL_FROM = 500
+"""Objects from which ``verify`` runs targets in parallel by default (below it,
+forking and building each engine in a worker costs more than it saves)."""
 
-    def own(target: str) -> tuple[list[Pack], set[str]]:
-        kept = plan.packs[_PLAN.get(target, target)]
+_COST = ("gatekeeper", "rego", "kyverno", "opa", "jsonschema", "vap")
+"""Targets, costliest first (CPU per object measured on the starter pack):
+the pool starts them in this order, so the long ones do not end the run alone."""
+
+_Part = tuple[int, list[Mismatch], list[tuple[str, str, int, str]]]
+
+
+def _jobs(jobs: int | None, n: int) -> int:
+    if jobs is not None:
+        return max(jobs, 1)
+    if n < PARALLEL_FROM:
+        return 1
+    from policykit.parallel import default_jobs
+
+    return default_jobs()
+
+
+_POOL_RUN: _Run | None = None  # what forked workers read (inherited, never pickled)
+
+
+def _in_pool(run: _Run, order: list[str], workers: int, progress: Progress) -> dict[str, _Part]:
+    """Each target in a forked worker; what a worker could not finish is left
+    out of the result (the caller runs it here). Real OPA's Go runtime does not
+    survive a fork once started: with it loaded in this process, no pool."""
+    import multiprocessing
+
+    global _POOL_RUN
+    if "opa_bindings" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+        return {}
+    progress.phase(", ".join(order), len(order))
+    _POOL_RUN = run
+    parts: dict[str, _Part] = {}
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            tasks = sorted(order, key=_COST.index)
+            for name, part in pool.imap_unordered(_pool_target, tasks):
+                if part is not None:
+                    parts[name] = part
+                progress.advance()
+    finally:
+        _POOL_RUN = None
+    return parts
+
+
+def _pool_target(name: str) -> tuple[str, _Part | None]:
+    assert _POOL_RUN is not None
+    try:
+        return name, _one_target(_POOL_RUN, name, _Silent())
+    except Exception:  # run again in the parent, which reports it
+        return name, None
+
+
+def _one_target(run: _Run, name: str, progress: Progress) -> _Part:
+    part = VerifyReport()
+    _TARGET_RUNNERS[name](run, name, part, progress)
+    return part.compared.get(name, 0), part.mismatches, part.checked
+
+
+@dataclass(slots=True)
+class _Run:
+    """What every target reads: the plan, the reference findings, the objects."""
+
+    packs: Sequence[Pack]
+    params: Mapping[str, Mapping[str, Any]]
+    docs: Sequence[Document]
+    targets: Sequence[str]
+    gatekeeper_engine: gk.Engine
+    waivers: Sequence[Waiver]
+    native: NativeEngine
+    inventory: list[Any] | None
+    plan: Any
+    left_out: list[str]
+    by_doc: dict[int, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(
+        cls,
+        packs: Sequence[Pack],
+        params: Mapping[str, Mapping[str, Any]],
+        docs: Sequence[Document],
+        targets: Sequence[str],
+        gatekeeper_engine: gk.Engine,
+        waivers: Sequence[Waiver],
+    ) -> _Run:
+        native = NativeEngine(packs, params)
+        inventory = [d.obj for d in docs] if native.uses_inventory else None
+        if inventory is not None:
+            native.set_inventory(inventory)
+        # each target is held to the rules it can express; the rest are reported as left out
+        plan = cap.plan(packs, native.effective_params, [_PLAN.get(t, t) for t in targets])
+        # ... and a rule an admission target leaves out by design (a runtime or
+        # Backstage rule, a cross-object one in CEL) is listed, not compared
+        by_design = {
+            f"rule {r.id}: target {t} leaves it out: {why}"
+            for t in targets
+            if t in ADMISSION
+            for p in plan.packs[t]
+            for r in p.rules
+            if (why := manifests.left_out(r, t)) and not manifests.admission_applicable(r)
+        }
+        left_out = sorted({e.one_line() for e in plan.errors} | by_design)
+        return cls(
+            packs, params, docs, targets, gatekeeper_engine, waivers, native, inventory, plan,
+            left_out,
+        )  # fmt: skip
+
+    def reference(self, progress: Progress) -> None:
+        # per document, not per (file, index): the items of a `kind: List` share both
+        for d in self.docs:
+            self.by_doc[id(d)] = self.native.evaluate(d)
+            progress.advance()
+
+    @property
+    def eff(self) -> Any:
+        return self.native.effective_params
+
+    @property
+    def k8s_docs(self) -> list[Document]:
+        return [d for d in self.docs if d.source == "kubernetes" and for_object(d.obj) is not None]
+
+    def own(self, target: str) -> tuple[list[Pack], set[str]]:
+        kept = self.plan.packs[_PLAN.get(target, target)]
         ids = {r.id for p in kept for r in p.rules}
         if target in ADMISSION:
             ids -= {r.id for p in kept for r in p.rules if manifests.left_out(r, target)}
         return kept, ids
 
-    # per document, not per (file, index): the items of a `kind: List` share both
-    progress.phase("reference", len(docs))
-    by_doc: dict[int, list[Any]] = {}
-    for d in docs:
-        by_doc[id(d)] = native.evaluate(d)
-        progress.advance()
-
-    def key(f: Any) -> tuple[Any, ...]:
-        return (-1 if f.item is None else f.item, f.rule, f.message)
-
-    for name in ("rego", "opa"):
-        if name not in targets:
-            continue
-        kept, ids = own(name)
-        # real OPA in batches across files (half the cost per object of one query
-        # per object); regopy one object per query, measured faster for it
-        # (policykit.api.make_engine)
-        engine: RegopyEngine | OpaEngine = (
-            RegopyEngine(kept, params, mode="object")
-            if name == "rego"
-            else OpaEngine(kept, params, mode="batch")
-        )
-        if inventory is not None:
-            engine.set_inventory(inventory)
-        progress.phase(name, len(docs))
-        # batch: every object in one call (the engine cuts it in chunks, or queries
-        # the whole run at once with an inventory: its join indexes are built once)
-        step = max(len(docs), 1) if engine.mode == "batch" else 1
-        for start in range(0, len(docs), step):
-            part = docs[start : start + step]
-            progress.advance(len(part))
-            for d, each in zip(part, engine.evaluate_each(part), strict=True):
-                _compare_rego(report, name, d, each, by_doc[id(d)], ids, key)
-
-    k8s_docs = [d for d in docs if d.source == "kubernetes" and for_object(d.obj) is not None]
-    eff = native.effective_params
-
     def expected(
-        doc: Document, joined: bool, ids: set[str], carried: Sequence[Waiver] = ()
+        self, doc: Document, joined: bool, ids: set[str], carried: Sequence[Waiver] = ()
     ) -> dict[str, Any]:
         per: dict[str, list[Any]] = defaultdict(list)
-        for f in sorted(by_doc[id(doc)], key=lambda f: -1 if f.item is None else f.item):
+        for f in sorted(self.by_doc[id(doc)], key=lambda f: -1 if f.item is None else f.item):
             if f.rule in ids and not any(w.matches(f) for w in carried):
                 per[f.rule].append(f.message)
         if joined:
             return {r: MSG_SEPARATOR.join(ms) for r, ms in per.items()}
         return {r: sorted(set(ms)) for r, ms in per.items()}
 
-    def carried(missed: Sequence[exports.NotCarried]) -> list[Waiver]:
+    def carried(self, missed: Sequence[exports.NotCarried]) -> list[Waiver]:
         left_out = {id(m.waiver) for m in missed}
-        return [w for w in waivers if id(w) not in left_out]
+        return [w for w in self.waivers if id(w) not in left_out]
 
-    if "gatekeeper" in targets:
-        gk_packs, gk_ids = own("gatekeeper")
-        files, _ = gk_target.build(gk_packs, eff)
-        missed: list[exports.NotCarried] = []
-        for fname in list(files):
-            if fname.startswith("constraints/"):
-                files[fname], m = exports.apply_gatekeeper(waivers, files[fname])
-                missed += m
-        gk_carried = carried(missed)
-        pairs = []
-        for name, items in files.items():
-            if name.startswith("templates/"):
-                cons = files["constraints/" + name.split("/", 1)[1]]
-                pairs += [
-                    (gk.TemplateRunner(t, gatekeeper_engine), c)
-                    for t, c in zip(items, cons, strict=True)
-                ]
-        # Gatekeeper syncs Kubernetes objects only (data.inventory)
-        gk_inventory = (
-            gk.inventory_of([d.obj for d in docs if d.source == "kubernetes"])
-            if inventory is not None
-            else None
+
+def _key(f: Any) -> tuple[Any, ...]:
+    return (-1 if f.item is None else f.item, f.rule, f.message)
+
+
+def _rego(run: _Run, name: str, report: VerifyReport, progress: Progress) -> None:
+    kept, ids = run.own(name)
+    # real OPA in batches across files (half the cost per object of one query
+    # per object); regopy one object per query, measured faster for it
+    # (policykit.api.make_engine)
+    engine: RegopyEngine | OpaEngine = (
+        RegopyEngine(kept, run.params, mode="object")
+        if name == "rego"
+        else OpaEngine(kept, run.params, mode="batch")
+    )
+    if run.inventory is not None:
+        engine.set_inventory(run.inventory)
+    docs = run.docs
+    progress.phase(name, len(docs))
+    # batch: every object in one call (the engine cuts it in chunks, or queries
+    # the whole run at once with an inventory: its join indexes are built once)
+    step = max(len(docs), 1) if engine.mode == "batch" else 1
+    for start in range(0, len(docs), step):
+        part = docs[start : start + step]
+        progress.advance(len(part))
+        for d, each in zip(part, engine.evaluate_each(part), strict=True):
+            _compare_rego(report, name, d, each, run.by_doc[id(d)], ids, _key)
+
+
+def _gatekeeper(run: _Run, name: str, report: VerifyReport, progress: Progress) -> None:
+    gk_packs, gk_ids = run.own("gatekeeper")
+    files, _ = gk_target.build(gk_packs, run.eff)
+    missed: list[exports.NotCarried] = []
+    for fname in list(files):
+        if fname.startswith("constraints/"):
+            files[fname], m = exports.apply_gatekeeper(run.waivers, files[fname])
+            missed += m
+    gk_carried = run.carried(missed)
+    pairs = []
+    for fname, items in files.items():
+        if fname.startswith("templates/"):
+            cons = files["constraints/" + fname.split("/", 1)[1]]
+            pairs += [
+                (gk.TemplateRunner(t, run.gatekeeper_engine), c)
+                for t, c in zip(items, cons, strict=True)
+            ]
+    # Gatekeeper syncs Kubernetes objects only (data.inventory)
+    gk_inventory = (
+        gk.inventory_of([d.obj for d in run.docs if d.source == "kubernetes"])
+        if run.inventory is not None
+        else None
+    )
+    k8s_docs = run.k8s_docs
+    progress.phase("gatekeeper", len(k8s_docs))
+    for doc in k8s_docs:
+        progress.advance()
+        got: dict[str, set[str]] = defaultdict(set)
+        for runner, c in pairs:
+            for v in gk.evaluate(runner, c, doc.obj, inventory=gk_inventory):
+                got[admission.rule_of(c)].add(cap_message(v.message))  # as Finding
+        _compare(
+            report,
+            "gatekeeper",
+            doc,
+            run.expected(doc, False, gk_ids, gk_carried),
+            {r: sorted(m) for r, m in got.items()},
         )
-        progress.phase("gatekeeper", len(k8s_docs))
-        for doc in k8s_docs:
-            progress.advance()
-            got: dict[str, set[str]] = defaultdict(set)
-            for runner, c in pairs:
-                for v in gk.evaluate(runner, c, doc.obj, inventory=gk_inventory):
-                    got[admission.rule_of(c)].add(cap_message(v.message))  # as Finding
-            _compare(
-                report,
-                "gatekeeper",
-                doc,
-                expected(doc, False, gk_ids, gk_carried),
-                {r: sorted(m) for r, m in got.items()},
-            )
 
-    for name in ("vap", "kyverno"):
-        if name not in targets:
-            continue
-        cel_packs, cel_ids = own(name)
-        files, _ = manifests.build(name, cel_packs, eff)
-        all_docs = [d for items in files.values() for d in items]
-        exceptions: list[dict[str, Any]] = []
-        if name == "vap":
-            kinds = {r.id: list(r.selector.kinds) for p in cel_packs for r in p.rules}
-            all_docs, missed_cel = exports.apply_vap(waivers, all_docs, kinds)
-        else:
-            exceptions, missed_cel = exports.kyverno_exceptions(waivers, all_docs)
-        cel_carried = carried(missed_cel)
-        policies = [
-            d for d in all_docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingPolicy")
-        ]
-        bindings = {d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")}
-        static = {admission.rule_of(p): p["spec"]["validations"][0]["message"] for p in policies}
-        progress.phase(name, len(k8s_docs))
-        for doc in k8s_docs:
-            progress.advance()
-            got2: dict[str, str] = {}
-            for p in policies:
-                if name == "vap":
-                    decisions = admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj)
-                else:
-                    decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
-                for dec in decisions:
-                    got2[dec.rule] = dec.message
-            shown = {
-                r: manifests.shown_message(m, static[r])
-                for r, m in expected(doc, True, cel_ids, cel_carried).items()
-            }
-            _compare(report, name, doc, shown, got2)
 
-    if "jsonschema" in targets:
-        checker = SchemaChecker(packs, eff)
-        progress.phase("jsonschema", len(docs))
-        for doc in docs:
-            progress.advance()
-            fired = {f.rule: True for f in by_doc[id(doc)] if (f.pack, f.rule) in checker.covered}
-            _compare(report, "jsonschema", doc, fired, {r: True for _, r in checker.fired(doc.obj)})
-    return report
+def _cel(run: _Run, name: str, report: VerifyReport, progress: Progress) -> None:
+    cel_packs, cel_ids = run.own(name)
+    files, _ = manifests.build(name, cel_packs, run.eff)
+    all_docs = [d for items in files.values() for d in items]
+    exceptions: list[dict[str, Any]] = []
+    if name == "vap":
+        kinds = {r.id: list(r.selector.kinds) for p in cel_packs for r in p.rules}
+        all_docs, missed_cel = exports.apply_vap(run.waivers, all_docs, kinds)
+    else:
+        exceptions, missed_cel = exports.kyverno_exceptions(run.waivers, all_docs)
+    cel_carried = run.carried(missed_cel)
+    policies = [
+        d for d in all_docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingPolicy")
+    ]
+    bindings = {d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")}
+    static = {admission.rule_of(p): p["spec"]["validations"][0]["message"] for p in policies}
+    k8s_docs = run.k8s_docs
+    progress.phase(name, len(k8s_docs))
+    for doc in k8s_docs:
+        progress.advance()
+        got: dict[str, str] = {}
+        for p in policies:
+            if name == "vap":
+                decisions = admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj)
+            else:
+                decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
+            for dec in decisions:
+                got[dec.rule] = dec.message
+        shown = {
+            r: manifests.shown_message(m, static[r])
+            for r, m in run.expected(doc, True, cel_ids, cel_carried).items()
+        }
+        _compare(report, name, doc, shown, got)
+
+
+def _jsonschema(run: _Run, name: str, report: VerifyReport, progress: Progress) -> None:
+    checker = SchemaChecker(run.packs, run.eff)
+    progress.phase("jsonschema", len(run.docs))
+    for doc in run.docs:
+        progress.advance()
+        fired = {f.rule: True for f in run.by_doc[id(doc)] if (f.pack, f.rule) in checker.covered}
+        _compare(report, "jsonschema", doc, fired, {r: True for _, r in checker.fired(doc.obj)})
+
+
+_TARGET_RUNNERS: dict[str, Callable[[_Run, str, VerifyReport, Progress], None]] = {
+    "rego": _rego,
+    "opa": _rego,
+    "gatekeeper": _gatekeeper,
+    "vap": _cel,
+    "kyverno": _cel,
+    "jsonschema": _jsonschema,
+}
 
 
 def _compare_rego(

@@ -1,0 +1,91 @@
+"""``verify`` with its targets in a pool of processes gives the serial report
+(issue 21, item 5): the same objects compared, the same order of checks, the
+same mismatches."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import subprocess
+import sys
+from typing import Any
+
+from tests.conftest import ROOT
+
+PACKS = ["policykit.packs.starter", "policykit.packs.catalog"]
+
+
+class _Phases:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.names.append(name)
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+def _plain(report: Any) -> dict[str, Any]:
+    return {
+        "objects": report.objects,
+        "compared": dict(report.compared),
+        "mismatches": [dataclasses.asdict(m) for m in report.mismatches],
+        "left_out": report.left_out,
+        "checked": report.checked,
+    }
+
+
+def _both_runs() -> None:
+    """Run in a fresh interpreter (below): forked workers need a parent that
+    has not started real OPA's Go runtime, which other tests may have."""
+    from benchmarks.generate import component, deployment
+    from policykit.engines import admission
+    from policykit.loader import load_text
+    from policykit.packs import load_packs
+    from policykit.verify import TARGETS, verify
+
+    rng = random.Random(3)
+    docs = []
+    for i in range(40):
+        for text, kind in ((component(rng, i), "c"), (deployment(rng, i), "d")):
+            docs += load_text(text, f"repo/{kind}-{i}.yaml").documents
+    # a VAP that misses what it should find on some objects: mismatches to compare
+    real = admission.evaluate_vap
+
+    def lossy(policy: Any, binding: Any, obj: Any) -> Any:
+        found = real(policy, binding, obj)
+        return [] if obj["metadata"]["name"].endswith(("3", "7")) else found
+
+    admission.evaluate_vap = lossy  # type: ignore[assignment]
+    packs = load_packs(PACKS)
+    phases = _Phases()
+    # pooled first: the serial run starts real OPA here, and then no pool is forked
+    pooled = verify(packs, {}, docs, TARGETS, jobs=2, progress=phases)
+    serial = verify(packs, {}, docs, TARGETS, jobs=1)
+    print(
+        json.dumps(
+            {
+                "serial": _plain(serial),
+                "pooled": _plain(pooled),
+                "phases": phases.names,
+            },
+            default=repr,
+        )
+    )
+
+
+def test_targets_in_a_pool_give_the_serial_report() -> None:
+    code = "from tests.test_verify_parallel import _both_runs; _both_runs()"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout
+    got = json.loads(out)
+    serial, pooled = got["serial"], got["pooled"]
+    assert got["phases"][0] == "reference"
+    assert got["phases"][1] == "rego, opa, gatekeeper, vap, kyverno, jsonschema"  # the pool ran
+    assert set(serial["compared"]) == {"rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema"}
+    assert [m for m in serial["mismatches"] if m["target"] == "vap"]  # the lossy VAP is seen
+    assert {m["target"] for m in serial["mismatches"]} == {"vap"}
+    assert pooled == serial
