@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from policykit.engines import gatekeeper as gk
 from policykit.errors import InputError, PolicyError, PolicykitError, SourceLoc
+from policykit.k8s import gatekeeper as gk
 from policykit.loader import load_paths
 from policykit.model import Document, Finding, object_ref
 from policykit.thirdparty import kyverno as ky

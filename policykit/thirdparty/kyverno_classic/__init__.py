@@ -11,7 +11,7 @@ JMESPath ``{{ }}`` variables — evaluated as the Kyverno CLI evaluates them
   ``pkg/engine/variables/vars.go`` and the CLI's context
   (``cmd/cli/kubectl-kyverno``)
 
-Anything out of reach raises :class:`~policykit.engines.gatekeeper.Unsupported`
+Anything out of reach raises :class:`~policykit.k8s.errors.Unsupported`
 naming the feature; the caller reports it as skipped, never as a pass.
 """
 
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from policykit.engines.gatekeeper import Unsupported
+from policykit.k8s.errors import Unsupported
 from policykit.thirdparty.kyverno_classic.engine import Env, add_variable, validate
 
 __all__ = ["Unsupported", "autogen_rule", "evaluate_rule", "is_classic", "request_context"]
@@ -163,7 +163,7 @@ def evaluate_rule(
 ) -> tuple[str, str]:
     """One matched ClusterPolicy/Policy rule on one resource: ``(status,
     message)`` with status pass, fail, skip or error. ``ctx`` is a
-    :class:`policykit.thirdparty.kyverno.Context`."""
+    :class:`policykit.k8s.request.Context`."""
     values: Mapping[str, Any] = getattr(ctx, "values", None) or {}
     if values.get("apiCallResponses") and any(
         e.get("apiCall") is not None for e in _all_entries(rule)

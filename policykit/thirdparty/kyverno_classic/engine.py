@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from policykit.engines.gatekeeper import Unsupported
+from policykit.k8s.errors import Unsupported
 from policykit.thirdparty.kyverno_classic import conditions as cond
 from policykit.thirdparty.kyverno_classic import gotypes as go
 from policykit.thirdparty.kyverno_classic.jmespath_fns import NotFound, QueryError, search

@@ -1,0 +1,319 @@
+"""Local Gatekeeper: a ConstraintTemplate + Constraint over an object, as
+Gatekeeper's admission webhook evaluates them — ``spec.match`` (kinds, scope,
+namespaces, excludedNamespaces, labelSelector, namespaceSelector, name), then
+the template's Rego with ``input = {"review": <AdmissionRequest>, "parameters":
+<constraint spec.parameters>}``, through regopy or real OPA.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from policykit.engines.cel import CelEvalError, program
+from policykit.engines.rego import load_opa
+from policykit.errors import PolicyError, SourceLoc
+from policykit.k8s.errors import Unsupported
+from policykit.k8s.gatekeeper_source import (
+    PACKAGE_RE,
+    TemplateSource,
+    is_policykit_template,
+    regopy_patterns,
+    template_source,
+)
+from policykit.k8s.kinds import for_object
+from policykit.k8s.matching import gatekeeper_match as match
+from policykit.k8s.request import request_for
+from policykit.k8s.validating import bind_variables, failed_validations
+
+__all__ = [
+    "Engine",
+    "TemplateRunner",
+    "TemplateSource",
+    "Unsupported",
+    "Violation",
+    "evaluate",
+    "inventory_of",
+    "is_policykit_template",
+    "match",
+    "regopy_patterns",
+    "review_of",
+    "template_source",
+]
+
+Engine = Literal["rego", "opa"]
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    constraint: str
+    action: str
+    message: str
+    details: Any
+
+
+def inventory_of(objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``data.inventory`` as Gatekeeper replicates it: cluster-scoped objects
+    under ``cluster[<groupVersion>][<Kind>][<name>]``, namespaced ones under
+    ``namespace[<ns>][<groupVersion>][<Kind>][<name>]``."""
+    inv: dict[str, Any] = {"cluster": {}, "namespace": {}}
+    for obj in objects:
+        meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+        assert isinstance(meta, dict)
+        gv, kind, name = str(obj.get("apiVersion", "")), str(obj.get("kind", "")), meta.get("name")
+        info = for_object(dict(obj))
+        namespaced = info.namespaced if info else bool(meta.get("namespace"))
+        if namespaced:
+            ns = str(meta.get("namespace") or "default")
+            slot = inv["namespace"].setdefault(ns, {}).setdefault(gv, {}).setdefault(kind, {})
+        else:
+            slot = inv["cluster"].setdefault(gv, {}).setdefault(kind, {})
+        slot[str(name)] = obj
+    return inv
+
+
+class TemplateRunner:
+    """A ConstraintTemplate compiled once; evaluate it with any constraint.
+    Rego runs in regopy (``engine="rego"``) or real OPA (``"opa"``); a
+    ``K8sNativeValidation`` template runs in the local CEL."""
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        engine: Engine = "rego",
+        where: SourceLoc | None = None,
+    ) -> None:
+        self.source = template_source(template, where)
+        self.own = is_policykit_template(template)
+        self.kind = self.source.kind
+        self.engine = engine
+        self.where = where
+        self._compiled: dict[str, Any] = {}
+        self._last: tuple[Any, Any] = (None, None)  # (inventory, compiled): no re-keying
+        self._runner: Any = None  # one regopy interpreter, its input set per query
+        if self.source.engine == "Rego":
+            found = PACKAGE_RE.search(self.source.modules["template.rego"])
+            assert found is not None
+            self.package = found.group(1)
+            self._prepare(None)  # compile errors surface now
+
+    def _prepare(self, inventory: Mapping[str, Any] | None) -> Any:
+        if inventory is not None and inventory is self._last[0]:
+            return self._last[1]  # the same inventory as the last call (one per run)
+        key = json.dumps(inventory, sort_keys=True) if inventory else ""
+        if key in self._compiled:
+            if inventory:
+                self._last = (inventory, self._compiled[key])
+            return self._compiled[key]
+        modules = dict(self.source.modules)
+        data = {"inventory": inventory} if inventory else None
+        if self.engine == "rego":
+            import regopy
+
+            from policykit.targets.rego.compiler import regopy_modules
+
+            # messages leave regopy base64-encoded: its output printer does not
+            # escape backslashes, and its json.marshal escapes quotes twice, so
+            # details are not carried (docs/engines.md)
+            modules["harness.rego"] = (
+                "package policykit_harness\n\n"
+                'violations := [{"msg": base64.encode(v.msg)} |\n'
+                f"\tsome v in data.{self.package}.violation\n]\n"
+            )
+            builder = regopy.Interpreter()
+            if self.own:
+                modules = regopy_modules(modules)
+            else:
+                modules = {
+                    p: t if p == "harness.rego" else regopy_patterns(t) for p, t in modules.items()
+                }
+            for path, text in modules.items():
+                builder.add_module(path, text)
+            if data is not None:
+                from policykit.engines.rego import refuse_quoted
+
+                refuse_quoted(data, "the inventory", self.where)
+                builder.add_data(data)
+            try:
+                compiled: Any = (builder.build(None, ["policykit_harness/violations"]), None)
+            except regopy.RegoError as exc:
+                raise PolicyError(
+                    f"regopy cannot compile the template: {str(exc).splitlines()[0]}",
+                    loc=self.where,
+                ) from None
+        else:
+            opa = load_opa()
+            engine = opa.OpaEngine()
+            try:
+                for path, text in modules.items():
+                    engine.add_policy(path, text)
+                if data is not None:
+                    engine.add_data(data)
+                engine.eval_document(f"{self.package}.violation", {})
+            except opa.OpaUndefinedError:
+                pass
+            except opa.OpaError as exc:
+                raise PolicyError(
+                    f"OPA cannot compile the template: {str(exc).splitlines()[0]}",
+                    loc=self.where,
+                ) from None
+            compiled = (engine, opa.OpaUndefinedError)
+        self._compiled[key] = compiled
+        if inventory:
+            self._last = (inventory, compiled)
+        return compiled
+
+    def violations(
+        self,
+        review: Mapping[str, Any],
+        parameters: Any,
+        inventory: Mapping[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        if self.source.engine == "K8sNativeValidation":
+            return self._cel(review, parameters)
+        doc = {"review": review, "parameters": parameters if parameters is not None else {}}
+        compiled = self._prepare(inventory)
+        if self.engine == "rego":
+            import regopy
+
+            from policykit.engines.rego import refuse_quoted, regopy_input
+
+            refuse_quoted(doc, "the admission review", self.where)
+            if self._runner is None:
+                self._runner = regopy.Interpreter()
+            runner = self._runner
+            runner.set_input(regopy_input(doc))
+            try:
+                out = runner.query_bundle_entrypoint(compiled[0], "policykit_harness/violations")
+                results = out.results
+            except (ValueError, regopy.RegoError) as exc:  # its output is an error, not JSON
+                why = _regopy_error(runner, compiled[0], exc)
+                raise PolicyError(
+                    f"regopy could not evaluate the template: {why}",
+                    loc=self.where,
+                    hint="run it with --engine opa",
+                ) from None
+            if not results:
+                raise PolicyError(
+                    "regopy could not evaluate the template (no result)",
+                    loc=self.where,
+                    hint="run it with --engine opa",
+                )
+            exprs = results[0].expressions
+            found = exprs[0] if exprs else []
+            return [
+                {"msg": base64.b64decode(v["msg"]).decode("utf-8"), "details": None} for v in found
+            ]
+        engine, undefined = compiled
+        opa = load_opa()
+        try:
+            got = engine.eval_document(f"{self.package}.violation", doc)
+        except undefined:
+            return []
+        except opa.OpaError as exc:
+            raise PolicyError(
+                f"OPA could not evaluate the template: {str(exc).splitlines()[0]}",
+                loc=self.where,
+            ) from None
+        return [{"msg": v.get("msg"), "details": v.get("details", {})} for v in got or []]
+
+    def _cel(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
+        """Gatekeeper's CEL engine: ``variables.params`` and ``variables.anyObject``
+        (the object, or oldObject on DELETE), then the source's variables,
+        match conditions and validations; an evaluation error is a violation
+        under ``failurePolicy: Fail`` (the default) and nothing under ``Ignore``."""
+        src = self.source.cel
+        obj = review.get("object")
+        any_object = review.get("oldObject") if review.get("operation") == "DELETE" else obj
+        request = {k: v for k, v in review.items() if k not in ("object", "oldObject")}
+        params = parameters if parameters is not None else {}
+        data: dict[str, Any] = {
+            "object": obj,
+            "oldObject": review.get("oldObject"),
+            "request": request,
+            "namespaceObject": review.get("namespaceObject"),
+            "params": params,
+        }
+        try:
+            for cond in src.get("matchConditions") or src.get("matchCondition") or []:
+                if (
+                    program(str(cond["expression"])).eval(
+                        {**data, "variables": {"params": params, "anyObject": any_object}}
+                    )
+                    is not True
+                ):
+                    return []
+            bind_variables(
+                src.get("variables") or [], data, {"params": params, "anyObject": any_object}
+            )
+            messages = failed_validations(src.get("validations") or [], data)
+        except CelEvalError as exc:
+            if src.get("failurePolicy") == "Ignore":
+                return []
+            messages = [exc.message]
+        return [{"msg": m, "details": {}} for m in messages]
+
+
+def _regopy_error(runner: Any, bundle: Any, exc: Exception) -> str:
+    """The ``errormsg`` regopy printed instead of a result, else the exception."""
+    try:
+        from regopy.interpreter import rego_bundle_query_entrypoint
+        from regopy.output import rego_output_string
+
+        raw = rego_output_string(
+            rego_bundle_query_entrypoint(runner._impl, bundle._impl, "policykit_harness/violations")
+        )
+        found = re.search(r"\(errormsg \d+:([^\n)]*)", raw)
+        if found:
+            return found.group(1).strip()
+    except Exception:
+        pass
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def review_of(request: Mapping[str, Any]) -> tuple[dict[str, Any], Mapping[str, Any] | None]:
+    """``input.review`` from an AdmissionReview's ``request`` and the object
+    ``spec.match`` is applied to (``oldObject`` on DELETE)."""
+    review = dict(request)
+    review.setdefault("operation", "CREATE")
+    obj = review.get("object")
+    if review["operation"] == "DELETE" or not isinstance(obj, dict):
+        obj = review.get("oldObject")
+    return review, obj if isinstance(obj, dict) else None
+
+
+def evaluate(
+    runner: TemplateRunner,
+    constraint: Mapping[str, Any],
+    obj: Mapping[str, Any] | None,
+    *,
+    operation: str = "CREATE",
+    namespace_object: Mapping[str, Any] | None = None,
+    inventory: Mapping[str, Any] | None = None,
+    request: Mapping[str, Any] | None = None,
+) -> list[Violation]:
+    """Violations of one constraint for one object under admission. Pass
+    ``request`` (an AdmissionReview's) to set operation, userInfo and
+    oldObject; ``inventory`` is ``data.inventory`` (see :func:`inventory_of`)."""
+    spec = constraint.get("spec") or {}
+    if request is not None:
+        review, target = review_of(request)
+    else:
+        assert obj is not None
+        review = request_for(obj, operation)
+        review["object"] = obj
+        target = obj
+    if target is None or not match(spec.get("match"), target, namespace_object):
+        return []
+    if namespace_object is not None:
+        review["namespaceObject"] = namespace_object
+    name = constraint["metadata"]["name"]
+    action = spec.get("enforcementAction", "deny")
+    return [
+        Violation(name, action, str(v["msg"]), v.get("details"))
+        for v in runner.violations(review, spec.get("parameters"), inventory)
+    ]

@@ -1,0 +1,265 @@
+"""Which objects a policy applies to, in the three dialects policykit runs:
+
+* ``matchConstraints`` / binding ``matchResources`` of ValidatingAdmissionPolicy
+  and Kyverno ValidatingPolicy (k8s.io/apiserver ``pkg/admission/plugin/policy/
+  matching``, which Kyverno reuses in ``pkg/cel/matching/matcher.go``):
+  resource rules, exclusions, object and namespace selectors;
+* Kyverno ClusterPolicy ``match``/``exclude`` blocks (``pkg/engine/utils/
+  match.go``): ``any``/``all`` filters of resource descriptions and users;
+* Gatekeeper's ``spec.match`` (``pkg/mutation/match``).
+
+``label_selector_matches`` is ``metav1.LabelSelector`` for all three.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from typing import Any
+
+from policykit.k8s.kinds import for_object
+from policykit.k8s.request import Context, metadata, namespace_of
+
+
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bool:
+    """``metav1.LabelSelector`` semantics; an empty or absent selector matches all."""
+    if not selector:
+        return True
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def _labels(obj: Mapping[str, Any]) -> dict[str, Any]:
+    labels = metadata(obj).get("labels")
+    return labels if isinstance(labels, dict) else {}
+
+
+# --- matchConstraints (VAP, ValidatingPolicy) -----------------------------------------
+
+
+def _rule_matches(rule: Mapping[str, Any], obj: Mapping[str, Any], operation: str) -> bool:
+    info = for_object(dict(obj))
+    if info is None:
+        return False
+    version = str(obj.get("apiVersion", "")).rpartition("/")[2]
+
+    def has(field: str, value: str) -> bool:
+        items = rule.get(field) or []
+        return "*" in items or value in items
+
+    scope = rule.get("scope", "*")
+    if scope == "Namespaced" and not info.namespaced:
+        return False
+    if scope == "Cluster" and info.namespaced:
+        return False
+    names = rule.get("resourceNames") or []
+    return (
+        has("apiGroups", info.group)
+        and has("apiVersions", version)
+        and has("resources", info.resource)
+        and has("operations", operation)
+        and (not names or metadata(obj).get("name") in names)
+    )
+
+
+def constraints_match(
+    mc: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    operation: str,
+    namespace_labels: Mapping[str, Any] | None = None,
+) -> bool:
+    """``matchConstraints`` / ``matchResources`` of VAP and ValidatingPolicy.
+    Without ``namespace_labels`` the namespace carries the label the API
+    server gives every namespace, ``kubernetes.io/metadata.name``."""
+    if not any(_rule_matches(r, obj, operation) for r in mc.get("resourceRules") or []):
+        return False
+    if any(_rule_matches(r, obj, operation) for r in mc.get("excludeResourceRules") or []):
+        return False
+    if not label_selector_matches(mc.get("objectSelector"), _labels(obj)):
+        return False
+    ns_sel = mc.get("namespaceSelector")
+    info = for_object(dict(obj))
+    if namespace_labels is None:
+        ns = metadata(obj).get("namespace")
+        namespace_labels = {"kubernetes.io/metadata.name": ns} if isinstance(ns, str) else {}
+    return not (
+        ns_sel
+        and info is not None
+        and info.namespaced
+        and not label_selector_matches(ns_sel, namespace_labels)
+    )
+
+
+# --- Kyverno match/exclude blocks -------------------------------------------------------
+
+
+def _wild(pattern: str, value: str) -> bool:
+    return fnmatch.fnmatchcase(value, pattern)
+
+
+def _kind_matches(spec: str, obj: Mapping[str, Any]) -> bool:
+    """``Kind``, ``version/Kind``, ``group/version/Kind`` (wildcards allowed);
+    a subresource (``Pod/status``) never matches the resource itself."""
+    parts = spec.split("/")
+    api = str(obj.get("apiVersion", ""))
+    group, _, version = api.rpartition("/")
+    kind = str(obj.get("kind", ""))
+    if len(parts) >= 2 and parts[-1][:1].islower() and parts[-2][:1].isupper():
+        return False  # Kind/subresource
+    if len(parts) == 1:
+        return _wild(parts[0], kind)
+    if len(parts) == 2:
+        return _wild(parts[0], version) and _wild(parts[1], kind)
+    return _wild(parts[0], group) and _wild(parts[1], version) and _wild(parts[2], kind)
+
+
+def _description_matches(rd: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> bool:
+    meta = metadata(obj)
+    kinds = rd.get("kinds") or []
+    if kinds and not any(_kind_matches(str(k), obj) for k in kinds):
+        return False
+    names = list(rd.get("names") or []) + ([rd["name"]] if rd.get("name") else [])
+    if names and not any(_wild(str(n), str(meta.get("name", ""))) for n in names):
+        return False
+    if rd.get("namespaces") and not any(_wild(str(n), namespace_of(obj)) for n in rd["namespaces"]):
+        return False
+    if rd.get("operations") and ctx.operation not in rd["operations"]:
+        return False
+    annotations = meta.get("annotations") or {}
+    for k, v in (rd.get("annotations") or {}).items():
+        if k not in annotations or not _wild(str(v), str(annotations[k])):
+            return False
+    if rd.get("selector") is not None and not label_selector_matches(
+        rd["selector"], meta.get("labels") or {}
+    ):
+        return False
+    if rd.get("namespaceSelector") is not None:
+        info = for_object(dict(obj))
+        if info is None or info.namespaced or obj.get("kind") == "Namespace":
+            labels = ctx.namespace_labels.get(namespace_of(obj), {})
+            if obj.get("kind") == "Namespace":
+                labels = {**labels, **(meta.get("labels") or {})}
+            if not label_selector_matches(rd["namespaceSelector"], labels):
+                return False
+    return True
+
+
+def _user_matches(f: Mapping[str, Any], ctx: Context) -> bool:
+    if f.get("roles") and not set(f["roles"]) & set(ctx.roles):
+        return False
+    if f.get("clusterRoles") and not set(f["clusterRoles"]) & set(ctx.cluster_roles):
+        return False
+    subjects = f.get("subjects") or []
+    if not subjects:
+        return True
+    for s in subjects:
+        kind, name = s.get("kind"), str(s.get("name", ""))
+        if kind == "User" and _wild(name, ctx.username):
+            return True
+        if kind == "Group" and any(_wild(name, g) for g in ctx.groups):
+            return True
+        if kind == "ServiceAccount" and ctx.username == (
+            f"system:serviceaccount:{s.get('namespace', '')}:{name}"
+        ):
+            return True
+    return False
+
+
+def _filter_matches(f: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> bool:
+    rd = f.get("resources")
+    if rd is not None and not _description_matches(rd, obj, ctx):
+        return False
+    return _user_matches(f, ctx)
+
+
+def matches(block: Mapping[str, Any] | None, obj: Mapping[str, Any], ctx: Context) -> bool:
+    """A Kyverno ``match``/``exclude`` block: ``any`` (one filter), ``all``
+    (every filter) or a single filter at the top."""
+    if not block:
+        return False
+    if block.get("any"):
+        return any(_filter_matches(f, obj, ctx) for f in block["any"])
+    if block.get("all"):
+        return all(_filter_matches(f, obj, ctx) for f in block["all"])
+    return _filter_matches(block, obj, ctx)
+
+
+# --- Gatekeeper spec.match ----------------------------------------------------------
+
+
+def _wildcard(pattern: str, value: str) -> bool:
+    """Gatekeeper's ``util.Wildcard``: exact, ``prefix*`` or ``*suffix``."""
+    if pattern.endswith("*"):
+        return value.startswith(pattern[:-1])
+    if pattern.startswith("*"):
+        return value.endswith(pattern[1:])
+    return pattern == value
+
+
+def _glob(patterns: list[str], value: str) -> bool:
+    return any(_wildcard(p, value) for p in patterns)
+
+
+def gatekeeper_match(
+    m: Mapping[str, Any] | None,
+    obj: Mapping[str, Any],
+    namespace_object: Mapping[str, Any] | None = None,
+) -> bool:
+    """Gatekeeper's ``spec.match`` (``pkg/mutation/match``): every given matcher
+    must hold. The namespace is the Namespace's own name, else the namespace
+    object's, else the one the object declares (as gator does); an object
+    with none is cluster-scoped and passes the namespace matchers."""
+    if not m:
+        return True
+    api = str(obj.get("apiVersion", ""))
+    group = api.rpartition("/")[0]
+    kind = obj.get("kind")
+    meta = metadata(obj)
+    is_namespace = kind == "Namespace" and group == ""
+    ns_meta = (namespace_object or {}).get("metadata") or {}
+    if is_namespace:
+        ns: str | None = str(meta.get("name", ""))
+    elif namespace_object is not None:
+        ns = str(ns_meta.get("name", ""))
+    else:
+        ns = str(meta["namespace"]) if meta.get("namespace") else None
+    if m.get("kinds"):
+        ok = False
+        for k in m["kinds"]:
+            groups, kinds = k.get("apiGroups") or ["*"], k.get("kinds") or ["*"]
+            if ("*" in groups or group in groups) and ("*" in kinds or kind in kinds):
+                ok = True
+        if not ok:
+            return False
+    has_namespace = bool(meta.get("namespace")) or namespace_object is not None
+    scope = m.get("scope", "*")
+    if scope == "Cluster" and not (is_namespace or not has_namespace):
+        return False
+    if scope == "Namespaced" and not (not is_namespace and has_namespace):
+        return False
+    if m.get("namespaces") and ns is not None and not _glob(m["namespaces"], ns):
+        return False
+    if m.get("excludedNamespaces") and ns is not None and _glob(m["excludedNamespaces"], ns):
+        return False
+    labels = _labels(obj)
+    if m.get("labelSelector") is not None and not label_selector_matches(
+        m["labelSelector"], labels
+    ):
+        return False
+    if m.get("namespaceSelector") is not None and (is_namespace or ns is not None):
+        sel_labels = labels if is_namespace else (ns_meta.get("labels") or {})
+        if not label_selector_matches(m["namespaceSelector"], sel_labels):
+            return False
+    return not (m.get("name") and not _wildcard(str(m["name"]), str(meta.get("name", ""))))

@@ -1,0 +1,384 @@
+"""The admission evaluators: ValidatingAdmissionPolicy (+ Binding) as the API
+server runs it, and Kyverno ValidatingPolicy as Kyverno runs it — one
+evaluator each, used by ``policykit verify`` (policykit's own generated
+manifests) and by the runner for existing policies (``policykit test``,
+``check --policy``).
+
+ValidatingPolicy follows Kyverno's engine (kyverno/kyverno
+``pkg/cel/policies/vpol/engine/engine.go`` and ``.../compiler/policy.go``):
+
+1. the evaluation mode (``spec.evaluation.mode``): ``Kubernetes`` (the
+   default) runs as admission; ``JSON`` evaluates the document as a plain
+   JSON payload — no ``matchConstraints``, and ``object`` is the only
+   variable (the CLI routes JSON-mode policies so,
+   ``cmd/cli/kubectl-kyverno/processor/policy_processor.go``);
+2. the policy and each spec generated for Pod controllers
+   (:mod:`policykit.k8s.autogen`) whose ``matchConstraints`` match gives one
+   result; none matching gives no result;
+3. PolicyExceptions, before ``matchConditions`` (:mod:`policykit.k8s.exceptions`);
+4. ``matchConditions`` (not all true: ``skip``), then the variables, then the
+   validations in order: the first that is not true fails the policy with
+   its message; one that errors is an ``error`` result.
+
+Kyverno compiles CEL with cel-go; each expression goes through
+:mod:`policykit.k8s.celcompat` first. A message is the ``messageExpression``
+when it yields one line of text, else ``message``, else ``failed expression:
+…`` (the API server's rule, which policykit's generated manifests are
+written for).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from policykit.engines.cel import CelEvalError, program, using_lookups
+from policykit.k8s import celcompat
+from policykit.k8s.autogen import vpol_specs
+from policykit.k8s.errors import Unsupported
+from policykit.k8s.exceptions import conditions_hold, exemption, for_policy
+from policykit.k8s.matching import constraints_match
+from policykit.k8s.request import Context, admission_data, metadata, namespace_of, request_for
+
+Status = Literal["pass", "fail", "skip", "error", "unsupported"]
+VPOL_KINDS = ("ValidatingPolicy", "NamespacedValidatingPolicy")
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One failed validation: which policy, its rule, the actions and the text."""
+
+    policy: str
+    rule: str
+    actions: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One rule's result for one resource, as ``kyverno test`` reports it."""
+
+    policy: str
+    rule: str
+    status: Status
+    message: str = ""
+    action: str = "Audit"  # Enforce | Audit (ValidatingPolicy: Deny | Audit | Warn)
+    # False when the rule does not apply to the resource at all: Kyverno's engine
+    # then gives no rule response (a rule that applies and skips gives one)
+    applied: bool = True
+
+
+def rule_of(manifest: Mapping[str, Any]) -> str:
+    """The policykit rule id a manifest enforces (its ``policykit.io/rule`` annotation)."""
+    return str(metadata(manifest).get("annotations", {}).get("policykit.io/rule", ""))
+
+
+def policy_name(policy: Mapping[str, Any]) -> str:
+    """A policy's name as reports give it (``<namespace>/<name>`` when namespaced)."""
+    meta = metadata(policy)
+    name = str(meta.get("name", ""))
+    if policy.get("kind") in ("Policy", "NamespacedValidatingPolicy") and meta.get("namespace"):
+        return f"{meta['namespace']}/{name}"
+    return name
+
+
+# --- CEL pieces shared by VAP, ValidatingPolicy and ClusterPolicy validate.cel -------
+
+
+def bind_variables(
+    variables: Sequence[Mapping[str, Any]],
+    data: dict[str, Any],
+    base: Mapping[str, Any] | None = None,
+) -> None:
+    """``variables.<name>`` for each declared variable, in order (each may use the
+    ones before it). One that fails to evaluate is left out, so an expression
+    that uses it errors, as the lazy evaluation in the API server does."""
+    bound: dict[str, Any] = dict(base or {})
+    data["variables"] = bound
+    for var in variables:
+        try:
+            bound[str(var["name"])] = program(str(var["expression"])).eval(data)
+        except CelEvalError:
+            continue
+
+
+def message_of(v: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """A failed validation's message: the ``messageExpression`` when it yields
+    one line of text, else ``message``, else ``failed expression: …``."""
+    message = str(v.get("message") or "") or f"failed expression: {v['expression']}"
+    if v.get("messageExpression"):
+        try:
+            text = program(v["messageExpression"]).eval(data)
+        except CelEvalError:
+            text = None
+        if isinstance(text, str) and text.strip() and "\n" not in text:
+            message = text
+    return message
+
+
+def failed_validations(
+    validations: Sequence[Mapping[str, Any]], data: Mapping[str, Any]
+) -> list[str]:
+    """The message of every validation whose expression is not true. An
+    expression that errors raises :class:`CelEvalError` (failure policy is the
+    caller's business)."""
+    return [
+        message_of(v, data) for v in validations if program(v["expression"]).eval(data) is not True
+    ]
+
+
+_OUTSIDE_CEL = (
+    (re.compile(r"\bhttp\.(?:Get|Post|Client)\b"), "the http CEL library"),
+    (re.compile(r"\bresource\.(?:Get|List|Post)\b"), "the resource CEL library"),
+    (re.compile(r"\bglobalContext\.Get\b"), "globalContext"),
+    (re.compile(r"\bimage\.GetMetadata\b"), "image metadata lookups"),
+    (re.compile(r"\bimagedata\."), "the imagedata library"),
+)
+_CONTEXT_BACKED = ("the resource CEL library", "image metadata lookups")
+_CEL_KEYS = ("expression", "messageExpression", "valueExpression")
+
+
+def cel_texts(node: Any) -> list[str]:
+    """Every CEL expression in a policy document."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in _CEL_KEYS and isinstance(v, str):
+                out.append(v)
+            else:
+                out += cel_texts(v)
+    elif isinstance(node, list):
+        for v in node:
+            out += cel_texts(v)
+    return out
+
+
+def refuse_outside(texts: Sequence[str], where: str, ctx: Context | None = None) -> None:
+    """:class:`Unsupported` for CEL that reaches outside the object (unless a
+    kyverno-test context file backs the resource and image libraries)."""
+    for text in texts:
+        for pattern, what in _OUTSIDE_CEL:
+            if ctx is not None and ctx.lookups is not None and what in _CONTEXT_BACKED:
+                continue  # backed by the test's context file
+            if pattern.search(text):
+                raise Unsupported(f"{where} uses {what}")
+
+
+def unknown_library(exc: CelEvalError, where: str) -> None:
+    """:class:`Unsupported` when an error is a function policykit lacks."""
+    text = exc.message
+    if "undeclared reference" in text or "no matching overload" in text.lower():
+        raise Unsupported(f"{where} uses a CEL function policykit does not provide ({text[:120]})")
+
+
+@lru_cache(maxsize=8192)
+def _compat_expression(source: str) -> str:
+    """``source`` with cel-go's behaviours spelled out (:mod:`policykit.k8s.celcompat`),
+    or as written when the rewrite does not compile."""
+    rewritten = celcompat.rewrite(source)
+    if rewritten == source:
+        return source
+    try:
+        program(rewritten)
+    except CelEvalError:
+        return source
+    return rewritten
+
+
+def cel_go_compat(node: Any) -> Any:
+    """A spec with every CEL expression through :func:`_compat_expression`
+    (Kyverno compiles them with cel-go and its ``orValue`` compatibility,
+    pkg/cel/compiler/env.go)."""
+    if isinstance(node, dict):
+        return {
+            k: _compat_expression(v) if k in _CEL_KEYS and isinstance(v, str) else cel_go_compat(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [cel_go_compat(v) for v in node]
+    return node
+
+
+# --- ValidatingAdmissionPolicy ---------------------------------------------------------
+
+
+def _validate(
+    name: str,
+    rule: str,
+    spec: Mapping[str, Any],
+    actions: Sequence[str],
+    obj: Mapping[str, Any],
+    operation: str,
+    namespace_object: Mapping[str, Any] | None,
+) -> list[Decision]:
+    ns_labels = metadata(namespace_object).get("labels") or {}
+    if not constraints_match(spec.get("matchConstraints") or {}, obj, operation, ns_labels):
+        return []
+    data: dict[str, Any] = {
+        "object": obj,
+        "oldObject": None,
+        "request": request_for(obj, operation),
+        "namespaceObject": namespace_object,
+    }
+    for cond in spec.get("matchConditions") or []:
+        if program(cond["expression"]).eval(data) is not True:
+            return []
+    bind_variables(spec.get("variables") or [], data)
+    return [
+        Decision(name, rule, tuple(actions), message)
+        for message in failed_validations(spec.get("validations") or [], data)
+    ]
+
+
+def evaluate_vap(
+    policy: Mapping[str, Any],
+    binding: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    *,
+    operation: str = "CREATE",
+    namespace_object: Mapping[str, Any] | None = None,
+) -> list[Decision]:
+    """A ValidatingAdmissionPolicy through one of its bindings."""
+    bspec = binding.get("spec") or {}
+    if bspec.get("policyName") != policy["metadata"]["name"]:
+        return []
+    ns_labels = (
+        (metadata(namespace_object).get("labels") or {}) if namespace_object is not None else None
+    )
+    narrow = bspec.get("matchResources")
+    if narrow and not constraints_match(
+        {
+            "resourceRules": [
+                {"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "operations": ["*"]}
+            ],
+            **narrow,
+        },
+        obj,
+        operation,
+        ns_labels,
+    ):
+        return []
+    return _validate(
+        policy["metadata"]["name"],
+        rule_of(policy),
+        policy["spec"],
+        bspec.get("validationActions") or [],
+        obj,
+        operation,
+        namespace_object,
+    )
+
+
+# --- Kyverno ValidatingPolicy ----------------------------------------------------------
+
+
+def _spec_outcome(
+    name: str,
+    rule: str,
+    spec: Mapping[str, Any],
+    data: dict[str, Any],
+    exceptions: Sequence[Mapping[str, Any]],
+    action: str,
+) -> Outcome:
+    """One compiled spec on one request (Kyverno's ``evaluateWithData`` and
+    ``handlePolicy``)."""
+    failure = str(spec.get("failurePolicy") or "Fail")
+    exempt = exemption(exceptions, data, failure)
+    if exempt is not None:
+        verb = "passed" if exempt.result == "pass" else "skipped"
+        message = f"rule is {verb} due to policy exception: {', '.join(exempt.names)}"
+        return Outcome(name, rule, exempt.result, message, action)  # type: ignore[arg-type]
+    if not conditions_hold(spec.get("matchConditions") or [], data, failure):
+        return Outcome(name, rule, "skip", "matchConditions not met", action)
+    bind_variables(spec.get("variables") or [], data)
+    for v in spec.get("validations") or []:
+        if program(str(v["expression"])).eval(data) is not True:
+            return Outcome(name, rule, "fail", message_of(v, data), action)
+    return Outcome(name, rule, "pass", "", action)
+
+
+def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:
+    """A ValidatingPolicy (and the specs generated from it) on one resource:
+    one outcome per spec that matches — ``pass``/``fail`` from its
+    validations, ``skip`` (or ``pass``) from an exception or unmet match
+    conditions, ``error`` when an expression fails to evaluate — or one
+    ``skip`` when none matches."""
+    name = policy_name(policy)
+    kind = str(policy.get("kind"))
+    if kind not in VPOL_KINDS:
+        raise Unsupported(f"{kind} {name} (only ValidatingPolicy is evaluated)")
+    spec = policy.get("spec") or {}
+    mode = (spec.get("evaluation") or {}).get("mode", "Kubernetes")
+    if mode not in ("Kubernetes", "JSON"):
+        raise Unsupported(f"ValidatingPolicy {name} uses evaluation mode {mode}")
+    actions = tuple(spec.get("validationActions") or ["Deny"])
+    action = "Enforce" if "Deny" in actions else "Audit"
+    moment = ctx.now or dt.datetime.now(dt.UTC)
+    exceptions = for_policy(ctx.exceptions, str(metadata(policy).get("name", "")), kind, moment)
+    ns = namespace_of(obj)
+    # the namespace the matcher sees (engine.go: nsResolver): the context's
+    # Namespace object when it has one, else its labels for that namespace
+    ns_object = ctx.namespaces.get(ns)
+    ns_labels = (
+        metadata(ns_object).get("labels") or {}
+        if ns_object is not None
+        else ctx.namespace_labels.get(ns, {})
+    )
+    ns_meta = {"kubernetes.io/metadata.name": ns, **ns_labels}
+    out: list[Outcome] = []
+    for rule, sp in vpol_specs(policy):
+        if mode == "JSON":
+            data: dict[str, Any] = {
+                "object": obj,
+                "oldObject": None,
+                "request": None,
+                "namespaceObject": None,
+            }
+        else:
+            if not constraints_match(sp.get("matchConstraints") or {}, obj, ctx.operation, ns_meta):
+                continue
+            data = admission_data(obj, ctx)
+            if ns_object is not None and obj.get("kind") != "Namespace":
+                data["namespaceObject"] = ns_object
+        refuse_outside(cel_texts(sp), f"ValidatingPolicy {name}", ctx)
+        try:
+            with using_lookups(ctx.lookups):
+                out.append(_spec_outcome(name, rule, cel_go_compat(sp), data, exceptions, action))
+        except CelEvalError as exc:
+            unknown_library(exc, f"ValidatingPolicy {name}")
+            out.append(Outcome(name, rule, "error", exc.message, action))
+    return out or [Outcome(name, "", "skip", "", action)]
+
+
+def evaluate_kyverno(
+    policy: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    *,
+    operation: str = "CREATE",
+    namespace_object: Mapping[str, Any] | None = None,
+    exceptions: Sequence[Mapping[str, Any]] = (),
+    now: dt.datetime | None = None,
+) -> list[Decision]:
+    """:func:`evaluate_vpol` as ``verify`` reads it: a :class:`Decision` per
+    failing spec; an expression that errors raises :class:`CelEvalError`."""
+    ns = namespace_of(obj)
+    ctx = Context(
+        operation=operation,
+        exceptions=exceptions,
+        now=now,
+        namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
+    )
+    actions = tuple((policy.get("spec") or {}).get("validationActions") or ["Deny"])
+    out: list[Decision] = []
+    for o in evaluate_vpol(policy, obj, ctx):
+        if o.status == "error":
+            raise CelEvalError(o.message)
+        if o.status == "fail":
+            out.append(
+                Decision(str(metadata(policy).get("name", "")), rule_of(policy), actions, o.message)
+            )
+    return out
