@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -79,7 +80,10 @@ def _exception(
 
 
 def _verify(
-    policy: dict[str, Any], obj: dict[str, Any], exceptions: list[dict[str, Any]] = (), **kw: Any
+    policy: dict[str, Any],
+    obj: dict[str, Any],
+    exceptions: Sequence[dict[str, Any]] = (),
+    **kw: Any,
 ) -> list[str]:
     """What ``policykit verify`` sees: the messages of the denials."""
     return [
@@ -89,7 +93,10 @@ def _verify(
 
 
 def _runner(
-    policy: dict[str, Any], obj: dict[str, Any], exceptions: list[dict[str, Any]] = (), **kw: Any
+    policy: dict[str, Any],
+    obj: dict[str, Any],
+    exceptions: Sequence[dict[str, Any]] = (),
+    **kw: Any,
 ) -> list[tuple[str, str]]:
     """What ``policykit test`` sees: (status, message) per result."""
     ctx = ky.Context(exceptions=exceptions, now=NOW, **kw)
