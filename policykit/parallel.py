@@ -25,14 +25,15 @@ is not available the run stays serial.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from policykit.errors import InputError
+from policykit.ir.evaluate import selector_matches
 from policykit.ir.rule import Pack
 from policykit.loader import Entry, LoadResult, Skipped, load_entries
-from policykit.model import Document, Finding
+from policykit.model import Document, Finding, object_ref
 from policykit.reports import Checked
 
 MIN_FILES = 256
@@ -43,6 +44,21 @@ CHUNK_MAX = 64
 progress bar, large enough to keep the per-task cost (a pickle each way) low."""
 MIN_OBJECTS_PER_TASK = 256
 """Objects of the inventory a worker evaluates per task, at least."""
+
+
+def applicable(packs: Sequence[Pack], docs: Iterable[Document]) -> list[Checked]:
+    """Per object, the rules that apply to it (JUnit's passing test cases): the
+    one pipeline step both a serial run (:mod:`policykit.api`) and a worker run."""
+    out = []
+    for d in docs:
+        rules = tuple(
+            (p.name, r.id)
+            for p in packs
+            for r in p.rules
+            if selector_matches(r.selector, d.obj, d.source)
+        )
+        out.append(Checked(d.file, d.line, d.index, object_ref(d.obj, d.source), rules))
+    return out
 
 
 class Advance(Protocol):
@@ -124,15 +140,13 @@ def _read_chunk(paths: list[Any]) -> Outcome:
 
 def _check_chunk(paths: list[Any]) -> Outcome:
     """Worker: read and evaluate a chunk; the findings go back."""
-    from policykit.api import _applicable
-
     assert _JOB is not None
     engine = _JOB.engine
     out = Outcome()
     for part in _read(paths):
         out.findings.extend(engine.evaluate_all(part.documents))
         if _JOB.record_checked:
-            out.checked.extend(_applicable(_JOB.packs, part.documents))
+            out.checked.extend(applicable(_JOB.packs, part.documents))
         out.errors.extend(part.errors)
         out.skipped.extend(part.skipped)
         out.files += part.files
@@ -240,8 +254,6 @@ def _evaluate_inventory(
 ) -> Outcome:
     """Second phase of a run with cross-object rules: every document is read;
     workers forked now share them, set the inventory once and evaluate ranges."""
-    from policykit.api import _applicable
-
     assert _JOB is not None
     docs = [d for part in parts for d in part.documents]
     _JOB.documents = docs
@@ -250,7 +262,7 @@ def _evaluate_inventory(
         total.errors.extend(part.errors)
         total.skipped.extend(part.skipped)
         if record_checked:
-            total.checked.extend(_applicable(packs, part.documents))
+            total.checked.extend(applicable(packs, part.documents))
     step = max(MIN_OBJECTS_PER_TASK, -(-len(docs) // (jobs * 4)))
     bounds = [(i, min(i + step, len(docs))) for i in range(0, len(docs), step)]
     _JOB.engine.set_inventory([d.obj for d in docs])  # indexed once, before the fork

@@ -1,15 +1,6 @@
-"""The file-level entry points the CLI is a thin shell over.
-
-To check objects and decide tool calls from a program, use
-:class:`policykit.Policy` (``policykit.library``, re-exported here; see
-``docs/python.md``). :func:`check` loads files and directories as
-``policykit check`` does:
-
->>> from policykit.api import check
->>> report = check(["examples/catalog"], packs=["policykit.packs.starter"])
->>> report.objects > 0 and all(f.file.startswith("examples/catalog") for f in report.findings)
-True
-"""
+"""The check pipeline: packs and loaded files in, a :class:`CheckReport` out
+(serial, or on several processes through :mod:`policykit.parallel`), and the
+merging of command-line values over configuration (:func:`resolve`)."""
 
 from __future__ import annotations
 
@@ -18,13 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policykit import parallel
 from policykit.config import Config, find_config
-from policykit.engines.native import NativeEngine, selector_matches, uses_inventory
-from policykit.errors import InputError, PolicykitError
+from policykit.engines.native import NativeEngine, uses_inventory
+from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack
-from policykit.library import Decision as Decision
-from policykit.library import ObjectError as ObjectError
-from policykit.library import Policy as Policy
 from policykit.loader import (
     DEFAULT_EXCLUDE,
     DEFAULT_INCLUDE,
@@ -35,7 +24,7 @@ from policykit.loader import (
     load_entries,
     plan,
 )
-from policykit.model import Document, Finding, object_ref
+from policykit.model import Document, Finding
 from policykit.packs import load_packs
 from policykit.reports import Checked
 from policykit.safeio import is_dir
@@ -57,6 +46,22 @@ class CheckReport:
     stale_waivers: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # third-party policies not run (--policy)
     rule_descriptors: list[dict[str, Any]] = field(default_factory=list)  # SARIF, --policy rules
+    fail_on: str = "deny"  # the lowest severity that fails the run
+    baseline_updated: bool = False  # today's findings were recorded: the run passes
+    notes: list[str] = field(default_factory=list)  # what was written (quiet: left out)
+    warnings: list[str] = field(default_factory=list)  # said before the report
+
+    @property
+    def exit_code(self) -> int:
+        """2 on input errors; else 0 when the baseline was recorded; else 1 when a
+        finding neither baselined nor waived reaches ``fail_on`` or a waiver has
+        expired; else 0."""
+        if self.errors:
+            return EXIT_INPUT
+        if self.baseline_updated:
+            return EXIT_OK
+        failed = self.reaches(self.fail_on) or bool(self.expired_waivers)
+        return EXIT_FINDINGS if failed else EXIT_OK
 
     def counts(self) -> dict[str, int]:
         """Findings per severity, not counting baselined or waived ones."""
@@ -200,7 +205,7 @@ def check_stream(
         else:
             findings.extend(engine.evaluate_all(part.documents))
         if record_checked:
-            checked.extend(_applicable(packs, part.documents))
+            checked.extend(parallel.applicable(packs, part.documents))
         errors.extend(part.errors)
         skipped.extend(part.skipped)
         files += part.files
@@ -235,8 +240,6 @@ def check_entries(
     on ``jobs`` processes for a large run (:mod:`policykit.parallel`; the report
     is the serial one). ``transform`` sees each file's result once read (in a
     worker when parallel); ``progress.advance(n)`` is told of files read."""
-    from policykit import parallel
-
     if not parallel.worth_it(entries, jobs):
         parts: Iterable[LoadResult] = load_entries(entries)
         if transform is not None:
@@ -283,20 +286,7 @@ def _advancing(parts: Iterable[LoadResult], progress: Any) -> Iterator[LoadResul
         progress.advance()
 
 
-def _applicable(packs: list[Pack], docs: Iterable[Document]) -> list[Checked]:
-    out = []
-    for d in docs:
-        rules = tuple(
-            (p.name, r.id)
-            for p in packs
-            for r in p.rules
-            if selector_matches(r.selector, d.obj, d.source)
-        )
-        out.append(Checked(d.file, d.line, d.index, object_ref(d.obj, d.source), rules))
-    return out
-
-
-def check(
+def check_paths(
     paths: Sequence[str],
     *,
     packs: Sequence[str] = (),

@@ -9,7 +9,7 @@ import datetime
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,6 +81,41 @@ def handle_errors(fn: F) -> F:
             sys.exit(EXIT_INTERNAL)
 
     return wrapper  # type: ignore[return-value]
+
+
+class LazyChoice(click.Choice[str]):
+    """A choice whose values are read when first needed (help, parsing,
+    completion): declaring an option imports nothing (start-up, issue 21), and
+    the values still come from where they are declared (the target registry)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+        self._loaded: tuple[str, ...] | None = None
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        if self._loaded is None:
+            self._loaded = tuple(self._load())
+        return self._loaded
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click.Choice.__init__ sets ()
+        pass
+
+
+def build_targets() -> list[str]:
+    """``build --target``: the registry's targets, then ``all``."""
+    from policykit.targets import registry
+
+    return registry.build_choices()
+
+
+def verify_targets() -> list[str]:
+    """``verify --target``: the registry's targets and the engines that run them."""
+    from policykit.targets import registry
+
+    return registry.verify_choices()
 
 
 def parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:

@@ -14,12 +14,14 @@ checks the table against what the compilers really do.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from policykit.errors import ErrorList, PolicykitError
 from policykit.ir.rule import Pack, Rule
+from policykit.targets import registry
 from policykit.targets.base import UnsupportedError
 from policykit.targets.features import Level as Level
 from policykit.targets.features import features_of as features_of
@@ -46,48 +48,24 @@ def _unknown_kind(rule: Rule) -> UnsupportedError:
     return NotExpressible(err.message, loc=err.loc, hint=err.hint)
 
 
-def _compile_rego(pack: Pack, params: Mapping[str, Any]) -> None:
-    from policykit.targets.rego.compiler import RegoOptions, compile_pack
+class _Compilers(Mapping[str, Callable[[Pack, Mapping[str, Any]], None]]):
+    """Target name → the registry's one-rule check (raises what it cannot express)."""
 
-    compile_pack(pack, RegoOptions())
+    def __getitem__(self, name: str) -> Callable[[Pack, Mapping[str, Any]], None]:
+        return registry.get(name).refuse
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.names())
 
-def _compile_gatekeeper(pack: Pack, params: Mapping[str, Any]) -> None:
-    from policykit.targets import gatekeeper
-
-    gatekeeper.build([pack], {pack.name: params})
-
-
-def _compile_cel(target: str) -> Callable[[Pack, Mapping[str, Any]], None]:
-    def run(pack: Pack, params: Mapping[str, Any]) -> None:
-        from policykit.targets.k8s import manifests
-
-        manifests.build(target, [pack], {pack.name: params})
-
-    return run
+    def __len__(self) -> int:
+        return len(registry.names())
 
 
-def _compile_jsonschema(pack: Pack, params: Mapping[str, Any]) -> None:
-    from policykit.targets.jsonschema import compile_pack
-
-    ps = compile_pack(pack, params)
-    if ps.uncovered:
-        raise UnsupportedError(ps.uncovered[0][1])
+COMPILERS: Mapping[str, Callable[[Pack, Mapping[str, Any]], None]] = _Compilers()
 
 
-COMPILERS: dict[str, Callable[[Pack, Mapping[str, Any]], None]] = {
-    "rego": _compile_rego,
-    "gatekeeper": _compile_gatekeeper,
-    "kyverno": _compile_cel("kyverno"),
-    "vap": _compile_cel("vap"),
-    "jsonschema": _compile_jsonschema,
-}
-
-
-def _attempt(
-    pack: Pack, rule: Rule, target: str, params: Mapping[str, Any]
-) -> UnsupportedError | None:
-    """Why ``target`` cannot express ``rule``, by the table then by its compiler."""
+def _refused_by_table(rule: Rule, target: str) -> UnsupportedError | None:
+    """A feature the table marks ``no`` for ``target`` (PK201), checked without compiling."""
     feats = features_of(rule)
     if any(level(f, target) == "skip" for f in feats):
         return None  # out of the target's scope, not an error (reported as skipped)
@@ -99,9 +77,25 @@ def _attempt(
             return NotExpressible(
                 f"rule {rule.id}: target {target} cannot express {f} ({desc})", loc=rule.loc
             )
+    return None
+
+
+def _skipped(rule: Rule, target: str) -> bool:
+    return any(level(f, target) == "skip" for f in features_of(rule))
+
+
+def _attempt(
+    pack: Pack, rule: Rule, target: str, params: Mapping[str, Any]
+) -> UnsupportedError | None:
+    """Why ``target`` cannot express ``rule``, by the table then by its compiler."""
+    if _skipped(rule, target):
+        return None
+    refused = _refused_by_table(rule, target)
+    if refused is not None:
+        return refused
     try:
         try:
-            COMPILERS[target](dataclasses.replace(pack, rules=(rule,)), params)
+            registry.get(target).refuse(dataclasses.replace(pack, rules=(rule,)), params)
         except ErrorList as many:
             raise many.errors[0] from None
     except UnsupportedError as e:
@@ -110,6 +104,12 @@ def _attempt(
             msg = f"rule {rule.id}: {msg}"
         return UnsupportedError(msg, loc=e.loc or rule.loc)
     return None
+
+
+def _with_hint(err: UnsupportedError, able: Sequence[str]) -> UnsupportedError:
+    can = f"targets that can: {', '.join(able) or 'none'}; see docs/targets.md"
+    err.hint = f"{err.hint}; {can}" if err.code == "PK201" and err.hint else can
+    return err
 
 
 def why_not(
@@ -121,18 +121,29 @@ def why_not(
     if err is None:
         return None
     able = [t for t in targets() if t != target and _attempt(pack, rule, t, params) is None]
-    can = f"targets that can: {', '.join(able) or 'none'}; see docs/targets.md"
-    err.hint = f"{err.hint}; {can}" if err.code == "PK201" and err.hint else can
-    return err
+    return _with_hint(err, able)
+
+
+class ErrorLevel(enum.Enum):
+    """What a build does with a rule a target cannot express (sqlglot's
+    ``ErrorLevel``): ``RAISE`` reports every such rule and builds nothing;
+    ``WARN`` (``--allow-partial``) leaves them out and warns about each."""
+
+    WARN = "warn"
+    RAISE = "raise"
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     """Per target, the packs to build (rules it cannot express removed only
-    under ``allow_partial``) and the errors found."""
+    under ``allow_partial``) and the errors found; with build options, also
+    ``outputs``: per target, what its compiler returned for those packs (what
+    ``build`` writes; absent when there are errors at level ``RAISE``)."""
 
     packs: dict[str, list[Pack]]
     errors: list[PolicykitError]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    failure: PolicykitError | None = None  # a build error no single rule explains
 
 
 def plan(
@@ -140,43 +151,124 @@ def plan(
     params: Mapping[str, Mapping[str, Any]],
     wanted: Sequence[str],
     *,
-    advisory: Sequence[str] = ("jsonschema",),
+    advisory: Sequence[str] | None = None,
     custom: CrdRegistry | None = None,
+    options: registry.Options | None = None,
+    level: ErrorLevel = ErrorLevel.RAISE,
 ) -> Plan:
-    """Check every rule against every wanted target. Advisory targets (JSON
-    Schema covers a subset by design) never produce errors here. ``custom``:
-    the CRDs of the run (default: those in force)."""
+    """Check every rule against every wanted target, compiling each rule once
+    per target: each target's compiler runs over all the packs in one pass;
+    only when it refuses something is each rule asked alone, to name every
+    rule it cannot express. Advisory targets (JSON Schema covers a subset by
+    design) never produce errors here. ``custom``: the CRDs of the run (default:
+    those in force). With build ``options``, ``Plan.outputs`` holds each
+    target's output for the rules kept (a failure no single rule explains is
+    in ``Plan.failure``, for the build to raise)."""
     from policykit.targets.k8s.crds import using
 
+    if advisory is None:
+        advisory = [t.name for t in registry.TARGETS.values() if t.advisory]
     with using(custom):
-        return _plan(packs, params, wanted, advisory)
+        return _Planner(packs, params, advisory, options, level).run(wanted)
 
 
-def _plan(
-    packs: Sequence[Pack],
-    params: Mapping[str, Mapping[str, Any]],
-    wanted: Sequence[str],
-    advisory: Sequence[str],
-) -> Plan:
-    out: dict[str, list[Pack]] = {}
-    errors: list[PolicykitError] = []
-    for target in wanted:
-        kept_packs = []
-        for pack in packs:
-            kept = []
+@dataclass(slots=True)
+class _Planner:
+    packs: Sequence[Pack]
+    params: Mapping[str, Mapping[str, Any]]
+    advisory: Sequence[str]
+    options: registry.Options | None
+    level: ErrorLevel
+    # (target, pack, rule id) -> why the target cannot express the rule (None: it can)
+    results: dict[tuple[str, str, str], UnsupportedError | None] = field(default_factory=dict)
+    failure: PolicykitError | None = None
+
+    def run(self, wanted: Sequence[str]) -> Plan:
+        out: dict[str, list[Pack]] = {}
+        outputs: dict[str, Any] = {}
+        pending: list[tuple[str, Pack, Rule, UnsupportedError]] = []
+        for target in wanted:
+            kept_packs, output = self._target(target)
+            out[target] = kept_packs
+            for pack in self.packs:
+                for rule in pack.rules:
+                    err = self.results.get((target, pack.name, rule.id))
+                    if err is not None:
+                        pending.append((target, pack, rule, err))
+            if output is not _NOTHING:
+                outputs[target] = output
+        errors: list[PolicykitError] = []
+        for target, pack, rule, err in pending:  # hints from the same results
+            able = [t for t in targets() if t != target and self._can(t, pack, rule)]
+            errors.append(_with_hint(err, able))
+        if errors and self.level is ErrorLevel.RAISE:
+            return Plan(out, errors)
+        return Plan(out, errors, outputs, self.failure)
+
+    def _can(self, target: str, pack: Pack, rule: Rule) -> bool:
+        key = (target, pack.name, rule.id)
+        if key not in self.results:
+            self.results[key] = _attempt(pack, rule, target, self.params.get(pack.name, {}))
+        return self.results[key] is None
+
+    def _target(self, target: str) -> tuple[list[Pack], Any]:
+        """The packs ``target`` keeps, and its output for them (when building)."""
+        spec = registry.get(target)
+        if target in self.advisory:
+            kept = list(self.packs)
+            return kept, self._compile(spec, kept) if self.options is not None else _NOTHING
+        refused: dict[tuple[str, str], UnsupportedError] = {}
+        for pack in self.packs:
             for rule in pack.rules:
-                err = (
-                    None
-                    if target in advisory
-                    else why_not(pack, rule, target, params.get(pack.name, {}))
-                )
-                if err is None:
-                    kept.append(rule)
-                else:
-                    errors.append(err)
-            kept_packs.append(dataclasses.replace(pack, rules=tuple(kept)))
-        out[target] = kept_packs
-    return Plan(out, errors)
+                err = None if _skipped(rule, target) else _refused_by_table(rule, target)
+                if err is not None:
+                    refused[(pack.name, rule.id)] = err
+        kept = self._keep(lambda p, r: (p.name, r.id) not in refused)
+        output: Any = _NOTHING
+        try:
+            output = self._compile(spec, kept)
+            return self._record(target, refused, kept, output)
+        except PolicykitError as whole:
+            explained = False
+            for pack in kept:
+                for rule in pack.rules:
+                    found = _attempt(pack, rule, target, self.params.get(pack.name, {}))
+                    if found is not None:
+                        refused[(pack.name, rule.id)] = found
+                        explained = True
+            if not explained and self.options is not None:
+                self.failure = self.failure or whole  # no single rule explains it
+        kept = self._keep(lambda p, r: (p.name, r.id) not in refused)
+        if self.options is not None and self.level is ErrorLevel.WARN and self.failure is None:
+            try:  # only after a refusal: the rules left are compiled once more
+                output = self._compile(spec, kept)
+            except PolicykitError as whole:
+                self.failure = whole
+        return self._record(target, refused, kept, output)
+
+    def _record(
+        self,
+        target: str,
+        refused: Mapping[tuple[str, str], UnsupportedError],
+        kept: list[Pack],
+        output: Any,
+    ) -> tuple[list[Pack], Any]:
+        for pack in self.packs:
+            for rule in pack.rules:
+                self.results[(target, pack.name, rule.id)] = refused.get((pack.name, rule.id))
+        return kept, output
+
+    def _keep(self, keep: Callable[[Pack, Rule], bool]) -> list[Pack]:
+        return [
+            dataclasses.replace(p, rules=tuple(r for r in p.rules if keep(p, r)))
+            for p in self.packs
+        ]
+
+    def _compile(self, spec: registry.Target, packs: list[Pack]) -> Any:
+        return spec.compile(packs, self.params, self.options or registry.Options())
+
+
+_NOTHING: Any = object()
 
 
 GUIDE = [
@@ -253,9 +345,7 @@ def render_markdown() -> str:
         "<!-- generated by `python -m policykit.targets.capabilities > docs/targets.md`;",
         "     do not edit: the table lives in policykit/targets/capabilities.json -->",
         "",
-        "| target | output |",
-        "|---|---|",
-        *(f"| `{n}` | {d} |" for n, d in t["targets"].items()),
+        *registry.render_table(),
         "",
         "| feature | meaning | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---|---|" + "---|" * len(names),

@@ -1,0 +1,94 @@
+"""What a run is asked to do: the configuration objects :func:`policykit.api.check`
+and :func:`policykit.api.build` take (frozen: a run never changes its request),
+and the waiver file and day every command resolves the same way."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from policykit.waivers import Waiver
+
+
+class UsageError(Exception):
+    """A request that cannot run as given (no paths, an option without the one
+    it needs): the command line shows it as a usage error (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckConfig:
+    """A ``check`` run: what ``policykit check`` takes as options. Empty
+    sequences and ``None`` mean the configuration's value (``policykit.yaml``),
+    else the default."""
+
+    paths: tuple[str, ...] = ()
+    packs: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    no_ignore: bool = False  # also read what git ignores, dist/, node_modules/, ...
+    fail_on: str | None = None  # deny | warn | info
+    engine: str = "native"
+    jobs: int | None = None  # None: every core (a small run stays in one process)
+    crds: tuple[str, ...] = ()
+    policies: tuple[str, ...] = ()  # existing Gatekeeper/Kyverno policies to run too
+    baseline: Path | None = None
+    update_baseline: bool = False  # record today's findings in ``baseline``
+    waivers: Path | None = None  # default: policykit.waivers.yaml here, if any
+    today: datetime.date | None = None  # the day waivers expire against (default: UTC today)
+    record_checked: bool = False  # per object, the rules that applied (JUnit)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildConfig:
+    """A ``build`` run: the target (a name of :mod:`policykit.targets.registry`
+    or ``all``), where it goes and how."""
+
+    target: str = "rego"
+    out: Path | None = None  # default: the target's place under dist/
+    allow_partial: bool = False  # leave out (and warn about) what a target cannot express
+    kyverno_version: str = "v1"
+    revision: str | None = None
+    sign_key: Path | None = None
+    sign_alg: str = "RS256"
+    key_id: str | None = None
+    scope: str | None = None
+    root: str = "policykit"
+    templates: tuple[str, ...] = ()  # Backstage templates (default: the configured paths)
+    packs: tuple[str, ...] = ()
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    waivers: Path | None = None
+    today: datetime.date | None = None
+    crds: tuple[str, ...] = ()
+
+
+def waivers_path(waivers_file: Path | None) -> Path | None:
+    """The waivers file of a run: the one given, else ``policykit.waivers.yaml``
+    in the working directory when there is one."""
+    from policykit.waivers import DEFAULT_FILE
+
+    if waivers_file is None and Path(DEFAULT_FILE).is_file():
+        return Path(DEFAULT_FILE)
+    return waivers_file
+
+
+def the_day(today: datetime.date | None) -> datetime.date:
+    """The day waivers expire against: ``today`` as given, else today in UTC."""
+    if isinstance(today, datetime.datetime):
+        return today.date()
+    return today if today else datetime.datetime.now(datetime.UTC).date()
+
+
+def active_waivers(waivers_file: Path | None, today: datetime.date | None) -> list[Waiver]:
+    """The waivers in force on ``today`` (none when there is no waivers file)."""
+    from policykit import waivers
+
+    path = waivers_path(waivers_file)
+    if path is None:
+        return []
+    day = the_day(today)
+    return [w for w in waivers.load(path) if w.expires >= day]
