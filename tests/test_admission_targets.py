@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from policykit.api import resolve
 from policykit.cli.main import cli
-from policykit.engines import admission
-from policykit.engines import gatekeeper as gk
+from policykit.engines import admission  # what verify.py calls (monkeypatched below)
 from policykit.engines.cel import program
 from policykit.engines.k8s_quantity import parse
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Message, Pack, ParamSpec, Rule, Selector
+from policykit.k8s import gatekeeper as gk
 from policykit.loader import load_paths
 from policykit.packs import load_packs
 from policykit.targets import gatekeeper as gk_target

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from policykit.engines.gatekeeper import Unsupported
+from policykit.k8s.errors import Unsupported
 from policykit.thirdparty import kyverno_classic as kc
 from policykit.thirdparty.kyverno_classic import conditions as cond
 from policykit.thirdparty.kyverno_classic import gotypes as go

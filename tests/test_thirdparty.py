@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from policykit.cli.main import cli
-from policykit.engines import gatekeeper as gk
 from policykit.engines.rego import load_opa
+from policykit.engines.rego_v0 import RegoUpgradeError, upgrade
 from policykit.errors import ErrorList, PolicykitError
+from policykit.k8s import gatekeeper as gk
 from policykit.thirdparty import kyverno as ky
-from policykit.thirdparty.rego_v0 import RegoUpgradeError, upgrade
 from policykit.thirdparty.suites import _expect, run
 from tests.conftest import ROOT, sarif_schema
 
