@@ -158,19 +158,25 @@ _POOL_RUN: _Run | None = None  # what forked workers read (inherited, never pick
 def _in_pool(run: _Run, order: list[str], workers: int, progress: Progress) -> dict[str, _Part]:
     """Each target in a forked worker; what a worker could not finish is left
     out of the result (the caller runs it here). Real OPA's Go runtime does not
-    survive a fork once started: with it loaded in this process, no pool."""
+    survive a fork: once it is loaded here, ``opa`` runs in this process while
+    the workers (which never call it) run the rest."""
     import multiprocessing
 
     global _POOL_RUN
-    if "opa_bindings" in sys.modules or "fork" not in multiprocessing.get_all_start_methods():
+    if "fork" not in multiprocessing.get_all_start_methods():
         return {}
+    here = [t for t in order if t == "opa" and "opa_bindings" in sys.modules]
+    tasks = sorted((t for t in order if t not in here), key=_COST.index)
     progress.phase(", ".join(order), len(order))
     _POOL_RUN = run
     parts: dict[str, _Part] = {}
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            tasks = sorted(order, key=_COST.index)
-            for name, part in pool.imap_unordered(_pool_target, tasks):
+        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks) or 1)) as pool:
+            results = pool.imap_unordered(_pool_target, tasks)  # started: the workers run
+            for name in here:
+                parts[name] = _one_target(run, name, _Silent())
+                progress.advance()
+            for name, part in results:
                 if part is not None:
                     parts[name] = part
                 progress.advance()
