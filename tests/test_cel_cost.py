@@ -126,6 +126,10 @@ def test_the_per_call_limit_is_reported_with_the_figure_and_the_runtime_abort() 
     assert len(found) == 1
     assert "spec.validations[0].expression has an estimated cost of" in found[0]
     assert "PerCallLimit 1,000,000" in found[0] and "at run time" in found[0]
+    # Kyverno sets no cost limit on a ValidatingPolicy: a figure, not a problem
+    kyverno = {**_policy([], [nested]), "kind": "ValidatingPolicy"}
+    assert limits.problems(kyverno) == []
+    assert limits.summary(kyverno)["cost"] == limits.summary(_policy([], [nested]))["cost"]
     # the same text in a message expression only loses the message: not a problem
     msg = _policy([], ["true"])
     msg["spec"]["validations"][0]["messageExpression"] = f"{nested} ? 'a' : 'b'"
@@ -208,3 +212,13 @@ def test_the_platform_example_builds_and_a_costly_rule_is_refused(tmp_path: Path
     assert "PK200" in lines[0] and "COST-001" in lines[0]
     assert "PerCallLimit 1,000,000" in lines[0] and "estimated cost of" in lines[0]
     assert "Traceback" not in bad.stderr
+    kyverno = run_policykit(
+        "build",
+        "--target",
+        "kyverno",
+        "--pack",
+        str(FIXTURES / "celcost" / "costly.py"),
+        "--out",
+        str(tmp_path / "k"),
+    )
+    assert kyverno.returncode == 0, kyverno.stderr

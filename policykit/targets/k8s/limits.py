@@ -13,7 +13,8 @@ accepts a ValidatingAdmissionPolicy or a ValidatingPolicy, checked at build.
   ``staging/src/k8s.io/apiserver/pkg/admission/plugin/cel/compile.go``
   ``CompileCELExpression``; ``pkg/apis/admissionregistration/validation/
   validation.go`` ``validateValidationExpression``), nor does Kyverno
-  (``pkg/cel/policies/vpol/compiler/compiler.go``). It aborts at *run time*:
+  (``pkg/cel/policies/vpol/compiler/compiler.go``), which sets no run-time
+  limit either (``pkg/cel/compiler/env.go``). The API server aborts at *run time*:
   an expression past :data:`PER_CALL_LIMIT`, the validations with their
   variables and message expressions past :data:`RUNTIME_BUDGET`, the match
   conditions past :data:`MATCH_BUDGET` (``apiserver/pkg/apis/cel/config.go``;
@@ -93,7 +94,11 @@ def _model() -> str:
 
 
 def cost_problems(policy: Mapping[str, Any]) -> list[str]:
-    """The run-time cost limits ``policy`` would pass (:mod:`celcost`)."""
+    """The run-time cost limits ``policy`` would pass (:mod:`celcost`). None for
+    a Kyverno ValidatingPolicy: Kyverno builds its programs with no cost limit
+    (kyverno ``pkg/cel/compiler/env.go`` ``NewBaseEnv``, ``CompileValidation``)."""
+    if policy.get("kind") != "ValidatingAdmissionPolicy":
+        return []
     try:
         pc = celcost.policy_cost(dict(policy))
     except CelSyntaxError as e:
@@ -160,3 +165,55 @@ def summary(policy: Mapping[str, Any]) -> dict[str, int | None]:
     out["cost"] = typical.total.hi
     out["cost_worst"] = None if worst.total.hi >= celcost.U64 else worst.total.hi
     return out
+
+
+GUIDE = [
+    "## Limits and cost",
+    "",
+    "`build --target vap|kyverno` checks every CEL expression of each policy",
+    "(`policykit/targets/k8s/limits.py`); a policy over a limit is PK200 naming the",
+    "limit and the figure:",
+    "",
+    "* **length**: at most 100,000 code points (cel-go `parser/options.go`",
+    "  `ExpressionSizeCodePointLimit`): the API server refuses a longer one at creation;",
+    "* **nesting**: at most the depth cel-cpp, the local engine, parses (stricter than",
+    "  cel-go's recursion limit);",
+    "* **cost** (`policykit/targets/k8s/celcost.py`): the static estimate of cel-go",
+    "  `checker/cost.go`, with Kubernetes' function costs",
+    "  (`apiserver/pkg/cel/library/cost.go`) and size rules (`apiserver/pkg/cel/common/",
+    "  schemas.go`).",
+    "",
+    "Which cost limit applies, and when: the API server does **not** refuse a",
+    "ValidatingAdmissionPolicy for its estimated cost. At creation it compiles each",
+    "expression with `object` typed `dyn` and never calls the estimator",
+    "(`apiserver/pkg/admission/plugin/cel/compile.go` `CompileCELExpression`,",
+    "`pkg/apis/admissionregistration/validation/validation.go`); Kyverno compiles a",
+    "ValidatingPolicy the same way, with no cost check (`pkg/cel/policies/vpol/compiler/",
+    "compiler.go`), and builds its programs with no run-time cost limit either",
+    "(`pkg/cel/compiler/env.go`): for `kyverno` the cost is a figure, never a PK200.",
+    "The estimated-cost limits that refuse at creation exist for CRD validation",
+    "rules only. A VAP's limits bite at **run time** (`apiserver/pkg/apis/cel/",
+    "config.go`): one expression is aborted past `PerCallLimit` (1,000,000); the",
+    "validations of one policy, the variables they read (each evaluated at most once,",
+    "lazily: `plugin/cel/composition.go`) and the message expressions share",
+    "`RuntimeCELCostBudget` (10,000,000); match conditions have",
+    "`RuntimeCELCostBudgetMatchConditions` (2,500,000). An abort is an evaluation",
+    "error, which `failurePolicy: Fail` turns into a denial. A message expression",
+    "aborted alone only loses its text (`policy/validating/validator.go` falls back",
+    "to `message`), so it is reported in the figures but is not a PK200.",
+    "",
+    "Run-time cost depends on the object, so the check estimates it on a *typical",
+    "large* object: every list and map of 16 entries, every string of 256",
+    "characters (`celcost.TYPICAL`). The message says from how many items on the",
+    "limit is passed. Kubernetes' own bounds — what fits in a 3 MiB request,",
+    "about a million containers — make almost any loop over a list pass",
+    "`PerCallLimit`; that figure is printed too, as `cost_worst` (null when a",
+    "value of unknown type makes it unbounded, as cel-go says).",
+    "",
+    "Approximations: types come from the kind's schema (built-in OpenAPI, CRDs),",
+    "not a cel-go type check; `maxItems`/`maxLength` are not read (the packaged",
+    "tables drop them); in the typical model a type value (`type(x)`, `map`) has",
+    "size 1, as at run time, and a `dyn` value iterated counts as a list of 16;",
+    "every variable counts once in the budget even if no validation reads it.",
+    "",
+]
