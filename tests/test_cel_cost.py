@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policykit.targets.k8s import celcost, limits
 from policykit.targets.k8s.cel_cost.parser import CelSyntaxError, parse
@@ -71,6 +73,70 @@ def test_a_value_of_unknown_type_is_unbounded_as_in_cel_go() -> None:
     untyped = root_type([])  # no kind: object.spec is dyn
     assert estimate("object.spec.items.all(i, i == 1)", untyped, WORST).hi == celcost.U64
     assert estimate("object.spec.items.all(i, i == 1)", untyped, TYPICAL).hi < 1_000
+
+
+def test_optional_chains_keep_the_schema_type() -> None:
+    """The typed output's form: ``.?f`` and ``orValue`` cost 1 each; cel-go keeps
+    no size through an optional, so Kubernetes' bound is lost (unbounded), while
+    the typical object still has 16 containers."""
+    dep = root_type(["Deployment"])
+    expr = (
+        "object.?spec.?template.?spec.?containers.orValue([])"
+        ".all(c, has(c.resources) && has(c.resources.limits) && 'cpu' in c.resources.limits)"
+    )
+    # range: object 1 + four `.?` 4 + orValue 1 + [] 10 = 16; result 1; 16 x (loop 2 +
+    # step 1 .. 1 + has 1 + has 2 + (in a map: 1 + c.resources.limits 3))
+    assert estimate(expr, dep) == Range(17, 17 + 16 * 10)
+    assert estimate(expr, dep, WORST).hi == celcost.U64
+    assert estimate("object.?spec.?replicas.orValue(1) > 3", dep, WORST) == Range(5, 5)
+
+
+_PATHS = ["c.name", "c.image", "c.workingDir"]
+_LISTS = ["object.spec.containers", "object.spec.initContainers"]
+
+
+@st.composite
+def _pod_expr(draw: st.DrawFn, depth: int = 0) -> str:
+    """A boolean CEL expression over a Pod (variables c, e bound by comprehensions)."""
+    leaf = st.sampled_from(
+        [
+            *(f"{p} == 'x'" for p in _PATHS),
+            *(f"{p}.startsWith('ab')" for p in _PATHS),
+            *(f"{p}.matches('^[a-z]+$')" for p in _PATHS),
+            *(f"{p}.contains('-')" for p in _PATHS),
+            "has(c.resources)",
+            "size(c.ports) > 1",
+            "c.env.exists(e, e.name == 'A')",
+        ]
+    )
+    if depth >= 2:
+        return f"{draw(_LISTS_ST)}.all(c, {draw(leaf)})"
+    kind = draw(st.sampled_from(["all", "exists", "and", "or", "not", "leaf"]))
+    if kind in ("all", "exists"):
+        return f"{draw(_LISTS_ST)}.{kind}(c, {draw(leaf)} || {draw(_pod_expr(depth + 1))})"
+    if kind in ("and", "or"):
+        op = "&&" if kind == "and" else "||"
+        return f"({draw(_pod_expr(depth + 1))} {op} {draw(_pod_expr(depth + 1))})"
+    if kind == "not":
+        return f"!({draw(_pod_expr(depth + 1))})"
+    return f"{draw(_LISTS_ST)}.all(c, {draw(leaf)})"
+
+
+_LISTS_ST = st.sampled_from(_LISTS)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_pod_expr(), st.integers(min_value=1, max_value=64))
+def test_the_estimate_grows_with_the_object_and_stays_within_the_worst_case(
+    expr: str, n: int
+) -> None:
+    """Properties of cost.go's arithmetic: min <= max, a larger object costs no
+    less, and Kubernetes' bound (3 MiB) is above every smaller model."""
+    small, large = estimate(expr, POD, celcost.Sizes(n)), estimate(expr, POD, celcost.Sizes(n + 1))
+    worst = estimate(expr, POD, WORST)
+    assert small.lo <= small.hi
+    assert small.lo == large.lo == worst.lo  # the minimum does not depend on sizes
+    assert small.hi <= large.hi <= worst.hi
 
 
 def _policy(variables: list[str], validations: list[str], kinds: str = "'Pod'") -> dict[str, Any]:

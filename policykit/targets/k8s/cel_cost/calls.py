@@ -39,8 +39,8 @@ def call_cost(est: Estimator, e: Call) -> tuple[Range, Info]:
         return c + cc.ONE, cc.Info(cc.DYN, i.size, i.entry)
     if fn == "_?._" and len(e.args) == 2 and isinstance(e.args[1], Lit):
         c, i = est.cost(e.args[0])
-        f = est._field(i, str(e.args[1].value))
-        return c + cc.ONE, cc.Info(cc.Ty("optional", None, f.ty), f.size)
+        f = est._field(_unwrap(est, i), str(e.args[1].value))
+        return c + cc.ONE, _optional(est, f)
     arg_costs: list[Range] = []
     infos: list[Info] = []
     for a in e.args:
@@ -65,6 +65,28 @@ def _type_value(est: Estimator, a: Expr, i: Info) -> Info:
     if isinstance(a, Ident) and a.name in _TYPE_NAMES and a.name not in est.scopes:
         return cc.Info(cc.Ty("type"), cc.ONE if est.sizes.items is not None else None)
     return i
+
+
+def _optional(est: Estimator, value: Info) -> Info:
+    """An optional of ``value``. cel-go's estimator tracks no size through an
+    optional (cost.go keeps sizes only along selections, indexes and
+    identifiers), so in Kubernetes' model its size is unknown unless scalar."""
+    from policykit.targets.k8s import celcost as cc
+
+    keep = est.sizes.items is not None or value.ty.kind in cc.SCALARS
+    return cc.Info(cc.Ty("optional", None, value.ty), value.size if keep else None)
+
+
+def _unwrap(est: Estimator, i: Info) -> Info:
+    """An optional's value: ``a.?b.?c`` selects ``c`` on the value of ``a.?b``."""
+    from policykit.targets.k8s import celcost as cc
+
+    if i.ty.kind != "optional":
+        return i
+    inner = i.ty.elem or cc.DYN
+    if est.sizes.items is None:
+        return cc.Info(inner, cc.ONE if inner.kind in cc.SCALARS else None)
+    return est._typed(inner, i.size)
 
 
 def _is(i: Info | None, *kinds: str) -> bool:
@@ -121,13 +143,13 @@ def _function(
             return s.factor(cc.TRAVERSAL) + args_sum, cc.Info(cc.Ty("string"), s)
         return cc.ONE + args_sum, cc.Info(a[0].ty if a[0].ty.kind in cc.SCALARS else cc.DYN)
     if fn in ("_[_]", "_[?_]") and len(a) == 2:
-        base = a[0]
+        base = _unwrap(est, a[0])
         if _is(base, "list", "map"):
             item = est._typed(base.ty.elem or cc.DYN, base.entry.val if base.entry else None)
         else:
             item = cc.Info(cc.DYN)
         if fn == "_[?_]":
-            item = cc.Info(cc.Ty("optional", None, item.ty), item.size)
+            item = _optional(est, item)
         return cc.ONE + args_sum, item
     if t is not None:
         out = _member(est, fn, t, a, args_sum)
@@ -145,7 +167,7 @@ def _function(
     if fn in ("!_", "@not_strictly_false", "isQuantity"):
         return cc.ONE + args_sum, boolean
     if fn == "optional.of" and a:
-        return cc.ONE + args_sum, cc.Info(cc.Ty("optional", None, a[0].ty), a[0].size)
+        return cc.ONE + args_sum, _optional(est, a[0])
     if fn == "quantity":
         return cc.ONE + args_sum, cc.Info(cc.Ty("quantity"))
     return cc.ONE + args_sum, cc.Info(cc.DYN)
@@ -197,8 +219,7 @@ def _member(
             el = el + (ev if ev is not None else est.sizes.unknown).factor(cc.TRAVERSAL)
         return ts * el + args_sum, cc.Info(et if et.kind in cc.SCALARS else cc.DYN)
     if fn in ("orValue", "value") and _is(t, "optional"):
-        inner = t.ty.elem or cc.DYN
-        return cc.ONE + args_sum, est._typed(inner, t.size)
+        return cc.ONE + args_sum, _unwrap(est, t)
     if fn == "hasValue":
         return cc.ONE + args_sum, cc.Info(cc.Ty("bool"), cc.ONE)
     if fn == "or":
