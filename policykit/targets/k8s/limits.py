@@ -215,5 +215,8 @@ GUIDE = [
     "tables drop them); in the typical model a type value (`type(x)`, `map`) has",
     "size 1, as at run time, and a `dyn` value iterated counts as a list of 16;",
     "every variable counts once in the budget even if no validation reads it.",
+    "cel-go keeps no size through an optional (`.?f`, `[?k]`, `orValue`), so",
+    "Kubernetes' figure for a loop over an optional chain is unbounded; the typical",
+    "object takes the size from the field's schema type.",
     "",
 ]
