@@ -316,3 +316,29 @@ def test_policykit_templates_are_recognised_by_their_metadata() -> None:
     # the third-party regex goes through regopy_patterns: ``\.`` read once
     assert [v.message for v in gk.evaluate(runner, constraint, _pod(name="a.b"))] == ["name"]
     assert gk.evaluate(runner, constraint, _pod(name="axb")) == []
+
+
+def test_match_conditions_that_error_follow_the_failure_policy() -> None:
+    """A match condition that errors (or is not a bool) fails the request
+    under ``failurePolicy: Fail`` and skips the policy under ``Ignore`` — for
+    a ValidatingAdmissionPolicy (the API server's matcher) and a
+    ValidatingPolicy (Kyverno's ``Policy.match``) alike."""
+    broken = [{"name": "b", "expression": "object.metadata.labels['missing'] == 'x'"}]
+    vap: dict[str, Any] = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "no-bad"},
+        "spec": {**_policy()["spec"], "matchConditions": broken},
+    }
+    binding = {"spec": {"policyName": "no-bad", "validationActions": ["Deny"]}}
+    with pytest.raises(CelEvalError):
+        admission.evaluate_vap(vap, binding, _pod())
+    vap["spec"]["failurePolicy"] = "Ignore"
+    assert admission.evaluate_vap(vap, binding, _pod()) == []
+    vpol = _policy(matchConditions=broken)
+    assert [s for s, _ in _runner(vpol, _pod())] == ["error"]
+    vpol["spec"]["failurePolicy"] = "Ignore"
+    assert _runner(vpol, _pod()) == [("skip", "matchConditions not met")]
+    assert _verify(vpol, _pod()) == []
+    not_bool = _policy(matchConditions=[{"name": "n", "expression": "'yes'"}])
+    assert [s for s, _ in _runner(not_bool, _pod())] == ["error"]

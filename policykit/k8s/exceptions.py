@@ -34,8 +34,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policykit.engines.cel import CelEvalError, program
-from policykit.k8s.matching import matches
+from policykit.engines.cel import CelEvalError
+from policykit.k8s.matching import conditions_hold, matches
 from policykit.k8s.request import Context
 
 PRIORITY_LABEL = "polex.kyverno.io/priority"
@@ -122,30 +122,6 @@ def exemption(
         for exc in matched
     )
     return Exempted(result, names)
-
-
-def conditions_hold(
-    conditions: Sequence[Mapping[str, Any]], data: Mapping[str, Any], failure_policy: str = "Fail"
-) -> bool:
-    """Kyverno's ``Policy.match`` over match conditions: false as soon as one
-    is false; errors are collected, and then fail (raise the first) unless the
-    failure policy is ``Ignore`` (no match)."""
-    errors: list[CelEvalError] = []
-    for cond in conditions:
-        try:
-            got = program(str(cond["expression"])).eval(dict(data))
-        except CelEvalError as exc:
-            errors.append(exc)
-            continue
-        if got is not True:
-            if got is False:
-                return False
-            errors.append(CelEvalError(f"match condition {cond.get('name', '')!r} is not a bool"))
-    if not errors:
-        return True
-    if failure_policy == "Ignore":
-        return False
-    raise errors[0]
 
 
 def legacy_exception(policy: str, rule: str, obj: Mapping[str, Any], ctx: Context) -> bool:

@@ -6,7 +6,9 @@
   resource rules, exclusions, object and namespace selectors;
 * Kyverno ClusterPolicy ``match``/``exclude`` blocks (``pkg/engine/utils/
   match.go``): ``any``/``all`` filters of resource descriptions and users;
-* Gatekeeper's ``spec.match`` (``pkg/mutation/match``).
+* Gatekeeper's ``spec.match`` (``pkg/mutation/match``);
+* ``matchConditions`` (CEL), as Kyverno's ``Policy.match`` and the API
+  server's matcher read them: :func:`conditions_hold`.
 
 ``label_selector_matches`` is ``metav1.LabelSelector`` for all three.
 """
@@ -14,9 +16,10 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from policykit.engines.cel import CelEvalError, program
 from policykit.k8s.kinds import for_object
 from policykit.k8s.request import Context, metadata, namespace_of
 
@@ -263,3 +266,33 @@ def gatekeeper_match(
         if not label_selector_matches(m["namespaceSelector"], sel_labels):
             return False
     return not (m.get("name") and not _wildcard(str(m["name"]), str(meta.get("name", ""))))
+
+
+# --- matchConditions -------------------------------------------------------------------
+
+
+def conditions_hold(
+    conditions: Sequence[Mapping[str, Any]], data: Mapping[str, Any], failure_policy: str = "Fail"
+) -> bool:
+    """Match conditions as Kyverno's ``Policy.match`` (kyverno/kyverno
+    ``pkg/cel/policies/vpol/compiler/policy.go``) and the API server's matcher
+    (k8s.io/apiserver ``pkg/admission/plugin/webhook/matchconditions/
+    matcher.go``) read them: false as soon as one is false; errors (and
+    non-bool results) are collected, then fail — the first is raised — unless
+    the failure policy is ``Ignore`` (no match)."""
+    errors: list[CelEvalError] = []
+    for cond in conditions:
+        try:
+            got = program(str(cond["expression"])).eval(dict(data))
+        except CelEvalError as exc:
+            errors.append(exc)
+            continue
+        if got is not True:
+            if got is False:
+                return False
+            errors.append(CelEvalError(f"match condition {cond.get('name', '')!r} is not a bool"))
+    if not errors:
+        return True
+    if failure_policy == "Ignore":
+        return False
+    raise errors[0]

@@ -40,8 +40,8 @@ from policykit.engines.cel import CelEvalError, program, using_lookups
 from policykit.k8s import celcompat
 from policykit.k8s.autogen import vpol_specs
 from policykit.k8s.errors import Unsupported
-from policykit.k8s.exceptions import conditions_hold, exemption, for_policy
-from policykit.k8s.matching import constraints_match
+from policykit.k8s.exceptions import exemption, for_policy
+from policykit.k8s.matching import conditions_hold, constraints_match
 from policykit.k8s.request import Context, admission_data, metadata, namespace_of, request_for
 
 Status = Literal["pass", "fail", "skip", "error", "unsupported"]
@@ -224,9 +224,10 @@ def _validate(
         "request": request_for(obj, operation),
         "namespaceObject": namespace_object,
     }
-    for cond in spec.get("matchConditions") or []:
-        if program(cond["expression"]).eval(data) is not True:
-            return []
+    if not conditions_hold(
+        spec.get("matchConditions") or [], data, str(spec.get("failurePolicy") or "Fail")
+    ):
+        return []
     bind_variables(spec.get("variables") or [], data)
     return [
         Decision(name, rule, tuple(actions), message)
