@@ -4,7 +4,10 @@ assertion of each case is one :class:`CaseResult`
 
 from __future__ import annotations
 
+import copy
+import json
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,10 @@ def _expect(value: Any) -> tuple[str, Callable[[int], bool]] | None:
 
 
 class _Templates:
-    """Each template file compiled once per run."""
+    """Each template compiled once: per file for the run, and by content across
+    files and runs (:data:`_COMPILED`), so a template repeated in several suites,
+    or run again by a later ``collect`` in the same process, is not compiled
+    again. A shared runner is given the location of the file that names it."""
 
     def __init__(self, engine: gk.Engine) -> None:
         self.engine = engine
@@ -43,15 +49,40 @@ class _Templates:
         key = f"{doc.file}#{doc.index}"
         if key not in self.cache:
             try:
-                self.cache[key] = gk.TemplateRunner(
-                    doc.obj, self.engine, SourceLoc(doc.file, doc.line)
-                )
+                self.cache[key] = _compiled(doc.obj, self.engine, SourceLoc(doc.file, doc.line))
             except PolicykitError as exc:
                 self.cache[key] = exc
         got = self.cache[key]
         if isinstance(got, PolicykitError):
             raise got
         return got
+
+
+_COMPILED: OrderedDict[tuple[str, str], gk.TemplateRunner] = OrderedDict()
+_COMPILED_MAX = 256
+
+
+def _compiled(template: Any, engine: gk.Engine, where: SourceLoc) -> gk.TemplateRunner:
+    """A runner for ``template`` (by its content and engine), located at ``where``.
+    Templates that do not compile are not kept: their error names their file."""
+    try:
+        content = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):  # not JSON (a YAML date ...): compiled each time
+        return gk.TemplateRunner(template, engine, where)
+    key = (content, engine)
+    runner = _COMPILED.get(key)
+    if runner is None:
+        runner = gk.TemplateRunner(template, engine, where)
+        _COMPILED[key] = runner
+        if len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    else:
+        _COMPILED.move_to_end(key)
+    if runner.where == where:
+        return runner
+    located = copy.copy(runner)  # shares the compiled bundles, not the location
+    located.where = where
+    return located
 
 
 def _one(
