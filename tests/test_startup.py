@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +63,32 @@ def test_the_command_starts_without_a_heavy_module(args: list[str]) -> None:
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    assert r.stderr.rpartition("LOADED ")[2] == "[]"
+
+
+CHECK_PATH_NEVER = ("jsonschema", "jwt", "cryptography", "rich", "regopy", "opa_bindings", "oras")
+"""``check`` of one file on the default engine with a non-table format: the
+pack's parameter schemas and values are plain, so they are checked without
+jsonschema (policykit/ir/check.py); no Rego engine, registry or signer."""
+
+
+def test_checking_one_file_imports_nothing_heavy(tmp_path: Path) -> None:
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\n"
+        "spec:\n  template:\n    spec:\n      containers: [{name: web, image: nginx:1.25}]\n"
+    )
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
+        f"[m for m in {list(CHECK_PATH_NEVER)!r} if m in sys.modules])))\n"
+        "from policykit.cli.main import main\n"
+        f"sys.argv = ['policykit', 'check', '--format', 'json', {str(manifest)!r}]\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr  # the manifest has findings: the pack ran
+    assert json.loads(r.stdout)["findings"]
     assert r.stderr.rpartition("LOADED ")[2] == "[]"
 
 
