@@ -35,6 +35,28 @@ settings.register_profile(
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all",
+        action="store_true",
+        help="also run the tests marked slow (the README's test command and CI do)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the tests marked ``slow`` out of a plain run, so that ``pytest -q``
+    stays quick as the suite grows; ``--all`` (CI), a ``-m`` expression, or a
+    test named by its node id (``file::test``) runs them."""
+    if config.getoption("--all") or config.getoption("markexpr"):
+        return
+    if any("::" in str(arg) for arg in config.args):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if item.get_closest_marker("slow") is None]
+
+
 def eval_pred(node: ir.Pred, obj: Any, params: dict[str, Any] | None = None) -> bool:
     return _Compiler(params or {}).pred(node)({ir.OBJECT_ROOT: obj})
 

@@ -24,6 +24,8 @@ def test_two_commands_near_the_top_and_ci_runs_the_test_one() -> None:
     assert len(cmds) == 2
     assert "policykit check examples" in cmds[0]
     assert "pytest" in cmds[1]
+    # CI runs every test: the ones marked slow too (a plain run leaves them out)
+    assert cmds[1].endswith("python -m pytest -q --all"), cmds[1]
     ci = (ROOT / ".ci/run").read_text()
     # CI runs both, as written, in a clean clone with nothing beside it
     assert f"({cmds[0]})" in ci and cmds[1] in ci
