@@ -31,11 +31,11 @@ def rule_sizes() -> dict[str, dict[str, Any]]:
     """Per rule id: its CEL size and deepest nesting."""
     from policykit.config import load_config_file
     from policykit.packs import load_packs
-    from policykit.targets.k8s import limits, manifests
+    from policykit.targets.k8s import crds, limits, manifests
 
     cfg = load_config_file(PLATFORM / "policykit.yaml")
     packs = load_packs(cfg.packs)
-    files, _ = manifests.build("kyverno", packs, cfg.params)
+    files, _ = manifests.build("kyverno", packs, cfg.params, custom=crds.load(cfg.crds))
     out: dict[str, dict[str, Any]] = {}
     for docs in files.values():
         for doc in docs:

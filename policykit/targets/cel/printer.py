@@ -188,6 +188,40 @@ def paren(e: str) -> str:
     return e if _balanced_atom(e) else f"({e})"
 
 
+_ADDITIVE = ("+", "-")
+_MULTIPLICATIVE = ("*", "/", "%")
+_OTHER_OPS = ("&&", "||", " ? ", "==", "!=", "<", ">", " in ", "!")
+
+
+def arith(a: str, op: str, b: str) -> str:
+    """``a op b`` with the parentheses CEL's precedence needs and no more
+    (``a * 2.0 + b``), keeping the tree as written: a right operand of the
+    same precedence keeps its parentheses (floating point is not associative)."""
+
+    def level(e: str) -> int:  # 0: other operators, 1: additive, 2: multiplicative, 3: atom
+        if _top_level(e, _OTHER_OPS):
+            return 0 if not (e.startswith("(") and _matching_close(e) == len(e) - 1) else 3
+        if _top_level(e, _ADDITIVE):
+            return 1
+        if _top_level(e, _MULTIPLICATIVE):
+            return 2
+        return 3
+
+    mine = 1 if op in _ADDITIVE else 2
+    left = a if level(a) >= mine else f"({a})"
+    right = b if level(b) > mine else f"({b})"
+    return f"{left} {op} {right}"
+
+
+def let(name: str, value: str, body: str) -> str:
+    """``body`` with ``name`` bound to ``value``, evaluated once:
+    ``[value].map(name, body)[0]``. Not ``cel.bind``: Kubernetes' base CEL
+    environment (k8s.io/apiserver/pkg/cel/environment/base.go) has no
+    ``ext.Bindings``, so a ValidatingAdmissionPolicy using it is refused;
+    ``map`` is a core macro everywhere."""
+    return f"[{value}].map({name}, {body})[0]"
+
+
 def _paren_or(e: str) -> str:
     return f"({e})" if _top_level(e, ("||", "?")) else e
 

@@ -14,7 +14,8 @@ policykit.targets.k8s.fieldtypes`` with the dev extra installed;
 imports kubernetes-validate.
 
 A *spec* is a short string: ``s`` string, ``i`` integer, ``n`` number, ``b``
-boolean, ``*`` anything (int-or-string, quantities, free-form), ``o`` an
+boolean, ``q`` a string or a number (int-or-string, quantities), ``*``
+anything (free-form, several types), ``o`` an
 object of unknown fields, ``[]X`` a list of X, ``{}X`` a map to X, ``#Name``
 a struct in ``defs`` (a dict field → spec, or an alias spec).
 """
@@ -43,7 +44,9 @@ def _spec(s: Mapping[str, Any], short: Mapping[str, str]) -> str:
     ref = s.get("$ref")
     if isinstance(ref, str):
         return "#" + short[ref.rsplit("/", 1)[1]]
-    if s.get("x-kubernetes-int-or-string") or "oneOf" in s or "anyOf" in s:
+    if s.get("x-kubernetes-int-or-string") or _string_or_number(s.get("oneOf")):
+        return "q"
+    if "oneOf" in s or "anyOf" in s:
         return "*"
     t = s.get("type")
     types = [t] if isinstance(t, str) else [x for x in (t or []) if x != "null"]
@@ -66,6 +69,19 @@ def _spec(s: Mapping[str, Any], short: Mapping[str, str]) -> str:
             return "{}" + _spec(s["additionalProperties"], short)
         return "o"
     return "*"
+
+
+def _string_or_number(alts: Any) -> bool:
+    """Whether ``oneOf`` alternatives are a string and numbers (and null,
+    which kubernetes-json-schema adds to every type and a decoded object never
+    holds): Quantity, IntOrString."""
+    if not isinstance(alts, list) or not alts:
+        return False
+    types: set[str] = set()
+    for a in alts:
+        t = a.get("type") if isinstance(a, dict) else None
+        types.update([t] if isinstance(t, str) else t if isinstance(t, list) else ["?"])
+    return "string" in types and types <= {"string", "number", "integer", "null"}
 
 
 def generate(schema_dir: str | Path, kinds: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -176,6 +192,11 @@ class FieldType:
         return [self._resolve(s) for s in sorted(self.specs)]
 
     @property
+    def string_or_number(self) -> bool:
+        """Every spec is ``q``: the value is a string or a number."""
+        return all(r == "q" for r in self._resolved())
+
+    @property
     def jtype(self) -> str:
         kinds = set()
         for r in self._resolved():
@@ -206,10 +227,17 @@ class FieldType:
 
 
 def _crd_spec(schema: Mapping[str, Any], defs: dict[str, Any], name: str) -> str:
-    """A CRD's structural schema into specs (registered in ``defs``)."""
-    if schema.get("x-kubernetes-preserve-unknown-fields") is True or schema.get("nullable"):
+    """A CRD's structural schema into specs (registered in ``defs``).
+
+    An object with ``properties`` and ``x-kubernetes-preserve-unknown-fields``
+    keeps its declared fields typed; any other key of it is unknown (the
+    untyped form), as for every key no schema declares."""
+    preserve = schema.get("x-kubernetes-preserve-unknown-fields") is True
+    if schema.get("nullable") or (preserve and not schema.get("properties")):
         return "*"
-    if schema.get("x-kubernetes-int-or-string") or schema.get("x-kubernetes-embedded-resource"):
+    if schema.get("x-kubernetes-int-or-string"):
+        return "q"
+    if schema.get("x-kubernetes-embedded-resource"):
         return "*"
     t = schema.get("type")
     if t == "object":

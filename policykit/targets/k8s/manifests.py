@@ -319,7 +319,7 @@ def _build(
                 applicable.append(rule)
         sub = dataclasses.replace(pack, rules=tuple(applicable))
         try:
-            compiled = compile_pack(sub, eff)
+            compiled = compile_pack(sub, eff, target)
         except UnsupportedError as e:
             errors.append(e)
             continue
