@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from policykit.engines.native import INVENTORY, NativeEngine, selector_matches
+from policykit.engines.native import NativeEngine
 from policykit.errors import PolicykitError
+from policykit.ir.evaluate import INVENTORY, selector_matches
 from policykit.ir.nodes import OBJECT_ROOT
 from policykit.toolcall import (
     AGENT_API_PREFIX,

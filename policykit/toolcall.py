@@ -37,7 +37,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from policykit.engines.native import selector_matches
+from policykit.ir.evaluate.selector import selector_matches
 from policykit.ir.rule import Pack
 
 API_VERSION = "agents.policykit.dev/v1alpha1"

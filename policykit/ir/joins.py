@@ -7,7 +7,7 @@ for every object: n² pairs in a run. Read as a join, it is linear: index the
 inventory once by the item side of the equality, then look each object up.
 
 This module only *recognises* such loops (pure functions over IR nodes); the
-engines build and use the index (``engines/native.py``, the Rego compiler).
+evaluators build and use the index (``ir/evaluate/joins.py``, the Rego compiler).
 Nothing here changes what a rule means: an indexed evaluation must give exactly
 what the plain reading gives (property tests hold the engines to it).
 

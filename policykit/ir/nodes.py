@@ -8,7 +8,8 @@ how a target spells it. There are two sorts of node:
 * :class:`Pred` nodes evaluate to true or false — never to missing.
 
 The semantics of each node are written down once in ``docs/semantics.md`` and
-implemented by :mod:`policykit.engines.native`; every compiler reproduces them.
+implemented by :mod:`policykit.ir.evaluate` (the reference engine
+:mod:`policykit.engines.native` runs it); every compiler reproduces them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from policykit.ir import nodes as ir
+from policykit.ir.passes import node_features
 from policykit.ir.rule import Rule
 
 Level = str  # "yes" | "partial" | "no" | "skip"
@@ -35,21 +35,12 @@ def level(feature: str, target: str) -> Level:
 
 
 def features_of(rule: Rule) -> set[str]:
-    """The table's features a rule uses."""
+    """The table's features a rule uses: the IR's (:func:`policykit.ir.passes.node_features`)
+    and what the rule's kinds and source allow at admission."""
     from policykit.targets.k8s.kinds import lookup
     from policykit.targets.k8s.manifests import RUNTIME_KINDS, admission_applicable
 
-    roots: list[ir.Node] = [rule.condition]
-    if rule.each is not None:
-        roots.append(rule.each.collection)
-    values = [p for p in rule.message.parts if isinstance(p, ir.Node)]
-    out = {type(n).__name__ for r in roots + values for n in ir.walk(r)}
-    if rule.each is not None:
-        out.add("Each")
-    if rule.selector.exclude_namespaces:
-        out.add("ExcludeNamespaces")
-    if values:
-        out.add("Message")
+    out = node_features(rule)
     why = admission_applicable(rule)
     if why:
         out.add("RuntimeOnly" if why in RUNTIME_KINDS.values() else "BackstageSource")
