@@ -4,8 +4,8 @@ Constraint (``constraints.gatekeeper.sh/v1beta1``) per rule.
 Per rule, not per pack: a Constraint carries one ``enforcementAction``, and
 severity is per rule (deny → deny, warn → warn, info → dryrun); a violation then
 names its rule in the constraint's name, as Gatekeeper reports it. The Rego is
-the same compiler's output as the OPA bundle (Rego v1 under ``code:``), reading
-the object from ``input.review.object`` and parameters from
+the Rego compiler's Gatekeeper dialect (:mod:`.compiler`, Rego v1 under
+``code:``), reading the object from ``input.review.object`` and parameters from
 ``input.parameters``; the helper library ships as ``libs`` under ``lib.policykit``.
 ``spec.match`` narrows by kind, namespace and labels; the Rego re-checks the
 exact selector, so Gatekeeper's match details can never widen a rule.
@@ -25,6 +25,7 @@ from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import UnsupportedError
+from policykit.targets.gatekeeper.compiler import compile_template_rego
 from policykit.targets.k8s import crds
 from policykit.targets.k8s.kinds import lookup
 from policykit.targets.k8s.manifests import (
@@ -35,7 +36,7 @@ from policykit.targets.k8s.manifests import (
     policy_name,
     unknown_kind,
 )
-from policykit.targets.rego.compiler import RegoOptions, compile_pack, library
+from policykit.targets.rego.compiler import RegoOptions, library
 
 ACTIONS = {"deny": "deny", "warn": "warn", "info": "dryrun"}
 LIB_ROOT = "lib.policykit"
@@ -98,13 +99,8 @@ def block_text(rego: str) -> str:
 def template(pack: Pack, rule: Rule) -> dict[str, Any]:
     kind = kind_name(pack.name, rule)
     sub = dataclasses.replace(pack, rules=(rule,))
-    opts = RegoOptions(
-        params_ref="input.parameters",
-        entry="gatekeeper",
-        package_name=kind.lower(),
-        lib_root=LIB_ROOT,
-    )
-    rego = block_text(compile_pack(sub, opts))
+    opts = RegoOptions(params_ref="input.parameters", package_name=kind.lower(), lib_root=LIB_ROOT)
+    rego = block_text(compile_template_rego(sub, opts))
     used = _params_used(rule)
     schema = pack.param_schema()
     props = {n: _structural(schema["properties"][n]) for n in used}
