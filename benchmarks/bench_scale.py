@@ -99,8 +99,8 @@ def main() -> None:
         print(json.dumps(one(args.one[0], int(args.one[1]))))
         return
     sizes = [int(s) for s in args.sizes.split(",")]
-    head = ("engine", "objects", "obj/s", "µs/object", "x per 2n", "cpu µs/o", "cpu x 2n")
-    head += ("peak MB", "findings")
+    head = ["engine", "objects", "obj/s", "µs/object", "x per 2n", "cpu µs/o", "cpu x 2n"]
+    head += ["peak MB", "findings"]
     print(f"{head[0]:<8} " + " ".join(f"{h:>9}" for h in head[1:]), flush=True)
     for name in args.engines.split(","):
         previous: tuple[int, float, float] | None = None
