@@ -24,7 +24,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,6 +131,8 @@ def git_ignored(root: Path) -> frozenset[str]:
     """What git ignores under the directory ``root``, relative to it (directories
     end in ``/``): nothing outside a git work tree, without git, or when ``root``
     itself is ignored (a directory named explicitly is read)."""
+    import subprocess  # only when a directory is walked, not at start-up
+
     args = ["ls-files", "-z", "--others", "--ignored", "--exclude-standard", "--directory"]
     try:
         proc = subprocess.run(
