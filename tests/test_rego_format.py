@@ -8,6 +8,7 @@ import re
 from hypothesis import given, settings
 
 from policykit.ir.rule import Pack
+from policykit.targets.gatekeeper.compiler import compile_template_rego
 from policykit.targets.rego.compiler import RegoOptions, compile_pack, library
 from tests.strategies import packs
 
@@ -40,6 +41,13 @@ def _check_layout(text: str) -> None:
 @given(pack=packs())
 def test_generated_rego_follows_opa_fmt_layout(pack: Pack) -> None:
     _check_layout(compile_pack(pack, RegoOptions()))
+
+
+@settings(max_examples=100)
+@given(pack=packs())
+def test_the_gatekeeper_dialect_follows_opa_fmt_layout(pack: Pack) -> None:
+    opts = RegoOptions(params_ref="input.parameters", package_name="pk", lib_root="lib.policykit")
+    _check_layout(compile_template_rego(pack, opts))
 
 
 def test_library_follows_opa_fmt_layout() -> None:
