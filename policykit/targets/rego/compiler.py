@@ -81,7 +81,7 @@ class RegoCompiler(PredicateCompiler):
                 parts.append(pr.string(part))
                 continue
             names = naming.value_names(part)
-            name = self.helper_name([f"{n}_text" for n in names])
+            name = self.helper_name([f"{n}_text" for n in names], [part])
             params, args = self._signature(self._free([part]))
             s, t, _ = self.value(part)
             v = self.local(*names)

@@ -88,9 +88,15 @@ class RegoBase(Compiler):
         """A variable the DSL bound (``obj`` is the object under review)."""
         return OBJ if name == OBJ else naming.var(name)
 
-    def helper_name(self, candidates: Sequence[str]) -> str:
-        """A helper of the current rule, named after what it computes."""
-        return naming.helper(self._prefix, candidates, self._next())
+    def helper_name(self, candidates: Sequence[str], nodes: Sequence[ir.Node] = ()) -> str:
+        """A helper of the current rule, named after what it computes (then
+        after the variables it reads: ``…_of_c``, to tell twins apart)."""
+        roots = [naming.bare(v) for v in self._free(nodes) if v != OBJ] or (
+            ["obj"] if self._free(nodes) else []
+        )
+        of = f"{candidates[0]}_of_{'_and_'.join(roots)}" if candidates and roots else ""
+        extra = [of] if of and not of[-1].isdigit() else []
+        return naming.helper(self._prefix, [*candidates, *extra], self._next())
 
     def add_helper(self, lines: list[str]) -> None:
         """Adds a helper (its rules separated by blank lines), unless the pack
@@ -142,7 +148,7 @@ class RegoBase(Compiler):
         self, candidates: Sequence[str], bodies: list[Stmts], nodes: Sequence[ir.Node]
     ) -> str:
         """A helper true when any body holds; returns the call expression."""
-        name = self.helper_name(candidates)
+        name = self.helper_name(candidates, nodes)
         params, args = self._signature(self._free(nodes))
         lines: list[str] = []
         for body in bodies:
@@ -201,7 +207,7 @@ class RegoBase(Compiler):
         sc, tc, ty = self.value(n.collection)
         if ty not in ("any", "array"):
             return [], "0", "number"
-        name = self.helper_name(naming.value_names(n))
+        name = self.helper_name(naming.value_names(n), [n])
         params, args = self._signature(self._free([n]))
         c = self.local(*naming.value_names(n.collection))
         result = self.local("n" if fn == "count" else "total")

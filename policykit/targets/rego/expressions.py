@@ -79,7 +79,7 @@ class ExpressionCompiler(JoinCompiler):
         names = naming.value_names(n)
         if fallback and len(names) > 1:  # a fallback's fallback: the chain's name is the first's
             names = names[1:]
-        name = self.helper_name(names)
+        name = self.helper_name(names, [n])
         params, args = self._signature(self._free([n]))
         v = self.local(*names)
         lines = [f"{name}({params}) := {v} if {{", *pr.indent([*sa, f"{v} := {a}", f"{v} != null"])]
@@ -123,7 +123,7 @@ class ExpressionCompiler(JoinCompiler):
         sc, tc, ty = self.value(n.collection)
         if ty not in ("any", "array"):
             return MISSING_VAL
-        name = self.helper_name(naming.value_names(n))
+        name = self.helper_name(naming.value_names(n), [n])
         params, args = self._signature(self._free([n]))
         c = self.local(*naming.value_names(n.collection))
         result = self.local("matching")

@@ -129,7 +129,7 @@ class JoinCompiler(RegoBase):
             rest += self.pred(p)
         plain = self.pred(n.body)
         self._scope.pop()
-        name = self.helper_name(naming.value_names(n))
+        name = self.helper_name(naming.value_names(n), [n])
         params, args = self._signature(self._free([n]))
         k, me, r = self.local("key"), self.local("me"), self.local("matching")
         i, var = self.local("i"), self.bound(n.var)
@@ -205,7 +205,7 @@ class JoinCompiler(RegoBase):
         )
         self.uses_inventory_ids = True
         plain = self._aggregate(g.kind, n, lambda: self._aggregate_body(n))
-        name = self.helper_name([f"{c}_by_key" for c in naming.value_names(n)])
+        name = self.helper_name([f"{c}_by_key" for c in naming.value_names(n)], [n])
         params, args = self._signature(self._free([n]))
         k, mine, r = self.local("key"), self.local("mine"), self.local("total")
         lib = self.use(LIB_VALUES)

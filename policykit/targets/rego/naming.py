@@ -262,6 +262,11 @@ def resolve(text: str, aliases: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(one, text)
 
 
+def bare(name: str) -> str:
+    """A DSL variable's name without the number the DSL adds (``c_10``: ``c``)."""
+    return _DSL_NUMBER.sub("", name) or name
+
+
 def _var_names(name: str) -> list[str]:
     """A DSL variable's names: the lambda's parameter (the DSL numbers it,
     ``c_10``, to keep it unique; a name here is unique per rule body)."""
