@@ -193,8 +193,11 @@ class PackBuilder:
         ``same_as="pack/RULE-001"`` names an identical rule of another pack:
         when both packs are loaded this rule is left out (docs/packs.md).
         """
-        caller = inspect.stack(context=0)[1]
-        decl_loc = SourceLoc(caller.filename, caller.lineno)
+        # The caller's frame, directly: inspect.stack() builds a FrameInfo for
+        # every frame of the stack (and reads source files), per rule — which
+        # made loading a pack quadratic in its rule count (issue 21).
+        caller = sys._getframe(1)
+        decl_loc = SourceLoc(caller.f_code.co_filename, caller.f_lineno)
         if severity not in SEVERITIES:
             raise DefinitionError(
                 f"unknown severity {severity!r}; use one of {', '.join(SEVERITIES)}",
