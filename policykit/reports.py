@@ -1,5 +1,6 @@
 """Machine report formats for CI: SARIF 2.1.0, JUnit XML and GitHub workflow
-commands (the JSON report lives in :mod:`policykit.cli.render`).
+commands; :func:`render` gives any format of a check report or a verify result
+(the JSON documents are the results' own ``to_json()``).
 
 * **SARIF**: one ``reportingDescriptor`` per rule of the selected packs (id,
   name, short/full description, help from the remediation, default level from
@@ -36,6 +37,8 @@ from policykit.errors import PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack, Rule
 from policykit.model import Finding, ObjectRef
 
+REPORT_VERSION = 1
+"""The ``check --format json`` document's version (schemas/report.schema.json)."""
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"deny": "error", "warn": "warning", "info": "note"}
 GITHUB = {"deny": "error", "warn": "warning", "info": "notice"}
@@ -518,3 +521,49 @@ def cases_sarif(cases: Sequence[Any]) -> dict[str, Any]:
         if c.status != "pass"
     ]
     return _log("policykit test", rules, {"results": results})
+
+
+def _json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+_CHECK: dict[str, Any] = {
+    "json": lambda r, quiet: _json(r.to_json()),
+    "sarif": lambda r, quiet: dumps_sarif(sarif(r.packs, r.findings, r.errors, r.rule_descriptors)),
+    "junit": lambda r, quiet: junit(
+        r.packs, r.checked, r.findings, r.errors, fail_on=r.fail_on, expired=r.expired_waivers
+    ),
+    "github": lambda r, quiet: github(r.findings, r.errors),
+}
+_VERIFY: dict[str, Any] = {
+    "json": lambda v, quiet: _json(v.to_json()),
+    "sarif": lambda v, quiet: dumps_sarif(verify_sarif(v.report, v.packs)),
+    "junit": lambda v, quiet: verify_junit(v.report),
+    "github": lambda v, quiet: verify_github(v.report),
+    "table": lambda v, quiet: v.table(quiet),
+}
+
+
+_CASES: dict[str, Any] = {
+    "json": lambda t, quiet: _json(t.to_json()),
+    "sarif": lambda t, quiet: dumps_sarif(cases_sarif(t.cases)),
+    "junit": lambda t, quiet: cases_junit(t.cases),
+    "github": lambda t, quiet: cases_github(t.cases),
+    "table": lambda t, quiet: t.table(quiet),
+}
+
+
+def render(result: Any, fmt: str, *, quiet: bool = False) -> str:
+    """``result`` in ``fmt``: a check report (:class:`policykit.api.CheckReport`:
+    json, sarif, junit, github; its table is the terminal's, drawn by the
+    command line) or a verify result (:class:`policykit.api.VerifyResult`: also
+    table) or a test result (:class:`policykit.api.TestResult`: also table).
+    ``quiet``: only the disagreements or failures (the tables)."""
+    if hasattr(result, "cases"):
+        formats = _CASES
+    else:
+        formats = _VERIFY if hasattr(result, "not_run") else _CHECK
+    if fmt not in formats:
+        raise ValueError(f"no {fmt!r} format for {type(result).__name__}")
+    text: str = formats[fmt](result, quiet)
+    return text

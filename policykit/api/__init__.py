@@ -42,6 +42,12 @@ from policykit.api.checks import run as _run
 from policykit.api.config import BuildConfig as BuildConfig
 from policykit.api.config import CheckConfig as CheckConfig
 from policykit.api.config import UsageError as UsageError
+from policykit.api.testing import TestConfig as TestConfig
+from policykit.api.testing import TestResult as TestResult
+from policykit.api.testing import run_tests as test
+from policykit.api.verifying import VerifyConfig as VerifyConfig
+from policykit.api.verifying import VerifyResult as VerifyResult
+from policykit.api.verifying import verify as verify
 from policykit.library import Decision as Decision
 from policykit.library import ObjectError as ObjectError
 from policykit.library import Policy as Policy
@@ -49,7 +55,13 @@ from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
 
 
 @overload
-def check(config: CheckConfig, /, *, progress: ShowProgress | None = None) -> CheckReport: ...
+def check(
+    config: CheckConfig,
+    /,
+    *,
+    progress: ShowProgress | None = None,
+    selection: Selection | None = None,
+) -> CheckReport: ...
 
 
 @overload
@@ -73,13 +85,15 @@ def check(
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     jobs: int = 1,
     progress: ShowProgress | None = None,
+    selection: Selection | None = None,
 ) -> CheckReport:
     """Given a :class:`CheckConfig`: ``policykit check`` without its rendering.
     Given paths: load them and evaluate ``packs`` (default: the shipped packs),
     nothing else (no configuration, baseline or waivers); ``jobs`` > 1: a large
-    run on that many processes (the same report)."""
+    run on that many processes (the same report). ``selection``: the config
+    already merged with ``policykit.yaml`` (:func:`resolve`), when the caller did."""
     if isinstance(paths, CheckConfig):
-        return _run(paths, progress)
+        return _run(paths, progress, selection)
     return check_paths(
         paths, packs=packs, params=params, include=include, exclude=exclude, jobs=jobs
     )
@@ -96,7 +110,11 @@ __all__ = [
     "ObjectError",
     "Policy",
     "Selection",
+    "TestConfig",
+    "TestResult",
     "UsageError",
+    "VerifyConfig",
+    "VerifyResult",
     "build",
     "check",
     "check_entries",
@@ -104,4 +122,6 @@ __all__ = [
     "check_stream",
     "make_engine",
     "resolve",
+    "test",
+    "verify",
 ]

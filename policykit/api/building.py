@@ -46,6 +46,7 @@ class BuildResult:
     failure: PolicykitError | None = None  # a compile error no single rule explains
     signing: Signing | None = None
     kyverno_version: str = "v1"
+    template_notes: list[str] = field(default_factory=list)  # reading the templates
     exit_code: int = 0
 
     def artifacts(self) -> tuple[dict[str, bytes], list[str]]:
@@ -66,7 +67,7 @@ class BuildResult:
             if t == "rego":
                 got, said = self._rego(shown)
             elif t == "jsonschema":
-                got, said = _jsonschema(self.outputs[t], shown)
+                got, said = _jsonschema(self.outputs[t], self.template_notes, shown)
             else:
                 got, said, left = self._manifests(t, shown)
                 skipped += left
@@ -166,8 +167,9 @@ def _registry_targets() -> list[Any]:
     return list(registry.TARGETS.values())
 
 
-def _jsonschema(output: Any, shown: Path) -> tuple[dict[str, bytes], list[str]]:
-    texts, template_notes = output
+def _jsonschema(
+    texts: Mapping[str, str], template_notes: Sequence[str], shown: Path
+) -> tuple[dict[str, bytes], list[str]]:
     notes = [f"  {line}" for line in template_notes]
     index = json.loads(texts["index.json"])["rules"]
     n = sum(1 for r in index if r["covered"])
@@ -223,12 +225,18 @@ def _build(
         in_force = active_waivers(config.waivers, config.today)
     except PolicykitError as exc:
         waiver_error = exc
+    parameters: dict[str, dict[str, Any]] | None = None
+    template_notes: list[str] = []
+    if "jsonschema" in wanted and templates:  # fields.json: what the templates fill
+        from policykit.scaffolder.fields import parameters_by_pack
+
+        parameters, template_notes = parameters_by_pack(templates, pack_objs, effective)
     options = registry.Options(
         root=config.root,
         revision=config.revision,
         waivers=tuple(in_force),
         kyverno_version=config.kyverno_version,
-        templates=tuple(templates),
+        parameters=parameters,
     )
     level = capabilities.ErrorLevel.WARN if config.allow_partial else capabilities.ErrorLevel.RAISE
     plan = capabilities.plan(pack_objs, effective, wanted, options=options, level=level)
@@ -257,6 +265,7 @@ def _build(
         failure=plan.failure,
         signing=signing,
         kyverno_version=config.kyverno_version,
+        template_notes=list(template_notes),
     )
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policykit import parallel
+from policykit import __version__, parallel
 from policykit.config import Config, find_config
 from policykit.engines.native import NativeEngine, uses_inventory
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, PolicykitError
@@ -26,7 +26,7 @@ from policykit.loader import (
 )
 from policykit.model import Document, Finding
 from policykit.packs import load_packs
-from policykit.reports import Checked
+from policykit.reports import REPORT_VERSION, Checked
 from policykit.safeio import is_dir
 
 
@@ -62,6 +62,43 @@ class CheckReport:
             return EXIT_OK
         failed = self.reaches(self.fail_on) or bool(self.expired_waivers)
         return EXIT_FINDINGS if failed else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--format json`` document (schema: schemas/report.schema.json)."""
+        return {
+            "version": REPORT_VERSION,
+            "tool": {"name": "policykit", "version": __version__},
+            "packs": [{"name": p.name, "version": p.version} for p in self.packs],
+            "findings": [f.to_json() for f in self.findings],
+            "errors": [
+                {
+                    "file": e.loc.file if e.loc else "",
+                    "line": e.loc.line if e.loc else 0,
+                    "code": e.code,
+                    "message": e.message + (f" ({e.hint})" if e.hint else ""),
+                }
+                for e in self.errors
+            ],
+            "skipped": [
+                {"file": s.file, "line": s.line, "documentIndex": s.index, "reason": s.reason}
+                for s in self.skipped
+            ],
+            "summary": {
+                "files": self.files,
+                "objects": self.objects,
+                "findings": self.counts(),
+                "errors": len(self.errors),
+                "skipped": len(self.skipped),
+                **(
+                    {"baselined": sum(f.baselined for f in self.findings), "fixed": self.fixed}
+                    if self.fixed is not None
+                    else {}
+                ),
+                "waived": sum(f.waiver is not None for f in self.findings),
+            },
+            "waivers": {"expired": self.expired_waivers, "stale": self.stale_waivers},
+            "unsupported": self.unsupported,
+        }
 
     def counts(self) -> dict[str, int]:
         """Findings per severity, not counting baselined or waived ones."""

@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
-from policykit.api.checking import CheckReport, check_entries, check_stream, resolve
+from policykit.api.checking import (
+    CheckReport,
+    Selection,
+    check_entries,
+    check_stream,
+    resolve,
+)
 from policykit.api.config import CheckConfig, UsageError, the_day, waivers_path
 from policykit.loader import Entry, LoadResult
 
@@ -59,14 +65,19 @@ def plan_files(
     return plan(list(paths), include=list(include), exclude=exclude, gitignore=not no_ignore)
 
 
-def run(config: CheckConfig, progress: ShowProgress | None = None) -> CheckReport:
+def run(
+    config: CheckConfig,
+    progress: ShowProgress | None = None,
+    selection: Selection | None = None,
+) -> CheckReport:
     """Check ``config.paths`` as ``policykit check`` does; the report holds the
     findings (baseline and waivers applied), the errors, the waivers expired or
     stale, the policies not run, and :attr:`CheckReport.exit_code`.
-    ``progress(paths)``: a context that shows the run's progress (or yields None)."""
+    ``progress(paths)``: a context that shows the run's progress (or yields None);
+    ``selection``: ``config`` already merged with the configuration (:func:`resolve`)."""
     from policykit.parallel import default_jobs
 
-    sel = resolve(
+    sel = selection or resolve(
         paths=config.paths,
         packs=config.packs,
         params=config.params,

@@ -6,12 +6,12 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import errno
-import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,7 @@ from policykit.cli import scaffold as _scaffold
 from policykit.cli import thirdparty as _thirdparty
 from policykit.cli.options import (
     EXIT_INTERNAL,
-    active_waivers,
+    LazyChoice,
     crd_option,
     error_line,
     error_lines,
@@ -37,19 +37,16 @@ from policykit.cli.options import (
     param_option,
     parse_params,
     stderr,
-    the_day,
+    verify_targets,
     waiver_options,
-    waivers_path,
     write_output,
 )
-from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from policykit.api import CheckReport, Selection
     from policykit.ir.rule import Pack
-    from policykit.loader import Entry, LoadResult
 
 # Start-up (issue 21): this module, and every command module it registers, imports
 # click and light modules only; the library, engines, targets, rich and jsonschema
@@ -74,7 +71,6 @@ def load_packs(names: list[str]) -> list[Pack]:
 # imports main); these names stay importable from main as before
 __all__ = [
     "EXIT_INTERNAL",
-    "active_waivers",
     "cli",
     "crd_option",
     "error_line",
@@ -228,90 +224,44 @@ def check(
     Exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage or
     input errors (every file is still checked first).
     """
-    sel = resolve(
+    from policykit import api
+
+    config = api.CheckConfig(
         paths=paths,
         packs=packs,
         params=parse_params(params),
         include=include,
         exclude=exclude,
+        no_ignore=no_ignore,
         fail_on=fail_on,
+        engine=engine,
+        jobs=jobs,
         crds=crd_paths,
+        policies=policies,
+        baseline=baseline,
+        update_baseline=update_baseline,
+        waivers=waivers_file,
+        today=today,
+        record_checked=fmt == "junit",
     )
-    if not sel.paths:
-        raise click.UsageError("no PATHS given and none configured")
-    registry = load_crds(sel.crds)
-    pack_objs = load_packs(sel.packs)
-    if update_baseline and baseline is None:
-        raise click.UsageError("--update-baseline needs --baseline FILE")
-    if baseline is not None:
-        from policykit import baseline as baselines
-    recorded = None if baseline is None or update_baseline else baselines.load(baseline)
-    third_party = None
-    seen: list[Any] = []
-    if policies:
-        from policykit.cli.thirdparty import engine_choice
-        from policykit.thirdparty import policies as foreign
-
-        third_party = foreign.load(list(policies), engine_choice("auto"))
-    from policykit.targets.k8s.crds import using
-
-    with render.steps(enabled="-" not in sel.paths) as bar, using(registry):
-        entries: Any = _plan(sel.paths, sel.include, sel.exclude, no_ignore)
-        if bar.shown:  # a bar needs its total: list the files first (a walk, no reading)
-            entries = list(entries)
-            bar.phase(f"checking ({engine})", len(entries))
-        if third_party is None:  # large runs on every core (policykit.parallel)
-            from policykit.api import check_entries
-            from policykit.parallel import default_jobs
-
-            report = check_entries(
-                pack_objs,
-                list(entries),
-                sel.params,
-                engine,
-                jobs=jobs or default_jobs(),
-                record_checked=fmt == "junit",
-                transform=_crd_checker(registry) if registry else None,
-                progress=bar if bar.shown else None,
-            )
-        else:
-            from policykit.loader import load_entries
-
-            parts = bar.over(load_entries(entries))
-            if registry:
-                parts = _schema_checked(parts, registry)
-            parts = foreign.documents_of(parts, seen)
-            from policykit.api import check_stream
-
-            report = check_stream(
-                pack_objs, parts, sel.params, engine, record_checked=fmt == "junit"
-            )
-    if third_party is not None:
-        extra, report.unsupported = foreign.check(third_party, seen)
-        report.findings = sorted(report.findings + extra, key=lambda f: f.sort_key())
-        report.errors += third_party.errors  # policies that could not run: the report stays
-        report.rule_descriptors = foreign.descriptors(third_party)
-    if update_baseline and baseline is not None and report.errors:
-        stderr(f"policykit: {baseline} not updated: fix the input errors first")
-    elif update_baseline and baseline is not None:
-        from policykit.safeio import write_atomic
-
-        write_atomic(baseline, baselines.dumps(report.findings).encode("utf-8"))
-        note(f"policykit: recorded {render.plural(len(report.findings), 'finding')} in {baseline}")
-    elif recorded is not None:
-        applied = baselines.apply(report.findings, recorded)
-        report.findings, report.fixed = applied.findings, applied.fixed
-    waivers_file = waivers_path(waivers_file)
-    if waivers_file is not None:
-        from policykit import waivers
-
-        outcome = waivers.apply(report.findings, waivers.load(waivers_file), the_day(today))
-        report.findings = outcome.findings
-        report.expired_waivers = [
-            waivers.expired_message(w, str(waivers_file)) for w in outcome.expired
-        ]
-        report.stale_waivers = [waivers.stale_message(w, str(waivers_file)) for w in outcome.stale]
-    emit_report(fmt, output, report, sel.fail_on)
+    sel = resolve(
+        paths=config.paths,
+        packs=config.packs,
+        params=config.params,
+        include=config.include,
+        exclude=config.exclude,
+        fail_on=config.fail_on,
+        crds=config.crds,
+    )
+    try:
+        report = api.check(config, progress=_progress, selection=sel)
+    except api.UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    for line in report.warnings:
+        stderr(line)
+    for line in report.notes:
+        note(line)
+    emit_report(fmt, output, report)
     for line in report.expired_waivers:
         stderr(f"policykit: expired: {line}")
     for line in report.stale_waivers:
@@ -320,12 +270,14 @@ def check(
         stderr(f"policykit: skipped (unsupported): {line}")
     for err in report.errors:
         stderr(error_line(err))
-    if report.errors:
-        sys.exit(EXIT_INPUT)
-    if update_baseline:
-        sys.exit(EXIT_OK)
-    failed = report.reaches(sel.fail_on) or bool(report.expired_waivers)
-    sys.exit(EXIT_FINDINGS if failed else EXIT_OK)
+    sys.exit(report.exit_code)
+
+
+@contextlib.contextmanager
+def _progress(paths: Sequence[str]) -> Iterator[render.Steps | None]:
+    """The progress bar of a run over ``paths`` (none when one is standard input)."""
+    with render.steps(enabled="-" not in paths) as bar:
+        yield bar if bar.shown else None
 
 
 @cli.command()
@@ -336,7 +288,7 @@ def check(
     "--target",
     "targets",
     multiple=True,
-    type=click.Choice(["rego", "opa", "gatekeeper", "vap", "kyverno", "jsonschema"]),
+    type=LazyChoice(verify_targets),
     help="Targets to verify (repeatable; default all).",
 )
 @click.option(
@@ -383,57 +335,27 @@ def verify(
     is not compared: no admission target would ever see it. Exit 0 when all
     agree, 1 on any disagreement, 2 on input errors.
     """
-    from policykit.loader import LoadResult, load_entries
-    from policykit.verify import TARGETS
-    from policykit.verify import verify as run_verify
+    from policykit import api, reports
 
-    sel = resolve(paths=paths, packs=packs, params=parse_params(params), crds=crd_paths)
-    if not sel.paths:
-        raise click.UsageError("no PATHS given and none configured")
-    registry = load_crds(sel.crds)
-    chosen = targets or TARGETS
-    not_run: dict[str, str] = {}
-    if not targets:
-        # by default the real-OPA comparison runs when OPA is installed; asked
-        # for by --target opa, its absence is an error (PK005)
-        from policykit.engines.rego import EngineUnavailable, load_opa
-
-        try:
-            load_opa()
-        except EngineUnavailable as exc:
-            chosen = tuple(t for t in chosen if t != "opa")
-            not_run["opa"] = f"{exc.message} ({exc.hint})"
-            stderr(
-                f"policykit: opa not verified: {not_run['opa']}; the bundle is verified in regopy"
-            )
-    pack_objs = load_packs(sel.packs)
-    with render.steps(enabled="-" not in sel.paths) as bar:
-        entries = list(_plan(sel.paths, sel.include, sel.exclude, no_ignore))
-        bar.phase("reading", len(entries))
-        loaded = LoadResult()
-        for part in bar.over(load_entries(entries)):
-            loaded.extend(part)
-        documents = loaded.documents
-        if registry:
-            refused = {id(d): registry.validate(d) for d in documents}
-            loaded.errors += [e for d in documents for e in refused[id(d)]]
-            documents = [d for d in documents if not refused[id(d)]]
-        report = run_verify(
-            pack_objs,
-            sel.params,
-            documents,
-            chosen,
-            gatekeeper_engine="opa" if oracle else "rego",
-            waivers=active_waivers(waivers_file, today),
-            custom=registry,
-            progress=bar if bar.shown else None,
-        )
-    for err in loaded.errors:
+    config = api.VerifyConfig(
+        paths=paths,
+        packs=packs,
+        params=parse_params(params),
+        targets=targets,
+        oracle=oracle,
+        waivers=waivers_file,
+        today=today,
+        crds=crd_paths,
+        no_ignore=no_ignore,
+    )
+    try:
+        result = api.verify(config, progress=_progress, warn=stderr)
+    except api.UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    for err in result.errors:
         stderr(error_line(err))
-    write_output(output, _verify_text(fmt, report, pack_objs, not_run))
-    if loaded.errors:
-        sys.exit(EXIT_INPUT)
-    sys.exit(EXIT_OK if report.ok else EXIT_FINDINGS)
+    write_output(output, reports.render(result, fmt, quiet=render.ui().quiet))
+    sys.exit(result.exit_code)
 
 
 @cli.command()
@@ -560,86 +482,9 @@ def serve(
         server.server_close()
 
 
-def _plan(
-    paths: list[str], include: list[str], exclude: list[str], no_ignore: bool
-) -> Iterator[Entry]:
-    """The files a run reads: inside directories, what git ignores and the
-    tool and build folders are skipped unless ``--no-ignore``."""
-    from policykit.loader import IGNORED_DIRS, plan
-
-    if no_ignore:  # the defaults come first in the selection (api.resolve)
-        exclude = list(exclude)
-        for name in IGNORED_DIRS:
-            if name in exclude:
-                exclude.remove(name)
-    return plan(paths, include=include, exclude=exclude, gitignore=not no_ignore)
-
-
-def _schema_checked(parts: Any, registry: Any) -> Any:
-    """Each file's objects checked against their CRDs' schemas (PK013 errors)."""
-    for part in parts:
-        part.errors.extend(registry.validate_all(part.documents))
-        yield part
-
-
-def _crd_checker(registry: Any) -> Any:
-    """Each file's objects checked against their CRDs' schemas (PK013 errors), in place."""
-
-    def check(part: LoadResult) -> None:
-        part.errors.extend(registry.validate_all(part.documents))
-
-    return check
-
-
-def _verify_text(fmt: str, report: Any, packs: list[Pack], not_run: dict[str, str]) -> str:
-    from policykit import reports
-
-    if fmt == "sarif":
-        return reports.dumps_sarif(reports.verify_sarif(report, packs))
-    if fmt == "json":
-        doc = {
-            "objects": report.objects,
-            "compared": dict(sorted(report.compared.items())),
-            "mismatches": [
-                {
-                    "target": m.target,
-                    "file": m.file,
-                    "document": m.doc_index,
-                    "rule": m.rule,
-                    "expected": m.expected,
-                    "got": m.got,
-                }
-                for m in report.mismatches
-            ],
-            "leftOut": report.left_out,
-            "notRun": not_run,
-        }
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    if fmt == "junit":
-        return reports.verify_junit(report)
-    if fmt == "github":
-        return reports.verify_github(report)
-    lines = []
-    quiet = render.ui().quiet  # -q: the disagreements only
-    for t, n in sorted(report.compared.items()) if not quiet else ():
-        bad = sum(1 for m in report.mismatches if m.target == t)
-        verdict = "agrees" if not bad else render.plural(bad, "MISMATCH", "MISMATCHES")
-        lines.append(f"{t:<11} {n:>6} {'object' if n == 1 else 'objects':<7}  {verdict}")
-    for target, why in not_run.items() if not quiet else ():
-        lines.append(f"{target:<11} not run: {why}")
-    for why in report.left_out if not quiet else ():
-        lines.append(f"left out  {why}")
-    for m in report.mismatches:
-        lines.append(
-            f"MISMATCH {m.target} {m.file}#{m.doc_index} {m.rule}: "
-            f"expected {m.expected!r}, got {m.got!r}"
-        )
-    return "".join(line + "\n" for line in lines)
-
-
-def emit_report(fmt: str, output: Path | None, report: CheckReport, fail_on: str = "deny") -> None:
-    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output;
-    ``fail_on``: the severity from which a finding fails (JUnit's verdict)."""
+def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
+    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output
+    (the table drawn for the terminal; every other format by :func:`reports.render`)."""
     from policykit import reports
 
     if fmt == "table":
@@ -647,21 +492,6 @@ def emit_report(fmt: str, output: Path | None, report: CheckReport, fail_on: str
             render.print_table(_console(), report)
             return
         text = render.render_text(render.print_table, report)
-    elif fmt == "json":
-        text = json.dumps(render.report_json(report), indent=2, ensure_ascii=False) + "\n"
-    elif fmt == "sarif":
-        text = reports.dumps_sarif(
-            reports.sarif(report.packs, report.findings, report.errors, report.rule_descriptors)
-        )
-    elif fmt == "junit":
-        text = reports.junit(
-            report.packs,
-            report.checked,
-            report.findings,
-            report.errors,
-            fail_on=fail_on,
-            expired=report.expired_waivers,
-        )
     else:
-        text = reports.github(report.findings, report.errors)
+        text = reports.render(report, fmt)
     write_output(output, text)

@@ -5,7 +5,6 @@ place output is written. Every command module imports from here, and
 
 from __future__ import annotations
 
-import datetime
 import functools
 import os
 import sys
@@ -19,7 +18,7 @@ from policykit.cli import render
 from policykit.errors import EXIT_INPUT, ErrorList, PolicykitError
 
 if TYPE_CHECKING:  # the rest loads when a command needs it (start-up: issue 21)
-    from policykit.waivers import Waiver
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_INTERNAL = 3
@@ -196,29 +195,6 @@ def waiver_options(fn: F) -> F:
         default=None,
         help="Waivers file (default: policykit.waivers.yaml in the working directory, if any).",
     )(fn)
-
-
-def waivers_path(waivers_file: Path | None) -> Path | None:
-    from policykit.waivers import DEFAULT_FILE
-
-    if waivers_file is None and Path(DEFAULT_FILE).is_file():
-        return Path(DEFAULT_FILE)
-    return waivers_file
-
-
-def the_day(today: datetime.datetime | None) -> datetime.date:
-    return today.date() if today else datetime.datetime.now(datetime.UTC).date()
-
-
-def active_waivers(waivers_file: Path | None, today: datetime.datetime | None) -> list[Waiver]:
-    """The waivers in force on ``today`` (none when there is no waivers file)."""
-    from policykit import waivers
-
-    path = waivers_path(waivers_file)
-    if path is None:
-        return []
-    day = the_day(today)
-    return [w for w in waivers.load(path) if w.expires >= day]
 
 
 def write_output(output: Path | None, text: str) -> None:

@@ -27,8 +27,6 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from policykit import __version__
-
 if TYPE_CHECKING:  # rich and the library load when a command draws (start-up: issue 21)
     from rich.console import Console, RenderableType
     from rich.progress import Progress, TaskID
@@ -36,7 +34,7 @@ if TYPE_CHECKING:  # rich and the library load when a command draws (start-up: i
     from policykit.api import CheckReport
     from policykit.ir.rule import Pack
 
-REPORT_VERSION = 1
+REPORT_VERSION = 1  # policykit.reports.REPORT_VERSION (the rules document too)
 _STYLE = {"deny": "bold red", "warn": "yellow", "info": "cyan"}
 FALLBACK_WIDTH = 160  # no COLUMNS and no terminal at all (a CI log): wide tables
 T = TypeVar("T")
@@ -198,41 +196,8 @@ def steps(enabled: bool = True) -> Iterator[Steps]:
 
 
 def report_json(report: CheckReport) -> dict[str, Any]:
-    """The ``--format json`` document (schema: schemas/report.schema.json)."""
-    return {
-        "version": REPORT_VERSION,
-        "tool": {"name": "policykit", "version": __version__},
-        "packs": [{"name": p.name, "version": p.version} for p in report.packs],
-        "findings": [f.to_json() for f in report.findings],
-        "errors": [
-            {
-                "file": e.loc.file if e.loc else "",
-                "line": e.loc.line if e.loc else 0,
-                "code": e.code,
-                "message": e.message + (f" ({e.hint})" if e.hint else ""),
-            }
-            for e in report.errors
-        ],
-        "skipped": [
-            {"file": s.file, "line": s.line, "documentIndex": s.index, "reason": s.reason}
-            for s in report.skipped
-        ],
-        "summary": {
-            "files": report.files,
-            "objects": report.objects,
-            "findings": report.counts(),
-            "errors": len(report.errors),
-            "skipped": len(report.skipped),
-            **(
-                {"baselined": sum(f.baselined for f in report.findings), "fixed": report.fixed}
-                if report.fixed is not None
-                else {}
-            ),
-            "waived": sum(f.waiver is not None for f in report.findings),
-        },
-        "waivers": {"expired": report.expired_waivers, "stale": report.stale_waivers},
-        "unsupported": report.unsupported,
-    }
+    """The ``--format json`` document (:meth:`policykit.api.CheckReport.to_json`)."""
+    return report.to_json()
 
 
 def print_json(console: Console, doc: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import dataclasses
 import enum
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from policykit.errors import ErrorList, PolicykitError
@@ -334,8 +335,26 @@ GUIDE = [
 ]
 
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "targets.md"
+
+
+def _hand_written() -> list[str]:
+    """The sections of docs/targets.md after the generated matrix and its notes,
+    as they are in the file (other pages' authors add sections there); the
+    built-in :data:`GUIDE` where there is no such file (an installed package)."""
+    try:
+        text = DOC.read_text(encoding="utf-8")
+    except OSError:
+        return GUIDE
+    start = text.find("\n" + GUIDE[0] + "\n")
+    if start == -1:
+        return GUIDE
+    return text[start + 1 :].split("\n")
+
+
 def render_markdown() -> str:
-    """docs/targets.md: the support matrix, generated from the table."""
+    """docs/targets.md: the support matrix, generated from the registry and the
+    table; the hand-written sections after it are kept as they are."""
     t = table()
     names = list(t["targets"])
     mark = {"yes": "yes", "partial": "partial¹", "no": "**no**", "skip": "skipped²"}
@@ -374,7 +393,7 @@ def render_markdown() -> str:
         "",
         *notes,
         "",
-        *GUIDE,
+        *_hand_written(),
     ]
     return "\n".join(lines)
 

@@ -36,7 +36,9 @@ class Options:
     revision: str | None = None  # rego: the bundle revision (default: content digest)
     waivers: tuple[Any, ...] = ()  # rego: waivers in force, carried as bundle data
     kyverno_version: str = "v1"  # kyverno: the ValidatingPolicy API version
-    templates: tuple[str, ...] = ()  # jsonschema: Backstage templates for fields.json
+    # jsonschema: per pack, the parameters section of fields.json (from the Backstage
+    # templates: policykit.scaffolder.fields.parameters_by_pack)
+    parameters: Mapping[str, Mapping[str, Any]] | None = None
 
 
 Compile = Callable[[Sequence["Pack"], Params, Options], Any]
@@ -49,7 +51,7 @@ class Target:
 
     ``compile(packs, params, options)`` returns the target's output object
     (a rego ``Bundle``; ``(files, skipped)`` for the admission targets;
-    ``(files, notes)`` for jsonschema) and raises an :class:`UnsupportedError`
+    file name → text for jsonschema) and raises an :class:`UnsupportedError`
     (or an ``ErrorList`` of them) for what it cannot express. ``refuse(pack,
     params)`` raises for a one-rule ``pack`` the target cannot express: the
     question the capability check asks of one rule."""
@@ -115,14 +117,7 @@ def _refuse_cel(target: str) -> Refuse:
 def _compile_jsonschema(packs: Sequence[Pack], params: Params, opts: Options) -> Any:
     from policykit.targets import jsonschema
 
-    parameters: Any = None
-    notes: list[str] = []
-    if opts.templates:
-        from policykit.scaffolder.fields import parameters_by_pack
-
-        parameters, found = parameters_by_pack(list(opts.templates), list(packs), params)
-        notes = list(found)
-    return jsonschema.build(packs, params, parameters), list(notes)
+    return jsonschema.build(packs, params, opts.parameters)
 
 
 def _refuse_jsonschema(pack: Pack, params: Mapping[str, Any]) -> None:
