@@ -100,7 +100,7 @@ def _attempt(
         except ErrorList as many:
             raise many.errors[0] from None
     except UnsupportedError as e:
-        msg = e.message.replace("target cel ", f"target {target} ", 1)
+        msg = e.message  # each compiler names its target (the CEL one: kyverno or vap)
         if not msg.startswith(f"rule {rule.id}"):
             msg = f"rule {rule.id}: {msg}"
         return UnsupportedError(msg, loc=e.loc or rule.loc)
