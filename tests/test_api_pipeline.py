@@ -101,3 +101,11 @@ def test_the_cli_holds_no_baseline_waiver_third_party_or_parameter_logic() -> No
                 names = {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
                 found += [f"{path.name}: {n}" for n in names & CLI_FREE_OF]
     assert found == []
+
+
+def test_the_api_docstring_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import doctest
+
+    monkeypatch.chdir(ROOT)
+    result = doctest.testmod(api, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted >= 4
