@@ -13,6 +13,7 @@ Kubernetes sets in ``apiserver/pkg/cel/environment/base.go``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -260,9 +261,28 @@ def test_the_platform_example_builds_and_a_costly_rule_is_refused(tmp_path: Path
         "all",
         "--out",
         str(tmp_path / "ok"),
+        "--format",
+        "json",
         cwd=ROOT / "examples" / "platform",
     )
     assert ok.returncode == 0, ok.stderr
+    # build --format json: one document, every admission policy written with
+    # its figures; each within the per-call limit and the evaluation budget
+    report = json.loads(ok.stdout)
+    written = {
+        f"{t}/{f.relative_to(tmp_path / 'ok' / t)}"
+        for t in ("kyverno", "vap")
+        for f in (tmp_path / "ok" / t).rglob("*.yaml")
+        if f.name != "kustomization.yaml"
+    }
+    assert {f"{p['target']}/{p['file']}" for p in report["policies"]} == written
+    rules = {p["rule"] for p in report["policies"] if p["target"] == "vap"}
+    assert {"FINOPS-001", "PROV-001", "AGENT-001"} <= rules
+    for p in report["policies"]:
+        assert isinstance(p["cost"], int) and p["cost"] > 0, p
+        assert p["cost"] <= limits.RUNTIME_BUDGET, p
+        assert p["chars"] > 0 and p["depth"] <= limits.MAX_DEPTH, p
+    assert "bundle.tar.gz" in report["files"] and report["target"] == "all"
     bad = run_policykit(
         "build",
         "--target",

@@ -77,6 +77,48 @@ class BuildResult:
         admission = [t for t in wanted if registry.get(t).admission]
         return files, notes + not_built(skipped, admission)
 
+    def policies(self) -> list[dict[str, Any]]:
+        """Per admission policy built (VAP and ValidatingPolicy): its file, name
+        and rule, and :func:`policykit.targets.k8s.limits.summary` — its CEL's
+        size, nesting and estimated cost (``build --format json``)."""
+        from policykit.targets.k8s import limits
+
+        out: list[dict[str, Any]] = []
+        for t in ("kyverno", "vap"):
+            if t not in self.outputs:
+                continue
+            built, _ = self.outputs[t]
+            for name in sorted(built):
+                for doc in built[name]:
+                    if doc.get("kind") not in ("ValidatingPolicy", "ValidatingAdmissionPolicy"):
+                        continue
+                    meta = doc.get("metadata") or {}
+                    out.append(
+                        {
+                            "target": t,
+                            "file": name,
+                            "name": meta.get("name"),
+                            "rule": (meta.get("annotations") or {}).get("policykit.io/rule"),
+                            **limits.summary(doc),
+                        }
+                    )
+        return out
+
+    def report(self, notes: Sequence[str]) -> dict[str, Any]:
+        """The JSON document ``build --format json`` prints once the output is
+        written: what was written, the notes, the warnings and each admission
+        policy's figures."""
+        files, _ = self.artifacts()
+        return {
+            "target": self.target,
+            "out": str(self.dest),
+            # relative to "out"; a single-file output (the bundle) is "out" itself
+            "files": sorted(k or self.dest.name for k in files),
+            "warnings": list(self.warnings),
+            "notes": [n.strip() for n in notes],
+            "policies": self.policies(),
+        }
+
     def write(self) -> list[str]:
         """Write the output (a directory is built beside its destination and
         swapped in whole: an interrupt or error leaves the previous output as it

@@ -86,6 +86,15 @@ def register(cli: click.Group) -> None:
         "fields.json gives each parameter that fills a constrained field its schema, "
         "the one `scaffold sync` writes.",
     )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: one document on standard output once the output is written: the files, "
+        "notes, warnings, and each admission policy's CEL size, nesting and estimated cost.",
+    )
     @pack_option
     @param_option
     @waiver_options
@@ -93,6 +102,7 @@ def register(cli: click.Group) -> None:
     @handle_errors
     def build(
         target: str,
+        fmt: str,
         out: Path | None,
         allow_partial: bool,
         kyverno_version: str,
@@ -141,7 +151,13 @@ def register(cli: click.Group) -> None:
         result = api.build(config)
         for line in result.warnings:
             click.echo(f"policykit: warning: {line}", err=True)
-        for line in result.write():  # only once the output is in place
+        notes = result.write()  # only once the output is in place
+        if fmt == "json":
+            import json
+
+            click.echo(json.dumps(result.report(notes), indent=2, sort_keys=True))
+            return
+        for line in notes:
             _echo_note(line)
 
     @cli.group()
