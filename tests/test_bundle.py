@@ -277,6 +277,7 @@ def test_malformed_bundle_contents_are_one_line(
         assert message in lines[0], lines
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
     bomb = tmp_path / "bomb.tar.gz"
     _bomb(bomb, 1 << 30)  # 1 GiB in about 1 MB

@@ -340,6 +340,7 @@ def _seed(rel: str) -> Any:
     return yaml.safe_load((FIXTURES / "thirdparty" / rel).read_text())
 
 
+@pytest.mark.slow
 @FUZZ
 @given(data=st.data(), raw=_raw_tail, which=st.sampled_from(["pk", "gator", "kyverno"]))
 def test_fuzz_test_files_keep_the_json_report(

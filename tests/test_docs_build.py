@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -21,6 +23,7 @@ def _build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_the_docs_build_with_no_warnings(tmp_path: Path) -> None:
     site = tmp_path / "site"
     run = _build(ROOT / "mkdocs.yml", site)

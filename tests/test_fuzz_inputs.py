@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -122,6 +123,7 @@ def check_one(root: Path, name: bytes, content: bytes, fmt: str = "json") -> dic
     return {"exit": code, "errors": len(lines)}
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300,
     deadline=None,

@@ -123,6 +123,7 @@ def test_every_target_agrees_and_builds(
     assert (out / "bundle.tar.gz").is_file()
 
 
+@pytest.mark.slow
 def test_the_workflow_runs_what_passes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     workflow = yaml.safe_load((repo / ".github/workflows/policykit.yml").read_text())
     steps = workflow["jobs"]["policykit"]["steps"]
@@ -156,6 +157,7 @@ def test_the_workflow_runs_what_passes(repo: Path, monkeypatch: pytest.MonkeyPat
     assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"] == []
 
 
+@pytest.mark.slow
 def test_the_pre_commit_config_runs_this_projects_hooks(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -238,6 +238,7 @@ def test_alias_of_a_large_scalar_is_refused_quickly_by_size(tmp_path: Path) -> N
     assert yamlsafe.ALIAS_ENV in r.errors[0].hint
 
 
+@pytest.mark.slow
 def test_a_large_document_with_an_ampersand_in_a_string_is_not_a_bomb() -> None:
     items = "".join(f"  k{i}: v\n" for i in range(120_000))
     text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: 'a & b'}\ndata:\n" + items

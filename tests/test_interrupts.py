@@ -87,6 +87,7 @@ def test_ctrl_c_while_click_parses_is_130_not_aborted(
     assert "Aborted" not in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_real_sigint_at_any_moment_never_prints_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n")
     seen = set()
@@ -286,7 +287,7 @@ def _build(out: Path, target: str = "all") -> None:
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("target", ["all", "gatekeeper"])
+@pytest.mark.parametrize("target", [pytest.param("all", marks=pytest.mark.slow), "gatekeeper"])
 def test_build_is_all_or_nothing_at_any_call(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
 ) -> None:

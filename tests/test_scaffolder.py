@@ -221,6 +221,7 @@ def test_a_file_in_sync_is_left_byte_for_byte() -> None:
         assert not r.changed, r.diff()
 
 
+@pytest.mark.slow
 def test_done_when_drift_is_found_and_repaired(tmp_path: Path) -> None:
     """The issue's done-when: drop pattern/enum from costCenter in a copy of
     examples/platform; check names the cost center, sync --check exits 1;
