@@ -173,6 +173,15 @@ class ValueCompiler(Compiler):
             return CV(pr.conj(guards), cur, "any")
         return CV(pr.conj(guards), cur, ft.jtype, ft, opt, nonnull=True)
 
+    def _named(self, expr: str, name: str) -> str:
+        """``variables.<name>`` holding ``expr`` (one variable per text)."""
+        got = self._vars.get(expr)
+        if got is None:
+            got = unique(name, self._var_names)
+            self._vars[expr] = got
+            self._var_names.add(got)
+        return f"variables.{got}"
+
     def _map_var(self, keys: tuple[str, ...]) -> str:
         """``object.<keys>`` when it is a map, else ``{}``, as a policy
         variable (untyped form): a path through it then tests one ``has()``
@@ -402,6 +411,8 @@ class ValueCompiler(Compiler):
             and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in table.values())
         ):  # a table of numbers (a parameter): doubles, never null
             lit = pr.literal({key: float(v) for key, v in table.items()})
+            if isinstance(n.base, ir.Param):  # a parameter table: a named variable
+                lit = self._named(lit, _camel(n.base.name))
             if k.jtype == "string" and k.nonnull and "" not in table:
                 # a missing key reads as '', which the table lacks: one optional lookup
                 ke = (
@@ -463,3 +474,10 @@ class ValueCompiler(Compiler):
 
     def pred(self, node: ir.Pred) -> str:
         raise NotImplementedError
+
+
+def _camel(name: str) -> str:
+    """``gpu_hour_usd`` → ``gpuHourUsd`` (a variable's name; CEL identifiers)."""
+    head, *rest = [w for w in name.replace("-", "_").split("_") if w] or ["table"]
+    out = head + "".join(w[:1].upper() + w[1:] for w in rest)
+    return out if pr.is_field_name(out) else "table"
