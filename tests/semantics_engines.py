@@ -276,6 +276,15 @@ class Engine:
             )
 
 
+# the laws hypothesis draws for: on every engine with --all (CI); in a plain run on
+# the reference engine only (the fixed examples run on every engine either way)
+DRAWN = pytest.mark.parametrize(
+    "engine",
+    [ENGINES[0], *(pytest.param(e, marks=pytest.mark.slow) for e in ENGINES[1:])],
+    indirect=True,
+)
+
+
 @pytest.fixture(params=ENGINES, scope="module")
 def engine(request: pytest.FixtureRequest) -> Engine:
     return Engine(request.param)

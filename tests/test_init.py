@@ -106,6 +106,7 @@ def test_rule_tests_pass_as_created(repo: Path, monkeypatch: pytest.MonkeyPatch)
     assert "two workloads, each within budget, over the cost center's budget together" in names
 
 
+@pytest.mark.slow
 def test_every_target_agrees_and_builds(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from policykit.ir import nodes as ir
 from policykit.ir.quantity import MULTIPLIERS, parse_quantity
 from policykit.values import MISSING, json_equal, render
 from tests.conftest import eval_value
-from tests.semantics_engines import Engine, engine, lit, path
+from tests.semantics_engines import DRAWN, Engine, engine, lit, path
 
 __all__ = ["engine"]  # the fixture, parametrised over every engine
 
@@ -51,6 +51,7 @@ def _missing_side(op: str, other: ir.Value) -> list[ir.Pred]:
     return out
 
 
+@DRAWN
 @given(v=scalars)
 def test_any_comparison_with_a_missing_side_is_false(engine: Engine, v: Any) -> None:
     preds = [p for op in OPS for p in _missing_side(op, path("v"))]
@@ -64,6 +65,7 @@ def test_a_missing_side_against_a_constant_is_false(engine: Engine, v: Any) -> N
     assert engine.holds(preds, {"a": {"b": 1}}) == [False, False, True] * (len(preds) // 3)
 
 
+@DRAWN
 @given(v=json_values)
 def test_null_is_a_value_but_not_existing(engine: Engine, v: Any) -> None:
     preds = [
@@ -87,6 +89,7 @@ def test_paths_through_non_objects_and_lists(engine: Engine) -> None:
 # --- equality and ordering --------------------------------------------------------
 
 
+@DRAWN
 @given(a=json_values, b=json_values)
 def test_not_equal_is_negated_equal_when_both_present(engine: Engine, a: Any, b: Any) -> None:
     eq, ne = engine.holds(
@@ -105,6 +108,7 @@ def _family(v: Any) -> str:
     return type(v).__name__
 
 
+@DRAWN
 @given(a=json_values, b=json_values)
 def test_ordering_needs_two_numbers_or_two_strings(engine: Engine, a: Any, b: Any) -> None:
     got = engine.holds([ir.Compare(op, path("a"), path("b")) for op in ORDER], {"a": a, "b": b})  # type: ignore[arg-type]
@@ -139,6 +143,7 @@ def test_constants_compare_by_family(engine: Engine) -> None:
 ints = st.lists(st.integers(-5, 5), max_size=6)
 
 
+@DRAWN
 @given(xs=ints, k=st.integers(-5, 5))
 def test_quantifier_laws(engine: Engine, xs: list[int], k: int) -> None:
     body = ir.Compare(">", ir.Path("x"), path("k"))
@@ -170,6 +175,7 @@ def test_quantifiers_over_empty_missing_or_non_lists(engine: Engine, coll: Any) 
         assert engine.is_(ir.Sum("x", path("xs"), ir.Path("x")), obj, 0)
 
 
+@DRAWN
 @given(xs=st.lists(st.one_of(st.integers(-100, 100), st.text(max_size=2), st.none()), max_size=6))
 def test_sum_skips_non_numbers(engine: Engine, xs: list[Any]) -> None:
     got = ir.Sum("x", path("xs"), ir.Path("x"))
@@ -189,6 +195,7 @@ def test_nested_quantifiers_see_outer_variables(engine: Engine) -> None:
 # --- strings, membership, regex -----------------------------------------------------
 
 
+@DRAWN
 @given(
     s=st.one_of(st.text(max_size=6), st.integers(-(2**53), 2**53), st.none()), t=st.text(max_size=3)
 )
@@ -207,6 +214,7 @@ def test_string_ops_with_a_constant(engine: Engine, s: Any) -> None:
     assert got == [is_str and s.startswith("ab"), is_str and s.endswith("ab"), is_str and "ab" in s]
 
 
+@DRAWN
 @given(x=scalars, xs=st.lists(scalars, max_size=4))
 def test_membership_is_equality_with_some_item(engine: Engine, x: Any, xs: list[Any]) -> None:
     preds = [
@@ -236,12 +244,14 @@ def test_matches_is_an_unanchored_search_and_dollar_is_end_of_text(engine: Engin
 # --- derived values ---------------------------------------------------------------
 
 
+@DRAWN
 @given(v=json_values)
 def test_length(engine: Engine, v: Any) -> None:
     expected = len(v) if isinstance(v, (str, list, dict)) else MISSING
     assert engine.is_(ir.Length(path("v")), {"v": v}, expected)
 
 
+@DRAWN
 @given(
     a=st.one_of(st.integers(-50, 50), st.text(max_size=1), st.none()),
     b=st.one_of(st.integers(-50, 50), st.booleans()),
@@ -292,6 +302,7 @@ def test_param_values(engine: Engine) -> None:
 # --- quantities -------------------------------------------------------------------
 
 
+@DRAWN
 @given(
     sign=st.sampled_from(["", "+", "-"]),
     whole=st.integers(0, 99999),
@@ -329,6 +340,7 @@ def test_quantity_examples(engine: Engine) -> None:
 # --- messages -----------------------------------------------------------------------
 
 
+@DRAWN
 @given(v=json_values)
 def test_rendering(engine: Engine, v: Any) -> None:
     (text,) = engine.rendered([path("v")], {"v": v})
@@ -402,6 +414,7 @@ def test_arithmetic_is_exact_decimal_like_opa(engine: Engine) -> None:
     assert engine.holds([ir.Compare("==", total, ir.Literal(0.3))], obj) == [exact]
 
 
+@DRAWN
 @given(bools=st.lists(st.booleans(), min_size=1, max_size=4))
 def test_and_or_not(engine: Engine, bools: list[bool]) -> None:
     items = tuple(ir.Compare("==", path("b", i), ir.Literal(True)) for i in range(len(bools)))
