@@ -15,6 +15,10 @@ restored by rewriting the parsed expression before it is compiled:
 * ``null.?field`` (and ``null[?key]``) is ``optional.none()`` in cel-go; cel-cpp
   has no overload for a null receiver. Each optional selection is guarded.
 
+A value the rewrite needs more than once is bound as the one element of a
+``map`` (:func:`_bind`), not with ``cel.bind``, whose lazy initialisation in
+cel-cpp can read a comprehension slot an earlier ``exists`` left behind.
+
 Anything this parser does not read is left as written (the caller compiles
 the original), so a rewrite can only turn an error into cel-go's value.
 """
@@ -232,12 +236,26 @@ def _print(n: Node) -> str:
         return (
             "{" + ", ".join(f"{'?' if o else ''}{_print(k)}: {_print(v)}" for o, k, v in n[1]) + "}"
         )
+    # operators in parentheses of their own: ``(a + b)[0]`` must not print as ``a + b[0]``
     if kind == "un":
-        return f"{n[1]}({_print(n[2])})"
+        return f"({n[1]}({_print(n[2])}))"
     if kind == "bin":
-        return f"({_print(n[2])}) {n[1]} ({_print(n[3])})"
+        return f"(({_print(n[2])}) {n[1]} ({_print(n[3])}))"
     assert kind == "cond"
-    return f"({_print(n[1])}) ? ({_print(n[2])}) : ({_print(n[3])})"
+    return f"(({_print(n[1])}) ? ({_print(n[2])}) : ({_print(n[3])}))"
+
+
+def _bind(var: str, value: str, body: str) -> str:
+    """``body`` with ``var`` bound to ``value``, as the one element of a ``map``.
+
+    Not ``cel.bind``: cel-cpp initialises a ``cel.bind`` variable lazily, on its
+    first read, and takes a comprehension slot that still holds a value as
+    already initialised. A slot is not cleared when an ``exists``/``all`` stops
+    early, so a ``cel.bind`` evaluated after ``xs.filter(s, s.t.exists(t, ...))``
+    could read the stale ``t`` instead of its own value (AGENT-004's message
+    lost the agent's name). A ``map``'s variable is assigned on each iteration.
+    """
+    return f"([{value}].map({var}, {body})[0])"
 
 
 class _Rewriter:
@@ -262,15 +280,17 @@ class _Rewriter:
             target = self.walk(self.optionalize(n[1]))
             default = self.walk(n[3][0])
             outer, inner = self.fresh(), self.fresh()
-            unwrap = (
-                f"cel.bind({inner}, dyn({outer}.orValue({_print(default)})), "
-                f"type({inner}) == optional_type ? {inner}.orValue({_print(default)}) : {inner})"
+            unwrap = _bind(
+                inner,
+                f"dyn({outer}.orValue({_print(default)}))",
+                f"type({inner}) == optional_type ? {inner}.orValue({_print(default)}) : {inner}",
             )
-            text = (
-                f"cel.bind({outer}, dyn({_print(target)}), "
-                f"type({outer}) == optional_type ? {unwrap} : {outer})"
+            text = _bind(
+                outer,
+                f"dyn({_print(target)})",
+                f"type({outer}) == optional_type ? {unwrap} : {outer}",
             )
-            return ("lit", f"({text})")
+            return ("lit", text)
         if kind in ("sel", "idx") and n[3]:
             target = self.walk(n[1])
             var = self.fresh()
@@ -279,8 +299,8 @@ class _Rewriter:
                 f"{var} == null || (type({var}) == optional_type && {var}.hasValue() "
                 f"&& {var}.value() == null)"
             )
-            text = f"cel.bind({var}, dyn({_print(target)}), {null} ? optional.none() : {var}{rest})"
-            return ("lit", f"({text})")
+            text = _bind(var, f"dyn({_print(target)})", f"{null} ? optional.none() : {var}{rest}")
+            return ("lit", text)
         if kind == "sel":
             return ("sel", self.walk(n[1]), n[2], False)
         if kind == "idx":
