@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from policykit.engines import gatekeeper as gk
+from policykit.k8s import gatekeeper as gk
 from policykit.thirdparty import suites, suites_gator
 from tests.conftest import FIXTURES
 

@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from jsonschema import Draft7Validator, Draft202012Validator
 
 from policykit.cli.main import cli
-from policykit.engines import gatekeeper as gk
 from policykit.engines.cel import CelEvalError, program
 from policykit.errors import PolicykitError
-from policykit.thirdparty.celcompat import rewrite
+from policykit.k8s import gatekeeper as gk
+from policykit.k8s.celcompat import rewrite
 from policykit.thirdparty.suites import collect
 from tests.conftest import ROOT, sarif_schema
 

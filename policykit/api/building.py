@@ -239,7 +239,7 @@ def build(config: BuildConfig, default_templates: Sequence[str] = ()) -> BuildRe
     express (unless ``allow_partial``); the result is written by
     :meth:`BuildResult.write`."""
     from policykit.api.checking import resolve
-    from policykit.targets.k8s import crds
+    from policykit.k8s import crds
 
     sel = resolve(packs=config.packs, params=config.params, crds=config.crds)
     registry_ = crds.load(sel.crds)

@@ -88,8 +88,8 @@ def run(
     )
     if not sel.paths:
         raise UsageError("no PATHS given and none configured")
+    from policykit.k8s import crds
     from policykit.packs import load_packs
-    from policykit.targets.k8s import crds
 
     registry = crds.load(sel.crds)
     pack_objs = load_packs(sel.packs)

@@ -113,9 +113,9 @@ def verify(
 ) -> VerifyResult:
     """Verify ``config.paths``; ``warn`` is told at once of a target left out
     (OPA not installed)."""
+    from policykit.k8s import crds
     from policykit.loader import LoadResult, load_entries
     from policykit.packs import load_packs
-    from policykit.targets.k8s import crds
     from policykit.verify import TARGETS
     from policykit.verify import verify as run_verify
 

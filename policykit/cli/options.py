@@ -166,7 +166,7 @@ crd_option = click.option(
 
 def load_crds(paths: list[str]) -> Any:
     """The CRD registry of ``paths`` (PK012 lines, exit 2, when a file is unusable)."""
-    from policykit.targets.k8s import crds
+    from policykit.k8s import crds
 
     return crds.load(paths)
 

@@ -12,7 +12,7 @@ import click
 from policykit.cli.options import handle_errors, output_option
 
 if TYPE_CHECKING:  # the engines load when a command runs them (start-up: issue 21)
-    from policykit.engines import gatekeeper as gk
+    from policykit.k8s import gatekeeper as gk
 
 
 def engine_choice(engine: str) -> gk.Engine:

@@ -16,7 +16,7 @@ verdict.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -94,6 +94,9 @@ class Lookups:
 
     resources: Sequence[Mapping[str, Any]] = ()
     images: Mapping[str, Mapping[str, Any]] = dataclass_field(default_factory=dict)
+    # an object's resource (plural) name, from the kind table and CRDs of the
+    # caller (policykit.k8s.kinds.for_object); the engine imports no kind table
+    plural: Callable[[Mapping[str, Any]], str | None] = lambda obj: None
 
 
 _LOOKUPS: ContextVar[Lookups | None] = ContextVar("policykit_cel_lookups", default=None)
@@ -117,10 +120,8 @@ def _lookups(what: str) -> Lookups:
 
 
 def _plural(obj: Mapping[str, Any]) -> str:
-    from policykit.targets.k8s.kinds import for_object
-
-    info = for_object(dict(obj))
-    return info.resource if info else str(obj.get("kind", "")).lower() + "s"
+    known = _lookups("resource.Get").plural(obj)
+    return known if known else str(obj.get("kind", "")).lower() + "s"
 
 
 def _in(obj: Mapping[str, Any], api_version: str, resource: str, namespace: str) -> bool:

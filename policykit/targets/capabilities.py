@@ -31,7 +31,7 @@ from policykit.targets.features import table as table
 from policykit.targets.features import targets as targets
 
 if TYPE_CHECKING:
-    from policykit.targets.k8s.crds import CrdRegistry
+    from policykit.k8s.crds import CrdRegistry
 
 
 class NotExpressible(UnsupportedError):
@@ -41,7 +41,7 @@ class NotExpressible(UnsupportedError):
 
 
 def _unknown_kind(rule: Rule) -> UnsupportedError:
-    from policykit.targets.k8s.kinds import lookup
+    from policykit.k8s.kinds import lookup
     from policykit.targets.k8s.manifests import RUNTIME_KINDS, unknown_kind
 
     kind = next(k for k in rule.selector.kinds if k not in RUNTIME_KINDS and lookup(k) is None)
@@ -165,7 +165,7 @@ def plan(
     those in force). With build ``options``, ``Plan.outputs`` holds each
     target's output for the rules kept (a failure no single rule explains is
     in ``Plan.failure``, for the build to raise)."""
-    from policykit.targets.k8s.crds import using
+    from policykit.k8s.crds import using
 
     if advisory is None:
         advisory = [t.name for t in registry.TARGETS.values() if t.advisory]

@@ -37,7 +37,7 @@ def level(feature: str, target: str) -> Level:
 def features_of(rule: Rule) -> set[str]:
     """The table's features a rule uses: the IR's (:func:`policykit.ir.passes.node_features`)
     and what the rule's kinds and source allow at admission."""
-    from policykit.targets.k8s.kinds import lookup
+    from policykit.k8s.kinds import lookup
     from policykit.targets.k8s.manifests import RUNTIME_KINDS, admission_applicable
 
     out = node_features(rule)

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from policykit.engines import gatekeeper as gk
 from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
+from policykit.k8s import gatekeeper as gk
 from policykit.loader import load_file
 from policykit.rule_tests import CaseResult as CaseResult
 from policykit.rule_tests import CaseStatus as CaseStatus

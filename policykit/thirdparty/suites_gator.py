@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from policykit.engines import gatekeeper as gk
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.k8s import gatekeeper as gk
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.rule_tests import CaseResult, CaseStatus

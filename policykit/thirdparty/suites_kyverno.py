@@ -10,11 +10,11 @@ from typing import Any
 
 from policykit.engines.cel import Lookups
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.k8s.kinds import for_object
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.rule_tests import CaseResult
 from policykit.safeio import is_dir, load_yaml_node, read_text
-from policykit.targets.k8s.kinds import for_object
 from policykit.thirdparty import kyverno as ky
 from policykit.thirdparty.suites_common import named_objects, relative_path, shape_error
 
@@ -141,6 +141,7 @@ def _context(
             spec = _yaml_file(path, errors, "context").get("spec") or {}
             ctx.lookups = Lookups(
                 resources=[r for r in spec.get("resources") or [] if isinstance(r, dict)],
+                plural=_plural,
                 images={
                     str(i.get("image")): i
                     for i in spec.get("images") or []
@@ -323,3 +324,9 @@ def _kyverno_case(
         got += " from " + ", ".join(o.rule or o.policy for o in wrong)
     reason = f"expected {expected}, got {got}" + (f" ({detail})" if detail else "")
     return CaseResult(suite, name, "fail" if wrong else "pass", reason, file, line)
+
+
+def _plural(obj: Mapping[str, Any]) -> str | None:
+    """An object's resource name (the kind table, then the CRDs in force)."""
+    info = for_object(dict(obj))
+    return info.resource if info else None

@@ -261,7 +261,7 @@ def _crd_spec(schema: Mapping[str, Any], defs: dict[str, Any], name: str) -> str
 def of_kinds(kinds: Iterable[str]) -> FieldType | None:
     """The type of ``object`` for a rule selecting ``kinds``: None when one of
     them has no known schema (the untyped form applies)."""
-    from policykit.targets.k8s import crds
+    from policykit.k8s import crds
 
     kinds = list(kinds)
     if not kinds:

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policykit.k8s.kinds import lookup
 from policykit.targets.cel import printer as cel
-from policykit.targets.k8s.kinds import lookup
 from policykit.targets.k8s.manifests import MANAGED_BY, OPERATIONS
 from policykit.waivers import Waiver
 
