@@ -308,3 +308,9 @@ def test_the_platform_example_builds_and_a_costly_rule_is_refused(tmp_path: Path
         str(tmp_path / "k"),
     )
     assert kyverno.returncode == 0, kyverno.stderr
+
+
+def test_docs_targets_carries_the_limits_guide() -> None:
+    """docs/targets.md's "Limits and cost" section is limits.GUIDE, word for word."""
+    doc = (ROOT / "docs" / "targets.md").read_text(encoding="utf-8")
+    assert "\n".join(limits.GUIDE).rstrip("\n") in doc
