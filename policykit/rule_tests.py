@@ -43,7 +43,7 @@ CaseStatus = Literal["pass", "fail", "skipped", "error"]
 @dataclasses.dataclass(frozen=True, slots=True)
 class CaseResult:
     """One case of ``policykit test``, whatever ran it: a policykit Test case, a gator
-    Suite assertion or a kyverno test result (:mod:`policykit.thirdparty.suites`)."""
+    Suite assertion or a kyverno test result (:mod:`policykit.existing.suites`)."""
 
     suite: str
     name: str

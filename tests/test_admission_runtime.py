@@ -1,6 +1,6 @@
 """One admission runtime (issue 18, item 4): ``policykit verify`` (through
 ``engines.admission.evaluate_kyverno``) and the runner for existing policies
-(``thirdparty.kyverno.evaluate``, behind ``policykit test`` and ``check
+(``existing.kyverno.evaluate``, behind ``policykit test`` and ``check
 --policy``) run a Kyverno ValidatingPolicy through the same evaluator,
 ``policykit.k8s.validating.evaluate_vpol``. Each test below is one place
 where the two used to disagree: one input, both callers, the verdict Kyverno
@@ -17,9 +17,9 @@ import pytest
 
 from policykit.engines import admission
 from policykit.engines.cel import CelEvalError
+from policykit.existing import kyverno as ky
 from policykit.k8s import gatekeeper as gk
 from policykit.k8s.gatekeeper_source import is_policykit_template
-from policykit.thirdparty import kyverno as ky
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PODS = {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"]}

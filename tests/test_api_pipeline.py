@@ -85,8 +85,8 @@ def test_build_returns_what_the_command_writes(tmp_path: Path) -> None:
 CLI_FREE_OF = {
     "policykit.baseline",
     "policykit.waivers",
-    "policykit.thirdparty",
-    "policykit.thirdparty.policies",
+    "policykit.existing",
+    "policykit.existing.policies",
     "policykit.engines.native",
     "policykit.parallel",
 }

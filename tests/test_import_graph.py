@@ -21,7 +21,7 @@ PKG = ROOT / "policykit"
 
 # Each entry is one strongly connected component: every module (or package) in
 # it reaches every other one through imports. A package is policykit's first
-# level: a subpackage (cli, engines, targets, thirdparty, ir, dsl, loader,
+# level: a subpackage (cli, engines, targets, existing, ir, dsl, loader,
 # packs, ...) or a top-level module (api, toolcall, ...).
 ALLOWED_MODULE_CYCLES: dict[frozenset[str], str] = {}
 ALLOWED_PACKAGE_CYCLES: dict[frozenset[str], str] = {}

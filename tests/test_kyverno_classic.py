@@ -1,4 +1,4 @@
-"""The classic Kyverno validate engine (policykit/thirdparty/kyverno_classic),
+"""The classic Kyverno validate engine (policykit/existing/kyverno_classic),
 each expectation checked against Kyverno's source (kyverno/kyverno, the file
 named beside the case) or the kyverno.io documentation."""
 
@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from policykit.existing import kyverno_classic as kc
+from policykit.existing.kyverno_classic import conditions as cond
+from policykit.existing.kyverno_classic import gotypes as go
+from policykit.existing.kyverno_classic.jmespath_fns import NotFound, QueryError, search
+from policykit.existing.kyverno_classic.pattern import match_pattern, validate_value
 from policykit.k8s.errors import Unsupported
-from policykit.thirdparty import kyverno_classic as kc
-from policykit.thirdparty.kyverno_classic import conditions as cond
-from policykit.thirdparty.kyverno_classic import gotypes as go
-from policykit.thirdparty.kyverno_classic.jmespath_fns import NotFound, QueryError, search
-from policykit.thirdparty.kyverno_classic.pattern import match_pattern, validate_value
 from tests.conftest import ROOT
 
 NOW = dt.datetime(2024, 3, 5, 10, 20, 30, tzinfo=dt.UTC)
@@ -645,7 +645,7 @@ def test_autogen_wraps_patterns_and_rewrites_variables() -> None:
 
 
 def test_the_fixture_suite_runs_every_case() -> None:
-    from policykit.thirdparty.suites import run
+    from policykit.existing.suites import run
 
     cases = run([str(ROOT / "tests/fixtures/thirdparty/kyverno/classic")])
     bad = [(c.name, c.reason) for c in cases if c.status != "pass"]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from policykit.existing import suites, suites_gator
 from policykit.k8s import gatekeeper as gk
-from policykit.thirdparty import suites, suites_gator
 from tests.conftest import FIXTURES
 
 LABELS = FIXTURES / "thirdparty" / "gator" / "labels"

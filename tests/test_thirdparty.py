@@ -21,9 +21,9 @@ from policykit.cli.main import cli
 from policykit.engines.rego import load_opa
 from policykit.engines.rego_v0 import RegoUpgradeError, upgrade
 from policykit.errors import ErrorList, PolicykitError
+from policykit.existing import kyverno as ky
+from policykit.existing.suites import _expect, run
 from policykit.k8s import gatekeeper as gk
-from policykit.thirdparty import kyverno as ky
-from policykit.thirdparty.suites import _expect, run
 from tests.conftest import ROOT, sarif_schema
 
 FIXTURES = ROOT / "tests/fixtures/thirdparty"

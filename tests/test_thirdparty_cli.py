@@ -16,9 +16,9 @@ from jsonschema import Draft7Validator, Draft202012Validator
 from policykit.cli.main import cli
 from policykit.engines.cel import CelEvalError, program
 from policykit.errors import PolicykitError
+from policykit.existing.suites import collect
 from policykit.k8s import gatekeeper as gk
 from policykit.k8s.celcompat import rewrite
-from policykit.thirdparty.suites import collect
 from tests.conftest import ROOT, sarif_schema
 
 FIX = ROOT / "tests/fixtures/thirdparty"

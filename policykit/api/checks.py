@@ -105,7 +105,7 @@ def run(
     third_party = None
     seen: list[Any] = []
     if config.policies:
-        from policykit.thirdparty import policies as foreign
+        from policykit.existing import policies as foreign
 
         third_party = foreign.load(list(config.policies), gatekeeper_engine("auto"))
     engine = config.engine

@@ -96,7 +96,7 @@ def _shown(path: Path) -> str:
 def run_tests(config: TestConfig) -> TestResult:
     """Run the cases of ``config``; a bad file is an error case of the result
     (every other file's results stay) and one of its errors."""
-    from policykit.thirdparty.suites import collect, error_case
+    from policykit.existing.suites import collect, error_case
 
     rx = re.compile(config.run) if config.run else None
     paths = list(config.paths) or configured_tests()

@@ -20,5 +20,5 @@ policies (``policykit test``, ``check --policy``) share.
 =====================  ========================================================
 
 Kyverno ClusterPolicy rules (``validate.cel`` and classic) stay in
-:mod:`policykit.thirdparty.kyverno` and :mod:`policykit.thirdparty.kyverno_classic`.
+:mod:`policykit.existing.kyverno` and :mod:`policykit.existing.kyverno_classic`.
 """

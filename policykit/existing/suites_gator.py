@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.existing.suites_common import named_objects, relative_path, shape_error
 from policykit.k8s import gatekeeper as gk
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.rule_tests import CaseResult, CaseStatus
-from policykit.thirdparty.suites_common import named_objects, relative_path, shape_error
 
 
 def _expect(value: Any) -> tuple[str, Callable[[int], bool]] | None:

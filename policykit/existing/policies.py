@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policykit.errors import InputError, PolicyError, PolicykitError, SourceLoc
+from policykit.existing import kyverno as ky
 from policykit.k8s import gatekeeper as gk
 from policykit.loader import load_paths
 from policykit.model import Document, Finding, object_ref
-from policykit.thirdparty import kyverno as ky
 
 _GK_SEVERITY = {"deny": "deny", "scoped": "deny", "warn": "warn", "dryrun": "info"}
 

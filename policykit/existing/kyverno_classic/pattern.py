@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from policykit.thirdparty.kyverno_classic import gotypes as go
+from policykit.existing.kyverno_classic import gotypes as go
 
 # --- anchors (pkg/engine/anchor/anchor.go) -------------------------------------
 

@@ -34,9 +34,9 @@ from jmespath import functions as jfn
 from jmespath import parser as jparser
 from jmespath import visitor as jvisitor
 
+from policykit.existing.kyverno_classic import gotypes as go
+from policykit.existing.kyverno_classic.conditions import _semver, semver_key
 from policykit.k8s.errors import Unsupported
-from policykit.thirdparty.kyverno_classic import gotypes as go
-from policykit.thirdparty.kyverno_classic.conditions import _semver, semver_key
 
 
 class NotFound(Exception):

@@ -10,8 +10,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from policykit.thirdparty.kyverno_classic import gotypes as go
-from policykit.thirdparty.kyverno_classic.pattern import operator_of, validate_value
+from policykit.existing.kyverno_classic import gotypes as go
+from policykit.existing.kyverno_classic.pattern import operator_of, validate_value
 
 
 class UnknownOperator(Exception):

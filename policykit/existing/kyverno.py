@@ -9,7 +9,7 @@ evaluator ``policykit verify`` uses for policykit's own manifests. This
 module runs ClusterPolicy rules: ``validate.cel`` here, classic ``validate``
 rules (pattern, anyPattern, deny, foreach, with context entries,
 preconditions and ``{{ }}`` variables) in
-:mod:`policykit.thirdparty.kyverno_classic`. Anything else — podSecurity,
+:mod:`policykit.existing.kyverno_classic`. Anything else — podSecurity,
 mutation, generation, image verification, context entries and JMESPath
 preconditions on CEL rules, CEL libraries that reach outside the object
 (``http``, ``resource``, ``globalContext``, image metadata) — raises
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from policykit.engines.cel import CelEvalError, program, using_lookups
+from policykit.existing import kyverno_classic
 from policykit.k8s import autogen
 from policykit.k8s.autogen import AUTOGEN_ANNOTATION, POD_CONTROLLERS, vpol_specs
 from policykit.k8s.errors import Unsupported
@@ -39,7 +40,6 @@ from policykit.k8s.validating import (
     refuse_outside,
     unknown_library,
 )
-from policykit.thirdparty import kyverno_classic
 
 __all__ = [
     "AUTOGEN_ANNOTATION",

@@ -10,13 +10,13 @@ from typing import Any
 
 from policykit.engines.cel import Lookups
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.existing import kyverno as ky
+from policykit.existing.suites_common import named_objects, relative_path, shape_error
 from policykit.k8s.kinds import for_object
 from policykit.loader.lines import YamlLines
 from policykit.model import Document
 from policykit.rule_tests import CaseResult
 from policykit.safeio import is_dir, load_yaml_node, read_text
-from policykit.thirdparty import kyverno as ky
-from policykit.thirdparty.suites_common import named_objects, relative_path, shape_error
 
 
 def _load_all(
@@ -108,7 +108,7 @@ def _context(
         path = relative_path(base, test["variables"], loc, errors)
         if path is not None:
             values = _yaml_file(path, errors, "values")
-    ctx.values = values  # read by the classic engine (policykit/thirdparty/kyverno_classic)
+    ctx.values = values  # read by the classic engine (policykit/existing/kyverno_classic)
     for ns in values.get("namespaceSelector") or []:
         ctx.namespace_labels[str(ns.get("name"))] = dict(ns.get("labels") or {})
     # full Namespace objects win over namespaceSelector labels

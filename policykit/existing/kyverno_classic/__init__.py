@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from policykit.existing.kyverno_classic.engine import Env, add_variable, validate
 from policykit.k8s.errors import Unsupported
-from policykit.thirdparty.kyverno_classic.engine import Env, add_variable, validate
 
 __all__ = ["Unsupported", "autogen_rule", "evaluate_rule", "is_classic", "request_context"]
 

@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from policykit.existing.kyverno_classic import conditions as cond
+from policykit.existing.kyverno_classic import gotypes as go
+from policykit.existing.kyverno_classic.jmespath_fns import NotFound, QueryError, search
+from policykit.existing.kyverno_classic.pattern import match_pattern
 from policykit.k8s.errors import Unsupported
-from policykit.thirdparty.kyverno_classic import conditions as cond
-from policykit.thirdparty.kyverno_classic import gotypes as go
-from policykit.thirdparty.kyverno_classic.jmespath_fns import NotFound, QueryError, search
-from policykit.thirdparty.kyverno_classic.pattern import match_pattern
 
 # regex/vars.go
 RE_VARIABLES = re.compile(r"(^|[^\\])(\{\{(?:\{[^{}]*\}|[^{}])*\}\})")

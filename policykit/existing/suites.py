@@ -16,16 +16,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
+from policykit.existing.suites_common import error_case as error_case
+from policykit.existing.suites_gator import _expect as _expect
+from policykit.existing.suites_gator import _Templates
+from policykit.existing.suites_gator import run_gator as run_gator
+from policykit.existing.suites_kyverno import run_kyverno_test as run_kyverno_test
 from policykit.k8s import gatekeeper as gk
 from policykit.loader import load_file
 from policykit.rule_tests import CaseResult as CaseResult
 from policykit.rule_tests import CaseStatus as CaseStatus
 from policykit.safeio import is_dir, missing, read_text
-from policykit.thirdparty.suites_common import error_case as error_case
-from policykit.thirdparty.suites_gator import _expect as _expect
-from policykit.thirdparty.suites_gator import _Templates
-from policykit.thirdparty.suites_gator import run_gator as run_gator
-from policykit.thirdparty.suites_kyverno import run_kyverno_test as run_kyverno_test
 
 SUITE_API = "test.gatekeeper.sh/v1alpha1"
 KYVERNO_TEST_API = "cli.kyverno.io/"
