@@ -94,3 +94,41 @@ def test_targets_in_a_pool_give_the_serial_report() -> None:
     assert {m["target"] for m in serial["mismatches"]} == {"vap"}
     assert pooled == serial
     assert got["pooled_again"] == serial
+
+
+def test_regopy_queries_the_inventory_once() -> None:
+    """The rego target runs the rules that read the inventory in one batch query
+    with it and the others one object per query without it (per object, every
+    query evaluated the join indexes again: most of verify's CPU on
+    examples/platform); the report still agrees, FINOPS-008 included."""
+    from policykit.api import resolve
+    from policykit.engines.rego import RegopyEngine
+    from policykit.loader import load_paths
+    from policykit.packs import load_packs
+    from policykit.verify import verify
+
+    platform = ROOT / "examples" / "platform"
+    sel = resolve(paths=[str(platform)])
+    packs = load_packs(sel.packs, platform)
+    docs = load_paths(sel.paths, include=sel.include, exclude=sel.exclude).documents
+    queries: list[tuple[str, bool]] = []
+    joined: list[Any] = []
+    real = RegopyEngine._query
+
+    def counted(self: RegopyEngine, entry: str, input_doc: Any) -> Any:
+        queries.append((entry, self.inventory is not None))
+        out = real(self, entry, input_doc)
+        if entry == "batch":
+            joined.extend(f["id"] for found in out for f in found)
+        return out
+
+    RegopyEngine._query = counted  # type: ignore[method-assign]
+    try:
+        report = verify(packs, sel.params, docs, ["rego"], jobs=1)
+    finally:
+        RegopyEngine._query = real  # type: ignore[method-assign]
+    assert report.compared["rego"] == len(docs) and not report.mismatches
+    assert ("batch", True) in queries and queries.count(("batch", True)) == 1
+    assert queries.count(("violations", False)) == len(docs)
+    assert not [q for q in queries if q[0] == "violations" and q[1]]
+    assert {"FINOPS-008", "FINOPS-009"} <= set(joined)  # the joins found something to compare
