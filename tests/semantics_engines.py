@@ -122,13 +122,6 @@ DEFECTS: list[tuple[tuple[str, ...], str, Callable[[list[Any]], bool], str]] = [
         "cel-cpp renders an integral double past 2^53 by its binary value "
         "(2.264054874606761e+16 as 22640548746067608), and from 1e21 in exponent form (1e+21)",
     ),
-    (
-        ("opa",),
-        "both",
-        lambda vs: any(isinstance(v, str) and v.endswith(("E", "Ei")) for v in vs),
-        "rego/policykit/lib/quantity.rego: the exa suffixes E and Ei also match the "
-        'exponent rule of _apply, and OPA fails on to_number("") (regopy reads it as 0)',
-    ),
 ]
 
 

@@ -56,7 +56,7 @@ _apply(x, suffix) := x * _multipliers[suffix]
 _apply(x, "m") := x / 1000
 
 _apply(x, suffix) := y if {
-	regex.match(`^[eE]`, suffix)
+	regex.match(`^[eE][-+]?[0-9]+$`, suffix) # "E" alone is exa, not an exponent
 	e := to_number(trim_prefix(substring(suffix, 1, -1), "+"))
 	y := _exp(x, e)
 }

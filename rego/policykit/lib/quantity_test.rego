@@ -18,12 +18,17 @@ test_decimal_si if {
 	quantity.parse("1k") == 1000
 	quantity.parse("2M") == 2000000
 	quantity.parse("1G") == 1000000000
+	# exa: the suffix E alone, not an exponent without digits (was an
+	# evaluation error in OPA; found by tests/test_semantics.py)
+	quantity.parse("5E") == 5000000000000000000
+	quantity.parse("2P") == 2000000000000000
 }
 
 test_binary_si if {
 	quantity.parse("1Ki") == 1024
 	quantity.parse("2Gi") == 2147483648
 	quantity.parse("1.5Mi") == 1572864
+	quantity.parse("1Ei") == 1152921504606846976
 }
 
 test_exponents if {
