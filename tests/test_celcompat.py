@@ -120,6 +120,19 @@ def test_agent_004_message_keeps_the_agent_name() -> None:
     assert program(rewrite(expr)).eval(data) == "release-bot/github"
 
 
+def test_a_policys_cel_bind_reads_its_own_value() -> None:
+    """cel-cpp's lazy ``cel.bind`` in a ``map`` after an early-stopping ``exists``
+    read the ``exists`` variable's slot; cel-go binds the value eagerly."""
+    expr = (
+        "object.s.filter(s, s.t.exists(t, t.exists(c, c == 2)))"
+        ".map(s, cel.bind(a, 1, cel.bind(b, 2, cel.bind(x, object.n, [a, b, x]))))"
+    )
+    data = admission_data({"n": "name", "s": [{"t": [[1], [2], [3]]}]}, Context())
+    assert program(rewrite(expr)).eval(data) == [[1, 2, "name"]]
+    shadow = "cel.bind(x, 1, cel.bind(x, x + 1, x) + x) + object.?n.orValue(0)"
+    assert program(rewrite(shadow)).eval(admission_data({}, Context())) == 3
+
+
 @pytest.mark.parametrize(
     ("expr", "obj", "want"),
     [

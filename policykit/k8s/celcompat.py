@@ -17,7 +17,10 @@ restored by rewriting the parsed expression before it is compiled:
 
 A value the rewrite needs more than once is bound as the one element of a
 ``map`` (:func:`_bind`), not with ``cel.bind``, whose lazy initialisation in
-cel-cpp can read a comprehension slot an earlier ``exists`` left behind.
+cel-cpp can read a comprehension slot an earlier ``exists`` left behind; a
+policy's own ``cel.bind`` is rewritten the same way (cel-go binds eagerly:
+``ext.Bindings`` expands it to a comprehension whose accumulator is the
+value, cel-go ``ext/bindings.go``).
 
 Anything this parser does not read is left as written (the caller compiles
 the original), so a rewrite can only turn an error into cel-go's value.
@@ -291,6 +294,10 @@ class _Rewriter:
                 f"type({outer}) == optional_type ? {unwrap} : {outer}",
             )
             return ("lit", text)
+        if kind == "mcall" and n[1] == ("id", "cel") and n[2] == "bind" and len(n[3]) == 3:
+            var, init, body = n[3]
+            if var[0] == "id":  # cel-go's eager binding, without cel-cpp's lazy slot
+                return ("lit", _bind(var[1], _print(self.walk(init)), _print(self.walk(body))))
         if kind in ("sel", "idx") and n[3]:
             target = self.walk(n[1])
             var = self.fresh()
@@ -322,14 +329,14 @@ class _Rewriter:
         return n
 
 
-_NEEDS = re.compile(r"\.\s*\?|\[\s*\?|\borValue\b")
+_NEEDS = re.compile(r"\.\s*\?|\[\s*\?|\borValue\b|\bcel\s*\.\s*bind\b")
 
 
 @lru_cache(maxsize=8192)
 def rewrite(source: str) -> str:
-    """``source`` with cel-go's ``orValue`` and null optional-selection
-    behaviours spelled out for cel-cpp; unchanged when it uses neither or
-    cannot be read."""
+    """``source`` with cel-go's ``orValue``, null optional-selection and
+    ``cel.bind`` behaviours spelled out for cel-cpp; unchanged when it uses
+    none of them or cannot be read."""
     if not _NEEDS.search(source):
         return source
     try:
