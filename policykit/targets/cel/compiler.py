@@ -13,6 +13,9 @@ How the semantics are kept:
   ``paramKind``; inlining keeps VAP and Kyverno output identical and one file);
 * numbers: arithmetic is done on doubles (the reference is exact decimal: see
   docs/engines.md), ordering and equality use CEL's cross-type numeric rules.
+* text is written once: a large value of the object alone is a named policy
+  variable; sums of one per-item term share it (:mod:`share`); the quantity
+  conversions of one arithmetic expression share one conversion (:mod:`batch`).
 
 The printed expression is what ships in the manifests and what the local CEL
 engine (``policykit.engines.cel``) evaluates — there is no second copy.
@@ -20,6 +23,7 @@ engine (``policykit.engines.cel``) evaluates — there is no second copy.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +46,7 @@ from policykit.targets.cel.cv import (
 )
 from policykit.targets.cel.render import render_any, render_number
 from policykit.targets.cel.selectors import IS_BACKSTAGE, kubernetes_only, selector_expr
+from policykit.targets.cel.share import SharedSums
 from policykit.targets.cel.values import ValueCompiler
 from policykit.targets.k8s.fieldtypes import kubernetes_object, of_kinds
 from policykit.values import render as render_value
@@ -264,6 +269,19 @@ class CelCompiler(ValueCompiler):
                 )
 
     def _compile_rule(self, rule: Rule) -> CelRule:
+        self._sums = SharedSums()
+        cr = self._compile_texts(rule)
+        variables, rewrite = self._sums.resolve(list(cr.variables), set(self._var_names))
+        return dataclasses.replace(
+            cr,
+            violation=rewrite(cr.violation),
+            message=rewrite(cr.message),
+            items=None if cr.items is None else rewrite(cr.items),
+            variables=tuple(variables),
+        )
+
+    def _compile_texts(self, rule: Rule) -> CelRule:
+        """The rule's texts, sums written as placeholders (:mod:`share`)."""
         self._rule = rule
         self._vars, self._var_names, self._scope = {}, set(), {}
         sel = rule.selector

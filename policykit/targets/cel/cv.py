@@ -56,6 +56,9 @@ class CV:
     lst: str | None = None
     """The value as a list of one item (present) or none (absent), when there
     is one: then ``guard`` is ``size(<lst>) > 0`` and ``expr`` is ``<lst>[0]``."""
+    conv: tuple[tuple[str, str, str], ...] = ()
+    """Quantity conversions still to be written (:mod:`batch`): ``(token,
+    value, body)``, ``token`` in ``expr`` standing for ``[value].map(_q, body)[0]``."""
 
 
 MISSING_CV = CV("false", "null", "missing")

@@ -15,6 +15,7 @@ from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import Compiler, UnsupportedError
 from policykit.targets.cel import printer as pr
+from policykit.targets.cel.batch import Batch, quantity_parts
 from policykit.targets.cel.cv import (
     CEL_MAX_CODEPOINTS,
     CV,
@@ -32,6 +33,7 @@ from policykit.targets.cel.cv import (
     unique,
     var_name,
 )
+from policykit.targets.cel.share import SharedSums
 from policykit.targets.k8s.fieldtypes import FieldType
 from policykit.values import MISSING, json_type
 
@@ -54,6 +56,8 @@ class ValueCompiler(Compiler):
         self._object_type: FieldType | None = None
         self._scope: dict[str, FieldType | None] = {}
         self._vars: dict[str, str] = {}  # expression -> name
+        self._sums = SharedSums()
+        self._batch = Batch()
         self._var_names: set[str] = set()
         self._last_items: FieldType | None = None
         self._text_part = False
@@ -70,9 +74,18 @@ class ValueCompiler(Compiler):
     # --- values -----------------------------------------------------------------
 
     def value(self, node: ir.Value) -> CV:
+        return self._value(node, batch=False)
+
+    def _value(self, node: ir.Value, batch: bool) -> CV:
+        """``batch``: an operand of arithmetic, whose quantity conversions
+        may stay pending (:mod:`batch`); else they are written out here."""
         if not has_path(node):
             return self._constant(self._native.value(node)({}))
         result: CV = self.dispatch("v", node)
+        if result.conv:
+            if batch:
+                return result
+            result = self._batch.materialize(result)
         if (
             result.jtype not in ("keys", "missing")
             and result.opt is None
@@ -230,40 +243,27 @@ class ValueCompiler(Compiler):
         return CV(f"size({q}) > 0", f"{q}[0]", "number", nonnull=True, dbl=True, lst=q)
 
     def _quantity(self, o: CV, pre: str, post: str, none: str) -> str:
-        """``o`` (of unknown type) as a double, written ``pre + x + post``
-        when it is a number or a quantity string, else ``none``. A field the
-        schema types as a string or a number (``q``: Quantity, IntOrString)
-        needs no number test."""
-        as_q, num = f"{pre}{approx('_q')}{post}", f"{pre}double(_q){post}"
-        if o.opt is not None and o.nonnull and o.ftype is not None and o.ftype.string_or_number:
-            # absent reads as '', which is no quantity
-            return pr.let(
-                "_q",
-                f"{o.opt}.orValue('')",
-                f"type(_q) != string ? {num} : isQuantity(_q) ? {as_q} : {none}",
-            )
-        if o.opt is not None and o.nonnull:
-            e = f"{o.opt}.orValue(null)"  # null: absent (a declared field is never null)
-        elif o.guard != "true":
-            e = f"{o.guard} ? {o.expr} : null"
-        else:
-            e = o.expr
-        return pr.let(
-            "_q",
-            e,
-            f"type(_q) == string ? (isQuantity(_q) ? {as_q} : {none}) "
-            f": {type_test('_q', 'number')} ? {num} : {none}",
-        )
+        return pr.let("_q", *quantity_parts(o, pre, post, none))
 
     def v_Arith(self, n: ir.Arith) -> CV:
-        a, b = self._plain(self.value(n.left)), self._plain(self.value(n.right))
+        a = self._plain(self._value(n.left, batch=True))
+        b = self._plain(self._value(n.right, batch=True))
         guards = [a.guard, b.guard, *self._is_number(a), *self._is_number(b)]
         if "missing" in (a.jtype, b.jtype) or "false" in guards:
             return MISSING_CV
-        da, db = double(a), double(b)
         if n.op == "/" and not (is_number_literal(b.expr) and float(b.expr) != 0.0):
-            guards.append(f"{db} != 0.0")
-        return CV(pr.conj(guards), pr.arith(da, n.op, db), "number", nonnull=True, dbl=True)
+            # the divisor is read twice (guard, value): no pending conversion
+            a, b = self._batch.materialize(a), self._batch.materialize(b)
+            guards.append(f"{double(b)} != 0.0")
+        da, db = double(a), double(b)
+        return CV(
+            pr.conj(guards),
+            pr.arith(da, n.op, db),
+            "number",
+            nonnull=True,
+            dbl=True,
+            conv=a.conv + b.conv,
+        )
 
     def _is_number(self, v: CV) -> list[str]:
         if v.jtype == "number":
@@ -278,8 +278,12 @@ class ValueCompiler(Compiler):
             if fb.jtype == "number":
                 o = self._plain(self.value(n.operand.operand))
                 if o.jtype == "any":  # the quantity, else the number
-                    e = self._quantity(o, "", "", double(fb))
-                    return CV("true", e, "number", nonnull=True, dbl=True)
+                    # converted with the other quantities of its arithmetic (batch.py)
+                    parts = quantity_parts(o, "", "", double(fb))
+                    token = self._batch.token()
+                    return CV(
+                        "true", token, "number", nonnull=True, dbl=True, conv=((token, *parts),)
+                    )
         a, b = self._plain(self.value(n.operand)), self._plain(self.value(n.fallback))
         if a.jtype == "missing" or a.jtype == "null":
             return b
@@ -370,10 +374,11 @@ class ValueCompiler(Compiler):
         self._last_items = items
         return "true", f"variables.{name}"
 
-    def _hoist_value(self, node: ir.Value, expr: str, prefix: str) -> str:
+    def _hoist_value(self, node: ir.Value, expr: str, prefix: str, size: int = 0) -> str:
         """An always-present value of the object alone (a sum, a count) as a
-        policy variable: ``variables.totalContainers``."""
-        if not object_only(node) or len(expr) < 60:
+        policy variable: ``variables.totalContainers``. ``size``: the length
+        of the text ``expr`` stands for (a placeholder: :mod:`share`)."""
+        if not object_only(node) or max(size, len(expr)) < 60:
             return expr
         name = self._vars.get(expr)
         if name is None:
@@ -468,9 +473,12 @@ class ValueCompiler(Compiler):
         term = (
             "0.0" if ok == "false" else double(t) if ok == "true" else f"({ok} ? {double(t)} : 0.0)"
         )
-        e = f"{pr.paren(coll)}.map({n.var}, {term}).sum()"
+        e = alone = f"{pr.paren(coll)}.map({n.var}, {term}).sum()"
+        if guard == "true" and object_only(n):
+            # written once with every sum of the same term (policykit.targets.cel.share)
+            e = self._sums.add(coll, n.var, term, e)
         e = e if guard == "true" else f"({guard} ? {e} : 0.0)"
-        return CV("true", self._hoist_value(n, e, "total"), "number", nonnull=True)
+        return CV("true", self._hoist_value(n, e, "total", len(alone)), "number", nonnull=True)
 
     def pred(self, node: ir.Pred) -> str:
         raise NotImplementedError

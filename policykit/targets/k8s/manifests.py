@@ -263,14 +263,16 @@ def kyverno(cr: CelRule, pack: Pack, version: str = "v1") -> list[dict[str, Any]
 
 
 def check_limits(policy: Mapping[str, Any], rule: Rule, target: str) -> None:
-    """PK200 when the API server (or the local engine) would refuse ``policy``:
-    an expression over the length or nesting limit (:mod:`limits`)."""
+    """PK200 when the API server (or the local engine) would refuse ``policy``
+    (an expression over the length or nesting limit) or abort its evaluation
+    at run time (over a cost limit) (:mod:`limits`)."""
     from policykit.targets.k8s import limits
 
     found = limits.problems(policy)
     if found:
         raise UnsupportedError(
-            f"rule {rule.id}: target {target} would be refused at kubectl apply: "
+            f"rule {rule.id}: target {target} would be refused at kubectl apply "
+            "or aborted at run time: "
             + "; ".join(found),
             loc=rule.loc,
             hint="split the rule or simplify it; the Rego targets (rego, gatekeeper) have no "
