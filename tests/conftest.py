@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
-from policykit.engines.native import _Compiler
 from policykit.ir import nodes as ir
+from policykit.ir.evaluate import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every file a test reads is in this repository (tests/fixtures, with their sources
@@ -43,6 +43,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # read by examples() when test modules are imported (after this hook)
+    full = bool(config.getoption("--all") or config.getoption("markexpr"))
+    os.environ["POLICYKIT_TEST_TIER"] = "all" if full else "quick"
+
+
+def examples(n: int) -> int:
+    """A property test's example count: ``n`` under ``--all`` (CI), a fifth of
+    it (at least 10) in a plain ``pytest -q``. The same test body runs in both
+    tiers; the quick one samples less."""
+    if os.environ.get("POLICYKIT_TEST_TIER", "all") == "all":
+        return n
+    return max(10, n // 5)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Leave the tests marked ``slow`` out of a plain run, so that ``pytest -q``
     stays quick as the suite grows; ``--all`` (CI), a ``-m`` expression, or a
@@ -58,11 +73,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def eval_pred(node: ir.Pred, obj: Any, params: dict[str, Any] | None = None) -> bool:
-    return _Compiler(params or {}).pred(node)({ir.OBJECT_ROOT: obj})
+    return Evaluator(params or {}).pred(node)({ir.OBJECT_ROOT: obj})
 
 
 def eval_value(node: ir.Value, obj: Any, params: dict[str, Any] | None = None) -> Any:
-    return _Compiler(params or {}).value(node)({ir.OBJECT_ROOT: obj})
+    return Evaluator(params or {}).value(node)({ir.OBJECT_ROOT: obj})
 
 
 def path(*segs: str | int) -> ir.Path:

@@ -26,7 +26,7 @@ from policykit.decision import Decider, decide, well_formed
 from policykit.engines.native import NativeEngine
 from policykit.errors import InputError, PolicykitError
 from policykit.packs import load_packs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples
 from tests.test_decision import ALLOWED, EXPENSIVE, JSON, MALFORMED, _with, calls
 
 PLATFORM = ROOT / "examples/platform"
@@ -353,7 +353,7 @@ def mutated_calls(draw: st.DrawFn) -> Any:
     return call
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=examples(300), suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(mutated_calls())
 def test_the_fast_decision_is_the_reference_decision(call: Any) -> None:
     # well_formed is a sufficient test: it never waves through what problems() refuses
@@ -362,7 +362,7 @@ def test_the_fast_decision_is_the_reference_decision(call: Any) -> None:
     assert DECIDER(call).to_json() == decide(GATEWAY, call)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(calls())
 def test_well_formed_calls_take_the_fast_path(call: Any) -> None:
     assert well_formed(call)

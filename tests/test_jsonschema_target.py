@@ -30,7 +30,7 @@ from policykit.packs import load_packs
 from policykit.targets.base import UnsupportedError
 from policykit.targets.jsonschema import build, compile_pack, single_field
 from policykit.targets.jsonschema.pattern import schema_pattern
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, examples
 from tests.strategies import TEXT, RuleGen, objects, packs
 
 # --- random single-field rules ------------------------------------------------
@@ -98,7 +98,7 @@ def _verdicts(pack: Pack, objs: list[dict[str, Any]]) -> tuple[set[Any], set[Any
     return want, got, len(checker.covered)
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(pack=field_packs(), objs=st.lists(objects(), min_size=1, max_size=6))
 def test_schema_verdicts_equal_reference(pack: Pack, objs: list[dict[str, Any]]) -> None:
     want, got, covered = _verdicts(pack, objs)
@@ -106,7 +106,7 @@ def test_schema_verdicts_equal_reference(pack: Pack, objs: list[dict[str, Any]])
     assert got == want
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(pack=packs(), objs=st.lists(objects(), min_size=1, max_size=4))
 def test_schema_verdicts_equal_reference_on_any_rules(
     pack: Pack, objs: list[dict[str, Any]]
@@ -121,7 +121,7 @@ def test_the_field_generator_is_mostly_covered() -> None:
     """Guard against the differential test silently testing nothing."""
     covered = total = 0
 
-    @settings(max_examples=200, derandomize=True, database=None)
+    @settings(max_examples=examples(200), derandomize=True, database=None)
     @given(pack=field_packs())
     def count(pack: Pack) -> None:
         nonlocal covered, total
@@ -311,7 +311,7 @@ def _portable(p: str) -> bool:
         return False
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(pattern=dialect_patterns(), texts=st.lists(TEXTS, min_size=1, max_size=8))
 def test_schema_pattern_means_the_dialect_in_python(pattern: str, texts: list[str]) -> None:
     assume(_portable(pattern))
@@ -373,9 +373,7 @@ def test_fields_fit_backstage_template_parameters() -> None:
     name = fields["metadata.name"][0]
     assert name["rule"] == "CAT-002" and name["required"] is True
     tpl = yaml.safe_load(
-        (
-            FIXTURES / "backstage/create-app-default-app/template/template.yaml"
-        ).read_text()
+        (FIXTURES / "backstage/create-app-default-app/template/template.yaml").read_text()
     )
     step = tpl["spec"]["parameters"][0]
     step["properties"]["name"] = {**step["properties"]["name"], "allOf": [name["schema"]]}
@@ -468,7 +466,7 @@ def test_adversarial_strings_stay_data() -> None:
 # --- ajv (ECMA-262), what Backstage's forms run -------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(pattern=dialect_patterns(), texts=st.lists(TEXTS, min_size=1, max_size=8))
 def test_schema_pattern_means_the_dialect_in_ajv(ajv: Any, pattern: str, texts: list[str]) -> None:
     assume(_portable(pattern))
@@ -482,7 +480,7 @@ def test_schema_pattern_means_the_dialect_in_ajv(ajv: Any, pattern: str, texts: 
     assert got == [ref.search(t) is not None for t in texts], spelled
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(pack=field_packs(), objs=st.lists(objects(), min_size=1, max_size=5))
 def test_ajv_gives_the_reference_verdicts(ajv: Any, pack: Pack, objs: list[dict[str, Any]]) -> None:
     ps = compile_pack(pack, pack.defaults())

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from policykit.ir.rule import Pack
 from policykit.targets.gatekeeper.compiler import compile_template_rego
 from policykit.targets.rego.compiler import RegoOptions, compile_pack, library
+from tests.conftest import examples
 from tests.strategies import packs
 
 
@@ -37,13 +38,13 @@ def _check_layout(text: str) -> None:
             assert lines[i - 1] == "" or lines[i - 1].startswith("#"), (i, line)
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(pack=packs())
 def test_generated_rego_follows_opa_fmt_layout(pack: Pack) -> None:
     _check_layout(compile_pack(pack, RegoOptions()))
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(pack=packs())
 def test_the_gatekeeper_dialect_follows_opa_fmt_layout(pack: Pack) -> None:
     opts = RegoOptions(params_ref="input.parameters", package_name="pk", lib_root="lib.policykit")
