@@ -25,15 +25,10 @@ PKG = ROOT / "policykit"
 # packs, ...) or a top-level module (api, toolcall, ...).
 ALLOWED_MODULE_CYCLES: dict[frozenset[str], str] = {}
 ALLOWED_PACKAGE_CYCLES: dict[frozenset[str], str] = {}
-# targets -> engines: the one import each of the CEL and Rego compilers still
-# has, the reference evaluator under its old name to fold constants. Step 2
-# swaps it for policykit.ir.passes.Folder (targets import ir only); until then
-# the edge is left out of the package graph, so engines/targets/toolcall is no
-# longer a cycle. Keyed by target package and import line (the Rego compiler is
-# being split into modules); an entry whose line is gone fails (remove it).
-ALLOWED_TARGET_ENGINE_IMPORTS: dict[str, str] = {
-    "policykit.targets.cel": "from policykit.engines.native import _Compiler as _NativeCompiler",
-}
+# targets -> engines imports still allowed, keyed by target package and import
+# line: none. The compilers fold constants with policykit.ir.passes.Folder
+# (targets import ir only). An entry whose line is gone fails (remove it).
+ALLOWED_TARGET_ENGINE_IMPORTS: dict[str, str] = {}
 # What the IR layer may import: itself and the modules below every layer.
 IR_IMPORTS = {"ir", "errors", "values", "resources", "safeio"}
 

@@ -39,7 +39,6 @@ from policykit.targets.cel.cv import (
     disjoint,
     double,
     dyn,
-    has_path,
     is_str_lit,
     type_test,
     unique,
@@ -96,8 +95,8 @@ class CelCompiler(ValueCompiler):
     # --- predicates -------------------------------------------------------------------------
 
     def pred(self, node: ir.Pred) -> str:
-        if not has_path(node):
-            return "true" if self._native.pred(node)({}) else "false"
+        if self._fold.is_constant(node):
+            return "true" if self._fold.pred(node) else "false"
         result: str = self.dispatch("p", node)
         return result
 
@@ -163,9 +162,9 @@ class CelCompiler(ValueCompiler):
         return ["false"]
 
     def p_Matches(self, n: ir.Matches) -> str:
-        if has_path(n.pattern):
+        if not self._fold.is_constant(n.pattern):
             raise self._unsupported("a regex that is not a constant or parameter")
-        pattern = self._native.value(n.pattern)({})
+        pattern = self._fold.value(n.pattern)
         if not isinstance(pattern, str):
             return "false"
         s = self._plain(self.value(n.subject))
@@ -206,8 +205,8 @@ class CelCompiler(ValueCompiler):
         """An interpolated value as a ``dyn`` list item: the value, or ``null``
         (which renders as nothing) when it is missing."""
         self._text_part = False
-        if not has_path(node):  # known at build time: render it now
-            return pr.string(render_value(self._native.value(node)({})))
+        if self._fold.is_constant(node):  # known at build time: render it now
+            return pr.string(render_value(self._fold.value(node)))
         v = self._plain(self.value(node))
         if v.jtype in ("missing", "null"):
             return "''"

@@ -126,10 +126,6 @@ def is_str_lit(e: str) -> bool:
     return len(e) >= 2 and e[0] == "'" and pr.matching_quote(e) == len(e) - 1
 
 
-def has_path(node: ir.Node) -> bool:
-    return any(isinstance(n, (ir.Path, ir.Objects)) for n in ir.walk(node))
-
-
 SELECT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*$")
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policykit.engines.native import _Compiler as _NativeCompiler
 from policykit.ir import nodes as ir
+from policykit.ir.passes import Folder
 from policykit.ir.rule import Pack, Rule
 from policykit.targets.base import Compiler, UnsupportedError
 from policykit.targets.cel import printer as pr
@@ -24,7 +24,6 @@ from policykit.targets.cel.cv import (
     approx,
     double,
     dyn,
-    has_path,
     is_number_literal,
     merge,
     object_only,
@@ -51,7 +50,7 @@ class ValueCompiler(Compiler):
             self.target = target
         self.pack = pack
         self.params = dict(params)
-        self._native = _NativeCompiler(self.params)
+        self._fold = Folder(self.params)  # constants, with parameters inlined
         self._rule: Rule | None = None
         self._object_type: FieldType | None = None
         self._scope: dict[str, FieldType | None] = {}
@@ -79,8 +78,8 @@ class ValueCompiler(Compiler):
     def _value(self, node: ir.Value, batch: bool) -> CV:
         """``batch``: an operand of arithmetic, whose quantity conversions
         may stay pending (:mod:`batch`); else they are written out here."""
-        if not has_path(node):
-            return self._constant(self._native.value(node)({}))
+        if self._fold.is_constant(node):
+            return self._constant(self._fold.value(node))
         result: CV = self.dispatch("v", node)
         if result.conv:
             if batch:
@@ -273,8 +272,8 @@ class ValueCompiler(Compiler):
         return ["false"]
 
     def v_Default(self, n: ir.Default) -> CV:
-        if isinstance(n.operand, ir.Quantity) and not has_path(n.fallback):
-            fb = self._constant(self._native.value(n.fallback)({}))
+        if isinstance(n.operand, ir.Quantity) and self._fold.is_constant(n.fallback):
+            fb = self._constant(self._fold.value(n.fallback))
             if fb.jtype == "number":
                 o = self._plain(self.value(n.operand.operand))
                 if o.jtype == "any":  # the quantity, else the number
@@ -401,7 +400,7 @@ class ValueCompiler(Compiler):
             guards.append(type_test(b.expr, "object"))
         if k.jtype == "any":
             guards.append(type_test(k.expr, "string"))
-        key = None if has_path(n.key) else self._native.value(n.key)({})
+        key = self._fold.value(n.key) if self._fold.is_constant(n.key) else None
         if b.opt is not None and b.nonnull and b.ftype is not None and isinstance(key, str):
             # a typed map by a constant key: optional indexing (``labels[?'team']``)
             opt = f"{b.opt}[?{k.expr}]"
@@ -409,7 +408,7 @@ class ValueCompiler(Compiler):
             if ft is None:
                 return CV(f"{opt}.hasValue()", f"{opt}.value()", "any")
             return CV(f"{opt}.hasValue()", f"{opt}.value()", ft.jtype, ft, opt, nonnull=True)
-        table = None if has_path(n.base) else self._native.value(n.base)({})
+        table = self._fold.value(n.base) if self._fold.is_constant(n.base) else None
         if (
             isinstance(table, dict)
             and table
