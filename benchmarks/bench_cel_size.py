@@ -30,8 +30,9 @@ GOAL_RATIO = 3.0
 def rule_sizes() -> dict[str, dict[str, Any]]:
     """Per rule id: its CEL size and deepest nesting."""
     from policykit.config import load_config_file
+    from policykit.k8s import crds
     from policykit.packs import load_packs
-    from policykit.targets.k8s import crds, limits, manifests
+    from policykit.targets.k8s import limits, manifests
 
     cfg = load_config_file(PLATFORM / "policykit.yaml")
     packs = load_packs(cfg.packs)

@@ -29,20 +29,21 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from policykit.engines import admission
-from policykit.engines import gatekeeper as gk
 from policykit.engines.jsonschema import SchemaChecker
 from policykit.engines.native import NativeEngine
 from policykit.engines.rego import OpaEngine, RegopyEngine
 from policykit.ir.reads import rule_reads_inventory
 from policykit.ir.rule import Pack
+from policykit.k8s import crds
+from policykit.k8s import gatekeeper as gk
+from policykit.k8s import validating as admission
+from policykit.k8s.kinds import for_object
 from policykit.model import Document
 from policykit.targets import capabilities as cap
 from policykit.targets import gatekeeper as gk_target
 from policykit.targets.cel.compiler import MSG_SEPARATOR
-from policykit.targets.k8s import crds, manifests
+from policykit.targets.k8s import manifests
 from policykit.targets.k8s import waivers as exports
-from policykit.targets.k8s.kinds import for_object
 from policykit.values import cap_message
 from policykit.waivers import Waiver
 

@@ -1,5 +1,5 @@
 """One admission runtime (issue 18, item 4): ``policykit verify`` (through
-``engines.admission.evaluate_kyverno``) and the runner for existing policies
+``k8s.validating.evaluate_kyverno``) and the runner for existing policies
 (``existing.kyverno.evaluate``, behind ``policykit test`` and ``check
 --policy``) run a Kyverno ValidatingPolicy through the same evaluator,
 ``policykit.k8s.validating.evaluate_vpol``. Each test below is one place
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from policykit.engines import admission
 from policykit.engines.cel import CelEvalError
 from policykit.existing import kyverno as ky
 from policykit.k8s import gatekeeper as gk
+from policykit.k8s import validating as admission
 from policykit.k8s.gatekeeper_source import is_policykit_template
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 
 from policykit.api import resolve
 from policykit.cli.main import cli
-from policykit.engines import admission  # what verify.py calls (monkeypatched below)
 from policykit.engines.cel import program
 from policykit.engines.k8s_quantity import parse
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Message, Pack, ParamSpec, Rule, Selector
 from policykit.k8s import gatekeeper as gk
+from policykit.k8s import validating as admission  # what verify.py calls (monkeypatched below)
 from policykit.loader import load_paths
 from policykit.packs import load_packs
 from policykit.targets import gatekeeper as gk_target
@@ -88,9 +88,7 @@ def test_vap_and_bindings_validate_against_the_openapi(examples: Any) -> None:
 
 def test_gatekeeper_templates_validate_against_the_crd(examples: Any) -> None:
     packs, params, _ = examples
-    schema = _crd_schema(
-        CRDS / "constrainttemplate-customresourcedefinition.json", "v1"
-    )
+    schema = _crd_schema(CRDS / "constrainttemplate-customresourcedefinition.json", "v1")
     files, _ = gk_target.build(packs, params)
     templates = [d for n, items in files.items() if n.startswith("templates/") for d in items]
     constraints = [d for n, items in files.items() if n.startswith("constraints/") for d in items]

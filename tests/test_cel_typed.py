@@ -18,10 +18,11 @@ from policykit.dsl.k8s import WORKLOAD_KINDS, containers
 from policykit.engines.cel import CelEngine, program
 from policykit.engines.native import NativeEngine
 from policykit.ir.rule import Pack
+from policykit.k8s import crds
 from policykit.model import Document, Finding
 from policykit.targets.base import UnsupportedError
 from policykit.targets.cel.compiler import CelCompiler, compile_pack
-from policykit.targets.k8s import crds, manifests
+from policykit.targets.k8s import manifests
 from tests.strategies import objects, packs
 from tests.test_cel_differential import _float_sensitive, _only_integers
 

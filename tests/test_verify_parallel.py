@@ -41,7 +41,7 @@ def _both_runs() -> None:
     """Run in a fresh interpreter (below): forked workers need a parent that
     has not started real OPA's Go runtime, which other tests may have."""
     from benchmarks.generate import component, deployment
-    from policykit.engines import admission
+    from policykit.k8s import validating as admission
     from policykit.loader import load_text
     from policykit.packs import load_packs
     from policykit.verify import TARGETS, verify

@@ -50,7 +50,7 @@ def test_each_target_skips_exactly_what_it_carries() -> None:
 def test_a_wrong_export_is_caught() -> None:
     """A harness that ignored the exceptions would disagree: verify is sharp."""
     packs, params, docs = _examples()
-    from policykit.engines import admission
+    from policykit.k8s import validating as admission
 
     real = admission.evaluate_kyverno
 

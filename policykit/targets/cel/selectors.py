@@ -80,7 +80,7 @@ def selector_expr(sel: Selector) -> str:
 
 def kubernetes_only(sel: Selector) -> bool:
     """Whether a rule sees Kubernetes objects only (never a Backstage entity)."""
-    from policykit.targets.k8s.kinds import lookup
+    from policykit.k8s.kinds import lookup
 
     if sel.source == "kubernetes":
         return True

@@ -23,11 +23,11 @@ from policykit import __version__
 from policykit.errors import raise_all
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Pack, Rule
+from policykit.k8s import crds
+from policykit.k8s.kinds import lookup
 from policykit.targets.base import UnsupportedError
 from policykit.targets.cel import printer as cel_printer
 from policykit.targets.cel.compiler import CelRule, compile_pack
-from policykit.targets.k8s import crds
-from policykit.targets.k8s.kinds import lookup
 
 ACTIONS = {"deny": "Deny", "warn": "Warn", "info": "Audit"}
 KYVERNO_VERSIONS = ("v1", "v1beta1", "v1alpha1")
@@ -272,8 +272,7 @@ def check_limits(policy: Mapping[str, Any], rule: Rule, target: str) -> None:
     if found:
         raise UnsupportedError(
             f"rule {rule.id}: target {target} would be refused at kubectl apply "
-            "or aborted at run time: "
-            + "; ".join(found),
+            "or aborted at run time: " + "; ".join(found),
             loc=rule.loc,
             hint="split the rule or simplify it; the Rego targets (rego, gatekeeper) have no "
             "such limit",
