@@ -251,3 +251,67 @@ def test_rego_joins_agree_with_the_reference(
         engine.set_inventory(objs)
         docs = [Document(o, "gen.yaml", i, 1) for i, o in enumerate(objs)]
         assert sorted(map(_key, engine.evaluate_all(docs))) == want, type(engine).__name__
+
+
+def _eq(a: ir.Value, b: ir.Value) -> ir.Compare:
+    return ir.Compare("==", a, b)
+
+
+def test_rego_join_regression_repeated_keys_and_a_whole_item() -> None:
+    """Found by the draws above: one filter with the same item key twice (equal
+    to ``object.spec.a`` and to ``object.spec.a.a``), and another whose item
+    conjunct reads the whole item (``v4 == null``). The compiled Rego was
+    rejected by OPA's type checker."""
+    a, aa = ir.Path(OBJ, ("spec", "a")), ir.Path(OBJ, ("spec", "a", "a"))
+    v1a, v4a = ir.Path("v1", ("spec", "a")), ir.Path("v4", ("spec", "a"))
+    name = ir.Path(OBJ, ("metadata", "name"))
+    null = ir.Literal(None)
+    first = ir.Filter("v1", ir.Objects(), ir.And((ir.And((
+        _eq(v1a, a), _eq(v1a, aa), _eq(v1a, a),
+        ir.Quantifier("all", "v2", null, _eq(a, a)),
+        _eq(null, a),
+    )),)))  # fmt: skip
+    second = ir.Filter("v4", ir.Objects(), ir.And((ir.And((
+        _eq(a, a), _eq(v4a, a), _eq(ir.Path("v4", ()), null),
+    )),)))  # fmt: skip
+    rules = (
+        Rule("GEN-1", "t", "deny", ir.TRUE,
+             Message(("r1 ", ir.Sum("v3", first, ir.Path("v3", ("spec", "n"))), " ", name))),
+        Rule("GEN-2", "t", "deny", ir.TRUE,
+             Message(("r2 ", ir.Sum("v5", second, ir.Path("v5", ("spec", "n"))), " ", name))),
+    )  # fmt: skip
+    pack = Pack("gen", "1.0.0", rules, (ParamSpec("limit", {"type": "number"}, 0),))
+    inventories_: list[list[dict[str, Any]]] = [
+        [{"apiVersion": "v1", "kind": "Thing", "metadata": {}, "spec": {}}],
+        [
+            {"apiVersion": "v1", "kind": "Thing", "metadata": {"name": n}, "spec": s}
+            for n, s in [("a", {"a": "x", "n": 1}), ("b", {"a": "x", "n": 2}),
+                         ("c", {"a": {"a": "x"}, "n": 3}), ("d", {"n": 4})]
+        ],
+    ]  # fmt: skip
+    for objs in inventories_:
+        want = _findings(NativeEngine([pack]), objs)
+        engines: list[Any] = [OpaEngine([pack]), OpaEngine([pack], mode="object")]
+        engines.append(RegopyEngine([pack], mode="object"))
+        for engine in engines:
+            engine.set_inventory(objs)
+            docs = [Document(o, "gen.yaml", i, 1) for i, o in enumerate(objs)]
+            assert sorted(map(_key, engine.evaluate_all(docs))) == want, type(engine).__name__
+
+
+def test_a_bare_item_compared_with_a_constant_in_a_helper() -> None:
+    """The same defect without a join: ``x == null`` before ``x.spec.a`` in a
+    helper function (here the body of a ``not``) made OPA type ``x`` as null."""
+    x = ir.Path("x", ())
+    body = ir.Not(
+        ir.And((_eq(x, ir.Literal(None)), _eq(ir.Path("x", ("spec", "a")), ir.Literal(1))))
+    )
+    cond = ir.Quantifier("any", "x", ir.Path(OBJ, ("spec", "l")), body)
+    pack = Pack("gen", "1.0.0", (Rule("GEN-1", "t", "deny", cond, Message(("m",))),))
+    objs = [{"kind": "K", "metadata": {"name": "a"}, "spec": {"l": [None, {"a": 1}, 2]}},
+            {"kind": "K", "metadata": {"name": "b"}, "spec": {"l": []}}]  # fmt: skip
+    want = _findings(NativeEngine([pack]), objs)
+    assert [w[0] for w in want] == [0]
+    for engine in (OpaEngine([pack]), RegopyEngine([pack], mode="object")):
+        docs = [Document(o, "gen.yaml", i, 1) for i, o in enumerate(objs)]
+        assert sorted(map(_key, engine.evaluate_all(docs))) == want, type(engine).__name__

@@ -27,6 +27,18 @@ _TYPE_FN = {
 }
 
 
+def _unnarrowed(side: ir.Value, term: str, other: str) -> str:
+    """``term`` as one side of ``==``, written so that OPA's type checker does not
+    narrow a bare variable to the other side's type. OPA rewrites ``==`` into
+    unification (ast/compile.go, rewriteEquals) and the checker then types a
+    function's argument by it: in ``f(x) if { x == null; x.a == 1 }`` it has
+    ``x`` as null and rejects ``x.a`` ("undefined ref: x.a, have: null"),
+    taking the whole module down. ``[x][0]`` is ``x`` and is not narrowed."""
+    if isinstance(side, ir.Path) and not side.segments and other != "any":
+        return f"[{term}][0]"
+    return term
+
+
 class PredicateCompiler(ExpressionCompiler):
     """``p_<Node>`` for every condition node."""
 
@@ -37,7 +49,13 @@ class PredicateCompiler(ExpressionCompiler):
             return ["false"]
         known_differ = ta != "any" and tb != "any" and ta != tb
         if n.op == "==":
-            return ["false"] if known_differ else [*sa, *sb, *self._infix(a, "==", b)]
+            if known_differ:
+                return ["false"]
+            return [
+                *sa,
+                *sb,
+                *self._infix(_unnarrowed(n.left, a, tb), "==", _unnarrowed(n.right, b, ta)),
+            ]
         if n.op == "!=":
             if known_differ:  # present and of different types: unequal
                 # named, not `_ = …`: regopy unifies every `_` of a body into one
