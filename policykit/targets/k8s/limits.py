@@ -37,6 +37,7 @@ from typing import Any
 from policykit.targets.cel import printer as pr
 from policykit.targets.cel.compiler import CEL_MAX_CODEPOINTS, CEL_MAX_DEPTH
 from policykit.targets.k8s import celcost
+from policykit.targets.k8s.cel_cost import model
 from policykit.targets.k8s.cel_cost.parser import CelSyntaxError
 
 MAX_CODEPOINTS = CEL_MAX_CODEPOINTS
@@ -71,7 +72,7 @@ def depth(expr: str) -> int:
 
 
 def _n(x: int) -> str:
-    return "unbounded" if x >= celcost.U64 else f"{x:,}"
+    return "unbounded" if x >= model.U64 else f"{x:,}"
 
 
 def _from_items(policy: Mapping[str, Any], where: str, limit: int) -> int | None:
@@ -79,7 +80,7 @@ def _from_items(policy: Mapping[str, Any], where: str, limit: int) -> int | None
     lo, hi = 1, celcost.TYPICAL_ITEMS
     while lo < hi:
         mid = (lo + hi) // 2
-        costs = dict(celcost.policy_cost(dict(policy), celcost.Sizes(mid)).expressions)
+        costs = dict(celcost.policy_cost(dict(policy), model.Sizes(mid)).expressions)
         if costs[where].hi > limit:
             hi = mid
         else:
@@ -163,7 +164,7 @@ def summary(policy: Mapping[str, Any]) -> dict[str, int | None]:
         out["cost"] = out["cost_worst"] = None
         return out
     out["cost"] = typical.total.hi
-    out["cost_worst"] = None if worst.total.hi >= celcost.U64 else worst.total.hi
+    out["cost_worst"] = None if worst.total.hi >= model.U64 else worst.total.hi
     return out
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from policykit.targets.k8s.cel_cost import model as cc
+from policykit.targets.k8s.cel_cost.model import Info, Range
 from policykit.targets.k8s.cel_cost.parser import Call, Expr, Ident, Lit
 
 if TYPE_CHECKING:
-    from policykit.targets.k8s.celcost import Estimator, Info, Range
+    from policykit.targets.k8s.celcost import Estimator
 
 _TYPE_NAMES = frozenset(
     {"map", "list", "string", "int", "uint", "double", "bool", "bytes", "null_type", "type", "dyn"}
@@ -29,7 +31,6 @@ _CONVERT = {
 
 
 def call_cost(est: Estimator, e: Call) -> tuple[Range, Info]:
-    from policykit.targets.k8s import celcost as cc
 
     fn, target = e.fn, e.target
     if isinstance(target, Ident) and target.name in _NAMESPACES and target.name not in est.scopes:
@@ -60,7 +61,6 @@ def call_cost(est: Estimator, e: Call) -> tuple[Range, Info]:
 def _type_value(est: Estimator, a: Expr, i: Info) -> Info:
     """A type name used as a value (``map`` in ``type(x) == map``): size 1 in the
     typical model, as at run time; unknown in cel-go's estimate."""
-    from policykit.targets.k8s import celcost as cc
 
     if isinstance(a, Ident) and a.name in _TYPE_NAMES and a.name not in est.scopes:
         return cc.Info(cc.Ty("type"), cc.ONE if est.sizes.items is not None else None)
@@ -71,7 +71,6 @@ def _optional(est: Estimator, value: Info) -> Info:
     """An optional of ``value``. cel-go's estimator tracks no size through an
     optional (cost.go keeps sizes only along selections, indexes and
     identifiers), so in Kubernetes' model its size is unknown unless scalar."""
-    from policykit.targets.k8s import celcost as cc
 
     keep = est.sizes.items is not None or value.ty.kind in cc.SCALARS
     return cc.Info(cc.Ty("optional", None, value.ty), value.size if keep else None)
@@ -79,7 +78,6 @@ def _optional(est: Estimator, value: Info) -> Info:
 
 def _unwrap(est: Estimator, i: Info) -> Info:
     """An optional's value: ``a.?b.?c`` selects ``c`` on the value of ``a.?b``."""
-    from policykit.targets.k8s import celcost as cc
 
     if i.ty.kind != "optional":
         return i
@@ -96,7 +94,6 @@ def _is(i: Info | None, *kinds: str) -> bool:
 def _function(
     est: Estimator, fn: str, t: Info | None, a: list[Info], ac: list[Range], args_sum: Range
 ) -> tuple[Range, Info]:
-    from policykit.targets.k8s import celcost as cc
 
     size = est.size
     boolean = cc.Info(cc.Ty("bool"), cc.ONE)
@@ -180,7 +177,6 @@ def _empty_list(i: Info) -> bool:
 def _member(
     est: Estimator, fn: str, t: Info, a: list[Info], args_sum: Range
 ) -> tuple[Range, Info] | None:
-    from policykit.targets.k8s import celcost as cc
 
     size = est.size
     ts = size(t)
@@ -233,7 +229,6 @@ def _member(
 
 def _replaced(sz: Range, old: Range, new: Range) -> Range:
     """library/cost.go ``replace``: the result's size."""
-    from policykit.targets.k8s import celcost as cc
 
     top = cc.U64
     if old.lo == 0:
