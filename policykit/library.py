@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from policykit.decision import Decider, Decision
+from policykit.engines.base import DecidingEngine, Engine
 from policykit.engines.native import NativeEngine, uses_inventory
 from policykit.errors import InputError
 from policykit.ir.rule import Pack
@@ -142,16 +143,16 @@ class Policy:
         native = NativeEngine(self._packs, params)  # validates packs and parameters once
         self._native = native
         self._decider = Decider(native)
-        self._engine: Any
-        if name == "native":
-            self._engine = native
-        else:
+        self._engine: Engine = native
+        self._rego: DecidingEngine | None = None  # decides tool calls; None: native
+        if name != "native":
             from policykit.engines.rego import OpaEngine, RegopyEngine
 
             if name == "opa":
-                self._engine = OpaEngine(self._packs, params)
+                self._rego = OpaEngine(self._packs, params)
             else:  # one object per query: faster than batches in regopy (docs/engines.md)
-                self._engine = RegopyEngine(self._packs, params, mode="object")
+                self._rego = RegopyEngine(self._packs, params, mode="object")
+            self._engine = self._rego
         self._name: EngineName = name
 
     @classmethod
@@ -324,16 +325,17 @@ class Policy:
             The [`Decision`][policykit.decision.Decision]; the same on every engine.
         """
         with self._lock:
-            if self._name == "native":
+            if self._rego is None:  # native
                 return self._decider(call)
-            return Decision.from_json(self._engine.decide(call))
+            return Decision.from_json(self._rego.decide(call))
 
     def decide_many(self, calls: Iterable[Any]) -> list[Decision]:
         """[`decide`][policykit.library.Policy.decide] for each call, in order."""
         with self._lock:
-            if self._name == "native":
+            if self._rego is None:  # native
                 return [self._decider(c) for c in calls]
-            return [Decision.from_json(self._engine.decide(c)) for c in calls]
+            rego = self._rego
+            return [Decision.from_json(rego.decide(c)) for c in calls]
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self._packs)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from policykit.errors import InputError
 from policykit.ir.evaluate import selector_matches
@@ -35,6 +35,9 @@ from policykit.ir.rule import Pack
 from policykit.loader import Entry, LoadResult, Skipped, load_entries
 from policykit.model import Document, Finding, object_ref
 from policykit.reports import Checked
+
+if TYPE_CHECKING:
+    from policykit.engines.base import Engine
 
 MIN_FILES = 256
 """Below this many files a run stays in one process: starting the pool and
@@ -107,7 +110,7 @@ class Outcome:
 @dataclass(slots=True)
 class _Job:
     packs: list[Pack]
-    engine: Any  # the native engine built (and validated) in the parent; None: another
+    engine: Engine | None  # the native engine built (and validated) in the parent; None: another
     record_checked: bool
     transform: Callable[[LoadResult], None] | None
     documents: list[Document] = field(default_factory=list)  # the inventory (2nd phase)
@@ -140,7 +143,7 @@ def _read_chunk(paths: list[Any]) -> Outcome:
 
 def _check_chunk(paths: list[Any]) -> Outcome:
     """Worker: read and evaluate a chunk; the findings go back."""
-    assert _JOB is not None
+    assert _JOB is not None and _JOB.engine is not None
     engine = _JOB.engine
     out = Outcome()
     for part in _read(paths):
@@ -156,7 +159,7 @@ def _check_chunk(paths: list[Any]) -> Outcome:
 
 def _evaluate_range(bounds: tuple[int, int]) -> list[Finding]:
     """Worker, second phase: evaluate documents ``[start, stop)`` of the inventory."""
-    assert _JOB is not None
+    assert _JOB is not None and _JOB.engine is not None
     return list(_JOB.engine.evaluate_all(_JOB.documents[bounds[0] : bounds[1]]))
 
 
@@ -214,7 +217,7 @@ def _run_chunks(
 def check(
     packs: list[Pack],
     entries: Sequence[Entry],
-    engine: Any,
+    engine: Engine | None,
     *,
     jobs: int,
     record_checked: bool = False,
@@ -265,9 +268,11 @@ def _evaluate_inventory(
             total.checked.extend(applicable(packs, part.documents))
     step = max(MIN_OBJECTS_PER_TASK, -(-len(docs) // (jobs * 4)))
     bounds = [(i, min(i + step, len(docs))) for i in range(0, len(docs), step)]
-    _JOB.engine.set_inventory([d.obj for d in docs])  # indexed once, before the fork
+    engine = _JOB.engine
+    assert engine is not None  # check() runs this phase only with an engine
+    engine.set_inventory([d.obj for d in docs])  # indexed once, before the fork
     if len(bounds) <= 1:
-        total.findings = list(_JOB.engine.evaluate_all(docs))
+        total.findings = list(engine.evaluate_all(docs))
         return total
     with _pool(jobs) as pool:
         for found in pool.map(_evaluate_range, bounds):

@@ -11,6 +11,7 @@ from typing import Any
 
 from policykit import __version__, parallel
 from policykit.config import Config, find_config
+from policykit.engines.base import Engine
 from policykit.engines.native import NativeEngine, uses_inventory
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack
@@ -177,7 +178,7 @@ CATALOG_PACK = "catalog"
 issue 21: the drift check and its imports load only when that pack is checked)."""
 
 
-def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
+def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Engine:
     """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA),
     ``cel`` (the Kyverno/VAP CEL on cel-cpp); with the catalog pack, plus its
     built-in template check CATALOG-016 (:mod:`policykit.scaffolder.drift`)."""
@@ -189,7 +190,7 @@ def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, 
     return wrap(engine, packs, params)
 
 
-def _engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
+def _engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Engine:
     if name == "native":
         return NativeEngine(packs, params)
     if name == "cel":

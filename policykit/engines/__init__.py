@@ -16,3 +16,6 @@ CEL_LOADED_AFTER_REGOPY = (
 )
 
 from cel_expr_python import cel as _cel  # noqa: E402, F401  (must precede regopy)
+
+from policykit.engines.base import DecidingEngine as DecidingEngine  # noqa: E402
+from policykit.engines.base import Engine as Engine  # noqa: E402

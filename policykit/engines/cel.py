@@ -277,6 +277,15 @@ class CelEngine:
             self.effective_params[pack.name] = eff
             self.rules += [_Rule(cr) for cr in compile_pack(pack, eff)]
 
+    @property
+    def uses_inventory(self) -> bool:
+        """Always false: the CEL target refuses ``objects()`` (an admission CEL
+        expression sees one object), so no pack this engine runs reads it."""
+        return False
+
+    def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
+        """Nothing to keep: no CEL rule reads the inventory (:attr:`uses_inventory`)."""
+
     def evaluate_object(self, obj: Mapping[str, Any]) -> list[tuple[CelRule, str, int | None]]:
         data = {"object": obj}
         out: list[tuple[CelRule, str, int | None]] = []

@@ -100,6 +100,10 @@ class _RegoBase:
 
         self.inventory: list[dict[str, Any]] | None = None
 
+    @property
+    def uses_inventory(self) -> bool:
+        return uses_inventory(self.packs)
+
     def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
         """The objects ``Objects`` reads, as ``data.<root>.inventory``; only
         packs that read the inventory are given it (it is the whole run)."""

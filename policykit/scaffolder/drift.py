@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft7Validator
 
@@ -55,6 +55,9 @@ from policykit.scaffolder.mapping import (
 )
 from policykit.targets.jsonschema import compile_pack, field_rules
 from policykit.targets.jsonschema.pattern import END
+
+if TYPE_CHECKING:
+    from policykit.engines.base import Engine
 
 RULE = "CATALOG-016"
 PACK = "catalog"
@@ -412,7 +415,7 @@ class WithTemplateCheck:
     """An engine, plus CATALOG-016 on every Backstage template it evaluates."""
 
     def __init__(
-        self, engine: Any, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
+        self, engine: Engine, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
     ) -> None:
         self._engine = engine
         self._packs = [p for p in packs if p.name == PACK]
@@ -420,6 +423,23 @@ class WithTemplateCheck:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
+
+    @property
+    def effective_params(self) -> dict[str, dict[str, Any]]:
+        return self._engine.effective_params
+
+    @property
+    def uses_inventory(self) -> bool:
+        return self._engine.uses_inventory
+
+    def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
+        self._engine.set_inventory(objects)
+
+    def evaluate(self, doc: Document) -> list[Finding]:
+        """The wrapped engine's findings on one document (as before the
+        :class:`~policykit.engines.base.Engine` Protocol: no CATALOG-016 here;
+        :meth:`evaluate_all` is what checks run)."""
+        return self._engine.evaluate(doc)
 
     def evaluate_all(self, docs: Iterable[Document]) -> list[Finding]:
         docs = list(docs)
@@ -432,6 +452,6 @@ class WithTemplateCheck:
         return out
 
 
-def wrap(engine: Any, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]) -> Any:
+def wrap(engine: Engine, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]) -> Engine:
     """``engine``, with CATALOG-016 when the catalog pack is checked."""
     return WithTemplateCheck(engine, packs, params) if has_rule(packs) else engine
