@@ -24,25 +24,34 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 from xml.etree import ElementTree as ET
 
-from policykit import __version__
 from policykit.errors import PolicykitError
-from policykit.ir.rule import SEVERITY_RANK, Pack, Rule
+from policykit.ir.rule import SEVERITY_RANK, Pack
 from policykit.model import Finding, ObjectRef
+from policykit.report_markup import INFO_URI as INFO_URI
+from policykit.report_markup import LEVELS as LEVELS
+from policykit.report_markup import SARIF_SCHEMA as SARIF_SCHEMA
+from policykit.report_markup import (
+    gh_data,
+    gh_prop,
+    physical,
+    rule_table,
+    sarif_log,
+    xml_document,
+)
+from policykit.reports_cases import cases_github, cases_junit, cases_sarif
+from policykit.reports_cases import cases_json as cases_json
+from policykit.reports_verify import verify_github as verify_github
+from policykit.reports_verify import verify_junit as verify_junit
+from policykit.reports_verify import verify_sarif as verify_sarif
 
 REPORT_VERSION = 1
 """The ``check --format json`` document's version (schemas/report.schema.json)."""
-SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-LEVELS = {"deny": "error", "warn": "warning", "info": "note"}
 GITHUB = {"deny": "error", "warn": "warning", "info": "notice"}
-INFO_URI = "https://github.com/policykit/policykit"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,74 +65,12 @@ class Checked:
     rules: tuple[tuple[str, str], ...]  # (pack, rule id)
 
 
-def _uri(path: str) -> str:
-    """A URI reference: relative to the working directory (what code scanning
-    resolves against the repository root) when possible, else ``file://``."""
-    if not path:
-        return "stdin"
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            p = p.relative_to(Path.cwd())
-        except ValueError:
-            return p.as_uri()
-    return quote(p.as_posix(), errors="backslashreplace")
-
-
 def fingerprint(f: Finding) -> str:
     """Stable across runs and line moves: rule, file, object and item."""
     key = "\x1f".join(
         [f.pack, f.rule, f.file, str(f.object), "" if f.item is None else str(f.item)]
     )
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
-
-
-def _rule_name(rule: Rule) -> str:
-    words = re.findall(r"[A-Za-z0-9]+", rule.title)
-    return "".join(w[:1].upper() + w[1:] for w in words) or rule.id
-
-
-def _descriptor(pack: Pack, rule: Rule) -> dict[str, Any]:
-    help_text = rule.remediation or rule.description or rule.title
-    return {
-        "id": rule.id,
-        "name": _rule_name(rule),
-        "shortDescription": {"text": rule.title},
-        "fullDescription": {"text": rule.description or rule.title},
-        "help": {"text": help_text},
-        "defaultConfiguration": {"level": LEVELS[rule.severity]},
-        "properties": {
-            "pack": pack.name,
-            "packVersion": pack.version,
-            "severity": rule.severity,
-            "tags": list(rule.tags),
-        },
-    }
-
-
-def _rule_table(packs: Sequence[Pack]) -> tuple[list[dict[str, Any]], dict[tuple[str, str], int]]:
-    """The ``reportingDescriptor`` of every rule, and (pack, rule id) → its index."""
-    rules: list[dict[str, Any]] = []
-    index: dict[tuple[str, str], int] = {}
-    for p in packs:
-        for r in p.rules:
-            index[(p.name, r.id)] = len(rules)
-            rules.append(_descriptor(p, r))
-    return rules, index
-
-
-def _physical(file: str, line: int) -> dict[str, Any]:
-    return {"artifactLocation": {"uri": _uri(file)}, "region": {"startLine": max(line, 1)}}
-
-
-def _log(tool: str, rules: list[dict[str, Any]], run: dict[str, Any]) -> dict[str, Any]:
-    """A SARIF 2.1.0 log with one run of ``tool``."""
-    driver = {"name": tool, "version": __version__, "informationUri": INFO_URI, "rules": rules}
-    return {
-        "$schema": SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [{"tool": {"driver": driver}, **run}],
-    }
 
 
 def sarif(
@@ -134,7 +81,7 @@ def sarif(
 ) -> dict[str, Any]:
     """A SARIF 2.1.0 log with one run; ``extra_rules`` are descriptors of rules
     outside the packs (``check --policy``), each with ``properties.pack``."""
-    rules, index = _rule_table(packs)
+    rules, index = rule_table(packs)
     for d in extra_rules:
         key = (str(d.get("properties", {}).get("pack", "")), str(d["id"]))
         if key not in index:
@@ -148,7 +95,7 @@ def sarif(
             "message": {"text": f.message},
             "locations": [
                 {
-                    "physicalLocation": _physical(f.file, f.line),
+                    "physicalLocation": physical(f.file, f.line),
                     "logicalLocations": [{"fullyQualifiedName": str(f.object), "kind": "object"}],
                 }
             ],
@@ -182,9 +129,9 @@ def sarif(
             "message": {"text": f"{e.code} {e.message}" + (f" ({e.hint})" if e.hint else "")},
         }
         if e.loc:
-            note["locations"] = [{"physicalLocation": _physical(e.loc.file, e.loc.line)}]
+            note["locations"] = [{"physicalLocation": physical(e.loc.file, e.loc.line)}]
         notes.append(note)
-    return _log(
+    return sarif_log(
         "policykit",
         rules,
         {
@@ -275,7 +222,7 @@ def junit(
     root.set("tests", str(total + len(errors)))
     root.set("failures", str(fails))
     root.set("errors", str(len(errors)))
-    return _xml(root)
+    return xml_document(root)
 
 
 def _accepted(f: Finding) -> str:
@@ -284,243 +231,32 @@ def _accepted(f: Finding) -> str:
     return " (waived)" if f.waiver is not None else ""
 
 
-# characters XML 1.0 cannot carry, even escaped (C0 controls but tab/LF/CR,
-# surrogates, U+FFFE/U+FFFF)
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def _xml_escape(m: re.Match[str]) -> str:
-    c = ord(m.group())
-    return f"\\x{c:02x}" if c <= 0xFF else f"\\u{c:04x}"
-
-
-def _xml(root: ET.Element) -> str:
-    """An XML document of ``root``, well-formed whatever the text in it: a
-    character XML 1.0 forbids is written ``\\xNN`` (markup itself is ASCII)."""
-    ET.indent(root)
-    text = ET.tostring(root, encoding="unicode")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + _XML_ILLEGAL.sub(_xml_escape, text) + "\n"
-
-
-def _gh_data(s: str) -> str:
-    return s.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _gh_prop(s: str) -> str:
-    return _gh_data(s).replace(":", "%3A").replace(",", "%2C")
-
-
 def github(findings: Iterable[Finding], errors: Sequence[PolicykitError] = ()) -> str:
     """GitHub Actions workflow commands (annotations), one per line."""
     lines = []
     for f in findings:
         if f.accepted:
             continue
-        props = [f"file={_gh_prop(f.file)}"] if f.file else []
+        props = [f"file={gh_prop(f.file)}"] if f.file else []
         if f.file and f.line:
             props.append(f"line={f.line}")
-        props.append(f"title={_gh_prop(f'{f.rule} ({f.severity})')}")
+        props.append(f"title={gh_prop(f'{f.rule} ({f.severity})')}")
         lines.append(
-            f"::{GITHUB[f.severity]} {','.join(props)}::{_gh_data(f'{f.object}: {f.message}')}"
+            f"::{GITHUB[f.severity]} {','.join(props)}::{gh_data(f'{f.object}: {f.message}')}"
         )
     for e in errors:
         props = []
         if e.loc:
-            props.append(f"file={_gh_prop(e.loc.file)}")
+            props.append(f"file={gh_prop(e.loc.file)}")
             if e.loc.line:
                 props.append(f"line={e.loc.line}")
-        props.append(f"title={_gh_prop(e.code)}")
-        lines.append(f"::error {','.join(props)}::{_gh_data(e.message)}")
+        props.append(f"title={gh_prop(e.code)}")
+        lines.append(f"::error {','.join(props)}::{gh_data(e.message)}")
     return "".join(line + "\n" for line in lines)
 
 
 def dumps_sarif(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-
-
-def verify_junit(report: Any) -> str:
-    """``verify`` as JUnit XML: per target a suite, per object compared a case,
-    failing with the disagreements found on it."""
-    by_obj: dict[tuple[str, str, int, str], list[Any]] = {}
-    for m in report.mismatches:
-        by_obj.setdefault((m.target, m.file, m.doc_index, m.object), []).append(m)
-    root = ET.Element("testsuites", name="policykit verify")
-    total = fails = 0
-    for target in sorted({c[0] for c in report.checked}):
-        suite = ET.SubElement(root, "testsuite", name=target)
-        n = nf = 0
-        for t, file, doc, ref in report.checked:
-            if t != target:
-                continue
-            n += 1
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=f"verify.{target}",
-                name=f"{ref} ({file or 'stdin'}#{doc})",
-            )
-            bad = by_obj.get((t, file, doc, ref), [])
-            if bad:
-                nf += 1
-                many = "disagreement" if len(bad) == 1 else "disagreements"
-                fail = ET.SubElement(case, "failure", message=f"{len(bad)} {many}")
-                fail.text = "\n".join(
-                    f"{m.rule}: expected {m.expected!r}, got {m.got!r}" for m in bad
-                )
-        suite.set("tests", str(n))
-        suite.set("failures", str(nf))
-        total, fails = total + n, fails + nf
-    root.set("tests", str(total))
-    root.set("failures", str(fails))
-    return _xml(root)
-
-
-def verify_github(report: Any) -> str:
-    """``verify`` disagreements as GitHub workflow annotations."""
-    lines = []
-    for m in report.mismatches:
-        props = [f"file={_gh_prop(m.file)}"] if m.file else []
-        props.append(f"title={_gh_prop(f'policykit verify: {m.target} disagrees')}")
-        text = f"{m.rule} (document {m.doc_index}): expected {m.expected!r}, got {m.got!r}"
-        lines.append(f"::error {','.join(props)}::{_gh_data(text)}")
-    return "".join(line + "\n" for line in lines)
-
-
-def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
-    """``verify`` disagreements as SARIF 2.1.0: one result per (target, object,
-    rule) that disagrees, at error level, located at the object's file."""
-    rules, table = _rule_table(packs)
-    index: dict[str, int] = {}
-    for (_, rule_id), i in table.items():
-        index.setdefault(rule_id, i)
-    results = []
-    for m in report.mismatches:
-        result: dict[str, Any] = {
-            "ruleId": m.rule,
-            "level": "error",
-            "message": {
-                "text": f"target {m.target} disagrees with the reference on "
-                f"{m.object or 'the object'}: expected {m.expected!r}, got {m.got!r}"
-            },
-            "locations": [
-                {
-                    "physicalLocation": _physical(m.file, 1),
-                    "logicalLocations": [
-                        {"fullyQualifiedName": m.object or m.file, "kind": "object"}
-                    ],
-                }
-            ],
-            "properties": {"target": m.target, "document": m.doc_index},
-        }
-        if m.rule in index:
-            result["ruleIndex"] = index[m.rule]
-        results.append(result)
-    return _log("policykit verify", rules, {"results": results})
-
-
-# --- policykit test ---------------------------------------------------------------
-
-
-def cases_json(cases: Sequence[Any]) -> dict[str, Any]:
-    """``policykit test --format json`` (schemas/test-report.schema.json)."""
-    counts = {
-        s: sum(1 for c in cases if c.status == s) for s in ("pass", "fail", "skipped", "error")
-    }
-    summary = {
-        "total": len(cases),
-        "passed": counts["pass"],
-        "failed": counts["fail"],
-        "skipped": counts["skipped"],
-    }
-    if counts["error"]:  # input errors: the files that could not be run
-        summary["errors"] = counts["error"]
-    return {
-        "tool": "policykit",
-        "version": __version__,
-        "cases": [c.to_json() for c in cases],
-        "summary": summary,
-    }
-
-
-def cases_junit(cases: Sequence[Any]) -> str:
-    """``policykit test`` as JUnit XML: a suite per test file, a case per expectation."""
-    root = ET.Element("testsuites", name="policykit test")
-    suites: dict[str, list[Any]] = {}
-    for c in cases:
-        suites.setdefault(c.suite, []).append(c)
-    totals = [0, 0, 0, 0]
-    for name, items in suites.items():
-        suite = ET.SubElement(root, "testsuite", name=name, file=items[0].file)
-        nf = ns = ne = 0
-        for c in items:
-            case = ET.SubElement(
-                suite,
-                "testcase",
-                classname=f"test.{name}",
-                name=c.name,
-                file=c.file,
-                line=str(c.line),
-            )
-            if c.status == "fail":
-                nf += 1
-                ET.SubElement(case, "failure", message=c.reason).text = c.reason
-            elif c.status == "skipped":
-                ns += 1
-                ET.SubElement(case, "skipped", message=c.reason)
-            elif c.status == "error":
-                ne += 1
-                ET.SubElement(case, "error", message=c.reason).text = c.reason
-        suite.set("tests", str(len(items)))
-        suite.set("failures", str(nf))
-        suite.set("skipped", str(ns))
-        suite.set("errors", str(ne))
-        totals = [totals[0] + len(items), totals[1] + nf, totals[2] + ns, totals[3] + ne]
-    root.set("tests", str(totals[0]))
-    root.set("failures", str(totals[1]))
-    root.set("skipped", str(totals[2]))
-    root.set("errors", str(totals[3]))
-    return _xml(root)
-
-
-def cases_github(cases: Sequence[Any]) -> str:
-    """Failed cases as ``::error`` annotations, skipped ones as ``::warning``."""
-    lines = []
-    for c in cases:
-        if c.status == "pass":
-            continue
-        level = "error" if c.status in ("fail", "error") else "warning"
-        props = [f"file={_gh_prop(c.file)}", f"line={max(c.line, 1)}"]
-        props.append(f"title={_gh_prop(f'policykit test: {c.suite} {c.status}')}")
-        lines.append(f"::{level} {','.join(props)}::{_gh_data(f'{c.name}: {c.reason}')}")
-    return "".join(line + "\n" for line in lines)
-
-
-def cases_sarif(cases: Sequence[Any]) -> dict[str, Any]:
-    """Failed and skipped cases as SARIF 2.1.0 results (error / note), one
-    reporting descriptor per suite, located at the expectation's line."""
-    suites = sorted({c.suite for c in cases})
-    rules = [
-        {
-            "id": s,
-            "name": "PolicyTestSuite",
-            "shortDescription": {"text": f"policy test suite {s}"},
-            "defaultConfiguration": {"level": "error"},
-        }
-        for s in suites
-    ]
-    results = [
-        {
-            "ruleId": c.suite,
-            "ruleIndex": suites.index(c.suite),
-            "level": "error" if c.status in ("fail", "error") else "note",
-            "kind": "fail" if c.status in ("fail", "error") else "notApplicable",
-            "message": {"text": f"{c.name}: {c.reason}"},
-            "locations": [{"physicalLocation": _physical(c.file, c.line)}],
-        }
-        for c in cases
-        if c.status != "pass"
-    ]
-    return _log("policykit test", rules, {"results": results})
 
 
 def _json(doc: dict[str, Any]) -> str:
