@@ -304,7 +304,7 @@ GUIDE = [
     "or `--crd PATH` (repeatable; it replaces `crds:`) on `check`, `build` and",
     "`verify`. From each CRD policykit reads the group, the versions (served, storage),",
     "the plural, the scope and the structural `openAPIV3Schema` of each version",
-    "(`policykit/targets/k8s/crds.py`):",
+    "(`policykit/k8s/crds.py`):",
     "",
     "| target | how a custom kind is matched |",
     "|---|---|",

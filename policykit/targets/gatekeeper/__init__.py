@@ -24,10 +24,10 @@ from policykit.errors import raise_all
 from policykit.ir import nodes as ir
 from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack, Rule
+from policykit.k8s import crds
+from policykit.k8s.kinds import lookup
 from policykit.targets.base import UnsupportedError
 from policykit.targets.gatekeeper.compiler import compile_template_rego
-from policykit.targets.k8s import crds
-from policykit.targets.k8s.kinds import lookup
 from policykit.targets.k8s.manifests import (
     MANAGED_BY,
     RUNTIME_KINDS,
