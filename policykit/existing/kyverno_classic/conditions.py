@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from policykit.existing.kyverno_classic import gotypes as go
-from policykit.existing.kyverno_classic.pattern import operator_of, validate_value
+from policykit.existing.kyverno_classic.leaf import operator_of, validate_value
 
 
 class UnknownOperator(Exception):

@@ -36,194 +36,22 @@ from jmespath import visitor as jvisitor
 
 from policykit.existing.kyverno_classic import gotypes as go
 from policykit.existing.kyverno_classic.conditions import _semver, semver_key
+from policykit.existing.kyverno_classic.jmespath_go import NotFound as NotFound
+from policykit.existing.kyverno_classic.jmespath_go import QueryError as QueryError
+from policykit.existing.kyverno_classic.jmespath_go import (
+    arith,
+    check_layout,
+    fmt_time,
+    go_arg_string,
+    go_regex,
+    go_repl,
+    parse_time,
+    semver_range,
+    sub_ns,
+)
 from policykit.k8s.errors import Unsupported
 
-
-class NotFound(Exception):
-    """go-jmespath ``NotFoundError``."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f'Unknown key "{key}" in path')
-        self.key = key
-
-
-class QueryError(Exception):
-    """Any other failure of a query (Kyverno: "JMESPath query failed")."""
-
-
 _PROPAGATE = {"subexpression", "index_expression"}
-_RFC3339 = "2006-01-02T15:04:05Z07:00"
-
-
-def _f(x: Any) -> float:
-    return float(x)
-
-
-def _go_arg_string(v: Any, fn: str, i: int) -> str:
-    """functions.go ifaceToString: strings, numbers ('f' with 32-bit precision), bools."""
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        f = float(v)
-        if f.is_integer():
-            return str(int(f))
-        return repr(float(f"{f:.7g}")).rstrip("0").rstrip(".") if abs(f) < 1e16 else str(f)
-    if isinstance(v, str):
-        return v
-    raise QueryError(f"invalid type for argument #{i} of {fn}: expected String or Real")
-
-
-def _go_repl(template: str) -> str:
-    """A Go regexp replacement template ($1, ${name}, $$) as a Python one."""
-    out: list[str] = []
-    i = 0
-    while i < len(template):
-        c = template[i]
-        if c == "$" and i + 1 < len(template):
-            if template[i + 1] == "$":
-                out.append("$")
-                i += 2
-                continue
-            m = re.match(r"\{(\w+)\}|(\w+)", template[i + 1 :])
-            if m:
-                name = m.group(1) or m.group(2)
-                out.append(f"\\g<{name}>")
-                i += 1 + m.end()
-                continue
-        out.append("\\\\" if c == "\\" else c)
-        i += 1
-    return "".join(out)
-
-
-def _regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise QueryError(f"invalid regex {pattern!r}: {exc}") from None
-
-
-def _time(text: Any, fn: str) -> dt.datetime:
-    if not isinstance(text, str):
-        raise QueryError(f"{fn}: expected a string time")
-    s = text.strip()
-    m = re.fullmatch(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})", s)
-    if not m:
-        raise QueryError(f'parsing time "{text}" as "{_RFC3339}": cannot parse')
-    frac = (m.group(3) or "")[:7].ljust(7, "0")[1:] if m.group(3) else ""
-    iso = f"{m.group(1)}T{m.group(2)}{'.' + frac if frac else ''}" + (
-        "+00:00" if m.group(4) == "Z" else m.group(4)
-    )
-    return dt.datetime.fromisoformat(iso)
-
-
-def _fmt_time(t: dt.datetime) -> str:
-    off = t.utcoffset()
-    base = t.strftime("%Y-%m-%dT%H:%M:%S")
-    if off is None or off == dt.timedelta(0):
-        return base + "Z"
-    total = int(off.total_seconds())
-    sign = "+" if total >= 0 else "-"
-    total = abs(total)
-    return f"{base}{sign}{total // 3600:02d}:{total % 3600 // 60:02d}"
-
-
-def _sub_ns(a: dt.datetime, b: dt.datetime) -> int:
-    d = a - b
-    return (d.days * 86400 + d.seconds) * 10**9 + d.microseconds * 1000
-
-
-def _layout(layout: str, fn: str) -> None:
-    if layout not in ("", _RFC3339):
-        raise Unsupported(f"{fn} with the Go time layout {layout!r}")
-
-
-# --- arithmetic (arithmetic.go) ---------------------------------------------------------
-
-
-def _operand(v: Any, fn: str) -> tuple[str, Any]:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return "scalar", float(v)
-    if isinstance(v, str):
-        if go.parse_quantity(v) is not None:
-            return "quantity", v
-        d = go.parse_duration(v)
-        if d is not None:
-            return "duration", d
-    raise QueryError(f"JMESPath function '{fn}': invalid operand")
-
-
-def _arith(fn: str, a: Any, b: Any) -> Any:
-    (ka, va), (kb, vb) = _operand(a, fn), _operand(b, fn)
-    if "quantity" in (ka, kb):
-        raise Unsupported(f"{fn}() on resource quantities")
-    mismatch = QueryError(f"JMESPath function '{fn}': types mismatch")
-    if fn in ("add", "sum", "subtract"):
-        if ka != kb:
-            raise mismatch
-        r = va + vb if fn != "subtract" else va - vb
-        return go.duration_string(r) if ka == "duration" else r
-    if fn == "multiply":
-        if ka == kb == "scalar":
-            return va * vb
-        if {ka, kb} == {"duration", "scalar"}:
-            d, s = (va, vb) if ka == "duration" else (vb, va)
-            return go.duration_string(int((d / 1e9) * s * 1e9))
-        raise mismatch
-    if fn == "divide":
-        if (kb == "scalar" and vb == 0) or (kb == "duration" and vb == 0):
-            raise QueryError("JMESPath function 'divide': Zero divisor passed")
-        if ka == kb == "scalar":
-            return va / vb
-        if ka == kb == "duration":
-            return (va / 1e9) / (vb / 1e9)
-        if ka == "duration" and kb == "scalar":
-            return go.duration_string(int(va / 1e9 / vb * 1e9))
-        raise mismatch
-    # modulo
-    if ka == kb == "scalar":
-        if not (float(va).is_integer() and float(vb).is_integer()):
-            raise QueryError("JMESPath function 'modulo': Non-integer argument(s) passed")
-        if int(vb) == 0:
-            raise QueryError("JMESPath function 'modulo': Zero divisor passed")
-        x, y = int(va), int(vb)
-        return float(int(math.fmod(x, y)))
-    if ka == kb == "duration":
-        if vb == 0:
-            raise QueryError("JMESPath function 'modulo': Zero divisor passed")
-        return go.duration_string(int(math.fmod(va, vb)))
-    raise mismatch
-
-
-def _semver_range(spec: str) -> Callable[[tuple[Any, ...]], bool]:
-    """blang/semver ParseRange: ``||`` of space-separated comparators."""
-    alternatives: list[list[tuple[str, tuple[Any, ...]]]] = []
-    for alt in spec.split("||"):
-        parts: list[tuple[str, tuple[Any, ...]]] = []
-        for tok in alt.split():
-            m = re.fullmatch(r"(>=|<=|!=|==|=|>|<|!)?(.+)", tok)
-            assert m is not None
-            v = _semver(m.group(2))
-            if v is None:
-                raise QueryError(f"Could not parse Range {spec!r}")
-            parts.append((m.group(1) or "=", semver_key(v)))
-        if not parts:
-            raise QueryError(f"Could not parse Range {spec!r}")
-        alternatives.append(parts)
-
-    def check(key: tuple[Any, ...]) -> bool:
-        ops: dict[str, Callable[[Any, Any], bool]] = {
-            ">=": lambda a, b: a >= b,
-            "<=": lambda a, b: a <= b,
-            ">": lambda a, b: a > b,
-            "<": lambda a, b: a < b,
-            "=": lambda a, b: a == b,
-            "==": lambda a, b: a == b,
-            "!=": lambda a, b: a != b,
-            "!": lambda a, b: a != b,
-        }
-        return any(all(ops[o](key, v) for o, v in alt) for alt in alternatives)
-
-    return check
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -287,23 +115,23 @@ class KyvernoFunctions(jfn.Functions):
 
     @_sig({"types": ["string"]}, {"types": []}, {"types": []})
     def _func_regex_replace_all(self, rx: str, src: Any, repl: Any) -> str:
-        s = _go_arg_string(src, "regex_replace_all", 2)
-        r = _go_arg_string(repl, "regex_replace_all", 3)
-        return _regex(rx).sub(_go_repl(r), s)
+        s = go_arg_string(src, "regex_replace_all", 2)
+        r = go_arg_string(repl, "regex_replace_all", 3)
+        return go_regex(rx).sub(go_repl(r), s)
 
     @_sig({"types": ["string"]}, {"types": []}, {"types": []})
     def _func_regex_replace_all_literal(self, rx: str, src: Any, repl: Any) -> str:
-        s = _go_arg_string(src, "regex_replace_all_literal", 2)
-        r = _go_arg_string(repl, "regex_replace_all_literal", 3)
-        return _regex(rx).sub(lambda _m: r, s)
+        s = go_arg_string(src, "regex_replace_all_literal", 2)
+        r = go_arg_string(repl, "regex_replace_all_literal", 3)
+        return go_regex(rx).sub(lambda _m: r, s)
 
     @_sig({"types": ["string"]}, {"types": []})
     def _func_regex_match(self, rx: str, src: Any) -> bool:
-        return _regex(rx).search(_go_arg_string(src, "regex_match", 2)) is not None
+        return go_regex(rx).search(go_arg_string(src, "regex_match", 2)) is not None
 
     @_sig({"types": ["string"]}, {"types": []})
     def _func_pattern_match(self, pattern: str, src: Any) -> bool:
-        return go.wildcard_match(pattern, _go_arg_string(src, "pattern_match", 2))
+        return go.wildcard_match(pattern, go_arg_string(src, "pattern_match", 2))
 
     @_sig({"types": []}, {"types": []})
     def _func_label_match(self, labels: Any, match: Any) -> bool:
@@ -323,7 +151,7 @@ class KyvernoFunctions(jfn.Functions):
 
     @_sig({"types": []}, {"types": []})
     def _func_add(self, a: Any, b: Any) -> Any:
-        return _arith("add", a, b)
+        return arith("add", a, b)
 
     @_sig({"types": ["array"]})
     def _func_sum(self, items: list[Any]) -> Any:
@@ -333,24 +161,24 @@ class KyvernoFunctions(jfn.Functions):
             )
         result = items[0]
         for item in items[1:]:
-            result = _arith("sum", result, item)
+            result = arith("sum", result, item)
         return result
 
     @_sig({"types": []}, {"types": []})
     def _func_subtract(self, a: Any, b: Any) -> Any:
-        return _arith("subtract", a, b)
+        return arith("subtract", a, b)
 
     @_sig({"types": []}, {"types": []})
     def _func_multiply(self, a: Any, b: Any) -> Any:
-        return _arith("multiply", a, b)
+        return arith("multiply", a, b)
 
     @_sig({"types": []}, {"types": []})
     def _func_divide(self, a: Any, b: Any) -> Any:
-        return _arith("divide", a, b)
+        return arith("divide", a, b)
 
     @_sig({"types": []}, {"types": []})
     def _func_modulo(self, a: Any, b: Any) -> Any:
-        return _arith("modulo", a, b)
+        return arith("modulo", a, b)
 
     @_sig({"types": ["number"]}, {"types": ["number"]})
     def _func_round(self, x: float, digits: float) -> float:
@@ -379,22 +207,22 @@ class KyvernoFunctions(jfn.Functions):
 
     @_sig({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
     def _func_time_since(self, layout: str, t1: str, t2: str) -> str:
-        _layout(layout, "time_since")
-        a = _time(t1, "time_since")
-        b = _time(t2, "time_since") if t2 else self.now()
-        return go.duration_string(_sub_ns(b, a))
+        check_layout(layout, "time_since")
+        a = parse_time(t1, "time_since")
+        b = parse_time(t2, "time_since") if t2 else self.now()
+        return go.duration_string(sub_ns(b, a))
 
     @_sig()
     def _func_time_now(self) -> str:
-        return _fmt_time(self.now())
+        return fmt_time(self.now())
 
     @_sig()
     def _func_time_now_utc(self) -> str:
-        return _fmt_time(self.now().astimezone(dt.UTC))
+        return fmt_time(self.now().astimezone(dt.UTC))
 
     @_sig({"types": ["string"]})
     def _func_time_to_cron(self, t: str) -> str:
-        x = _time(t, "time_to_cron")
+        x = parse_time(t, "time_to_cron")
         weekday = (x.weekday() + 1) % 7  # Go: Sunday is 0
         return f"{x.minute} {x.hour} {x.day} {x.month} {weekday}"
 
@@ -403,7 +231,7 @@ class KyvernoFunctions(jfn.Functions):
         ns = go.parse_duration(d)
         if ns is None:
             raise QueryError(f'time: invalid duration "{d}"')
-        return _fmt_time(_time(t, "time_add") + dt.timedelta(microseconds=ns // 1000))
+        return fmt_time(parse_time(t, "time_add") + dt.timedelta(microseconds=ns // 1000))
 
     @_sig({"types": ["string"]}, {"types": ["string"]})
     def _func_time_parse(self, layout: str, ts: str) -> str:
@@ -411,42 +239,42 @@ class KyvernoFunctions(jfn.Functions):
             n = go.parse_int(ts)
             if n is None:
                 raise QueryError(f'strconv.ParseInt: parsing "{ts}": invalid syntax')
-            return _fmt_time(dt.datetime.fromtimestamp(n, dt.UTC))
-        _layout(layout, "time_parse")
-        return _fmt_time(_time(ts, "time_parse"))
+            return fmt_time(dt.datetime.fromtimestamp(n, dt.UTC))
+        check_layout(layout, "time_parse")
+        return fmt_time(parse_time(ts, "time_parse"))
 
     @_sig({"types": ["string"]})
     def _func_time_utc(self, t: str) -> str:
-        return _fmt_time(_time(t, "time_utc").astimezone(dt.UTC))
+        return fmt_time(parse_time(t, "time_utc").astimezone(dt.UTC))
 
     @_sig({"types": ["string"]}, {"types": ["string"]})
     def _func_time_diff(self, t1: str, t2: str) -> str:
-        return go.duration_string(_sub_ns(_time(t2, "time_diff"), _time(t1, "time_diff")))
+        return go.duration_string(sub_ns(parse_time(t2, "time_diff"), parse_time(t1, "time_diff")))
 
     @_sig({"types": ["string"]}, {"types": ["string"]})
     def _func_time_before(self, t1: str, t2: str) -> bool:
-        return _time(t1, "time_before") < _time(t2, "time_before")
+        return parse_time(t1, "time_before") < parse_time(t2, "time_before")
 
     @_sig({"types": ["string"]}, {"types": ["string"]})
     def _func_time_after(self, t1: str, t2: str) -> bool:
-        return _time(t1, "time_after") > _time(t2, "time_after")
+        return parse_time(t1, "time_after") > parse_time(t2, "time_after")
 
     @_sig({"types": ["string"]}, {"types": ["string"]}, {"types": ["string"]})
     def _func_time_between(self, t: str, start: str, end: str) -> bool:
-        x = _time(t, "time_between")
-        return _time(start, "time_between") < x < _time(end, "time_between")
+        x = parse_time(t, "time_between")
+        return parse_time(start, "time_between") < x < parse_time(end, "time_between")
 
     @_sig({"types": ["string"]}, {"types": ["string"]})
     def _func_time_truncate(self, t: str, d: str) -> str:
         ns = go.parse_duration(d)
         if ns is None:
             raise QueryError(f'time: invalid duration "{d}"')
-        x = _time(t, "time_truncate")
+        x = parse_time(t, "time_truncate")
         if ns <= 0:
-            return _fmt_time(x)
+            return fmt_time(x)
         epoch = dt.datetime(1, 1, 1, tzinfo=x.tzinfo)  # Go truncates from the zero time
-        since = _sub_ns(x, epoch)
-        return _fmt_time(x - dt.timedelta(microseconds=(since % ns) // 1000))
+        since = sub_ns(x, epoch)
+        return fmt_time(x - dt.timedelta(microseconds=(since % ns) // 1000))
 
     @_sig({"types": ["string"]})
     def _func_path_canonicalize(self, s: str) -> str:
@@ -462,7 +290,7 @@ class KyvernoFunctions(jfn.Functions):
     @_sig({"types": ["string"]}, {"types": ["string"]})
     def _func_semver_compare(self, v: str, r: str) -> bool:
         version = _semver(v) or (0, 0, 0, ())
-        return _semver_range(r)(semver_key(version))
+        return semver_range(r)(semver_key(version))
 
     @_sig({"types": ["string"]})
     def _func_parse_json(self, s: str) -> Any:
@@ -501,7 +329,7 @@ class KyvernoFunctions(jfn.Functions):
     def _func_object_from_lists(self, keys: list[Any], values: list[Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for i, k in enumerate(keys):
-            out[_go_arg_string(k, "object_from_lists", 1)] = values[i] if i < len(values) else None
+            out[go_arg_string(k, "object_from_lists", 1)] = values[i] if i < len(values) else None
         return out
 
     @_sig({"types": ["string"]})
