@@ -3,6 +3,9 @@
 A rule body receives :class:`Val` proxies; attribute and item access extend a
 field path, comparison operators and methods return :class:`Cond` proxies,
 and ``&``, ``|``, ``~`` combine conditions. Nothing here evaluates anything.
+Conditions and the conversion of operands are :mod:`policykit.dsl.cond`'s,
+the tracing context and descriptions :mod:`policykit.dsl.trace`'s (the names
+importers use are re-exported here).
 
 >>> from policykit.dsl.expr import obj
 >>> cond = obj().metadata.labels["team"].exists() & (obj().spec.replicas >= 2)
@@ -13,250 +16,31 @@ and ``&``, ``|``, ``~`` combine conditions. Nothing here evaluates anything.
 from __future__ import annotations
 
 import difflib
-import inspect
-import itertools
-import re
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from policykit.dsl.cond import Cond as Cond
+from policykit.dsl.cond import SymbolicValue, as_cond, lit, no_bool, param_default
+from policykit.dsl.cond import all_of as all_of
+from policykit.dsl.cond import any_of as any_of
+from policykit.dsl.cond import not_a_condition as not_a_condition
+from policykit.dsl.trace import (
+    NUMERIC,
+    describe,
+    last_name,
+    parent_of,
+    traced_params,
+    var_counter,
+)
+from policykit.dsl.trace import Operand as Operand
+from policykit.dsl.trace import call_traced as call_traced
+from policykit.dsl.trace import tracing as tracing
 from policykit.errors import DefinitionError, RegexDialectError, SourceLoc
 from policykit.ir import nodes as ir
 from policykit.ir.regex import check_portable
 
-_var_counter = itertools.count()
 
-Operand = Any  # a Val, or a Python scalar / flat list of scalars
-
-_PARAMS: ContextVar[Mapping[str, Any] | None] = ContextVar("policykit_dsl_params", default=None)
-"""The parameters (name → default) of the pack whose rule is being traced."""
-
-
-@contextmanager
-def tracing(params: Mapping[str, Any]) -> Iterator[None]:
-    """Trace a rule body of a pack with these parameters (name → default), so
-    that mistakes can be reported with hints that name them."""
-    token = _PARAMS.set(params)
-    try:
-        yield
-    finally:
-        _PARAMS.reset(token)
-
-
-_NUMERIC = (ir.Length, ir.Quantity, ir.Arith, ir.Count, ir.Sum)
-"""Derived values that are always numbers (or missing)."""
-
-
-def describe(node: ir.Value) -> str:
-    """How the author wrote a value: ``o.spec.owner``, ``c.image``, ``P("x")["k"]``."""
-    if isinstance(node, ir.Path):
-        root = "o" if node.root == ir.OBJECT_ROOT else re.sub(r"_\d+$", "", node.root)
-        out = root
-        for seg in node.segments:
-            is_name = isinstance(seg, str) and seg.isidentifier()
-            out += f".{seg}" if is_name else f"[{seg!r}]"
-        return out
-    if isinstance(node, ir.Param):
-        return f'P("{node.name}")'
-    if isinstance(node, ir.Index):
-        key = node.key.value if isinstance(node.key, ir.Literal) else "..."
-        return f"{describe(node.base)}[{key!r}]"
-    return "this value"
-
-
-def call_traced(fn: Callable[..., Any], *args: Any) -> tuple[Any, int | None]:
-    """``fn(*args)``, and the line of the ``return`` that ``fn`` left by
-    (``None`` when unknown): where a wrong result was written."""
-    code = getattr(fn, "__code__", None)
-    lines: list[int] = []
-    previous = sys.getprofile()
-
-    def profile(frame: Any, event: str, arg: Any) -> None:
-        if event == "return" and frame.f_code is code:
-            lines.append(frame.f_lineno)
-
-    sys.setprofile(profile)
-    try:
-        result = fn(*args)
-    finally:
-        sys.setprofile(previous)
-    return result, (lines[-1] if lines else None)
-
-
-def _last_name(node: ir.Value) -> str | None:
-    """The field name a value ends with (``absnt`` in ``o.spec.owner.absnt``)."""
-    if isinstance(node, ir.Path) and node.segments and isinstance(node.segments[-1], str):
-        return node.segments[-1]
-    if isinstance(node, ir.Index) and isinstance(node.key, ir.Literal):
-        key = node.key.value
-        return key if isinstance(key, str) else None
-    return None
-
-
-def _parent(node: ir.Value) -> str:
-    if isinstance(node, ir.Path):
-        return describe(ir.Path(node.root, node.segments[:-1]))
-    if isinstance(node, ir.Index):
-        return describe(node.base)
-    return describe(node)
-
-
-def _params() -> Mapping[str, Any]:
-    return _PARAMS.get() or {}
-
-
-def _param_default(value: Any) -> tuple[str, Any] | None:
-    """``(name, default)`` when ``value`` is ``P(name)`` of the traced pack."""
-    if isinstance(value, Val) and isinstance(value.node, ir.Param):
-        params = _params()
-        if value.node.name in params:
-            return value.node.name, params[value.node.name]
-    return None
-
-
-def not_a_condition(value: Any, where: str = "") -> DefinitionError:
-    """The error for a value, a Python bool or a tuple used as a condition."""
-    at = f" {where}" if where else ""
-    owner = getattr(value, "__self__", None)
-    if isinstance(owner, Val) and inspect.ismethod(value):
-        desc = f"{describe(owner.node)}.{value.__name__}"
-        return DefinitionError(
-            f"{desc} is a method, not a condition{at}",
-            hint=f"call it: {desc}(...)",
-        )
-    if isinstance(value, Val):
-        desc = describe(value.node)
-        return DefinitionError(
-            f"{desc} is a value, not a condition{at}; it would hold only where it is true",
-            hint=f"write {desc}.exists(), {desc} == ..., or {desc}.is_true() for a boolean field",
-        )
-    if isinstance(value, bool):
-        return DefinitionError(
-            f"the Python value {value} is not a condition{at}; Python evaluated it while the "
-            "rule was traced",
-            hint="'x is None' / 'x is not None' are Python tests: use x.absent() / x.exists(); "
-            "a condition that always holds is all_of(), one that never holds any_of()",
-        )
-    if isinstance(value, tuple):
-        return DefinitionError(
-            f"a tuple is not a condition{at} (a trailing comma?)",
-            hint="combine conditions with & and |",
-        )
-    return DefinitionError(
-        f"expected a condition{at}, got {type(value).__name__} {value!r}",
-        hint="build conditions with comparisons, .exists(), .matches(), & | ~",
-    )
-
-
-def lit(value: Any) -> ir.Value:
-    """A Python value as an IR value node (``Val`` passes through)."""
-    if isinstance(value, Val):
-        return value.node
-    if isinstance(value, Cond):
-        raise DefinitionError("a condition cannot be used as a value")
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return ir.Literal(value)
-    if isinstance(value, (list, tuple)):
-        items = tuple(value)
-        for x in items:
-            if not (x is None or isinstance(x, (str, bool, int, float))):
-                raise DefinitionError(
-                    f"list literal item {x!r} is not a scalar",
-                    hint="literal lists hold strings, numbers, booleans or null",
-                )
-        return ir.Literal(items)
-    if isinstance(value, dict):
-        raise DefinitionError(
-            "cannot compare a path to a dict",
-            hint="compare individual fields, e.g. o.metadata.labels['team'] == 'x'",
-        )
-    if isinstance(value, (set, frozenset)):
-        raise DefinitionError(
-            f"a set {value!r} cannot be used in a rule",
-            hint="write a list: x.is_in([...]) tests membership",
-        )
-    raise DefinitionError(f"{type(value).__name__} value {value!r} cannot be used in a rule")
-
-
-def as_cond(value: Any, where: str = "") -> ir.Pred:
-    """A condition operand: a ``Cond``. A value (``o.spec.paused``: write
-    ``.is_true()``), a Python bool or anything else is refused."""
-    if isinstance(value, Cond):
-        return value.node
-    raise not_a_condition(value, where)
-
-
-def _no_bool(what: str) -> NoReturn:
-    raise DefinitionError(
-        f"a {what} has no Python truth value while a rule is traced",
-        hint="use & | ~ instead of and/or/not, x.includes(v) instead of 'v in x', "
-        "x.is_in([...]) instead of 'x in [...]', and no 'if' on a value",
-    )
-
-
-class Cond:
-    """A symbolic condition (wraps an :class:`~policykit.ir.nodes.Pred`)."""
-
-    __slots__ = ("node",)
-
-    def __init__(self, node: ir.Pred) -> None:
-        self.node = node
-
-    def __and__(self, other: Any) -> Cond:
-        return Cond(_flatten(ir.And, (self.node, as_cond(other))))
-
-    def __rand__(self, other: Any) -> Cond:
-        return Cond(_flatten(ir.And, (as_cond(other), self.node)))
-
-    def __or__(self, other: Any) -> Cond:
-        return Cond(_flatten(ir.Or, (self.node, as_cond(other))))
-
-    def __ror__(self, other: Any) -> Cond:
-        return Cond(_flatten(ir.Or, (as_cond(other), self.node)))
-
-    def __invert__(self) -> Cond:
-        if isinstance(self.node, ir.Not):
-            return Cond(self.node.item)
-        return Cond(ir.Not(self.node))
-
-    def __bool__(self) -> bool:
-        _no_bool("condition")
-
-    def __getattr__(self, name: str) -> NoReturn:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise DefinitionError(
-            f"a condition has no `.{name}`: it is already true or false",
-            hint="combine conditions with & | ~; methods such as .exists() apply to values",
-        )
-
-    def __repr__(self) -> str:
-        return f"Cond({self.node!r})"
-
-
-def _flatten(cls: type[ir.And] | type[ir.Or], items: Sequence[ir.Pred]) -> ir.Pred:
-    out: list[ir.Pred] = []
-    for i in items:
-        if isinstance(i, cls):
-            out.extend(i.items)
-        else:
-            out.append(i)
-    return cls(tuple(out))
-
-
-def all_of(*conds: Any) -> Cond:
-    """All conditions hold (``all_of()`` is true)."""
-    return Cond(ir.And(tuple(as_cond(c) for c in conds)))
-
-
-def any_of(*conds: Any) -> Cond:
-    """At least one condition holds (``any_of()`` is false)."""
-    return Cond(ir.Or(tuple(as_cond(c) for c in conds)))
-
-
-class Val:
+class Val(SymbolicValue):
     """A symbolic JSON value (wraps an :class:`~policykit.ir.nodes.Value`).
 
     Attribute access and ``[key]`` extend a field path. Field names that clash
@@ -327,7 +111,7 @@ class Val:
         return Cond(ir.Compare(op, self.node, lit(other)))
 
     def _numeric(self) -> bool:
-        return isinstance(self.node, _NUMERIC)
+        return isinstance(self.node, NUMERIC)
 
     @staticmethod
     def _number_hint(other: Any) -> str:
@@ -364,10 +148,10 @@ class Val:
         )
 
     def __bool__(self) -> bool:
-        _no_bool("value")
+        no_bool("value")
 
     def __contains__(self, item: object) -> bool:
-        _no_bool("value")
+        no_bool("value")
 
     def __iter__(self) -> NoReturn:
         raise DefinitionError(
@@ -394,7 +178,7 @@ class Val:
         return f"Val({self.node!r})"
 
     def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
-        name = _last_name(self.node)
+        name = last_name(self.node)
         if name is None:
             raise DefinitionError(f"{describe(self.node)} is a value and cannot be called")
         close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
@@ -402,7 +186,7 @@ class Val:
         if guess:
             raise DefinitionError(
                 f"`{name}` is read as a field name; did you mean `{guess}`?",
-                hint=f"{_parent(self.node)}.{name} is the field {name!r}, which cannot be called",
+                hint=f"{parent_of(self.node)}.{name} is the field {name!r}, which cannot be called",
             )
         raise DefinitionError(
             f"`{name}` is read as a field name, and a value has no method `{name}`",
@@ -492,7 +276,7 @@ class Val:
 
     def _text(self, method: str, arg: Any) -> ir.Value:
         """The argument of a string test: a string or a value, not a list."""
-        param = _param_default(arg)
+        param = param_default(arg)
         if isinstance(arg, (list, tuple)) or (param and isinstance(param[1], list)):
             items = f'P("{param[0]}")' if param else repr(arg)
             raise DefinitionError(
@@ -519,7 +303,7 @@ class Val:
 
     def _collection(self, method: str, collection: Any) -> ir.Value:
         """The list of ``is_in``/``not_in``: a literal list or a value, not a string."""
-        param = _param_default(collection)
+        param = param_default(collection)
         if isinstance(collection, str) or (param and not isinstance(param[1], list)):
             if param:
                 raise DefinitionError(
@@ -527,7 +311,7 @@ class Val:
                     f"{type(param[1]).__name__} {param[1]!r}, not a list",
                     hint=f'compare with {describe(self.node)} == P("{param[0]}")',
                 )
-            if collection in _params():
+            if collection in traced_params():
                 hint = f'did you mean P("{collection}")?'
             else:
                 hint = f"for a list write {method}([{collection!r}]); "
@@ -561,7 +345,7 @@ class Val:
 
     def includes(self, element: Operand) -> Cond:
         """This list has an item equal to ``element``."""
-        param = _param_default(element)
+        param = param_default(element)
         if isinstance(element, (list, tuple)) or (param and isinstance(param[1], list)):
             items = f'P("{param[0]}")' if param else repr(element)
             raise DefinitionError(
@@ -600,14 +384,14 @@ class Val:
 
     def _bind(self, fn: Callable[[Val], Any]) -> tuple[str, Any]:
         name = getattr(fn, "__code__", None)
-        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(_var_counter)}"
+        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(var_counter)}"
         return var, fn(Val(ir.Path(var)))
 
     def _bind_cond(self, fn: Callable[[Val], Any], method: str) -> tuple[str, ir.Pred]:
         """Bind ``fn``'s variable; its result must be a condition (reported at
         the line ``fn`` returned from)."""
         name = getattr(fn, "__code__", None)
-        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(_var_counter)}"
+        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(var_counter)}"
         body, line = call_traced(fn, Val(ir.Path(var)))
         try:
             return var, as_cond(body, f"in .{method}()")
@@ -632,7 +416,7 @@ class Val:
     def count(self, fn: Callable[[Val], Any] | None = None) -> Val:
         """How many items satisfy ``fn`` (all items when ``fn`` is omitted)."""
         if fn is None:
-            return Val(ir.Count(f"x_{next(_var_counter)}", self.node, ir.TRUE))
+            return Val(ir.Count(f"x_{next(var_counter)}", self.node, ir.TRUE))
         var, body = self._bind_cond(fn, "count")
         return Val(ir.Count(var, self.node, body))
 
