@@ -36,6 +36,11 @@ from policykit.targets.cel.share import SharedSums
 from policykit.targets.k8s.fieldtypes import FieldType
 from policykit.values import MISSING, json_type
 
+# an untyped path through more maps than this is refused (PK200): each step is
+# a policy variable; real objects nest far less (a pod template's container
+# field is 6 deep)
+MAX_MAP_STEPS = 64
+
 
 class ValueCompiler(Compiler):
     """Compiles values; :meth:`pred` (predicates) comes from the subclass."""
@@ -132,6 +137,11 @@ class ValueCompiler(Compiler):
             lead = 0
             while lead < len(segments) - 1 and isinstance(segments[lead], str):
                 lead += 1
+            if lead > MAX_MAP_STEPS:
+                raise self._unsupported(
+                    f"a field path of {len(n.segments)} segments (each map step of an "
+                    f"untyped path is a policy variable; at most {MAX_MAP_STEPS})"
+                )
             if lead >= 2:  # untyped: the map the path goes through as a variable
                 cur = self._map_var(tuple(str(s) for s in segments[:lead]))
                 segments, ft = segments[lead:], None
@@ -199,7 +209,12 @@ class ValueCompiler(Compiler):
         variable (untyped form): a path through it then tests one ``has()``
         per step below it instead of re-testing every step above it. Exact: a
         field of ``{}`` is absent, as is a field of a missing or non-map value."""
-        parent = self._map_var(keys[:-1]) if len(keys) > 1 else "object"
+        parent = "object"
+        for i in range(1, len(keys)):  # the maps above, outermost first (no recursion)
+            parent = self._map_step(parent, keys[:i])
+        return self._map_step(parent, keys)
+
+    def _map_step(self, parent: str, keys: tuple[str, ...]) -> str:
         cur = pr.select(parent, keys[-1])
         e = f"{pr.has(parent, keys[-1])} && type({cur}) == map ? {cur} : {{}}"
         name = self._vars.get(e)
