@@ -313,3 +313,61 @@ def test_shared_sums_and_batched_conversions_agree_with_the_reference(
     docs = [Document({**obj, "spec": spec}, "gen.yaml", 0, 1)]
     want = sorted(map(_key, NativeEngine([pack]).evaluate_all(docs)))
     assert sorted(map(_key, CelEngine([pack]).evaluate_all(docs))) == want
+
+
+def _selector_pack(**sel: Any) -> Pack:
+    b = PackBuilder("t", "1.0.0")
+    b.rule("T-001", title="t", select=select(**sel), message="m")(lambda o: o.spec.replicas > 3)
+    return b.build()
+
+
+def _match_conditions(pack: Pack, target: str) -> list[dict[str, Any]] | None:
+    files, _ = manifests.build(target, [pack], {})
+    conds: list[dict[str, Any]] | None = files["t.yaml"][0]["spec"].get("matchConditions")
+    return conds
+
+
+@pytest.mark.parametrize("target", ["vap", "kyverno"])
+def test_match_conditions_leave_out_what_the_resource_rules_guarantee(target: str) -> None:
+    """issue 16 item 2: at admission ``matchConstraints`` already restricts the
+    request to the selected kinds' resources, so ``matchConditions`` keeps only
+    what they do not decide (labels, a subset of versions); the CEL engine,
+    which has no resource rules, keeps the whole selector."""
+    plain = _selector_pack(source="kubernetes", kinds=["Deployment"])
+    assert _match_conditions(plain, target) is None  # no Backstage test, no kind list
+    (cr,) = compile_pack(plain, {})
+    assert "backstage" in cr.match and "object.kind in ['Deployment']" in cr.match
+
+    labelled = _selector_pack(kinds=["Deployment"], labels={"tier": "web"})
+    (cond,) = _match_conditions(labelled, target) or []
+    assert "object.metadata.labels.tier == 'web'" in cond["expression"]
+    assert "backstage" not in cond["expression"] and "object.kind" not in cond["expression"]
+
+    assert (
+        _match_conditions(_selector_pack(kinds=["Deployment"], api_versions=["apps/*"]), target)
+        is None
+    )
+    (v1,) = (
+        _match_conditions(_selector_pack(kinds=["Deployment"], api_versions=["apps/v1"]), target)
+        or []
+    )
+    assert "object.apiVersion == 'apps/v1'" in v1["expression"]
+    # no kinds: every resource is admitted, so the Backstage test stays
+    (anything,) = _match_conditions(_selector_pack(source="kubernetes"), target) or []
+    assert "backstage" in anything["expression"]
+
+
+def test_the_admission_harness_still_applies_the_label_selector() -> None:
+    from policykit.k8s.validating import evaluate_vap
+
+    pack = _selector_pack(kinds=["Deployment"], labels={"tier": "web"})
+    policy, binding = manifests.build("vap", [pack], {})[0]["t.yaml"]
+    dep: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "d", "namespace": "a", "labels": {"tier": "web"}},
+        "spec": {"replicas": 5},
+    }
+    assert [d.rule for d in evaluate_vap(policy, binding, dep)] == ["T-001"]
+    other = {**dep, "metadata": {**dep["metadata"], "labels": {"tier": "db"}}}
+    assert evaluate_vap(policy, binding, other) == []  # matchConditions not met

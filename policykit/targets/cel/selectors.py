@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from policykit.ir.rule import Selector
@@ -33,16 +34,61 @@ def _glob_static(patterns: Sequence[str], value: str) -> bool:
     return any(value.startswith(p[:-1]) if p.endswith("*") else p == value for p in patterns)
 
 
-def selector_expr(sel: Selector) -> str:
-    """The selector as a CEL condition over ``object`` (docs/semantics.md, "Selectors")."""
+Admitted = Sequence[tuple[str, Sequence[str]]]
+"""What a policy's ``matchConstraints.resourceRules`` admit: per rule, its API
+group and versions (``*``: any; group ``*``: any resource)."""
+
+_BACKSTAGE_GROUP_RE = re.compile(r"([^/]*\.)?backstage\.io")
+
+
+def _may_be_backstage(admitted: Admitted) -> bool:
+    return any(g == "*" or _BACKSTAGE_GROUP_RE.fullmatch(g) for g, _ in admitted)
+
+
+def _versions_implied(patterns: Sequence[str], admitted: Admitted) -> bool:
+    """Whether every apiVersion the resource rules admit matches one of the
+    selector's ``apiVersions`` patterns (exact, or ``group/*``)."""
+
+    def hit(api: str) -> bool:
+        return any(api.startswith(p[:-1]) if p.endswith("/*") else api == p for p in patterns)
+
+    for group, versions in admitted:
+        if group == "*":
+            return False
+        if "*" in versions:
+            if not group or f"{group}/*" not in patterns:
+                return False
+        elif not all(hit(f"{group}/{v}" if group else v) for v in versions):
+            return False
+    return True
+
+
+def selector_expr(sel: Selector, admitted: Admitted | None = None) -> str:
+    """The selector as a CEL condition over ``object`` (docs/semantics.md, "Selectors").
+
+    ``admitted``: the policy's resource rules (:data:`Admitted`), for a
+    ``matchConditions`` selector. The API server evaluates ``matchConditions``
+    only for a request that ``matchConstraints`` matched (Kubernetes
+    ``staging/src/k8s.io/apiserver/pkg/admission/plugin/policy/validating/dispatcher.go``:
+    the resource rules first, then ``matchConditions``), and an admitted
+    object's ``apiVersion`` and ``kind`` are those of the matched resource. So
+    the parts the resource rules already guarantee are left out: the kind list
+    (the rules name exactly those kinds' resources), the Backstage exclusion
+    (no admitted group is ``backstage.io``), and an ``apiVersions`` test every
+    admitted group/version passes. Without ``admitted``: the full condition
+    (``policykit check --engine cel`` has no resource rules).
+    """
     out: list[str] = []
+    backstage = IS_BACKSTAGE if admitted is None or _may_be_backstage(admitted) else "false"
     if sel.source == "backstage":
         out.append(IS_BACKSTAGE)
-    elif sel.source == "kubernetes":
+    elif sel.source == "kubernetes" and backstage != "false":
         out.append(pr.neg(IS_BACKSTAGE))
-    if sel.kinds:
+    if sel.kinds and admitted is None:
         out.append(f"has(object.kind) && object.kind in {pr.literal(list(sel.kinds))}")
-    if sel.api_versions:
+    if sel.api_versions and not (
+        admitted is not None and _versions_implied(sel.api_versions, admitted)
+    ):
         alts = []
         for p in sel.api_versions:
             if p.endswith("/*"):
@@ -53,14 +99,13 @@ def selector_expr(sel: Selector) -> str:
     if sel.namespaces:
         default_in = _glob_static(sel.namespaces, "default")
         out.append(
-            f"({_HAS_NS} ? ({_glob(sel.namespaces, _NS)}) : "
-            f"{IS_BACKSTAGE if default_in else 'false'})"
+            f"({_HAS_NS} ? ({_glob(sel.namespaces, _NS)}) : {backstage if default_in else 'false'})"
         )
     if sel.exclude_namespaces:
         default_out = _glob_static(sel.exclude_namespaces, "default")
         excluded = (
             f"({_HAS_NS} ? ({_glob(sel.exclude_namespaces, _NS)}) : "
-            f"{IS_BACKSTAGE if default_out else 'false'})"
+            f"{backstage if default_out else 'false'})"
         )
         out.append(pr.neg(excluded))
     for k, v in sel.labels:

@@ -28,6 +28,7 @@ from policykit.k8s.kinds import lookup
 from policykit.targets.base import UnsupportedError
 from policykit.targets.cel import printer as cel_printer
 from policykit.targets.cel.compiler import CelRule, compile_pack
+from policykit.targets.cel.selectors import selector_expr
 
 ACTIONS = {"deny": "Deny", "warn": "Warn", "info": "Audit"}
 KYVERNO_VERSIONS = ("v1", "v1beta1", "v1alpha1")
@@ -201,12 +202,19 @@ def _metadata(name: str, cr: CelRule, pack: Pack) -> dict[str, Any]:
     }
 
 
+def admission_match(rule: Rule, rules: Sequence[Mapping[str, Any]]) -> str:
+    """The ``matchConditions`` selector: the rule's selector less what the
+    resource ``rules`` already guarantee (:func:`selector_expr`)."""
+    admitted = [(str(g), [str(v) for v in r["apiVersions"]]) for r in rules for g in r["apiGroups"]]
+    return selector_expr(rule.selector, admitted)
+
+
 def _spec_core(cr: CelRule) -> dict[str, Any]:
-    spec: dict[str, Any] = {
-        "matchConstraints": {"resourceRules": resource_rules(cr.rule)},
-    }
-    if cr.match != "true":
-        spec["matchConditions"] = [{"name": "selector", "expression": cr.match}]
+    rules = resource_rules(cr.rule)
+    spec: dict[str, Any] = {"matchConstraints": {"resourceRules": rules}}
+    match = admission_match(cr.rule, rules)
+    if match != "true":
+        spec["matchConditions"] = [{"name": "selector", "expression": match}]
     if cr.variables:
         spec["variables"] = [{"name": n, "expression": e} for n, e in cr.variables]
     validation: dict[str, Any] = {
