@@ -17,7 +17,7 @@ from policykit.ir import nodes as ir
 from policykit.ir.rule import Message, Pack, Rule, Selector
 from policykit.targets import capabilities as cap
 from policykit.targets.base import UnsupportedError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, examples
 from tests.strategies import packs
 
 ADMISSION = ("gatekeeper", "kyverno", "vap")
@@ -44,7 +44,7 @@ def test_docs_matrix_is_generated_from_the_table() -> None:
     assert (ROOT / "docs/targets.md").read_text() == cap.render_markdown()
 
 
-@settings(max_examples=120)
+@settings(max_examples=examples(120))
 @given(pack=packs())
 def test_table_agrees_with_the_compilers(pack: Pack) -> None:
     """A rule made only of features a target marks "yes" compiles for it; a

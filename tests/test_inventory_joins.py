@@ -18,6 +18,7 @@ from policykit.ir.rule import Message, Pack, ParamSpec, Rule
 from policykit.model import Document, Finding
 from policykit.packs import load_packs
 from policykit.values import json_equal
+from tests.conftest import examples
 from tests.strategies import KINDS, RuleGen, json_value, scalars
 from tests.test_rego_differential import regopy_misreads
 
@@ -182,7 +183,7 @@ def _findings(engine: NativeEngine, objs: list[dict[str, Any]]) -> list[tuple[An
 
 
 @settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )
@@ -230,7 +231,7 @@ INT_AMOUNTS = st.integers(-5, 5)
 
 
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
 )

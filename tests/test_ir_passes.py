@@ -28,9 +28,12 @@ from policykit.targets.base import UnsupportedError
 from policykit.targets.features import features_of
 from policykit.targets.jsonschema import SchemaCompiler
 from policykit.values import MISSING, json_equal
+from tests.conftest import examples
 from tests.strategies import RuleGen, objects, packs
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from policykit.errors import DefinitionError, ParameterError
 from policykit.ir import check
 from policykit.ir.rule import Pack, ParamSpec
+from tests.conftest import examples
 
 _KEYS = [
     "type", "items", "additionalProperties", "properties", "required", "enum",
@@ -83,14 +84,14 @@ def _well_formed(schema: Any) -> bool:
     return True
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(schemas)
 def test_a_schema_called_well_formed_is_well_formed(schema: Any) -> None:
     if check._plain_schema(schema):
         assert _well_formed(schema), schema
 
 
-@settings(max_examples=700, deadline=None)
+@settings(max_examples=examples(700), deadline=None)
 @given(schemas, values)
 def test_a_value_called_valid_is_valid(schema: Any, value: Any) -> None:
     plain = check._plain_json(value) and check._plain_schema(schema) and _well_formed(schema)
