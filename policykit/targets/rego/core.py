@@ -190,6 +190,17 @@ class RegoBase(Compiler):
         t = self.local(name)
         return [f"{t} := {a}", f"{t} {op} {b}"]
 
+    def bound_once(self, node: ir.Value, term: str) -> tuple[Stmts, str]:
+        """``term`` (the value of ``node``) as a variable that guards and uses
+        can share: ``v := term`` unless it is a variable or a constant already.
+        Only for a term the same body then needs defined: binding an undefined
+        term makes the body undefined, exactly as using it does."""
+        bare = isinstance(node, ir.Path) and not node.segments  # a bound variable
+        if bare or naming.is_local(term) or is_constant(node):
+            return [], term
+        v = self.local(*naming.value_names(node))
+        return [f"{v} := {term}"], v
+
     # --- loops ------------------------------------------------------------------------------
 
     def _collection(self, coll: ir.Value, var: str) -> Stmts | None:
@@ -234,6 +245,11 @@ class RegoBase(Compiler):
             return ["false"], "0"
         t = self.local(*naming.value_names(n.term))
         return [*st, f"{t} := {tt}", f"is_number({t})"], t
+
+
+def is_number_value(term: str) -> bool:
+    """Whether ``term`` is a number literal."""
+    return re.fullmatch(r"-?[0-9][0-9.eE+-]*", term) is not None
 
 
 def operand(node: ir.Value, text: str) -> str:

@@ -17,10 +17,12 @@ from policykit.targets.rego.core import (
     LIB_VALUES,
     MISSING_VAL,
     OBJ,
+    Stmts,
     Val,
+    is_number_value,
     operand,
 )
-from policykit.targets.rego.fold import is_constant
+from policykit.targets.rego.fold import constant_value, is_constant
 from policykit.targets.rego.joins import JoinCompiler
 
 
@@ -60,11 +62,25 @@ class ExpressionCompiler(JoinCompiler):
         sb, b, tb = self.value(n.right)
         if ta not in ("any", "number") or tb not in ("any", "number"):
             return MISSING_VAL
-        guards = [f"is_number({a})", f"is_number({b})"]
-        if n.op == "/":
+        ga, a = self._number(n.left, a)
+        gb, b = self._number(n.right, b)
+        guards = [*ga, *gb]
+        if n.op == "/" and not (is_constant(n.right) and constant_value(n.right) != 0):
             guards += self._infix(b, "!=", "0", "divisor")
         # as opa fmt writes it: parentheses only around an infix operand of an infix
         return [*sa, *sb, *guards], f"{operand(n.left, a)} {n.op} {operand(n.right, b)}", "number"
+
+    def _number(self, node: ir.Value, term: str) -> tuple[Stmts, str]:
+        """Guards that ``term`` (an operand of arithmetic) is a number, and the
+        term to use after them. Another arithmetic value is one whenever it is
+        defined, and so is a numeric constant: no guard. Anything else is bound
+        once to a local, guarded, then used by name: regopy does not cache a
+        helper's result, and a term written twice is computed twice. The local
+        is as defined as the term: the guard needed the term defined anyway."""
+        if isinstance(node, ir.Arith) or (is_constant(node) and is_number_value(term)):
+            return [], term
+        bind, v = self.bound_once(node, term)
+        return [*bind, f"is_number({v})"], v
 
     def v_Default(self, n: ir.Default) -> Val:
         fallback, self._fallback_next = self._fallback_next, False

@@ -69,9 +69,13 @@ class PredicateCompiler(ExpressionCompiler):
             return ["false"]
         if ta != "any" or tb != "any":
             typ = ta if ta != "any" else tb
-            other = b if ta != "any" else a
-            guard = f"is_{typ}({other})"
-            return [*sa, *sb, guard, *self._infix(a, n.op, b)]
+            if ta != "any":
+                bind, b = self.bound_once(n.right, b)
+                other = b
+            else:
+                bind, a = self.bound_once(n.left, a)
+                other = a
+            return [*sa, *sb, *bind, f"is_{typ}({other})", *self._infix(a, n.op, b)]
         return [*sa, *sb, f"{self.use(LIB_VALUES)}.{_ORDER_FN[n.op]}({a}, {b})"]
 
     def p_And(self, n: ir.And) -> Stmts:
@@ -112,14 +116,18 @@ class PredicateCompiler(ExpressionCompiler):
             p = f"{self.use(LIB_VALUES)}.pattern({pv})"
         if ty not in ("any", "string"):
             return ["false"]
-        return [*s, *sp, f"is_string({t})", f"regex.match({p}, {t})"]
+        bind, t = self.bound_once(n.subject, t)
+        return [*s, *sp, *bind, f"is_string({t})", f"regex.match({p}, {t})"]
 
     def p_StrOp(self, n: ir.StrOp) -> Stmts:
         sa, a, ta = self.value(n.subject)
         sb, b, tb = self.value(n.arg)
         if ta not in ("any", "string") or tb not in ("any", "string"):
             return ["false"]
-        return [*sa, *sb, f"is_string({a})", f"is_string({b})", f"{n.op}({a}, {b})"]
+        ba, a = self.bound_once(n.subject, a)
+        bb, b = self.bound_once(n.arg, b)
+        guards = [f"is_string({a})", f"is_string({b})"]
+        return [*sa, *sb, *ba, *bb, *guards, f"{n.op}({a}, {b})"]
 
     def p_In(self, n: ir.In) -> Stmts:
         se, e, te = self.value(n.element)

@@ -17,8 +17,9 @@ _catalog_001(obj) := [f |
 ]
 
 _catalog_001_name_matches(obj) if {
-	is_string(obj.metadata.name)
-	regex.match(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`, obj.metadata.name)
+	name := obj.metadata.name
+	is_string(name)
+	regex.match(`^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$`, name)
 }
 
 _catalog_001_not_name_matches_or_more(obj) if {

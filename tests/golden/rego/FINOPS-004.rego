@@ -14,12 +14,14 @@ import data.policykit.lib.values
 _finops_004(obj) := [f |
 	not values.is_backstage(obj)
 	obj.kind in {"CronJob", "DaemonSet", "Deployment", "InferenceService", "Job", "Pod", "ReplicaSet", "ReplicationController", "StatefulSet"}
-	is_number(_finops_004_total_nvidia_com_gpu_quantity(obj))
-	is_number(_finops_004_total_nvidia_com_gpu_quantity_in_containers(obj))
-	is_number(_finops_004_total_nvidia_com_gpu_quantity(obj) + _finops_004_total_nvidia_com_gpu_quantity_in_containers(obj))
-	is_number(_finops_004_nvidia_com_gpu_quantity(obj))
+	total_nvidia_com_gpu_quantity := _finops_004_total_nvidia_com_gpu_quantity(obj)
+	is_number(total_nvidia_com_gpu_quantity)
+	total_nvidia_com_gpu_quantity_in_containers := _finops_004_total_nvidia_com_gpu_quantity_in_containers(obj)
+	is_number(total_nvidia_com_gpu_quantity_in_containers)
+	nvidia_com_gpu_quantity := _finops_004_nvidia_com_gpu_quantity(obj)
+	is_number(nvidia_com_gpu_quantity)
 	is_number(0)
-	0 < (_finops_004_total_nvidia_com_gpu_quantity(obj) + _finops_004_total_nvidia_com_gpu_quantity_in_containers(obj)) + _finops_004_nvidia_com_gpu_quantity(obj)
+	0 < (total_nvidia_com_gpu_quantity + total_nvidia_com_gpu_quantity_in_containers) + nvidia_com_gpu_quantity
 	not _finops_004_labels_cost_center_label_in_gpu_cost_centers(obj)
 	f := {"id": "FINOPS-004", "msg": concat("", [_finops_004_kind_text(obj), " ", _finops_004_name_text(obj), " requests GPUs but its cost center '", _finops_004_policykit_dev_cost_center_text(obj), "' is not one of ", _finops_004_gpu_cost_centers_text(null)]), "pack": "finops", "severity": "deny"}
 ]

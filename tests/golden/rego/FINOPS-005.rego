@@ -14,27 +14,26 @@ import data.policykit.lib.values
 _finops_005(obj) := [f |
 	not values.is_backstage(obj)
 	obj.kind in {"CronJob", "DaemonSet", "Deployment", "InferenceService", "Job", "Pod", "ReplicaSet", "ReplicationController", "StatefulSet"}
-	is_number(_finops_005_total_over_spec_template_spec_containers(obj))
-	is_number(_finops_005_total_over_predictor_containers(obj))
-	is_number(_finops_005_cpu_quantity(obj))
-	is_number(data.policykit.params.finops.cpu_hour_usd)
-	is_number(_finops_005_memory_quantity(obj))
-	is_number(1073741824)
-	1073741824 != 0
-	is_number(_finops_005_memory_quantity(obj) / 1073741824)
-	is_number(data.policykit.params.finops.gib_hour_usd)
-	is_number(_finops_005_cpu_quantity(obj) * data.policykit.params.finops.cpu_hour_usd)
-	is_number((_finops_005_memory_quantity(obj) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-	is_number(_finops_005_nvidia_com_gpu_quantity(obj))
-	is_number(values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj)))
-	is_number((_finops_005_cpu_quantity(obj) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_memory_quantity(obj) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-	is_number(_finops_005_nvidia_com_gpu_quantity(obj) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj)))
-	is_number(_finops_005_total_over_spec_template_spec_containers(obj) + _finops_005_total_over_predictor_containers(obj))
-	is_number(((_finops_005_cpu_quantity(obj) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_memory_quantity(obj) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_005_nvidia_com_gpu_quantity(obj) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj))))
-	is_number((_finops_005_total_over_spec_template_spec_containers(obj) + _finops_005_total_over_predictor_containers(obj)) + (((_finops_005_cpu_quantity(obj) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_memory_quantity(obj) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_005_nvidia_com_gpu_quantity(obj) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj)))))
-	is_number(values.erase(_finops_005_replicas(obj)))
-	is_number(((_finops_005_total_over_spec_template_spec_containers(obj) + _finops_005_total_over_predictor_containers(obj)) + (((_finops_005_cpu_quantity(obj) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_memory_quantity(obj) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_005_nvidia_com_gpu_quantity(obj) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj))))) * values.erase(_finops_005_replicas(obj)))
-	is_number(values.erase(_finops_005_hours_per_month_kind(obj)))
+	total_over_containers := _finops_005_total_over_spec_template_spec_containers(obj)
+	is_number(total_over_containers)
+	total_over_predictor_containers := _finops_005_total_over_predictor_containers(obj)
+	is_number(total_over_predictor_containers)
+	cpu_quantity := _finops_005_cpu_quantity(obj)
+	is_number(cpu_quantity)
+	cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+	is_number(cpu_hour_usd)
+	memory_quantity := _finops_005_memory_quantity(obj)
+	is_number(memory_quantity)
+	gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+	is_number(gib_hour_usd)
+	nvidia_com_gpu_quantity := _finops_005_nvidia_com_gpu_quantity(obj)
+	is_number(nvidia_com_gpu_quantity)
+	gpu_hour_usd_node_selector_gpu_type_label := values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj))
+	is_number(gpu_hour_usd_node_selector_gpu_type_label)
+	replicas := values.erase(_finops_005_replicas(obj))
+	is_number(replicas)
+	hours_per_month_kind := values.erase(_finops_005_hours_per_month_kind(obj))
+	is_number(hours_per_month_kind)
 	labels := obj.metadata.labels
 	cost_center_label := data.policykit.params.finops.cost_center_label
 	is_object(labels)
@@ -45,7 +44,7 @@ _finops_005(obj) := [f |
 	is_string(labels_cost_center_label)
 	budgets_labels_cost_center_label := budgets[labels_cost_center_label]
 	is_number(budgets_labels_cost_center_label)
-	budgets_labels_cost_center_label < (((_finops_005_total_over_spec_template_spec_containers(obj) + _finops_005_total_over_predictor_containers(obj)) + (((_finops_005_cpu_quantity(obj) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_memory_quantity(obj) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_005_nvidia_com_gpu_quantity(obj) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj))))) * values.erase(_finops_005_replicas(obj))) * values.erase(_finops_005_hours_per_month_kind(obj))
+	budgets_labels_cost_center_label < (((total_over_containers + total_over_predictor_containers) + (((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label))) * replicas) * hours_per_month_kind
 	f := {"id": "FINOPS-005", "msg": concat("", [_finops_005_kind_text(obj), " ", _finops_005_name_text(obj), " is estimated above the monthly budget of cost center ", _finops_005_policykit_dev_cost_center_text(obj), " on its own"]), "pack": "finops", "severity": "deny"}
 ]
 
@@ -118,20 +117,19 @@ _finops_005_total_over_spec_template_spec_containers(obj) := total if {
 	is_array(containers)
 	total := sum([gpu_hour_usd_node_selector_gpu_type_label |
 		some c in containers
-		is_number(_finops_005_requests_cpu_quantity(c))
-		is_number(data.policykit.params.finops.cpu_hour_usd)
-		is_number(_finops_005_requests_memory_quantity(c))
-		is_number(1073741824)
-		1073741824 != 0
-		is_number(_finops_005_requests_memory_quantity(c) / 1073741824)
-		is_number(data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_005_requests_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd)
-		is_number((_finops_005_requests_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_005_requests_nvidia_com_gpu_quantity(c))
-		is_number(values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label_b(obj)))
-		is_number((_finops_005_requests_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_requests_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-		is_number(_finops_005_requests_nvidia_com_gpu_quantity(c) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label_b(obj)))
-		gpu_hour_usd_node_selector_gpu_type_label := ((_finops_005_requests_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_requests_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_005_requests_nvidia_com_gpu_quantity(c) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label_b(obj)))
+		cpu_quantity := _finops_005_requests_cpu_quantity(c)
+		is_number(cpu_quantity)
+		cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+		is_number(cpu_hour_usd)
+		memory_quantity := _finops_005_requests_memory_quantity(c)
+		is_number(memory_quantity)
+		gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+		is_number(gib_hour_usd)
+		nvidia_com_gpu_quantity := _finops_005_requests_nvidia_com_gpu_quantity(c)
+		is_number(nvidia_com_gpu_quantity)
+		gpu_hour_usd_node_selector_gpu_type_label_2 := values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label_b(obj))
+		is_number(gpu_hour_usd_node_selector_gpu_type_label_2)
+		gpu_hour_usd_node_selector_gpu_type_label := ((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label_2)
 		is_number(gpu_hour_usd_node_selector_gpu_type_label)
 	])
 } else := 0
@@ -155,20 +153,19 @@ _finops_005_total_over_predictor_containers(obj) := total if {
 	is_array(containers)
 	total := sum([gpu_hour_usd_node_selector_gpu_type_label |
 		some c in containers
-		is_number(_finops_005_requests_cpu_quantity(c))
-		is_number(data.policykit.params.finops.cpu_hour_usd)
-		is_number(_finops_005_requests_memory_quantity(c))
-		is_number(1073741824)
-		1073741824 != 0
-		is_number(_finops_005_requests_memory_quantity(c) / 1073741824)
-		is_number(data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_005_requests_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd)
-		is_number((_finops_005_requests_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_005_requests_nvidia_com_gpu_quantity(c))
-		is_number(values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj)))
-		is_number((_finops_005_requests_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_requests_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-		is_number(_finops_005_requests_nvidia_com_gpu_quantity(c) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj)))
-		gpu_hour_usd_node_selector_gpu_type_label := ((_finops_005_requests_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_005_requests_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_005_requests_nvidia_com_gpu_quantity(c) * values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj)))
+		cpu_quantity := _finops_005_requests_cpu_quantity(c)
+		is_number(cpu_quantity)
+		cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+		is_number(cpu_hour_usd)
+		memory_quantity := _finops_005_requests_memory_quantity(c)
+		is_number(memory_quantity)
+		gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+		is_number(gib_hour_usd)
+		nvidia_com_gpu_quantity := _finops_005_requests_nvidia_com_gpu_quantity(c)
+		is_number(nvidia_com_gpu_quantity)
+		gpu_hour_usd_node_selector_gpu_type_label_2 := values.erase(_finops_005_gpu_hour_usd_node_selector_gpu_type_label(obj))
+		is_number(gpu_hour_usd_node_selector_gpu_type_label_2)
+		gpu_hour_usd_node_selector_gpu_type_label := ((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label_2)
 		is_number(gpu_hour_usd_node_selector_gpu_type_label)
 	])
 } else := 0

@@ -14,8 +14,10 @@ import data.policykit.lib.values
 _finops_008(obj) := [f |
 	not values.is_backstage(obj)
 	obj.kind in {"HorizontalPodAutoscaler"}
-	is_number(_finops_008_total_over_matching_others_by_key(obj))
-	is_number(obj.spec.maxReplicas)
+	total_over_matching_others := _finops_008_total_over_matching_others_by_key(obj)
+	is_number(total_over_matching_others)
+	max_replicas := obj.spec.maxReplicas
+	is_number(max_replicas)
 	labels := obj.metadata.labels
 	cost_center_label := data.policykit.params.finops.cost_center_label
 	is_object(labels)
@@ -26,7 +28,7 @@ _finops_008(obj) := [f |
 	is_string(labels_cost_center_label)
 	budgets_labels_cost_center_label := budgets[labels_cost_center_label]
 	is_number(budgets_labels_cost_center_label)
-	_finops_008_total_over_matching_others_by_key(obj) * obj.spec.maxReplicas > budgets_labels_cost_center_label
+	total_over_matching_others * max_replicas > budgets_labels_cost_center_label
 	f := {"id": "FINOPS-008", "msg": concat("", ["HorizontalPodAutoscaler ", _finops_008_metadata_name_text(obj), " may scale ", _finops_008_scale_target_ref_name_text(obj), " to ", _finops_008_max_replicas_text(obj), " replicas, above the monthly budget of its cost center"]), "pack": "finops", "severity": "deny"}
 ]
 
@@ -139,20 +141,19 @@ _finops_008_total_over_spec_template_spec_containers(x) := total if {
 	is_array(containers)
 	total := sum([gpu_hour_usd_node_selector_gpu_type_label |
 		some c in containers
-		is_number(_finops_008_cpu_quantity(c))
-		is_number(data.policykit.params.finops.cpu_hour_usd)
-		is_number(_finops_008_memory_quantity(c))
-		is_number(1073741824)
-		1073741824 != 0
-		is_number(_finops_008_memory_quantity(c) / 1073741824)
-		is_number(data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_008_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd)
-		is_number((_finops_008_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_008_nvidia_com_gpu_quantity(c))
-		is_number(values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label(x)))
-		is_number((_finops_008_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-		is_number(_finops_008_nvidia_com_gpu_quantity(c) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label(x)))
-		gpu_hour_usd_node_selector_gpu_type_label := ((_finops_008_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_nvidia_com_gpu_quantity(c) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label(x)))
+		cpu_quantity := _finops_008_cpu_quantity(c)
+		is_number(cpu_quantity)
+		cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+		is_number(cpu_hour_usd)
+		memory_quantity := _finops_008_memory_quantity(c)
+		is_number(memory_quantity)
+		gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+		is_number(gib_hour_usd)
+		nvidia_com_gpu_quantity := _finops_008_nvidia_com_gpu_quantity(c)
+		is_number(nvidia_com_gpu_quantity)
+		gpu_hour_usd_node_selector_gpu_type_label_2 := values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label(x))
+		is_number(gpu_hour_usd_node_selector_gpu_type_label_2)
+		gpu_hour_usd_node_selector_gpu_type_label := ((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label_2)
 		is_number(gpu_hour_usd_node_selector_gpu_type_label)
 	])
 } else := 0
@@ -176,20 +177,19 @@ _finops_008_total_over_predictor_containers(x) := total if {
 	is_array(containers)
 	total := sum([gpu_hour_usd_node_selector_gpu_type_label |
 		some c in containers
-		is_number(_finops_008_cpu_quantity(c))
-		is_number(data.policykit.params.finops.cpu_hour_usd)
-		is_number(_finops_008_memory_quantity(c))
-		is_number(1073741824)
-		1073741824 != 0
-		is_number(_finops_008_memory_quantity(c) / 1073741824)
-		is_number(data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_008_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd)
-		is_number((_finops_008_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_008_nvidia_com_gpu_quantity(c))
-		is_number(values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
-		is_number((_finops_008_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-		is_number(_finops_008_nvidia_com_gpu_quantity(c) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
-		gpu_hour_usd_node_selector_gpu_type_label := ((_finops_008_cpu_quantity(c) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_memory_quantity(c) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_nvidia_com_gpu_quantity(c) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
+		cpu_quantity := _finops_008_cpu_quantity(c)
+		is_number(cpu_quantity)
+		cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+		is_number(cpu_hour_usd)
+		memory_quantity := _finops_008_memory_quantity(c)
+		is_number(memory_quantity)
+		gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+		is_number(gib_hour_usd)
+		nvidia_com_gpu_quantity := _finops_008_nvidia_com_gpu_quantity(c)
+		is_number(nvidia_com_gpu_quantity)
+		gpu_hour_usd_node_selector_gpu_type_label_2 := values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))
+		is_number(gpu_hour_usd_node_selector_gpu_type_label_2)
+		gpu_hour_usd_node_selector_gpu_type_label := ((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label_2)
 		is_number(gpu_hour_usd_node_selector_gpu_type_label)
 	])
 } else := 0
@@ -235,26 +235,25 @@ _finops_008_hours_per_month_kind(x) := hours_per_month_kind if {
 } else := 730
 
 _finops_008_by_kind_and_name_and_namespace_term(x) := term if {
-	is_number(_finops_008_total_over_spec_template_spec_containers(x))
-	is_number(_finops_008_total_over_predictor_containers(x))
-	is_number(_finops_008_requests_cpu_quantity(x))
-	is_number(data.policykit.params.finops.cpu_hour_usd)
-	is_number(_finops_008_requests_memory_quantity(x))
-	is_number(1073741824)
-	1073741824 != 0
-	is_number(_finops_008_requests_memory_quantity(x) / 1073741824)
-	is_number(data.policykit.params.finops.gib_hour_usd)
-	is_number(_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd)
-	is_number((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-	is_number(_finops_008_requests_nvidia_com_gpu_quantity(x))
-	is_number(values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
-	is_number((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-	is_number(_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
-	is_number(_finops_008_total_over_spec_template_spec_containers(x) + _finops_008_total_over_predictor_containers(x))
-	is_number(((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))))
-	is_number((_finops_008_total_over_spec_template_spec_containers(x) + _finops_008_total_over_predictor_containers(x)) + (((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))))
-	is_number(values.erase(_finops_008_hours_per_month_kind(x)))
-	term := ((_finops_008_total_over_spec_template_spec_containers(x) + _finops_008_total_over_predictor_containers(x)) + (((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))))) * values.erase(_finops_008_hours_per_month_kind(x))
+	total_over_containers := _finops_008_total_over_spec_template_spec_containers(x)
+	is_number(total_over_containers)
+	total_over_predictor_containers := _finops_008_total_over_predictor_containers(x)
+	is_number(total_over_predictor_containers)
+	cpu_quantity := _finops_008_requests_cpu_quantity(x)
+	is_number(cpu_quantity)
+	cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+	is_number(cpu_hour_usd)
+	memory_quantity := _finops_008_requests_memory_quantity(x)
+	is_number(memory_quantity)
+	gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+	is_number(gib_hour_usd)
+	nvidia_com_gpu_quantity := _finops_008_requests_nvidia_com_gpu_quantity(x)
+	is_number(nvidia_com_gpu_quantity)
+	gpu_hour_usd_node_selector_gpu_type_label := values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))
+	is_number(gpu_hour_usd_node_selector_gpu_type_label)
+	hours_per_month_kind := values.erase(_finops_008_hours_per_month_kind(x))
+	is_number(hours_per_month_kind)
+	term := ((total_over_containers + total_over_predictor_containers) + (((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label))) * hours_per_month_kind
 	is_number(term)
 } else := null
 
@@ -346,26 +345,25 @@ _finops_008_total_over_matching_others(obj) := total if {
 	is_array(matching_others)
 	total := sum([gpu_type_label_times_hours_per_month_kind |
 		some x in matching_others
-		is_number(_finops_008_total_over_spec_template_spec_containers(x))
-		is_number(_finops_008_total_over_predictor_containers(x))
-		is_number(_finops_008_requests_cpu_quantity(x))
-		is_number(data.policykit.params.finops.cpu_hour_usd)
-		is_number(_finops_008_requests_memory_quantity(x))
-		is_number(1073741824)
-		1073741824 != 0
-		is_number(_finops_008_requests_memory_quantity(x) / 1073741824)
-		is_number(data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd)
-		is_number((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)
-		is_number(_finops_008_requests_nvidia_com_gpu_quantity(x))
-		is_number(values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
-		is_number((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd))
-		is_number(_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))
-		is_number(_finops_008_total_over_spec_template_spec_containers(x) + _finops_008_total_over_predictor_containers(x))
-		is_number(((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))))
-		is_number((_finops_008_total_over_spec_template_spec_containers(x) + _finops_008_total_over_predictor_containers(x)) + (((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x)))))
-		is_number(values.erase(_finops_008_hours_per_month_kind(x)))
-		gpu_type_label_times_hours_per_month_kind := ((_finops_008_total_over_spec_template_spec_containers(x) + _finops_008_total_over_predictor_containers(x)) + (((_finops_008_requests_cpu_quantity(x) * data.policykit.params.finops.cpu_hour_usd) + ((_finops_008_requests_memory_quantity(x) / 1073741824) * data.policykit.params.finops.gib_hour_usd)) + (_finops_008_requests_nvidia_com_gpu_quantity(x) * values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))))) * values.erase(_finops_008_hours_per_month_kind(x))
+		total_over_containers := _finops_008_total_over_spec_template_spec_containers(x)
+		is_number(total_over_containers)
+		total_over_predictor_containers := _finops_008_total_over_predictor_containers(x)
+		is_number(total_over_predictor_containers)
+		cpu_quantity := _finops_008_requests_cpu_quantity(x)
+		is_number(cpu_quantity)
+		cpu_hour_usd := data.policykit.params.finops.cpu_hour_usd
+		is_number(cpu_hour_usd)
+		memory_quantity := _finops_008_requests_memory_quantity(x)
+		is_number(memory_quantity)
+		gib_hour_usd := data.policykit.params.finops.gib_hour_usd
+		is_number(gib_hour_usd)
+		nvidia_com_gpu_quantity := _finops_008_requests_nvidia_com_gpu_quantity(x)
+		is_number(nvidia_com_gpu_quantity)
+		gpu_hour_usd_node_selector_gpu_type_label := values.erase(_finops_008_gpu_hour_usd_node_selector_gpu_type_label_b(x))
+		is_number(gpu_hour_usd_node_selector_gpu_type_label)
+		hours_per_month_kind := values.erase(_finops_008_hours_per_month_kind(x))
+		is_number(hours_per_month_kind)
+		gpu_type_label_times_hours_per_month_kind := ((total_over_containers + total_over_predictor_containers) + (((cpu_quantity * cpu_hour_usd) + ((memory_quantity / 1073741824) * gib_hour_usd)) + (nvidia_com_gpu_quantity * gpu_hour_usd_node_selector_gpu_type_label))) * hours_per_month_kind
 		is_number(gpu_type_label_times_hours_per_month_kind)
 	])
 } else := 0

@@ -24,13 +24,15 @@ _prov_002_storage_uri(obj) := storage_uri if {
 } else := obj.metadata.annotations["policykit.dev/model-uri"]
 
 _prov_002_storage_uri_matches(obj) if {
-	is_string(_prov_002_storage_uri(obj))
-	regex.match(`@sha256:[a-f0-9]{64}$`, _prov_002_storage_uri(obj))
+	storage_uri := _prov_002_storage_uri(obj)
+	is_string(storage_uri)
+	regex.match(`@sha256:[a-f0-9]{64}$`, storage_uri)
 }
 
 _prov_002_policykit_dev_model_digest_matches(obj) if {
-	is_string(obj.metadata.annotations["policykit.dev/model-digest"])
-	regex.match(`^sha256:[a-f0-9]{64}$`, obj.metadata.annotations["policykit.dev/model-digest"])
+	policykit_dev_model_digest := obj.metadata.annotations["policykit.dev/model-digest"]
+	is_string(policykit_dev_model_digest)
+	regex.match(`^sha256:[a-f0-9]{64}$`, policykit_dev_model_digest)
 }
 
 _prov_002_kind_text(obj) := values.render(kind) if {
