@@ -60,12 +60,13 @@ def test_ctrl_c_while_importing_is_one_line_and_130(entry: str, module: str) -> 
 
 
 def test_ctrl_c_in_a_command_is_130(monkeypatch: pytest.MonkeyPatch) -> None:
+    from policykit import api
     from policykit.cli import main as main_mod
 
-    def boom(**_: Any) -> None:
+    def boom(*_: Any, **__: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(main_mod, "resolve", boom)
+    monkeypatch.setattr(api, "check", boom)
     monkeypatch.setattr(sys, "argv", ["policykit", "check", "x.yaml"])
     with pytest.raises(SystemExit) as info:
         main_mod.main()

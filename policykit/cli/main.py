@@ -244,17 +244,8 @@ def check(
         today=today,
         record_checked=fmt == "junit",
     )
-    sel = resolve(
-        paths=config.paths,
-        packs=config.packs,
-        params=config.params,
-        include=config.include,
-        exclude=config.exclude,
-        fail_on=config.fail_on,
-        crds=config.crds,
-    )
     try:
-        report = api.check(config, progress=_progress, selection=sel)
+        report = api.check(config, progress=_progress)
     except api.UsageError as exc:
         raise click.UsageError(str(exc)) from None
     for line in report.warnings:
