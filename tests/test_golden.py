@@ -147,3 +147,35 @@ def test_golden_output_has_no_compiler_temporaries() -> None:
         if p.is_file():
             text = p.read_text(encoding="utf-8")
             assert not re.search(r"\bt__\d+", text), p
+
+
+
+def test_output_does_not_depend_on_what_was_traced_before() -> None:
+    """A rule's lambda variables are numbered within the rule, so re-tracing a
+    pack after other rules were traced in the same process gives the same IR,
+    and every target the same text (CI once saw `t_26` where a fresh process
+    wrote `t_0`)."""
+    import importlib
+
+    from policykit.dsl import PackBuilder, select
+    from policykit.ir import serialize
+    from policykit.packs import agents
+
+    before = serialize.dumps([agents.agents.build()])
+    other = PackBuilder("other", "1.0.0")
+
+    @other.rule("OTHER-1", title="t", message="m", select=select(kinds=["Pod"]))
+    def _(o: Any) -> Any:
+        return o.spec.containers.any(lambda c: c.ports.any(lambda p: p.port == 80))
+
+    other.build()
+    reloaded = importlib.reload(agents)
+    assert serialize.dumps([reloaded.agents.build()]) == before
+    _platform.cache_clear()
+    try:
+        for target in ("kyverno", "vap", "rego"):
+            got = _compile(target, "AGENT-003")
+            want = (GOLDEN / target / f"AGENT-003.{EXT[target]}").read_text(encoding="utf-8")
+            assert got == want, target
+    finally:
+        _platform.cache_clear()

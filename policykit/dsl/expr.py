@@ -27,10 +27,10 @@ from policykit.dsl.cond import not_a_condition as not_a_condition
 from policykit.dsl.trace import (
     NUMERIC,
     describe,
+    fresh_var,
     last_name,
     parent_of,
     traced_params,
-    var_counter,
 )
 from policykit.dsl.trace import Operand as Operand
 from policykit.dsl.trace import call_traced as call_traced
@@ -384,14 +384,14 @@ class Val(SymbolicValue):
 
     def _bind(self, fn: Callable[[Val], Any]) -> tuple[str, Any]:
         name = getattr(fn, "__code__", None)
-        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(var_counter)}"
+        var = fresh_var(name.co_varnames[0] if name and name.co_argcount else "x")
         return var, fn(Val(ir.Path(var)))
 
     def _bind_cond(self, fn: Callable[[Val], Any], method: str) -> tuple[str, ir.Pred]:
         """Bind ``fn``'s variable; its result must be a condition (reported at
         the line ``fn`` returned from)."""
         name = getattr(fn, "__code__", None)
-        var = (name.co_varnames[0] if name and name.co_argcount else "x") + f"_{next(var_counter)}"
+        var = fresh_var(name.co_varnames[0] if name and name.co_argcount else "x")
         body, line = call_traced(fn, Val(ir.Path(var)))
         try:
             return var, as_cond(body, f"in .{method}()")
@@ -416,7 +416,7 @@ class Val(SymbolicValue):
     def count(self, fn: Callable[[Val], Any] | None = None) -> Val:
         """How many items satisfy ``fn`` (all items when ``fn`` is omitted)."""
         if fn is None:
-            return Val(ir.Count(f"x_{next(var_counter)}", self.node, ir.TRUE))
+            return Val(ir.Count(fresh_var("x"), self.node, ir.TRUE))
         var, body = self._bind_cond(fn, "count")
         return Val(ir.Count(var, self.node, body))
 

@@ -14,7 +14,20 @@ from typing import Any
 
 from policykit.ir import nodes as ir
 
-var_counter = itertools.count()
+_GLOBAL_VARS = itertools.count()
+_RULE_VARS: ContextVar[Iterator[int] | None] = ContextVar("policykit_dsl_vars", default=None)
+"""The variable counter of the rule being traced: numbered from 0 in each rule,
+so a rule's IR (and every target's output) is the same whatever was traced
+before it in the process."""
+
+
+def fresh_var(base: str) -> str:
+    """A variable name for a lambda's parameter ``base``, unique in its rule
+    (``c_0``, ``c_1``); outside a rule trace, unique in the process (``c__7``)."""
+    counter = _RULE_VARS.get()
+    if counter is None:
+        return f"{base}__{next(_GLOBAL_VARS)}"
+    return f"{base}_{next(counter)}"
 
 Operand = Any  # a Val, or a Python scalar / flat list of scalars
 
@@ -27,9 +40,11 @@ def tracing(params: Mapping[str, Any]) -> Iterator[None]:
     """Trace a rule body of a pack with these parameters (name → default), so
     that mistakes can be reported with hints that name them."""
     token = _PARAMS.set(params)
+    vars_token = _RULE_VARS.set(itertools.count())
     try:
         yield
     finally:
+        _RULE_VARS.reset(vars_token)
         _PARAMS.reset(token)
 
 

@@ -33,7 +33,7 @@ _COMMENT = re.compile(r"^\t*#.*$", re.MULTILINE)
 _WORD = re.compile(r"(?<![.\w])[A-Za-z_][A-Za-z0-9_]*")  # not a field after a dot
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
-_DSL_NUMBER = re.compile(r"_[0-9]+$")
+_DSL_NUMBER = re.compile(r"_+[0-9]+$")
 MAX_NAME = 44
 
 # Names a local never takes: keywords, the imports and rules of every module,
