@@ -60,7 +60,6 @@ def check(
     /,
     *,
     progress: ShowProgress | None = None,
-    selection: Selection | None = None,
 ) -> CheckReport: ...
 
 
@@ -85,15 +84,13 @@ def check(
     exclude: Sequence[str] = DEFAULT_EXCLUDE,
     jobs: int = 1,
     progress: ShowProgress | None = None,
-    selection: Selection | None = None,
 ) -> CheckReport:
     """Given a :class:`CheckConfig`: ``policykit check`` without its rendering.
     Given paths: load them and evaluate ``packs`` (default: the shipped packs),
     nothing else (no configuration, baseline or waivers); ``jobs`` > 1: a large
-    run on that many processes (the same report). ``selection``: the config
-    already merged with ``policykit.yaml`` (:func:`resolve`), when the caller did."""
+    run on that many processes (the same report)."""
     if isinstance(paths, CheckConfig):
-        return _run(paths, progress, selection)
+        return _run(paths, progress)
     return check_paths(
         paths, packs=packs, params=params, include=include, exclude=exclude, jobs=jobs
     )

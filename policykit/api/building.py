@@ -47,6 +47,7 @@ class BuildResult:
     signing: Signing | None = None
     kyverno_version: str = "v1"
     template_notes: list[str] = field(default_factory=list)  # reading the templates
+    written: list[str] = field(default_factory=list)  # what write() put in place (relative)
     exit_code: int = 0
 
     def artifacts(self) -> tuple[dict[str, bytes], list[str]]:
@@ -108,12 +109,11 @@ class BuildResult:
         """The JSON document ``build --format json`` prints once the output is
         written: what was written, the notes, the warnings and each admission
         policy's figures."""
-        files, _ = self.artifacts()
         return {
             "target": self.target,
             "out": str(self.dest),
             # relative to "out"; a single-file output (the bundle) is "out" itself
-            "files": sorted(k or self.dest.name for k in files),
+            "files": sorted(k or self.dest.name for k in self.written),
             "warnings": list(self.warnings),
             "notes": [n.strip() for n in notes],
             "policies": self.policies(),
@@ -132,6 +132,7 @@ class BuildResult:
                 raise self.failure
             files, notes = self.artifacts()
             write_atomic(self.dest, files[""])
+            self.written = list(files)
             return notes
         with _writing(self.dest):
             allowed = {t.output for t in _registry_targets()} if self.target == "all" else None
@@ -142,6 +143,7 @@ class BuildResult:
             with staged_dir(self.dest) as stage:
                 for rel, data in files.items():
                     write_atomic(stage / rel, data)
+            self.written = list(files)
         return notes
 
     def _rego(self, shown: Path) -> tuple[dict[str, bytes], list[str]]:

@@ -12,7 +12,6 @@ from typing import Any, Literal, Protocol
 
 from policykit.api.checking import (
     CheckReport,
-    Selection,
     check_entries,
     check_stream,
     resolve,
@@ -68,16 +67,14 @@ def plan_files(
 def run(
     config: CheckConfig,
     progress: ShowProgress | None = None,
-    selection: Selection | None = None,
 ) -> CheckReport:
     """Check ``config.paths`` as ``policykit check`` does; the report holds the
     findings (baseline and waivers applied), the errors, the waivers expired or
     stale, the policies not run, and :attr:`CheckReport.exit_code`.
-    ``progress(paths)``: a context that shows the run's progress (or yields None);
-    ``selection``: ``config`` already merged with the configuration (:func:`resolve`)."""
+    ``progress(paths)``: a context that shows the run's progress (or yields None)."""
     from policykit.parallel import default_jobs
 
-    sel = selection or resolve(
+    sel = resolve(
         paths=config.paths,
         packs=config.packs,
         params=config.params,
