@@ -247,13 +247,29 @@ class BundleServer(ThreadingHTTPServer):
         self.max_connections = max_connections
         self.head_timeout = timeout
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._count_lock = threading.Lock()
+        self._in_use = 0
         self._overflow = threading.BoundedSemaphore(64)  # 503 answerers
         self.watchdog = _Watchdog(min(0.25, timeout / 4))
         super().__init__(address, handler)
 
+    @property
+    def connections(self) -> int:
+        """How many connections hold a slot now (at most ``max_connections``)."""
+        return self._in_use
+
+    def _count(self, delta: int) -> None:
+        with self._count_lock:
+            self._in_use += delta
+
+    def _release_slot(self) -> None:
+        self._count(-1)
+        self._slots.release()
+
     def process_request(self, request: Any, client_address: Any) -> None:
         if self._slots.acquire(blocking=False):
-            target, release = self.process_request_thread, self._slots.release
+            self._count(1)
+            target, release = self.process_request_thread, self._release_slot
         elif self._overflow.acquire(blocking=False):
             target, release = self._busy, self._overflow.release
         else:

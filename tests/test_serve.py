@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from policykit.serve import GZIP_TYPE, LONG_POLL_TYPE, make_server
+from policykit.serve import GZIP_TYPE, LONG_POLL_TYPE, BundleServer, make_server
 from policykit.targets.rego.bundle import write_atomic
 from tests.conftest import ROOT
 
@@ -206,6 +206,18 @@ def test_swapping_a_file_and_a_symlink_never_leaks_the_outside(tmp_path: Path) -
     assert sum(1 for s, b in results if s == 200 and b == inside) > 20, len(results)
 
 
+_SERVERS: dict[int, BundleServer] = {}
+
+
+def _wait_for_connections(port: int, n: int, limit: float = 20) -> None:
+    """Until the server on ``port`` holds ``n`` connections (a loaded machine
+    may take a while to start the client threads; a fixed sleep was flaky)."""
+    deadline = time.monotonic() + limit
+    while _SERVERS[port].connections != n:
+        assert time.monotonic() < deadline, f"{_SERVERS[port].connections} connections, not {n}"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def small_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     d = tmp_path / "bundles"
@@ -213,7 +225,9 @@ def small_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     (d / "prod.tar.gz").write_bytes(b"\x1f\x8b small")
     server = make_server(d, "127.0.0.1", 0, max_wait=10, quiet=True, max_connections=3, timeout=1)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    _SERVERS[server.server_address[1]] = server
     yield d, server.server_address[1]
+    del _SERVERS[server.server_address[1]]
     server.shutdown()
     server.server_close()
 
@@ -253,10 +267,11 @@ def test_idle_and_trickling_connections_are_closed(small_server: tuple[Path, int
 def test_connections_beyond_the_limit_get_503(small_server: tuple[Path, int]) -> None:
     _, port = small_server
     etag = _get(port, "/prod.tar.gz")[1]["etag"]
+    _wait_for_connections(port, 0)  # the etag request has let go of its slot
     hold = {"If-None-Match": etag, "Prefer": "wait=3"}
     with ThreadPoolExecutor(max_workers=3) as pool:
         polls = [pool.submit(_get, port, "/prod.tar.gz", hold) for _ in range(3)]
-        time.sleep(0.7)
+        _wait_for_connections(port, 3)
         t0 = time.monotonic()
         status, h, _ = _get(port, "/prod.tar.gz")
         assert status == 503 and h["retry-after"] == "1" and time.monotonic() - t0 < 2
