@@ -1,6 +1,7 @@
 """Machine report formats for CI: SARIF 2.1.0, JUnit XML and GitHub workflow
-commands; :func:`render` gives any format of a check report or a verify result
-(the JSON documents are the results' own ``to_json()``).
+commands, and check's plain text lines (policykit/reports_text.py);
+:func:`render` gives any format of a check report or a verify result (the JSON
+documents are the results' own ``to_json()``).
 
 * **SARIF**: one ``reportingDescriptor`` per rule of the selected packs (id,
   name, short/full description, help from the remediation, default level from
@@ -45,6 +46,7 @@ from policykit.report_markup import (
 )
 from policykit.reports_cases import cases_github, cases_junit, cases_sarif
 from policykit.reports_cases import cases_json as cases_json
+from policykit.reports_text import text as check_text
 from policykit.reports_verify import verify_github as verify_github
 from policykit.reports_verify import verify_junit as verify_junit
 from policykit.reports_verify import verify_sarif as verify_sarif
@@ -270,6 +272,7 @@ _CHECK: dict[str, Any] = {
         r.packs, r.checked, r.findings, r.errors, fail_on=r.fail_on, expired=r.expired_waivers
     ),
     "github": lambda r, quiet: github(r.findings, r.errors),
+    "text": lambda r, quiet: check_text(r, quiet=quiet),
 }
 _VERIFY: dict[str, Any] = {
     "json": lambda v, quiet: _json(v.to_json()),
@@ -291,10 +294,11 @@ _CASES: dict[str, Any] = {
 
 def render(result: Any, fmt: str, *, quiet: bool = False) -> str:
     """``result`` in ``fmt``: a check report (:class:`policykit.api.CheckReport`:
-    json, sarif, junit, github; its table is the terminal's, drawn by the
-    command line) or a verify result (:class:`policykit.api.VerifyResult`: also
-    table) or a test result (:class:`policykit.api.TestResult`: also table).
-    ``quiet``: only the disagreements or failures (the tables)."""
+    json, sarif, junit, github, text: a line per finding, policykit/reports_text.py;
+    its terminal summary is drawn by the command line) or a verify result
+    (:class:`policykit.api.VerifyResult`: also table) or a test result
+    (:class:`policykit.api.TestResult`: also table). ``quiet``: only the
+    findings, disagreements or failures (text and the tables: no summary)."""
     if hasattr(result, "cases"):
         formats = _CASES
     else:

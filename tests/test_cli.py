@@ -76,17 +76,24 @@ def repo(tmp_path: Path) -> Path:
 def test_clean_input_exits_0(repo: Path) -> None:
     r = run(["check", "good.yaml"], repo)
     assert r.exit_code == 0, r.output
-    assert "0 deny, 0 warn, 0 info" in r.output
+    assert r.stdout == "1 object in 1 file: 0 deny, 0 warn, 0 info\n"
 
 
-def test_findings_exit_1_and_table_groups_by_file(repo: Path) -> None:
+def test_findings_exit_1_and_a_line_each_when_piped(repo: Path) -> None:
+    """Not a terminal (CliRunner): FILE:LINE: SEVERITY RULE OBJECT: MESSAGE, then the summary."""
     r = run(["check", "."], repo)
     assert r.exit_code == 1
-    out = r.output
-    assert "bad.yaml" in out and "warn.yaml" in out
-    assert "K8S-002" in out and "K8S-003" in out and "K8S-001" in out
-    assert "Deployment/bad" in out
-    assert "3 objects in 3 files: 3 deny, 1 warn, 0 info" in out
+    assert r.stdout.splitlines() == [
+        "bad.yaml:1: deny K8S-001 Deployment/bad: container app of Deployment bad lacks "
+        "cpu/memory requests or a memory limit",
+        "bad.yaml:1: deny K8S-002 Deployment/bad: container app of Deployment bad uses "
+        "unpinned image nginx:latest",
+        "bad.yaml:1: deny K8S-003 Deployment/bad: container app of Deployment bad runs privileged",
+        "warn.yaml:1: warn K8S-004 Deployment/nolabels: Deployment nolabels lacks one of the "
+        "required labels [app.kubernetes.io/name]",
+        "3 objects in 3 files: 3 deny, 1 warn, 0 info",
+    ]
+    assert r.stderr == ""
 
 
 def test_fail_on_threshold(repo: Path) -> None:
@@ -219,7 +226,7 @@ def test_ir_command_round_trips_as_a_pack(repo: Path) -> None:
     assert json.loads(a.stdout)["findings"] == json.loads(b.stdout)["findings"]
 
 
-def test_table_prints_brackets_in_messages_literally(tmp_path: Path) -> None:
+def test_brackets_in_messages_are_printed_literally(tmp_path: Path) -> None:
     """A message is user text, not rich markup: '[owner, costCenter]' is shown."""
     pack = tmp_path / "p.py"
     pack.write_text(
@@ -235,4 +242,6 @@ def test_table_prints_brackets_in_messages_literally(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["check", str(obj), "--pack", str(pack)], env={"COLUMNS": "200"}
     )
-    assert "[bold]not bold[/bold] [x]" in result.output
+    assert result.stdout.splitlines()[0] == (
+        f"{obj}:1: deny P-001 ConfigMap/[x]: [bold]not bold[/bold] [x]"
+    )

@@ -166,20 +166,32 @@ def test_colour_on_a_terminal_unless_no_color_or_NO_COLOR(repo: Path) -> None:
     assert SGR_COLOUR.search(shown)
 
 
-def _table_width(text: str) -> int:
-    return max(len(line) for line in text.splitlines() if line.startswith(("┃", "│", "└")))
+def _widest(text: str) -> int:
+    return max(len(line) for line in text.replace("\r\n", "\n").split("\n"))
 
 
-def test_tables_follow_COLUMNS_and_the_terminal_width_when_piped(repo: Path) -> None:
-    (repo / "a.yaml").write_text(BAD_POD % ("a-rather-long-name-" * 4))
-    # stdout piped, stderr a 72-column terminal: the table fits the terminal
+def test_tables_follow_COLUMNS_and_the_terminal_width_piped_lines_never_wrap(
+    repo: Path,
+) -> None:
+    long = "a-rather-long-name-" * 4
+    (repo / "a.yaml").write_text(BAD_POD % long)
+    # check on a 72-column terminal: its summary fits the terminal (the message wraps)
+    _, shown, _ = in_pty(["--no-color", "check", "."], repo, stderr_tty=False, cols=72)
+    assert 60 < _widest(shown) <= 72 and "P-001" in shown
+    # COLUMNS wins
+    env = _env(COLUMNS="50")
+    _, shown, _ = in_pty(["--no-color", "check", "."], repo, stderr_tty=False, cols=72, env=env)
+    assert _widest(shown) <= 50 and "P-001" in shown
+    # piped (stderr a 72-column terminal, or COLUMNS=64): a finding is one line, however long
     _, _, piped = in_pty(["check", "."], repo, stdout_tty=False, cols=72)
-    assert 60 < _table_width(piped) <= 72
-    # COLUMNS wins, terminal or not
-    _, _, piped = in_pty(["check", "."], repo, stdout_tty=False, cols=72, env=_env(COLUMNS="50"))
-    assert _table_width(piped) <= 50
     r = _invoke(["check", "."], repo, env={"COLUMNS": "64"})
-    assert 50 < _table_width(r.stdout) <= 64
+    line = f"a.yaml:1: deny P-001 Pod/{long}: {long} uses the host network"
+    assert len(line) > 72
+    for text in (piped, r.stdout):
+        assert line in text.splitlines()
+    # a table that is piped (rules) still follows COLUMNS
+    r = _invoke(["rules", "--pack", "p.py"], repo, env={"COLUMNS": "40"})
+    assert 30 < _widest(r.stdout) <= 40
     for text in (piped, r.stdout):
         assert not [ln for ln in text.splitlines() if TRAILING.search(ln)]
 

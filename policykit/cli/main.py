@@ -123,12 +123,23 @@ def cli(ctx: click.Context, quiet: bool, no_color: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "sarif", "junit", "github"]),
+    type=click.Choice(["table", "text", "json", "sarif", "junit", "github"]),
     default="table",
     show_default=True,
-    help="Report format: table (people), json (schemas/report.schema.json), sarif "
-    "(SARIF 2.1.0 for code scanning), junit (XML test report), github (workflow "
+    help="Report format: table (people: on a terminal, the findings by rule and the "
+    "first --limit of them; piped or --output, as text), text (a line per finding: "
+    "FILE:LINE: SEVERITY RULE OBJECT: MESSAGE), json (schemas/report.schema.json), "
+    "sarif (SARIF 2.1.0 for code scanning), junit (XML test report), github (workflow "
     "annotations).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=render.DEFAULT_LIMIT,
+    show_default=True,
+    metavar="N",
+    help="Findings listed by --format table on a terminal (0: all); piped output and "
+    "--output list every one.",
 )
 @output_option
 @click.option(
@@ -199,6 +210,7 @@ def check(
     packs: tuple[str, ...],
     params: tuple[str, ...],
     fmt: str,
+    limit: int,
     output: Path | None,
     baseline: Path | None,
     update_baseline: bool,
@@ -252,7 +264,7 @@ def check(
         stderr(line)
     for line in report.notes:
         note(line)
-    emit_report(fmt, output, report)
+    emit_report(fmt, output, report, limit)
     for line in report.expired_waivers:
         stderr(f"policykit: expired: {line}")
     for line in report.stale_waivers:
@@ -473,16 +485,24 @@ def serve(
         server.server_close()
 
 
-def emit_report(fmt: str, output: Path | None, report: CheckReport) -> None:
-    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output
-    (the table drawn for the terminal; every other format by :func:`reports.render`)."""
+def emit_report(
+    fmt: str, output: Path | None, report: CheckReport, limit: int = render.DEFAULT_LIMIT
+) -> None:
+    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output.
+    ``table``: the summary of :func:`render.print_summary` (``limit`` findings)
+    when standard output is a terminal, else the text lines; every other format
+    by :func:`reports.render`."""
+    if fmt == "table" and output is None and render.stdout_is_terminal():
+        render.print_summary(_console(), report, limit)
+        return
     from policykit import reports
 
-    if fmt == "table":
-        if output is None:
-            render.print_table(_console(), report)
-            return
-        text = render.render_text(render.print_table, report)
+    if fmt in ("table", "text"):
+        text = reports.render(report, "text", quiet=render.ui().quiet)
     else:
         text = reports.render(report, fmt)
-    write_output(output, text)
+    try:
+        write_output(output, text)
+    except BrokenPipeError:  # policykit check | head: quiet, as main() does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

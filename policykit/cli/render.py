@@ -1,5 +1,5 @@
-"""Rendering reports for people (rich tables) and machines (JSON), and the
-terminal conventions every command shares:
+"""Rendering reports for people (rich tables; check's summary on a terminal)
+and machines (JSON), and the terminal conventions every command shares:
 
 * ``-q/--quiet`` (group option): findings, failures and errors only, no progress,
   summaries or notes;
@@ -15,14 +15,12 @@ terminal conventions every command shares:
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import groupby
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -30,12 +28,17 @@ import click
 if TYPE_CHECKING:  # rich and the library load when a command draws (start-up: issue 21)
     from rich.console import Console, RenderableType
     from rich.progress import Progress, TaskID
+    from rich.table import Table
+    from rich.text import Text
 
     from policykit.api import CheckReport
     from policykit.ir.rule import Pack
+    from policykit.model import Finding
 
 REPORT_VERSION = 1  # policykit.reports.REPORT_VERSION (the rules document too)
 _STYLE = {"deny": "bold red", "warn": "yellow", "info": "cyan"}
+_TONE = {"deny": "bold red", "warn": "yellow"}  # the summary's pieces (reports_text)
+_OBJECTS_SHOWN = 3  # objects named per rule in the terminal summary
 FALLBACK_WIDTH = 160  # no COLUMNS and no terminal at all (a CI log): wide tables
 T = TypeVar("T")
 
@@ -117,17 +120,6 @@ def show(con: Console, *renderables: RenderableType, **kwargs: Any) -> None:
     con.file.flush()
 
 
-def render_text(fn: Any, *args: Any) -> str:
-    """What ``fn(console, *args)`` prints, as plain text at :func:`width` (for
-    ``--output FILE``: no colour, no trailing blanks)."""
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    con = Console(file=buffer, width=width(), no_color=True, color_system=None, highlight=False)
-    fn(con, *args)
-    return trim_lines(buffer.getvalue())
-
-
 class Steps:
     """Progress of a long run on standard error: a bar per phase when standard
     error is a terminal and the run is not ``--quiet``; otherwise nothing."""
@@ -204,65 +196,114 @@ def print_json(console: Console, doc: dict[str, Any]) -> None:
     console.file.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
-def print_table(console: Console, report: CheckReport) -> None:
-    from rich.table import Table
+DEFAULT_LIMIT = 20
+"""Findings listed in check's terminal summary (``check --limit N``; 0: all)."""
+
+
+def stdout_is_terminal() -> bool:
+    """Whether standard output is a terminal (check's summary), not a pipe or file."""
+    out = sys.stdout
+    return hasattr(out, "isatty") and out.isatty()
+
+
+def print_summary(console: Console, report: CheckReport, limit: int = DEFAULT_LIMIT) -> None:
+    """``check``'s report on a terminal. When there are more than ``limit``
+    findings (0: no limit), first the findings grouped by rule (the rule, its
+    severity, how many, the first objects), then the first ``limit`` findings,
+    then ``… and K more``; the summary line last, unless ``--quiet`` (which
+    also leaves out the grouping). Baselined and waived findings are counted,
+    not listed. Piped output lists every finding (policykit/reports_text.py)."""
     from rich.text import Text
 
+    from policykit.reports_text import STDIN
+
+    quiet = ui().quiet
     shown = [f for f in report.findings if not f.accepted]
-    for file, group in groupby(shown, key=lambda f: f.file):
-        table = Table(
-            title=Text(file or "<stdin>", style="bold"),
-            title_justify="left",
-            show_lines=False,
-            expand=False,
-        )
-        table.add_column("line", justify="right", style="dim")
-        table.add_column("rule", no_wrap=True)
+    listed = shown[:limit] if limit else shown
+    if len(listed) < len(shown) and not quiet:
+        show(console, _by_rule(shown))
+        show(console, "")
+    if listed:
+        table = _table()
+        table.add_column("location", style="dim", overflow="fold")
         table.add_column("severity", no_wrap=True)
+        table.add_column("rule", no_wrap=True)
         table.add_column("object", overflow="fold")
         table.add_column("message", overflow="fold")
-        for f in group:
+        for f in listed:
+            where = f.file or STDIN
             table.add_row(
-                str(f.line),
-                f.rule,
+                Text(f"{where}:{f.line}" if f.line else where),
                 Text(f.severity, style=_STYLE[f.severity]),
+                Text(f.rule),
                 Text(str(f.object)),
                 Text(f.message),  # user text, never rich markup ("[a, b]" would vanish)
             )
         show(console, table)
-    if ui().quiet:
-        return
-    c = report.counts()
-    summary = Text()
-    summary.append(f"{plural(report.objects, 'object')} in {plural(report.files, 'file')}: ")
-    summary.append(f"{c['deny']} deny", style=_STYLE["deny"] if c["deny"] else "")
-    summary.append(", ")
-    summary.append(f"{c['warn']} warn", style=_STYLE["warn"] if c["warn"] else "")
-    summary.append(f", {c['info']} info")
-    if report.fixed is not None:
-        summary.append(
-            f"; {sum(f.baselined for f in report.findings)} baselined (not shown), "
-            f"{plural(report.fixed, 'baseline entry', 'baseline entries')} fixed"
+    if len(listed) < len(shown):
+        more = len(shown) - len(listed)
+        show(
+            console,
+            Text(f"… and {more} more (--limit 0 lists all; piped or --format text: a line each)"),
         )
-    waived = sum(f.waiver is not None for f in report.findings)
-    if waived:
-        summary.append(f"; {waived} waived (not shown)")
-    if report.expired_waivers:
-        summary.append(
-            f"; {plural(len(report.expired_waivers), 'expired waiver')}", style="bold red"
+    if not quiet:
+        show(console, summary_text(report))
+
+
+def _table() -> Table:
+    """A table of the summary: a rule under the header, no frame."""
+    from rich import box
+    from rich.table import Table
+
+    return Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), expand=False
+    )
+
+
+def _by_rule(findings: list[Finding]) -> RenderableType:
+    """The findings grouped by rule and severity: the most severe first, then
+    the most frequent; the first :data:`_OBJECTS_SHOWN` objects of each."""
+    from rich.text import Text
+
+    from policykit.ir.rule import SEVERITY_RANK
+
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.rule, f.severity), []).append(f)
+    order = sorted(groups.items(), key=lambda kv: (-SEVERITY_RANK[kv[0][1]], -len(kv[1]), kv[0][0]))
+    table = _table()
+    table.add_column("rule", no_wrap=True)
+    table.add_column("severity", no_wrap=True)
+    table.add_column("findings", justify="right", no_wrap=True)
+    table.add_column("objects", overflow="fold")
+    for (rule, severity), group in order:
+        objects: list[str] = []
+        for f in group:
+            name = str(f.object)
+            if name not in objects:
+                objects.append(name)
+                if len(objects) > _OBJECTS_SHOWN:
+                    break
+        first = ", ".join(objects[:_OBJECTS_SHOWN])
+        table.add_row(
+            Text(rule),
+            Text(severity, style=_STYLE[severity]),
+            str(len(group)),
+            Text(first + (", …" if len(objects) > _OBJECTS_SHOWN else "")),
         )
-    if report.stale_waivers:
-        summary.append(f"; {plural(len(report.stale_waivers), 'stale waiver')}", style="yellow")
-    if report.skipped:
-        summary.append(f"; {plural(len(report.skipped), 'document')} skipped (not objects)")
-    if report.unsupported:
-        summary.append(
-            f"; {plural(len(report.unsupported), 'policy', 'policies')} skipped (unsupported)",
-            style="yellow",
-        )
-    if report.errors:
-        summary.append(f"; {plural(len(report.errors), 'input error')}", style="bold red")
-    show(console, summary)
+    return table
+
+
+def summary_text(report: CheckReport) -> Text:
+    """The summary line (policykit/reports_text.py), coloured as its tones say."""
+    from rich.text import Text
+
+    from policykit.reports_text import summary_parts
+
+    line = Text()
+    for piece, tone in summary_parts(report):
+        line.append(piece, style=_TONE[tone] if tone else "")
+    return line
 
 
 def rules_json(packs: list[Pack]) -> dict[str, Any]:
