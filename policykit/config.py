@@ -8,7 +8,6 @@ Relative paths in it are relative to the file's directory. Schema:
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,8 @@ def load_config_file(path: Path) -> Config:
     file = str(path)
     text = read_text(path, error=ConfigError)
     if path.name == "pyproject.toml":
+        import tomllib
+
         try:
             tool = tomllib.loads(text).get("tool")
             data = tool.get("policykit") if isinstance(tool, dict) else None
@@ -98,7 +99,12 @@ def find_config(start: Path | None = None) -> Config:
         pyproject = d / "pyproject.toml"
         if is_file(pyproject):
             try:
-                doc = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+                text = pyproject.read_text(encoding="utf-8")
+                if "policykit" not in text:  # no [tool.policykit] table: skip the parse
+                    continue
+                import tomllib
+
+                doc = tomllib.loads(text)
             except (OSError, ValueError, RecursionError):  # not ours to report
                 continue
             tool = doc.get("tool")

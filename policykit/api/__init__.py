@@ -24,10 +24,8 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from policykit.api.building import BuildResult as BuildResult
-from policykit.api.building import build as build
 from policykit.api.checking import CATALOG_PACK as CATALOG_PACK
 from policykit.api.checking import ENGINES as ENGINES
 from policykit.api.checking import CheckReport as CheckReport
@@ -42,16 +40,47 @@ from policykit.api.checks import run as _run
 from policykit.api.config import BuildConfig as BuildConfig
 from policykit.api.config import CheckConfig as CheckConfig
 from policykit.api.config import UsageError as UsageError
-from policykit.api.testing import TestConfig as TestConfig
-from policykit.api.testing import TestResult as TestResult
-from policykit.api.testing import run_tests as test
-from policykit.api.verifying import VerifyConfig as VerifyConfig
-from policykit.api.verifying import VerifyResult as VerifyResult
-from policykit.api.verifying import verify as verify
-from policykit.library import Decision as Decision
-from policykit.library import ObjectError as ObjectError
-from policykit.library import Policy as Policy
 from policykit.loader import DEFAULT_EXCLUDE, DEFAULT_INCLUDE
+
+if TYPE_CHECKING:
+    from policykit.api.building import BuildResult as BuildResult
+    from policykit.api.building import build as build
+    from policykit.api.testing import TestConfig as TestConfig
+    from policykit.api.testing import TestResult as TestResult
+    from policykit.api.testing import run_tests as test
+    from policykit.api.verifying import VerifyConfig as VerifyConfig
+    from policykit.api.verifying import VerifyResult as VerifyResult
+    from policykit.api.verifying import verify as verify
+    from policykit.library import Decision as Decision
+    from policykit.library import ObjectError as ObjectError
+    from policykit.library import Policy as Policy
+
+# build, test, verify and the library load on first use: ``policykit check`` of
+# one file imports none of them (start-up, issue 21; tests/test_startup.py)
+_LAZY = {
+    "BuildResult": ("policykit.api.building", "BuildResult"),
+    "build": ("policykit.api.building", "build"),
+    "TestConfig": ("policykit.api.testing", "TestConfig"),
+    "TestResult": ("policykit.api.testing", "TestResult"),
+    "test": ("policykit.api.testing", "run_tests"),
+    "VerifyConfig": ("policykit.api.verifying", "VerifyConfig"),
+    "VerifyResult": ("policykit.api.verifying", "VerifyResult"),
+    "verify": ("policykit.api.verifying", "verify"),
+    "Decision": ("policykit.library", "Decision"),
+    "ObjectError": ("policykit.library", "ObjectError"),
+    "Policy": ("policykit.library", "Policy"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'policykit.api' has no attribute {name!r}")
+    import importlib
+
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
 
 
 @overload

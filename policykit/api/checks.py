@@ -85,10 +85,13 @@ def run(
     )
     if not sel.paths:
         raise UsageError("no PATHS given and none configured")
-    from policykit.k8s import crds
     from policykit.packs import load_packs
 
-    registry = crds.load(sel.crds)
+    registry = None
+    if sel.crds:  # jsonschema and the CRD tables load only when there are CRDs
+        from policykit.k8s import crds
+
+        registry = crds.load(sel.crds)
     pack_objs = load_packs(sel.packs)
     if config.update_baseline and config.baseline is None:
         raise UsageError("--update-baseline needs --baseline FILE")
@@ -107,7 +110,8 @@ def run(
         third_party = foreign.load(list(config.policies), gatekeeper_engine("auto"))
     engine = config.engine
     shown = progress(sel.paths) if progress is not None else contextlib.nullcontext(None)
-    with shown as bar, crds.using(registry):
+    in_force = crds.using(registry) if registry is not None else contextlib.nullcontext()
+    with shown as bar, in_force:
         progress_ = bar
         entries: Any = plan_files(sel.paths, sel.include, sel.exclude, config.no_ignore)
         if progress_ is not None:  # a bar needs its total: list the files first (a walk)
@@ -149,9 +153,12 @@ def run(
 
 def _baseline(config: CheckConfig, report: CheckReport, recorded: Any) -> None:
     """Record today's findings (``update_baseline``), or mark those recorded."""
+    path = config.baseline
+    report.baseline_updated = config.update_baseline
+    if path is None:
+        return
     from policykit import baseline as baselines
 
-    path = config.baseline
     if config.update_baseline and path is not None and report.errors:
         report.warnings.append(f"policykit: {path} not updated: fix the input errors first")
     elif config.update_baseline and path is not None:
@@ -163,7 +170,6 @@ def _baseline(config: CheckConfig, report: CheckReport, recorded: Any) -> None:
     elif recorded is not None:
         applied = baselines.apply(report.findings, recorded)
         report.findings, report.fixed = applied.findings, applied.fixed
-    report.baseline_updated = config.update_baseline
 
 
 def _waivers(config: CheckConfig, report: CheckReport) -> None:
