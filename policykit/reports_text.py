@@ -42,7 +42,9 @@ STDIN = "<stdin>"
 def finding_line(f: Finding) -> str:
     """The one line of ``f`` (without its line break)."""
     where = f"{f.file or STDIN}:{f.line}" if f.line else f.file or STDIN
-    return safe_name(f"{where}: {f.severity} {f.rule} {f.object}: {f.message}")
+    line = f"{where}: {f.severity} {f.rule} {f.object}: {f.message}"
+    # isprintable() is False for everything safe_name escapes (and more): one C pass
+    return line if line.isprintable() else safe_name(line)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -92,4 +94,4 @@ def text(report: CheckReport, *, quiet: bool = False) -> str:
     lines = [finding_line(f) for f in report.findings if not f.accepted]
     if not quiet:
         lines.append(summary_line(report))
-    return "".join(line + "\n" for line in lines)
+    return "\n".join(lines) + "\n" if lines else ""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from rich.console import Console
@@ -113,39 +114,55 @@ def test_terminal_summary_groups_by_rule_lists_the_first_and_counts_the_rest() -
     findings += [_finding(f"q{i}", rule="P-002", severity="warn") for i in range(5)]
     findings += [_finding(f"r{i}", rule="P-003", severity="deny") for i in range(2)]
     out = _terminal(_report(findings), limit=4)
-    assert "\x1b[" in out  # coloured: a terminal
+    assert "\x1b[1;31mdeny" in out and "\x1b[33mwarn" in out  # coloured: a terminal
     lines = _plain(out)
-    by_rule = lines[: lines.index("")]
-    # the most severe first, then the most frequent; three objects, then …
-    assert [ln.split()[:3] for ln in by_rule[2:]] == [
-        ["P-001", "deny", "30"],
-        ["P-003", "deny", "2"],
-        ["P-002", "warn", "5"],
+    # by rule: the most severe first, then the most frequent; three objects, then …
+    assert lines[0].split() == ["rule", "severity", "findings", "objects"]
+    assert set(lines[1]) == {"─"}
+    assert lines[2:6] == [
+        "P-001  deny            30  Pod/prod/p00, Pod/prod/p01, Pod/prod/p02, …",
+        "P-003  deny             2  Pod/prod/r0, Pod/prod/r1",
+        "P-002  warn             5  Pod/prod/q0, Pod/prod/q1, Pod/prod/q2, …",
+        "",
     ]
-    assert by_rule[2].endswith("Pod/prod/p00, Pod/prod/p01, Pod/prod/p02, …")
-    assert by_rule[3].endswith("Pod/prod/r0, Pod/prod/r1")
-    rows = [ln for ln in lines if ln.startswith("p0")]
-    assert [ln.split()[:4] for ln in rows] == [
-        [f"p0{i}.yaml:1", "deny", "P-001", f"Pod/prod/p0{i}"] for i in range(4)
+    # the first four under their files, then how many are left, then the summary
+    assert lines[6:] == [
+        *(
+            line
+            for i in range(4)
+            for line in (f"p0{i}.yaml", f"  1  deny  P-001  Pod/prod/p0{i}  uses the host network")
+        ),
+        "… and 33 more (--limit 0 lists all; piped or --format text: a line each)",
+        "37 objects in 31 files: 32 deny, 5 warn, 0 info",
     ]
-    assert lines[-2] == ("… and 33 more (--limit 0 lists all; piped or --format text: a line each)")
-    assert lines[-1] == "37 objects in 31 files: 32 deny, 5 warn, 0 info"
 
 
 def test_terminal_with_few_findings_lists_them_without_grouping() -> None:
-    findings = [_finding("a", "[bold]literal[/bold]"), _finding("b", rule="P-002")]
-    lines = _plain(_terminal(_report(findings)))
-    assert [ln.split()[:4] for ln in lines[2:4]] == [
-        ["pods.yaml:1", "deny", "P-001", "Pod/prod/a"],
-        ["pods.yaml:1", "deny", "P-002", "Pod/prod/b"],
+    findings = [_finding("a", "[bold]literal[/bold]"), _finding("b", rule="P-002", line=12)]
+    assert _plain(_terminal(_report(findings))) == [
+        "pods.yaml",
+        "   1  deny  P-001  Pod/prod/a  [bold]literal[/bold]",
+        "  12  deny  P-002  Pod/prod/b  uses the host network",
+        "2 objects in 1 file: 2 deny, 0 warn, 0 info",
     ]
-    assert lines[2].endswith("[bold]literal[/bold]")
-    assert not [ln for ln in lines if "more" in ln or "findings" in ln]
     # --limit 0: every finding, no "… and K more" however many
     many = [_finding(f"p{i}") for i in range(50)]
     lines = _plain(_terminal(_report(many), limit=0))
-    assert len([ln for ln in lines if ln.startswith("pods.yaml:1")]) == 50
+    assert len([ln for ln in lines if ln.startswith("  1  deny  P-001  Pod/prod/p")]) == 50
+    assert lines[-1] == "50 objects in 1 file: 50 deny, 0 warn, 0 info"
     assert not [ln for ln in lines if "more" in ln]
+
+
+def test_quiet_on_a_terminal_lists_the_findings_and_what_is_left_only() -> None:
+    many = [_finding(f"p{i}") for i in range(30)]
+    with click.Context(cli, obj=render.Ui(quiet=True)):
+        lines = _plain(_terminal(_report(many), limit=2))
+    assert lines == [
+        "pods.yaml",
+        "  1  deny  P-001  Pod/prod/p0  uses the host network",
+        "  1  deny  P-001  Pod/prod/p1  uses the host network",
+        "… and 28 more (--limit 0 lists all; piped or --format text: a line each)",
+    ]
 
 
 # --- the command ------------------------------------------------------------------------
@@ -164,16 +181,14 @@ def test_check_on_a_terminal_summarises_and_piped_lists_every_finding(repo: Path
     code, shown, _ = in_pty(["--no-color", "check", "."], repo, stderr_tty=False)
     assert code == 1
     lines = [ln.rstrip() for ln in shown.replace("\r\n", "\n").splitlines()]
-    assert lines[2].split() == [
-        "P-001",
-        "deny",
-        "25",
-        "Pod/pod00,",
-        "Pod/pod01,",
-        "Pod/pod02,",
-        "…",
+    assert lines[2] == "P-001  deny            25  Pod/pod00, Pod/pod01, Pod/pod02, …"
+    assert lines[4:8] == [
+        "pod00.yaml",
+        "  1  deny  P-001  Pod/pod00  pod00 uses the host network",
+        "pod01.yaml",
+        "  1  deny  P-001  Pod/pod01  pod01 uses the host network",
     ]
-    assert len([ln for ln in lines if ln.startswith("pod")]) == render.DEFAULT_LIMIT
+    assert len([ln for ln in lines if ln.startswith("  1  deny")]) == render.DEFAULT_LIMIT
     assert lines[-2:] == [
         "… and 5 more (--limit 0 lists all; piped or --format text: a line each)",
         "25 objects in 25 files: 25 deny, 0 warn, 0 info",

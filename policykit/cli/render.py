@@ -21,6 +21,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import groupby
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -215,8 +216,6 @@ def print_summary(console: Console, report: CheckReport, limit: int = DEFAULT_LI
     not listed. Piped output lists every finding (policykit/reports_text.py)."""
     from rich.text import Text
 
-    from policykit.reports_text import STDIN
-
     quiet = ui().quiet
     shown = [f for f in report.findings if not f.accepted]
     listed = shown[:limit] if limit else shown
@@ -224,22 +223,7 @@ def print_summary(console: Console, report: CheckReport, limit: int = DEFAULT_LI
         show(console, _by_rule(shown))
         show(console, "")
     if listed:
-        table = _table()
-        table.add_column("location", style="dim", overflow="fold")
-        table.add_column("severity", no_wrap=True)
-        table.add_column("rule", no_wrap=True)
-        table.add_column("object", overflow="fold")
-        table.add_column("message", overflow="fold")
-        for f in listed:
-            where = f.file or STDIN
-            table.add_row(
-                Text(f"{where}:{f.line}" if f.line else where),
-                Text(f.severity, style=_STYLE[f.severity]),
-                Text(f.rule),
-                Text(str(f.object)),
-                Text(f.message),  # user text, never rich markup ("[a, b]" would vanish)
-            )
-        show(console, table)
+        _list(console, listed)
     if len(listed) < len(shown):
         more = len(shown) - len(listed)
         show(
@@ -248,6 +232,42 @@ def print_summary(console: Console, report: CheckReport, limit: int = DEFAULT_LI
         )
     if not quiet:
         show(console, summary_text(report))
+
+
+def _list(console: Console, findings: list[Finding]) -> None:
+    """``findings`` under the name of their file, as eslint's ``stylish`` lists
+    them: line, severity, rule, object, message; the columns line up across files."""
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    from policykit.reports_text import STDIN
+
+    objects = [str(f.object) for f in findings]
+    line_width = max(len(str(f.line)) for f in findings)
+    rule_width = max(len(f.rule) for f in findings)
+    # the object column gives way to the message on a narrow terminal
+    object_width = min(max(len(o) for o in objects), max(12, console.width // 3))
+    start = 0
+    for file, group in groupby(findings, key=lambda f: f.file):
+        rows = list(group)
+        table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+        table.add_column(justify="right", style="dim", width=line_width, no_wrap=True)
+        table.add_column(width=4, no_wrap=True)
+        table.add_column(width=rule_width, no_wrap=True)
+        table.add_column(width=object_width, overflow="fold")
+        table.add_column(overflow="fold")
+        for f, name in zip(rows, objects[start : start + len(rows)], strict=True):
+            table.add_row(
+                str(f.line) if f.line else "",
+                Text(f.severity, style=_STYLE[f.severity]),
+                Text(f.rule),
+                Text(name),
+                Text(f.message),  # user text, never rich markup ("[a, b]" would vanish)
+            )
+        start += len(rows)
+        show(console, Text(file or STDIN, style="bold"))
+        show(console, Padding(table, (0, 0, 0, 2)))
 
 
 def _table() -> Table:
