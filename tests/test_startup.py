@@ -98,3 +98,39 @@ def test_the_signing_algorithms_are_the_signers() -> None:
     from policykit.targets.rego import signing
 
     assert ALGORITHMS == signing.ALGORITHMS
+
+
+CHECK_ONE_FILE_NEVER = (
+    *CHECK_PATH_NEVER,
+    "policykit.api.building",
+    "policykit.api.testing",
+    "policykit.api.verifying",
+    "policykit.library",
+    "policykit.baseline",
+    "policykit.k8s.crds",
+    "tomllib",
+)
+"""``policykit check one-file.yaml`` as a pre-commit hook runs it, output piped
+(plain lines): no rich, no build/test/verify, no baseline without --baseline, no
+CRD tables without CRDs, no TOML parser for a pyproject.toml that is not ours."""
+
+
+def test_checking_one_file_piped_loads_only_the_check_path(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "someone-else"\n')
+    manifest = tmp_path / "one.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\n"
+        "spec:\n  template:\n    spec:\n      containers: [{name: web, image: nginx:1.25}]\n"
+    )
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
+        f"[m for m in {list(CHECK_ONE_FILE_NEVER)!r} if m in sys.modules])))\n"
+        "from policykit.cli.main import main\n"
+        "sys.argv = ['policykit', 'check', 'one.yaml']\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    assert r.stdout.startswith("one.yaml:")  # the plain lines: the pack ran
+    assert r.stderr.rpartition("LOADED ")[2] == "[]"
