@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.loader import fastyaml
 from policykit.loader.readfile import ALIAS_ENV as ALIAS_ENV
 from policykit.loader.readfile import DEFAULT_MAX_ALIAS_BYTES as DEFAULT_MAX_ALIAS_BYTES
 from policykit.loader.readfile import DEFAULT_MAX_FILE_BYTES as DEFAULT_MAX_FILE_BYTES
@@ -58,8 +59,9 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
 # --- YAML ---------------------------------------------------------------------------
 
 
-class GuardedLoader(_Base):  # type: ignore[misc]
-    """PyYAML's C safe loader restricted to JSON values."""
+class GuardedLoader(fastyaml.FastResolve, _Base):  # type: ignore[misc]
+    """PyYAML's C safe loader restricted to JSON values (tags of plain scalars
+    remembered: :class:`policykit.loader.fastyaml.FastResolve`)."""
 
 
 def _problem(node: yaml.Node, text: str) -> yaml.constructor.ConstructorError:
@@ -223,7 +225,10 @@ def yaml_documents(
                 )
             else:
                 try:
-                    value = loader.construct_document(node)
+                    try:
+                        value = fastyaml.build(loader, node, check_aliases)
+                    except fastyaml.Fallback:  # beyond JSON's tags: PyYAML's constructor
+                        value = loader.construct_document(node)
                 except yaml.MarkedYAMLError as exc:
                     errors.append(_marked(exc, shown, error, f"document {index}: "))
                 except Exception as exc:  # a constructor's failure is the input's: one line

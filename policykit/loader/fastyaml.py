@@ -1,0 +1,154 @@
+"""The fast exact path of the guarded YAML reader (issue 21, item 3).
+
+PyYAML's C loader parses and composes in C, but it calls back into Python to
+resolve the tag of every node and builds the values in Python through the
+general constructor (generators, recursion bookkeeping, merge-key flattening
+per mapping). For the documents policykit reads, that is two thirds of the cost
+of ``yaml.load``. Two shortcuts give the *same* values:
+
+* :class:`FastResolve`: a node's implicit tag is a pure function of its plain
+  value when no path resolver is registered (``BaseResolver.resolve`` in
+  PyYAML's ``resolver.py``), so short values are looked up in a memo; the
+  path-resolver hooks are no-ops without path resolvers, as upstream's are;
+* :func:`build`: a document whose nodes carry only the tags a JSON value needs
+  (``str``, ``null``, ``bool``, ``int``, ``float``, ``seq``, ``map``) is built
+  by one recursive function, calling the loader's own constructors for
+  ``bool``/``int``/``float`` (the guards of :mod:`policykit.loader.yamlsafe`).
+  Anything else (merge keys ``<<``, ``=`` keys, ``!!set``, timestamps, custom
+  tags, an unhashable key, a scalar constructor that fails, nesting deeper than
+  :data:`MAX_DEPTH`) raises :class:`Fallback`, and the caller constructs the
+  document with PyYAML's ``construct_document`` exactly as before, so every
+  error message is PyYAML's.
+
+Aliases (the same node object met twice) give the same Python object, as
+PyYAML's ``constructed_objects`` memo does. ``tests/test_loader_fastyaml.py``
+holds both shortcuts to plain PyYAML over drawn documents and every fixture.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from yaml.resolver import BaseResolver
+
+STR = "tag:yaml.org,2002:str"
+NULL = "tag:yaml.org,2002:null"
+BOOL = "tag:yaml.org,2002:bool"
+INT = "tag:yaml.org,2002:int"
+FLOAT = "tag:yaml.org,2002:float"
+SEQ = "tag:yaml.org,2002:seq"
+MAP = "tag:yaml.org,2002:map"
+_SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
+_resolve: Any = BaseResolver.resolve
+_descend: Any = BaseResolver.descend_resolver
+_ascend: Any = BaseResolver.ascend_resolver
+
+MAX_DEPTH = 64
+"""Deeper documents go through PyYAML, whose own recursion limit decides."""
+MEMO_VALUE_CHARS = 64
+"""Plain scalars up to this length have their tag remembered."""
+MEMO_ENTRIES = 65536
+"""The memo is emptied when it holds this many tags (memory stays bounded)."""
+
+
+class Fallback(Exception):
+    """The document needs PyYAML's general constructor."""
+
+
+class FastResolve:
+    """A mixin for a PyYAML loader: the tag of a plain scalar remembered by value.
+
+    Exact as long as the class registers no path resolver (checked on each
+    call) and its implicit resolvers do not change after the first document
+    (they are class attributes, set when the class is defined)."""
+
+    _tag_memo: ClassVar[dict[str, str]] = {}
+    yaml_path_resolvers: ClassVar[dict[Any, Any]]
+
+    def resolve(self, kind: Any, value: Any, implicit: tuple[bool, bool]) -> Any:
+        if self.yaml_path_resolvers:
+            return _resolve(self, kind, value, implicit)
+        if kind is ScalarNode:
+            if not implicit[0]:
+                return STR
+            if len(value) <= MEMO_VALUE_CHARS:
+                memo = self._tag_memo
+                tag = memo.get(value)
+                if tag is None:
+                    if len(memo) >= MEMO_ENTRIES:
+                        memo.clear()
+                    tag = memo[value] = _resolve(self, kind, value, implicit)
+                return tag
+            return _resolve(self, kind, value, implicit)
+        if kind is SequenceNode:
+            return SEQ
+        return MAP
+
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        if self.yaml_path_resolvers:
+            _descend(self, current_node, current_index)
+
+    def ascend_resolver(self) -> None:
+        if self.yaml_path_resolvers:
+            _ascend(self)
+
+
+def build(loader: Any, node: yaml.Node, aliases: bool) -> Any:
+    """The value of document ``node``, as ``loader.construct_document(node)``
+    gives it, or :class:`Fallback`. ``aliases``: the text may hold anchors
+    (then nodes met twice give the same object)."""
+    constructors = loader.yaml_constructors
+    memo: dict[int, Any] | None = {} if aliases else None
+    scalar, seq, mapping = ScalarNode, SequenceNode, MappingNode
+
+    def value(n: Any, depth: int) -> Any:
+        if memo is not None:
+            known = memo.get(id(n), memo)
+            if known is not memo:
+                return known
+        cls = type(n)
+        tag = n.tag
+        if cls is scalar:
+            if tag == STR:
+                out: Any = n.value
+            elif tag == NULL:
+                out = None
+            elif tag in (BOOL, INT, FLOAT):
+                try:
+                    out = constructors[tag](loader, n)
+                except Exception:
+                    raise Fallback from None
+            else:
+                raise Fallback
+        elif depth >= MAX_DEPTH:
+            raise Fallback
+        elif cls is mapping and tag == MAP:
+            out = {}
+            if memo is not None:
+                memo[id(n)] = out
+            for k, v in n.value:
+                if k.tag in _SPECIAL_KEYS:
+                    raise Fallback
+                key = value(k, depth + 1)
+                try:
+                    hash(key)
+                except TypeError:  # an unhashable key: PyYAML's error
+                    raise Fallback from None
+                out[key] = value(v, depth + 1)
+            return out
+        elif cls is seq and tag == SEQ:
+            out = []
+            if memo is not None:
+                memo[id(n)] = out
+            for item in n.value:
+                out.append(value(item, depth + 1))
+            return out
+        else:
+            raise Fallback
+        if memo is not None:
+            memo[id(n)] = out
+        return out
+
+    return value(node, 0)
