@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import io
 import os
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from policykit.loader import load_paths, load_text
+from policykit.loader import _matches, load_paths, load_text
 from policykit.loader.yamlsafe import max_alias_bytes
+from tests.conftest import examples
 
 
 def write(p: Path, text: str) -> Path:
@@ -153,3 +157,19 @@ def test_missing_path_and_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     r = load_paths(["-"])
     assert r.documents[0].obj["metadata"]["name"] == "from-stdin"
     assert r.documents[0].file == "<stdin>"
+
+
+PATTERN_PARTS = ["*", "?", "[!x]", "[a-c]", "a", "b", ".", "yaml", "/", "[", "\\", "**"]
+
+
+@settings(max_examples=examples(300))
+@given(
+    st.lists(st.text(alphabet="ab.xy/*?[]\\-", max_size=10), max_size=4),
+    st.lists(st.lists(st.sampled_from(PATTERN_PARTS), max_size=5).map("".join), max_size=5),
+)
+def test_include_and_exclude_match_as_fnmatchcase(parts: list[str], patterns: list[str]) -> None:
+    """The one compiled alternation of the walk agrees with ``fnmatchcase`` per pattern."""
+    rel = "/".join(parts)
+    name = rel.rsplit("/", 1)[-1]
+    expected = any(fnmatchcase(rel, p) or fnmatchcase(name, p) for p in patterns)
+    assert _matches(rel, patterns) == expected

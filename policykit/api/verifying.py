@@ -66,6 +66,10 @@ class VerifyResult:
             ],
             "leftOut": report.left_out,
             "notRun": self.not_run,
+            "sampled": {
+                t: {"engine": s.engine, "objects": s.objects, "of": s.of}
+                for t, s in sorted(report.sampled.items())
+            },
         }
 
     def table(self, quiet: bool = False) -> str:
@@ -77,6 +81,12 @@ class VerifyResult:
             bad = sum(1 for m in report.mismatches if m.target == t)
             verdict = "agrees" if not bad else (f"{bad} MISMATCH" + ("" if bad == 1 else "ES"))
             lines.append(f"{t:<11} {n:>6} {'object' if n == 1 else 'objects':<7}  {verdict}")
+            if t in report.sampled:
+                s = report.sampled[t]
+                lines.append(
+                    f"{'':<11} {s.engine}: a sample of {s.objects} of {s.of} objects "
+                    "(real OPA ran every object)"
+                )
         for target, why in self.not_run.items() if not quiet else ():
             lines.append(f"{target:<11} not run: {why}")
         for why in report.left_out if not quiet else ():
@@ -114,7 +124,7 @@ def verify(
     """Verify ``config.paths``; ``warn`` is told at once of a target left out
     (OPA not installed)."""
     from policykit.k8s import crds
-    from policykit.loader import LoadResult, load_entries
+    from policykit.loader import LoadResult
     from policykit.packs import load_packs
     from policykit.verify import TARGETS
     from policykit.verify import verify as run_verify
@@ -147,7 +157,7 @@ def verify(
         entries = list(plan_files(sel.paths, sel.include, sel.exclude, config.no_ignore))
         steps.phase("reading", len(entries))
         loaded = LoadResult()
-        for part in steps.over(load_entries(entries)):
+        for part in _read(entries, steps):
             loaded.extend(part)
         documents = loaded.documents
         if registry:
@@ -165,3 +175,17 @@ def verify(
             progress=bar,
         )
     return VerifyResult(report, pack_objs, list(loaded.errors), not_run)
+
+
+def _read(entries: list[Any], steps: Any) -> Iterable[Any]:
+    """What the files hold, in their order: on every core for a large run
+    (the parse costs about as much as every target together), else here."""
+    from policykit import parallel
+    from policykit.loader import load_entries
+
+    jobs = parallel.default_jobs()
+    if not parallel.worth_it(entries, jobs):
+        here: Iterable[Any] = steps.over(load_entries(entries))
+        return here
+    parts: list[Any] = parallel.check([], entries, None, jobs=jobs, progress=steps).parts
+    return parts

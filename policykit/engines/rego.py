@@ -331,6 +331,15 @@ def load_opa() -> Any:
     return opa_bindings
 
 
+def opa_started() -> bool:
+    """Whether real OPA's Go runtime runs in this process: it starts with the
+    first engine (importing ``opa_bindings`` loads no library), and a forked
+    child cannot use it (``policykit.verify`` keeps OPA out of its workers
+    then)."""
+    module = sys.modules.get("opa_bindings.engine")
+    return module is not None and getattr(module, "_lib", True) is not None
+
+
 class OpaEngine(_RegoBase):
     """Compiled packs evaluated by real OPA (v1.20.2 via opa-golib-python-bindings)."""
 

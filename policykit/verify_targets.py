@@ -1,0 +1,286 @@
+"""Each ``verify`` target as a runner: built once per process (its engine, the
+compiled output), then run over any consecutive slice of the target's objects,
+so a large run can hand slices to several processes (:mod:`policykit.verify`).
+
+* ``rego`` / ``opa``: the OPA bundle's modules in regopy and real OPA (finding
+  for finding);
+* ``gatekeeper``: each ConstraintTemplate + Constraint through the Gatekeeper
+  harness (regopy; real OPA in batch, :mod:`policykit.verify_gatekeeper`): the
+  set of (rule, message);
+* ``vap`` / ``kyverno``: each policy through the admission harness on cel-cpp:
+  per rule, the messages of its findings joined with ``; ``;
+* ``jsonschema``: every object against the shipped per-pack schemas: per
+  covered rule, whether it fires.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from policykit.engines.jsonschema import SchemaChecker
+from policykit.engines.rego import OpaEngine, RegopyEngine
+from policykit.ir.reads import rule_reads_inventory
+from policykit.ir.rule import Pack
+from policykit.k8s import gatekeeper as gk
+from policykit.k8s import validating as admission
+from policykit.model import Document
+from policykit.targets import gatekeeper as gk_target
+from policykit.targets.k8s import manifests
+from policykit.targets.k8s import waivers as exports
+from policykit.values import cap_message
+from policykit.verify_core import Progress, Run, VerifyReport, compare, compare_rego, is_admitted
+
+Runner = Callable[[Sequence[Document], VerifyReport, Progress], None]
+"""A target built: compares the given objects (a slice of :func:`objects`)."""
+
+Unit = tuple[str, str]
+"""(target, engine): one runner. The gatekeeper target may have two."""
+
+
+def units(run: Run, name: str) -> list[Unit]:
+    """The runners of target ``name``: regopy's and real OPA's for a sampled
+    gatekeeper run (real OPA over every object, regopy over the sample)."""
+    if name == "rego":
+        return [("rego", "regopy")]
+    if name == "opa":
+        return [("opa", "opa")]
+    if name == "gatekeeper":
+        if run.gatekeeper_engine == "opa":
+            return [("gatekeeper", "opa")]
+        return [("gatekeeper", "regopy")] + ([("gatekeeper", "opa")] if run.sampled else [])
+    return [(name, "cel" if name in ("vap", "kyverno") else name)]
+
+
+def objects(run: Run, unit: Unit) -> Sequence[Document]:
+    """The objects a runner compares, in the run's order."""
+    name, engine = unit
+    if name == "rego":
+        return run.sample
+    if name == "gatekeeper":
+        return [d for d in run.sample if is_admitted(d)] if engine == "regopy" else run.k8s_docs
+    if name in ("vap", "kyverno"):
+        return run.k8s_docs
+    return run.docs
+
+
+def runner(run: Run, unit: Unit) -> Runner:
+    """The runner of ``unit``, built once per process."""
+    built = run.states.get(unit)
+    if built is None:
+        built = run.states[unit] = _BUILD[unit[0]](run, unit)
+    assert callable(built)
+    return built
+
+
+def _rego(run: Run, unit: Unit) -> Runner:
+    name = unit[0]
+    kept, ids = run.own(name)
+    if name == "opa":
+        # real OPA in batch (chunks of objects across files, or the whole run
+        # at once with an inventory: its join indexes are built once)
+        engine = OpaEngine(kept, run.params, mode="batch")
+        if run.inventory is not None:
+            engine.set_inventory(run.inventory)
+
+        def opa(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
+            for d, each in zip(docs, engine.evaluate_each(docs), strict=True):
+                compare_rego(report, name, d, each, run.by_doc[id(d)], ids)
+            progress.advance(len(docs))
+
+        return opa
+    # regopy: one object per query, measured faster (policykit.api.make_engine),
+    # except the rules that read the inventory: they run in one batch query with
+    # it, since a query evaluates the join indexes again (per object, 58 times on
+    # examples/platform: 47 of verify's 56 s CPU), and the others never get it
+    readers, others = _inventory_split(kept) if run.inventory is not None else ([], kept)
+    joins: RegopyEngine | None = None
+    if readers:
+        joins = RegopyEngine(readers, run.params, mode="batch")
+        joins.set_inventory(run.inventory or [])
+    single = RegopyEngine(others, run.params, mode="object") if others else None
+
+    def regopy(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
+        batch = joins.evaluate_each(docs) if joins is not None else [[] for _ in docs]
+        for d, found in zip(docs, batch, strict=True):
+            progress.advance()
+            each = found + (single.evaluate_each([d])[0] if single is not None else [])
+            compare_rego(report, name, d, each, run.by_doc[id(d)], ids)
+
+    return regopy
+
+
+def _inventory_split(packs: Sequence[Pack]) -> tuple[list[Pack], list[Pack]]:
+    """``packs`` cut in two: the rules that read the inventory, and the others."""
+    readers: list[Pack] = []
+    others: list[Pack] = []
+    for p in packs:
+        yes = tuple(r for r in p.rules if rule_reads_inventory(r))
+        no = tuple(r for r in p.rules if not rule_reads_inventory(r))
+        readers += [replace(p, rules=yes)] if yes else []
+        others += [replace(p, rules=no)] if no else []
+    return readers, others
+
+
+def _gatekeeper(run: Run, unit: Unit) -> Runner:
+    gk_packs, gk_ids = run.own("gatekeeper")
+    files, _ = gk_target.build(gk_packs, run.eff)
+    missed: list[exports.NotCarried] = []
+    for fname in list(files):
+        if fname.startswith("constraints/"):
+            files[fname], m = exports.apply_gatekeeper(run.waivers, files[fname])
+            missed += m
+    gk_carried = run.carried(missed)
+    pairs: list[tuple[Any, Any]] = []
+    for fname, items in files.items():
+        if fname.startswith("templates/"):
+            pairs += zip(items, files["constraints/" + fname.split("/", 1)[1]], strict=True)
+    # Gatekeeper syncs Kubernetes objects only (data.inventory)
+    gk_inventory = (
+        gk.inventory_of([d.obj for d in run.docs if d.source == "kubernetes"])
+        if run.inventory is not None
+        else None
+    )
+    # only the templates of rules that read it get data.inventory: regopy's
+    # queries cost more with it, whether or not the template reads it
+    readers = {r.id for p in gk_packs for r in p.rules if rule_reads_inventory(r)}
+
+    def inventory(c: Any) -> Any:
+        return gk_inventory if admission.rule_of(c) in readers else None
+
+    def done(
+        docs: Sequence[Document], got: list[dict[str, set[str]]], report: VerifyReport
+    ) -> None:
+        for doc, found in zip(docs, got, strict=True):
+            compare(
+                report,
+                "gatekeeper",
+                doc,
+                run.expected(doc, False, gk_ids, gk_carried),
+                {r: sorted(m) for r, m in found.items()},
+            )
+
+    if unit[1] == "opa":
+        return _gatekeeper_opa(pairs, inventory, done)
+    runners = [(gk.TemplateRunner(t, "rego"), c) for t, c in pairs]
+
+    def regopy(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
+        got: list[dict[str, set[str]]] = []
+        for doc in docs:
+            progress.advance()
+            found: dict[str, set[str]] = defaultdict(set)
+            for r, c in runners:
+                for v in gk.evaluate(r, c, doc.obj, inventory=inventory(c)):
+                    found[admission.rule_of(c)].add(cap_message(v.message))  # as Finding
+            got.append(found)
+        done(docs, got, report)
+
+    return regopy
+
+
+def _gatekeeper_opa(
+    pairs: list[tuple[Any, Any]],
+    inventory: Callable[[Any], Any],
+    done: Callable[[Sequence[Document], list[dict[str, set[str]]], VerifyReport], None],
+) -> Runner:
+    """The templates in real OPA over every object in one query
+    (:mod:`policykit.verify_gatekeeper`); templates that cannot share an
+    engine, or a batch OPA fails on, run one object per query as ``--oracle``
+    did (raising the error of the object it fails on)."""
+    from policykit.verify_gatekeeper import TemplatesBatch
+
+    data = next((inv for _, c in pairs if (inv := inventory(c)) is not None), None)
+    batch = TemplatesBatch(pairs, data)
+    singles: list[gk.TemplateRunner] = []
+
+    def one_by_one(docs: Sequence[Document]) -> list[list[list[Any] | None]]:
+        if not singles:
+            singles.extend(gk.TemplateRunner(t, "opa") for t, _ in pairs)
+        return [
+            [
+                [v.message for v in gk.evaluate(r, c, d.obj, inventory=inventory(c))]
+                for r, (_, c) in zip(singles, pairs, strict=True)
+            ]
+            for d in docs
+        ]
+
+    def opa(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
+        per = batch.messages([d.obj for d in docs]) if batch.ok else None
+        if per is None:
+            per = one_by_one(docs)
+        got: list[dict[str, set[str]]] = []
+        for each in per:
+            found: dict[str, set[str]] = defaultdict(set)
+            for (_, c), msgs in zip(pairs, each, strict=True):
+                if msgs:
+                    found[admission.rule_of(c)].update(cap_message(str(m)) for m in msgs)
+            got.append(found)
+        progress.advance(len(docs))
+        done(docs, got, report)
+
+    return opa
+
+
+def _cel(run: Run, unit: Unit) -> Runner:
+    name = unit[0]
+    cel_packs, cel_ids = run.own(name)
+    files, _ = manifests.build(name, cel_packs, run.eff)
+    all_docs = [d for items in files.values() for d in items]
+    exceptions: list[dict[str, Any]] = []
+    if name == "vap":
+        kinds = {r.id: list(r.selector.kinds) for p in cel_packs for r in p.rules}
+        all_docs, missed_cel = exports.apply_vap(run.waivers, all_docs, kinds)
+    else:
+        exceptions, missed_cel = exports.kyverno_exceptions(run.waivers, all_docs)
+    cel_carried = run.carried(missed_cel)
+    policies = [
+        d for d in all_docs if d["kind"] in ("ValidatingAdmissionPolicy", "ValidatingPolicy")
+    ]
+    bindings = {d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")}
+    static = {admission.rule_of(p): p["spec"]["validations"][0]["message"] for p in policies}
+
+    def cel(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
+        for doc in docs:
+            progress.advance()
+            got: dict[str, str] = {}
+            for p in policies:
+                if name == "vap":
+                    decisions = admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj)
+                else:
+                    decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
+                for dec in decisions:
+                    got[dec.rule] = dec.message
+            shown = {
+                r: manifests.shown_message(m, static[r])
+                for r, m in run.expected(doc, True, cel_ids, cel_carried).items()
+            }
+            compare(report, name, doc, shown, got)
+
+    return cel
+
+
+def _jsonschema(run: Run, unit: Unit) -> Runner:
+    checker = SchemaChecker(run.packs, run.eff)
+
+    def jsonschema(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
+        for doc in docs:
+            progress.advance()
+            fired = {
+                f.rule: True for f in run.by_doc[id(doc)] if (f.pack, f.rule) in checker.covered
+            }
+            got = {r: True for _, r in checker.fired(doc.obj)}
+            compare(report, "jsonschema", doc, fired, got)
+
+    return jsonschema
+
+
+_BUILD: dict[str, Callable[[Run, Unit], Runner]] = {
+    "rego": _rego,
+    "opa": _rego,
+    "gatekeeper": _gatekeeper,
+    "vap": _cel,
+    "kyverno": _cel,
+    "jsonschema": _jsonschema,
+}
