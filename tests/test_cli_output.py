@@ -22,6 +22,7 @@ from policykit.cli import render
 from policykit.cli.main import cli
 from policykit.model import Finding, ObjectRef, WaiverRef
 from policykit.reports_text import finding_line
+from tests.conftest import ROOT
 from tests.test_cli_conventions import BAD_POD, PACK, _env, _invoke, in_pty
 
 
@@ -245,3 +246,27 @@ def test_a_closed_pipe_ends_quietly(repo: Path) -> None:
     )
     assert head.stdout == "pod00.yaml:1: deny P-001 Pod/pod00: pod00 uses the host network\n"
     assert head.stderr == ""
+
+
+def _console_block(command: str) -> list[str]:
+    """The output under ``$ COMMAND`` in a README ``console`` block."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index(f"$ {command}\n") + len(command) + 3 :]
+    return block[: block.index("```")].rstrip("\n").split("\n")
+
+
+def test_the_readme_shows_what_check_prints() -> None:
+    piped = subprocess.run(
+        [sys.executable, "-m", "policykit", "check", "examples/kubernetes"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert piped.stdout.splitlines() == _console_block("policykit check examples/kubernetes | cat")
+    code, shown, _ = in_pty(
+        ["--no-color", "check", "examples", "--limit", "4"], ROOT, stderr_tty=False, cols=100
+    )
+    assert code == 1
+    shown_lines = [ln.rstrip() for ln in shown.replace("\r\n", "\n").rstrip("\n").split("\n")]
+    assert shown_lines == _console_block("policykit check examples --limit 4")
