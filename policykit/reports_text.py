@@ -39,12 +39,18 @@ if TYPE_CHECKING:
 STDIN = "<stdin>"
 
 
+def one_line(text: str) -> str:
+    """``text`` with what would break a line or drive a terminal (control
+    characters, escape sequences, U+2028/U+2029, undecodable bytes) written
+    ``\\xNN``/``\\uNNNN``, as :func:`policykit.loader.safe_name` writes file names."""
+    # isprintable() is False for everything safe_name escapes (and more): one C pass
+    return text if text.isprintable() else safe_name(text)
+
+
 def finding_line(f: Finding) -> str:
     """The one line of ``f`` (without its line break)."""
     where = f"{f.file or STDIN}:{f.line}" if f.line else f.file or STDIN
-    line = f"{where}: {f.severity} {f.rule} {f.object}: {f.message}"
-    # isprintable() is False for everything safe_name escapes (and more): one C pass
-    return line if line.isprintable() else safe_name(line)
+    return one_line(f"{where}: {f.severity} {f.rule} {f.object}: {f.message}")
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

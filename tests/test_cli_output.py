@@ -154,6 +154,23 @@ def test_terminal_with_few_findings_lists_them_without_grouping() -> None:
     assert not [ln for ln in lines if "more" in ln]
 
 
+def test_terminal_never_passes_on_an_escape_sequence_from_user_text() -> None:
+    """rich prints ESC as is: a manifest could set the terminal's title or worse."""
+    evil = "\x1b]0;pwned\x07\x1b[2J"
+    findings = [_finding(f"x{evil}", f"two\nlines {evil}", file=f"a{evil}.yaml")] * 3
+    buffer = io.StringIO()
+    con = Console(file=buffer, force_terminal=True, width=200, color_system=None)
+    render.print_summary(con, _report(findings), limit=1)
+    out = buffer.getvalue()
+    assert "\x1b" not in out and "\x07" not in out
+    escaped = "\\x1b]0;pwned\\x07\\x1b[2J"
+    assert out.splitlines()[2] == f"P-001  deny             3  Pod/prod/x{escaped}"
+    assert out.splitlines()[4:6] == [
+        f"a{escaped}.yaml",
+        f"  1  deny  P-001  Pod/prod/x{escaped}  two\\x0alines {escaped}",
+    ]
+
+
 def test_quiet_on_a_terminal_lists_the_findings_and_what_is_left_only() -> None:
     many = [_finding(f"p{i}") for i in range(30)]
     with click.Context(cli, obj=render.Ui(quiet=True)):

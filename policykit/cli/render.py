@@ -241,9 +241,9 @@ def _list(console: Console, findings: list[Finding]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from policykit.reports_text import STDIN
+    from policykit.reports_text import STDIN, one_line
 
-    objects = [str(f.object) for f in findings]
+    objects = [one_line(str(f.object)) for f in findings]
     line_width = max(len(str(f.line)) for f in findings)
     rule_width = max(len(f.rule) for f in findings)
     # the object column gives way to the message on a narrow terminal
@@ -261,12 +261,14 @@ def _list(console: Console, findings: list[Finding]) -> None:
             table.add_row(
                 str(f.line) if f.line else "",
                 Text(f.severity, style=_STYLE[f.severity]),
-                Text(f.rule),
+                Text(one_line(f.rule)),
                 Text(name),
-                Text(f.message),  # user text, never rich markup ("[a, b]" would vanish)
+                # user text: never rich markup ("[a, b]" would vanish), never a terminal
+                # escape sequence (rich passes ESC through)
+                Text(one_line(f.message)),
             )
         start += len(rows)
-        show(console, Text(file or STDIN, style="bold"))
+        show(console, Text(one_line(file or STDIN), style="bold"))
         show(console, Padding(table, (0, 0, 0, 2)))
 
 
@@ -286,6 +288,7 @@ def _by_rule(findings: list[Finding]) -> RenderableType:
     from rich.text import Text
 
     from policykit.ir.rule import SEVERITY_RANK
+    from policykit.reports_text import one_line
 
     groups: dict[tuple[str, str], list[Finding]] = {}
     for f in findings:
@@ -304,9 +307,9 @@ def _by_rule(findings: list[Finding]) -> RenderableType:
                 objects.append(name)
                 if len(objects) > _OBJECTS_SHOWN:
                     break
-        first = ", ".join(objects[:_OBJECTS_SHOWN])
+        first = one_line(", ".join(objects[:_OBJECTS_SHOWN]))
         table.add_row(
-            Text(rule),
+            Text(one_line(rule)),
             Text(severity, style=_STYLE[severity]),
             str(len(group)),
             Text(first + (", …" if len(objects) > _OBJECTS_SHOWN else "")),
