@@ -287,3 +287,15 @@ def test_the_readme_shows_what_check_prints() -> None:
     assert code == 1
     shown_lines = [ln.rstrip() for ln in shown.replace("\r\n", "\n").rstrip("\n").split("\n")]
     assert shown_lines == _console_block("policykit check examples --limit 4")
+
+
+def test_render_text_is_what_the_command_prints(repo: Path) -> None:
+    from policykit import api
+
+    report = api.check(api.CheckConfig(paths=(str(repo),), packs=(str(repo / "p.py"),)))
+    for args in (["--format", "text"], []):
+        r = CliRunner().invoke(cli, ["check", str(repo), "--pack", str(repo / "p.py"), *args])
+        assert r.exit_code == 1 and r.stdout == reports.render(report, "text")
+    quiet = CliRunner().invoke(cli, ["-q", "check", str(repo), "--pack", str(repo / "p.py")])
+    assert quiet.stdout == reports.render(report, "text", quiet=True)
+    assert quiet.stdout.count("\n") == 25
