@@ -299,3 +299,24 @@ def test_render_text_is_what_the_command_prints(repo: Path) -> None:
     quiet = CliRunner().invoke(cli, ["-q", "check", str(repo), "--pack", str(repo / "p.py")])
     assert quiet.stdout == reports.render(report, "text", quiet=True)
     assert quiet.stdout.count("\n") == 25
+
+
+def test_every_command_leaves_a_closed_pipe_to_main(capfd: pytest.CaptureFixture[str]) -> None:
+    """handle_errors wraps every command: a BrokenPipeError (``policykit ... |
+    head``) is not an "internal error" (exit 3) there; it reaches click, which
+    ends quietly with exit 1, as main() does."""
+    from policykit.cli.options import handle_errors
+
+    @click.command()
+    @handle_errors
+    def writer() -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    saved = sys.stdout, sys.stderr  # click swaps in flush-pacifying wrappers
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            writer.main([], standalone_mode=False)
+    finally:
+        sys.stdout, sys.stderr = saved
+    assert exit_.value.code == 1
+    assert "internal error" not in capfd.readouterr().err

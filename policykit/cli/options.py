@@ -65,8 +65,8 @@ def handle_errors(fn: F) -> F:
             for line in error_lines(exc):
                 stderr(line)
             sys.exit(EXIT_INPUT)
-        except (click.exceptions.Exit, click.ClickException, SystemExit):
-            raise
+        except (click.exceptions.Exit, click.ClickException, SystemExit, BrokenPipeError):
+            raise  # a closed pipe (policykit ... | head): main() ends quietly
         except KeyboardInterrupt:
             stderr("policykit: interrupted")
             sys.exit(130)
