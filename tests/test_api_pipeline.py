@@ -58,7 +58,7 @@ def test_a_usage_error_is_the_apis_and_the_command_shows_it() -> None:
     assert r.exit_code == 2 and "--update-baseline needs --baseline FILE" in r.stderr
 
 
-@pytest.mark.parametrize("fmt", ["json", "sarif", "junit", "github"])
+@pytest.mark.parametrize("fmt", ["json", "sarif", "junit", "github", "text"])
 def test_render_is_what_the_command_prints(fmt: str) -> None:
     report = _check(record_checked=fmt == "junit")
     r = CliRunner().invoke(cli, ["check", K8S, "--pack", STARTER[0], "--format", fmt])
