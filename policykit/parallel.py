@@ -11,15 +11,22 @@ files).
 * native engine, no cross-object rule: each worker reads *and* evaluates its
   chunks, and sends back findings only;
 * a cross-object rule (``objects()``) needs the whole inventory first: the
-  workers read the chunks in parallel and send the documents back; then a
-  second pool, forked with the inventory in memory, evaluates ranges of it
-  (each worker sets the inventory once);
+  workers read the chunks in parallel, evaluate the rules that do not read the
+  inventory (:meth:`~policykit.engines.native.NativeEngine.select_rules`) and
+  send the documents back with those findings; then the rules that read it are
+  evaluated over ranges of the inventory by a second pool, forked with the
+  inventory in memory (each worker sets it once). The findings of both phases
+  are put in the serial run's order: :meth:`Finding.sort_key
+  <policykit.model.Finding.sort_key>`, then the rule's place in
+  :meth:`~policykit.engines.native.NativeEngine.rule_order`;
 * another engine (rego, opa, cel): the workers read in parallel, the engine
   runs in this process (a Go or C++ runtime is not forked).
 
 The workers are forked (``fork`` start method, POSIX): packs, parameters and the
 hook that checks custom resources are inherited, never pickled. Where ``fork``
-is not available the run stays serial.
+is not available the run stays serial. Importing this module is cheap (the
+loader, the evaluator and the reports load when a run needs them): ``policykit
+check`` of one file imports it.
 """
 
 from __future__ import annotations
@@ -30,14 +37,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from policykit.errors import InputError
-from policykit.ir.evaluate import selector_matches
-from policykit.ir.rule import Pack
-from policykit.loader import Entry, LoadResult, Skipped, load_entries
-from policykit.model import Document, Finding, object_ref
-from policykit.reports import Checked
 
 if TYPE_CHECKING:
     from policykit.engines.base import Engine
+    from policykit.ir.rule import Pack
+    from policykit.loader import Entry, LoadResult, Skipped
+    from policykit.model import Document, Finding
+    from policykit.reports import Checked
 
 MIN_FILES = 256
 """Below this many files a run stays in one process: starting the pool and
@@ -52,6 +58,10 @@ MIN_OBJECTS_PER_TASK = 256
 def applicable(packs: Sequence[Pack], docs: Iterable[Document]) -> list[Checked]:
     """Per object, the rules that apply to it (JUnit's passing test cases): the
     one pipeline step both a serial run (:mod:`policykit.api`) and a worker run."""
+    from policykit.ir.evaluate import selector_matches
+    from policykit.model import object_ref
+    from policykit.reports import Checked
+
     out = []
     for d in docs:
         rules = tuple(
@@ -105,6 +115,10 @@ class Outcome:
     files: int = 0
     objects: int = 0
     parts: list[LoadResult] = field(default_factory=list)  # read only: the documents too
+    # with the findings of a cross-object run: the position of each one's document
+    # (in its chunk, then in the run), by which :func:`_serial_order` restores the
+    # serial run's order
+    positions: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -113,7 +127,9 @@ class _Job:
     engine: Engine | None  # the native engine built (and validated) in the parent; None: another
     record_checked: bool
     transform: Callable[[LoadResult], None] | None
+    local: bool = False  # 1st phase of a cross-object run: evaluate the local rules while reading
     documents: list[Document] = field(default_factory=list)  # the inventory (2nd phase)
+    inventory_engine: Engine | None = None  # the rules that read it (2nd phase)
 
 
 # Set in the parent before the pool forks; each worker reads its copy (the engine,
@@ -127,7 +143,79 @@ def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
 
 
+# What travels back from a worker is plain tuples, lists and dicts (pickled by C
+# code); a slotted dataclass pickles through Python-level __getstate__, several
+# times slower for the thousands of findings and documents of a large run.
+_FindingRow = tuple[Any, ...]
+
+
+def _finding_rows(findings: Iterable[Finding]) -> list[_FindingRow]:
+    return [
+        (
+            f.rule,
+            f.pack,
+            f.severity,
+            f.message,
+            (f.object.api_version, f.object.kind, f.object.namespace, f.object.name),
+            f.file,
+            f.doc_index,
+            f.line,
+            f.item,
+            f.baselined,
+            f.waiver,
+        )
+        for f in findings
+    ]
+
+
+def _findings(rows: list[_FindingRow]) -> list[Finding]:
+    from policykit.model import Finding, ObjectRef
+
+    refs: dict[tuple[str, str, str, str], ObjectRef] = {}
+    out = []
+    for rule, pack, severity, message, ref, file, index, line, item, baselined, waiver in rows:
+        obj = refs.get(ref)
+        if obj is None:
+            obj = refs[ref] = ObjectRef(*ref)
+        out.append(
+            Finding(rule, pack, severity, message, obj, file, index, line, item, baselined, waiver)
+        )
+    return out
+
+
+def _wire(out: Outcome) -> tuple[Any, ...]:
+    """An :class:`Outcome` as it leaves a worker (:func:`_unwire` in the parent)."""
+    parts = [
+        (p.errors, p.skipped, p.files, [(d.obj, d.file, d.index, d.line) for d in p.documents])
+        for p in out.parts
+    ]
+    rows = _finding_rows(out.findings)
+    return rows, out.errors, out.skipped, out.checked, out.files, out.objects, parts, out.positions
+
+
+def _unwire(wire: tuple[Any, ...]) -> Outcome:
+    from policykit.loader import LoadResult
+    from policykit.model import Document
+
+    rows, errors, skipped, checked, files, objects, parts, positions = wire
+    return Outcome(
+        findings=_findings(rows),
+        errors=errors,
+        skipped=skipped,
+        checked=checked,
+        files=files,
+        objects=objects,
+        parts=[
+            LoadResult([Document(*d) for d in docs], errs, skips, n)
+            for errs, skips, n, docs in parts
+        ],
+        positions=positions,
+    )
+
+
 def _read(paths: list[Any]) -> list[LoadResult]:
+    from policykit.loader import Entry, load_entries
+
     assert _JOB is not None
     parts = list(load_entries(Entry(path=p) for p in paths))
     if _JOB.transform is not None:
@@ -136,12 +224,32 @@ def _read(paths: list[Any]) -> list[LoadResult]:
     return parts
 
 
-def _read_chunk(paths: list[Any]) -> Outcome:
-    """Worker: read a chunk; the documents go back."""
-    return Outcome(parts=_read(paths))
+def _read_chunk(paths: list[Any]) -> tuple[Any, ...]:
+    """Worker: read a chunk; the documents go back (with the findings of the
+    rules that do not read the inventory, and the rules that apply, when the
+    run evaluates them here)."""
+    assert _JOB is not None
+    parts = _read(paths)
+    out = Outcome(parts=parts)
+    if _JOB.local and _JOB.engine is not None:
+        docs = [d for part in parts for d in part.documents]
+        _evaluate_each(_JOB.engine, docs, out.findings, out.positions)
+        if _JOB.record_checked:
+            out.checked.extend(applicable(_JOB.packs, docs))
+    return _wire(out)
 
 
-def _check_chunk(paths: list[Any]) -> Outcome:
+def _evaluate_each(
+    engine: Engine, docs: Sequence[Document], findings: list[Finding], positions: list[int]
+) -> None:
+    """Findings of ``docs`` one document at a time, each with its position."""
+    for i, doc in enumerate(docs):
+        found = engine.evaluate_all([doc])
+        findings.extend(found)
+        positions.extend([i] * len(found))
+
+
+def _check_chunk(paths: list[Any]) -> tuple[Any, ...]:
     """Worker: read and evaluate a chunk; the findings go back."""
     assert _JOB is not None and _JOB.engine is not None
     engine = _JOB.engine
@@ -154,13 +262,18 @@ def _check_chunk(paths: list[Any]) -> Outcome:
         out.skipped.extend(part.skipped)
         out.files += part.files
         out.objects += len(part.documents)
-    return out
+    return _wire(out)
 
 
-def _evaluate_range(bounds: tuple[int, int]) -> list[Finding]:
-    """Worker, second phase: evaluate documents ``[start, stop)`` of the inventory."""
-    assert _JOB is not None and _JOB.engine is not None
-    return list(_JOB.engine.evaluate_all(_JOB.documents[bounds[0] : bounds[1]]))
+def _evaluate_range(bounds: tuple[int, int]) -> tuple[list[_FindingRow], list[int]]:
+    """Worker, second phase: evaluate documents ``[start, stop)`` of the inventory
+    (the findings, and the position of each one's document in the range)."""
+    assert _JOB is not None and _JOB.inventory_engine is not None
+    findings: list[Finding] = []
+    positions: list[int] = []
+    docs = _JOB.documents[bounds[0] : bounds[1]]
+    _evaluate_each(_JOB.inventory_engine, docs, findings, positions)
+    return _finding_rows(findings), positions
 
 
 def _chunks(entries: Sequence[Entry], jobs: int) -> Iterator[list[Any] | InputError]:
@@ -196,7 +309,7 @@ def _pool(jobs: int) -> Any:
 def _run_chunks(
     entries: Sequence[Entry],
     jobs: int,
-    work: Callable[[list[Any]], Outcome],
+    work: Callable[[list[Any]], tuple[Any, ...]],
     progress: Advance | None,
 ) -> Iterator[Outcome]:
     """``work`` over the chunks of ``entries`` in the pool, outcomes in order."""
@@ -208,7 +321,7 @@ def _run_chunks(
                 assert isinstance(task, InputError)
                 yield Outcome(errors=[task])
                 continue
-            out = future.result()
+            out = _unwire(future.result())
             if progress is not None and isinstance(task, list):
                 progress.advance(len(task))
             yield out
@@ -224,13 +337,15 @@ def check(
     transform: Callable[[LoadResult], None] | None = None,
     progress: Advance | None = None,
 ) -> Outcome:
-    """Read and, with ``engine`` (a :class:`~policykit.engines.native.NativeEngine`),
-    evaluate ``entries`` on ``jobs`` worker processes. With ``engine=None``
-    (another engine), ``Outcome.parts`` holds what was read, in order, for the
-    caller to evaluate. ``transform`` runs in the worker on each file's result
-    (custom resources checked against their CRDs)."""
+    """Read and, with ``engine`` (a :class:`~policykit.engines.native.NativeEngine`,
+    possibly wrapped), evaluate ``entries`` on ``jobs`` worker processes. With
+    ``engine=None`` (another engine), ``Outcome.parts`` holds what was read, in
+    order, for the caller to evaluate. ``transform`` runs in the worker on each
+    file's result (custom resources checked against their CRDs)."""
     global _JOB
     _JOB = _Job(list(packs), engine, record_checked, transform)
+    # a native engine (or one delegating to it) can evaluate its rules in two parts
+    select = getattr(engine, "select_rules", None) if engine is not None else None
     try:
         if engine is not None and not engine.uses_inventory:
             total = Outcome()
@@ -242,39 +357,104 @@ def check(
                 total.files += out.files
                 total.objects += out.objects
             return total
+        if select is not None:
+            select("local")  # before the fork: the workers evaluate these while reading
+            _JOB.local = True
         parts: list[LoadResult] = []
+        local = Outcome()
+        seen = 0  # documents read so far: where the chunk's positions start
         for out in _run_chunks(entries, jobs, _read_chunk, progress):
-            parts.extend(out.parts or [LoadResult(errors=out.errors)])
+            if out.parts:
+                parts.extend(out.parts)
+            else:
+                from policykit.loader import LoadResult
+
+                parts.append(LoadResult(errors=out.errors))
+            local.findings.extend(out.findings)
+            local.positions.extend(seen + i for i in out.positions)
+            local.checked.extend(out.checked)
+            seen += sum(len(p.documents) for p in out.parts)
         if engine is None:
             return Outcome(parts=parts)
-        return _evaluate_inventory(parts, jobs, record_checked, packs)
+        inventory_engine = select("inventory") if select is not None else engine
+        return _evaluate_inventory(
+            parts, jobs, local if select is not None else None, engine, inventory_engine
+        )
     finally:
+        if select is not None:
+            select("all")
         _JOB = None
 
 
 def _evaluate_inventory(
-    parts: list[LoadResult], jobs: int, record_checked: bool, packs: list[Pack]
+    parts: list[LoadResult],
+    jobs: int,
+    local: Outcome | None,
+    engine: Engine,
+    inventory_engine: Engine,
 ) -> Outcome:
-    """Second phase of a run with cross-object rules: every document is read;
-    workers forked now share them, set the inventory once and evaluate ranges."""
+    """Second phase of a run with cross-object rules: every document is read
+    (and, with ``local``, the other rules evaluated); workers forked now share
+    the documents, set the inventory once and evaluate ranges of it."""
     assert _JOB is not None
     docs = [d for part in parts for d in part.documents]
     _JOB.documents = docs
+    _JOB.inventory_engine = inventory_engine
     total = Outcome(files=sum(p.files for p in parts), objects=len(docs))
     for part in parts:
         total.errors.extend(part.errors)
         total.skipped.extend(part.skipped)
-        if record_checked:
-            total.checked.extend(applicable(packs, part.documents))
+        if _JOB.record_checked and local is None:
+            total.checked.extend(applicable(_JOB.packs, part.documents))
+    if local is not None:
+        total.findings, total.checked = local.findings, local.checked
+        total.positions = local.positions
     step = max(MIN_OBJECTS_PER_TASK, -(-len(docs) // (jobs * 4)))
     bounds = [(i, min(i + step, len(docs))) for i in range(0, len(docs), step)]
-    engine = _JOB.engine
-    assert engine is not None  # check() runs this phase only with an engine
-    engine.set_inventory([d.obj for d in docs])  # indexed once, before the fork
-    if len(bounds) <= 1:
-        total.findings = list(engine.evaluate_all(docs))
+    engine.set_inventory([d.obj for d in docs])
+    # the first range here: it builds the joins' indexes and the totals the
+    # objects look up (for most keys), which the workers forked next then share
+    # instead of each building them again
+    first = bounds[0] if bounds else (0, 0)
+    found: list[Finding] = []
+    positions: list[int] = []
+    _evaluate_each(inventory_engine, docs[first[0] : first[1]], found, positions)
+    if len(bounds) > 1:
+        import gc
+
+        gc.freeze()  # the documents stay shared with the workers: no GC pass copies them
+        try:
+            with _pool(jobs) as pool:
+                for (start, _), (rows, where) in zip(
+                    bounds[1:], pool.map(_evaluate_range, bounds[1:]), strict=True
+                ):
+                    found.extend(_findings(rows))
+                    positions.extend(start + i for i in where)
+        finally:
+            gc.unfreeze()
+    total.findings.extend(found)
+    if local is None:
         return total
-    with _pool(jobs) as pool:
-        for found in pool.map(_evaluate_range, bounds):
-            total.findings.extend(found)
+    total.positions.extend(positions)
+    total.findings = _serial_order(total.findings, total.positions, engine)
+    total.positions = []
     return total
+
+
+def _serial_order(findings: list[Finding], positions: list[int], engine: Engine) -> list[Finding]:
+    """Findings of both phases in the order a serial run sorts them:
+    :meth:`~policykit.model.Finding.sort_key`, then, among findings tied on it
+    (rules of one id in two packs; the objects of one ``kind: List`` document),
+    the order the serial run found them in: per file, the rules' findings by
+    document and by the engine's rule order, then the findings of no pack rule
+    (the CATALOG-016 template check, added after the rules' findings of a file)
+    by document."""
+    order: dict[tuple[str, str], tuple[int, int]] = getattr(engine, "rule_order")()  # noqa: B009
+    extra = (2, 0)
+
+    def key(i: int) -> tuple[Any, ...]:
+        f = findings[i]
+        rank = order.get((f.pack, f.rule), extra)
+        return f.sort_key(), rank is extra, positions[i], rank
+
+    return [findings[i] for i in sorted(range(len(findings)), key=key)]

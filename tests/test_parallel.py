@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from benchmarks.generate import component, deployment
 from policykit import api, parallel
 from policykit.cli.main import cli
 from policykit.loader import Entry, plan
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not parallel.can_fork(), reason="no fork start method")
 
@@ -98,3 +102,96 @@ def test_small_runs_and_stdin_stay_serial(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_default_jobs_is_the_cores_usable() -> None:
     assert 1 <= parallel.default_jobs() <= (__import__("os").cpu_count() or 1)
+
+
+PLATFORM = ROOT / "examples" / "platform"
+
+
+def test_four_platform_packs_give_the_serial_report(tree: Path) -> None:
+    """Catalog (with CATALOG-016 on templates), finops (cross-object), provenance and
+    agents: the workers evaluate the local rules while reading, the inventory rules
+    after; JSON and JUnit are the serial bytes."""
+    shutil.copytree(PLATFORM / "templates", tree / "templates")
+    shutil.copytree(PLATFORM / "catalog", tree / "catalog")
+    config = yaml.safe_load((PLATFORM / "policykit.yaml").read_text())
+    config = {"packs": config["packs"], "params": config["params"]}
+    config["params"]["finops"]["budgets"] = {"CC-1001": 1, "CC-2002": 1}  # FINOPS-009 fires
+    (tree / "policykit.yaml").write_text(yaml.safe_dump(config))
+    runner = CliRunner()
+    for fmt in ("json", "junit"):
+        outs = []
+        for jobs in ("1", "2"):
+            res = runner.invoke(cli, ["check", str(tree), "--format", fmt, "-j", jobs])
+            assert res.exit_code == 2, res.output  # the malformed file
+            outs.append(res.stdout)
+        assert outs[0] == outs[1]
+        if fmt == "json":
+            assert "CATALOG-016" in outs[0] and "FINOPS-009" in outs[0]
+
+
+TWIN_PACKS = """
+from policykit.dsl import PackBuilder, objects, select
+
+first = PackBuilder("first", "1.0.0")
+second = PackBuilder("second", "1.0.0")
+
+
+@first.rule("TWIN-001", title="t", select=select(kinds=["Deployment"]), message="same")
+def crowded(o):
+    return objects().filter(lambda x: x.kind == o.kind).count() > 1
+
+
+@second.rule("TWIN-001", title="t", select=select(), message="same", severity="warn")
+def named(o):
+    return o.metadata.name != ""
+
+
+@second.rule("TWIN-002", title="t", select=select(kinds=["Deployment"]), message="same")
+def also(o):
+    return objects().filter(lambda x: x.kind == o.kind).count() > 1
+"""
+
+
+def test_findings_tied_on_their_sort_key_keep_the_serial_order(tree: Path, tmp_path: Path) -> None:
+    """Two packs with a rule of one id and one message, one reading the inventory
+    and one not: a document's two findings tie on Finding.sort_key, and the
+    parallel run puts them in the order the serial run meets the rules."""
+    src = tmp_path / "twins.py"
+    src.write_text(TWIN_PACKS)
+    serial = api.check([str(tree)], packs=[str(src)])
+    both = api.check([str(tree)], packs=[str(src)], jobs=2)
+    tied = [(f.pack, f.severity) for f in serial.findings if f.rule == "TWIN-001"][:2]
+    assert tied == [("second", "warn"), ("first", "deny")]  # any-kind rules come first
+    assert both.findings == serial.findings
+
+
+def test_rule_order_is_the_order_the_engine_meets_rules() -> None:
+    from policykit.engines.native import NativeEngine
+    from policykit.packs import load_packs
+
+    packs = load_packs(["policykit.packs.finops"])
+    engine = NativeEngine(packs, {"finops": {"budgets": {}}})
+    order = engine.rule_order()
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a"}}
+    met = [order[(cr.pack, cr.rule.id)] for cr in engine.rules_for(deployment)]
+    assert met == sorted(met) and len(met) > 2
+    local = engine.select_rules("local").rules_for(deployment)
+    inventory = engine.select_rules("inventory").rules_for(deployment)
+    assert {cr.rule.id for cr in inventory} >= {"FINOPS-009"}
+    assert not {cr.rule.id for cr in local} & {cr.rule.id for cr in inventory}
+    everything = engine.select_rules("all").rules_for(deployment)
+    assert sorted(everything, key=lambda cr: order[(cr.pack, cr.rule.id)]) == everything
+    assert len(everything) == len(local) + len(inventory)
+
+
+def test_import_is_light() -> None:
+    """``policykit check`` of one file imports this module: the loader, the
+    evaluator and the reports load only when a run needs them."""
+    code = (
+        "import sys, policykit.parallel; print(sorted(m for m in sys.modules if m in HEAVY))"
+    ).replace(
+        "HEAVY",
+        repr({"policykit.loader", "policykit.ir.evaluate", "policykit.reports", "yaml", "hashlib"}),
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

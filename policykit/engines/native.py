@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from policykit.ir.check import check_pack
 from policykit.ir.evaluate import (
@@ -31,7 +31,7 @@ from policykit.ir.evaluate import (
 )
 from policykit.ir.evaluate.joins import hashable as _hashable  # noqa: F401 (tests)
 from policykit.ir.nodes import OBJECT_ROOT
-from policykit.ir.reads import uses_inventory
+from policykit.ir.reads import rule_reads_inventory, uses_inventory
 from policykit.ir.rule import Pack, Rule
 from policykit.model import Document, Finding, findings_of
 from policykit.values import render_part
@@ -112,6 +112,41 @@ class NativeEngine:
                         self._by_kind.setdefault(k, []).append(cr)
                 else:
                     self._any_kind.append(cr)
+        self._all = (self._by_kind, self._any_kind)
+
+    def select_rules(self, which: Literal["all", "local", "inventory"] = "all") -> NativeEngine:
+        """Evaluate from now on only the rules that read the inventory
+        (``"inventory"``), only the others (``"local"``), or every rule; the
+        compiled rules are shared. Returns this engine (also through a wrapper
+        that delegates attributes, such as the CATALOG-016 template check).
+
+        :mod:`policykit.parallel` evaluates the local rules while files are read
+        and the inventory rules once every object is known; the findings of a
+        document keep the order of :meth:`rules_for` over all rules."""
+        by_kind, any_kind = self._all
+        if which == "all":
+            self._by_kind, self._any_kind = by_kind, any_kind
+            return self
+        want = which == "inventory"
+
+        def keep(rules: list[_CompiledRule]) -> list[_CompiledRule]:
+            return [cr for cr in rules if rule_reads_inventory(cr.rule) == want]
+
+        self._by_kind = {k: kept for k, v in by_kind.items() if (kept := keep(v))}
+        self._any_kind = keep(any_kind)
+        return self
+
+    def rule_order(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """(pack, rule id) → where :meth:`rules_for` puts the rule among all
+        rules: rules of any kind first, then those of the object's kind, each in
+        pack order and rule order. Findings of one document tied on
+        :meth:`~policykit.model.Finding.sort_key` keep this order in a serial run."""
+        out: dict[tuple[str, str], tuple[int, int]] = {}
+        for i, cr in enumerate(self._all[1]):
+            out.setdefault((cr.pack, cr.rule.id), (0, i))
+        for i, key in enumerate((p.name, r.id) for p in self.packs for r in p.rules):
+            out.setdefault(key, (1, i))
+        return out
 
     @property
     def uses_inventory(self) -> bool:
