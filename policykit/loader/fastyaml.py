@@ -129,21 +129,31 @@ def build(loader: Any, node: yaml.Node, aliases: bool) -> Any:
             if memo is not None:
                 memo[id(n)] = out
             for k, v in n.value:
-                if k.tag in _SPECIAL_KEYS:
+                # a plain string (most keys and values) is its node's value: no call
+                if type(k) is scalar and k.tag == STR:
+                    key = k.value
+                elif k.tag in _SPECIAL_KEYS:
                     raise Fallback
-                key = value(k, depth + 1)
-                try:
-                    hash(key)
-                except TypeError:  # an unhashable key: PyYAML's error
-                    raise Fallback from None
-                out[key] = value(v, depth + 1)
+                else:
+                    key = value(k, depth + 1)
+                    try:
+                        hash(key)
+                    except TypeError:  # an unhashable key: PyYAML's error
+                        raise Fallback from None
+                if type(v) is scalar and v.tag == STR:
+                    out[key] = v.value
+                else:
+                    out[key] = value(v, depth + 1)
             return out
         elif cls is seq and tag == SEQ:
             out = []
             if memo is not None:
                 memo[id(n)] = out
             for item in n.value:
-                out.append(value(item, depth + 1))
+                if type(item) is scalar and item.tag == STR:
+                    out.append(item.value)
+                else:
+                    out.append(value(item, depth + 1))
             return out
         else:
             raise Fallback
