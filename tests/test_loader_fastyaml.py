@@ -197,6 +197,11 @@ def test_what_the_fast_path_leaves_to_pyyaml() -> None:
     )
 
 
+def test_the_guarded_loader_has_no_path_resolver() -> None:
+    """FastResolve's shortcuts are exact only without path resolvers."""
+    assert not yamlsafe.GuardedLoader.yaml_path_resolvers
+
+
 def test_the_tag_memo_is_bounded(monkeypatch: Any) -> None:
     monkeypatch.setattr(fastyaml, "MEMO_ENTRIES", 8)
     monkeypatch.setattr(fastyaml.FastResolve, "_tag_memo", {})

@@ -9,7 +9,8 @@ of ``yaml.load``. Two shortcuts give the *same* values:
 * :class:`FastResolve`: a node's implicit tag is a pure function of its plain
   value when no path resolver is registered (``BaseResolver.resolve`` in
   PyYAML's ``resolver.py``), so short values are looked up in a memo; the
-  path-resolver hooks are no-ops without path resolvers, as upstream's are;
+  path-resolver hooks (``descend_resolver``/``ascend_resolver``), which return
+  at once without path resolvers upstream, cost no Python call;
 * :func:`build`: a document whose nodes carry only the tags a JSON value needs
   (``str``, ``null``, ``bool``, ``int``, ``float``, ``seq``, ``map``) is built
   by one recursive function, calling the loader's own constructors for
@@ -42,8 +43,6 @@ SEQ = "tag:yaml.org,2002:seq"
 MAP = "tag:yaml.org,2002:map"
 _SPECIAL_KEYS = ("tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
 _resolve: Any = BaseResolver.resolve
-_descend: Any = BaseResolver.descend_resolver
-_ascend: Any = BaseResolver.ascend_resolver
 
 MAX_DEPTH = 64
 """Deeper documents go through PyYAML, whose own recursion limit decides."""
@@ -58,41 +57,36 @@ class Fallback(Exception):
 
 
 class FastResolve:
-    """A mixin for a PyYAML loader: the tag of a plain scalar remembered by value.
+    """A mixin for a PyYAML loader class that registers no path resolver
+    (``add_path_resolver``; PyYAML's own loaders register none): the tag of a
+    plain scalar remembered by value, and the path-resolver hooks, no-ops
+    without path resolvers upstream too, as C built-ins that ignore their
+    arguments (the C composer calls them for every node).
 
-    Exact as long as the class registers no path resolver (checked on each
-    call) and its implicit resolvers do not change after the first document
-    (they are class attributes, set when the class is defined)."""
+    Exact as long as the class's implicit resolvers do not change after the
+    first document (they are class attributes, set when the class is defined)."""
 
     _tag_memo: ClassVar[dict[str, str]] = {}
-    yaml_path_resolvers: ClassVar[dict[Any, Any]]
 
     def resolve(self, kind: Any, value: Any, implicit: tuple[bool, bool]) -> Any:
-        if self.yaml_path_resolvers:
-            return _resolve(self, kind, value, implicit)
         if kind is ScalarNode:
             if not implicit[0]:
                 return STR
-            if len(value) <= MEMO_VALUE_CHARS:
-                memo = self._tag_memo
-                tag = memo.get(value)
-                if tag is None:
+            memo = self._tag_memo
+            tag = memo.get(value)
+            if tag is None:
+                tag = _resolve(self, kind, value, implicit)
+                if len(value) <= MEMO_VALUE_CHARS:
                     if len(memo) >= MEMO_ENTRIES:
                         memo.clear()
-                    tag = memo[value] = _resolve(self, kind, value, implicit)
-                return tag
-            return _resolve(self, kind, value, implicit)
-        if kind is SequenceNode:
-            return SEQ
-        return MAP
+                    memo[value] = tag
+            return tag
+        return SEQ if kind is SequenceNode else MAP
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        if self.yaml_path_resolvers:
-            _descend(self, current_node, current_index)
-
-    def ascend_resolver(self) -> None:
-        if self.yaml_path_resolvers:
-            _ascend(self)
+    # called as descend_resolver(node, index) and ascend_resolver(): a built-in
+    # function is not bound to the loader, and these two ignore their arguments
+    descend_resolver: ClassVar[Any] = slice
+    ascend_resolver: ClassVar[Any] = tuple
 
 
 def build(loader: Any, node: yaml.Node, aliases: bool) -> Any:

@@ -126,6 +126,7 @@ def _pairs(loader: Any, node: yaml.Node) -> Iterator[list[dict[Any, Any]]]:
         out.append(loader.construct_mapping(item))
 
 
+assert not GuardedLoader.yaml_path_resolvers  # what FastResolve requires
 GuardedLoader.add_constructor("tag:yaml.org,2002:bool", _bool)
 GuardedLoader.add_constructor("tag:yaml.org,2002:int", _int)
 GuardedLoader.add_constructor("tag:yaml.org,2002:float", _float)
