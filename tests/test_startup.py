@@ -72,32 +72,30 @@ pack's parameter schemas and values are plain, so they are checked without
 jsonschema (policykit/ir/check.py); no Rego engine, registry or signer."""
 
 
-def test_checking_one_file_imports_nothing_heavy(tmp_path: Path) -> None:
-    manifest = tmp_path / "one.yaml"
-    manifest.write_text(
+def _check_one_file(tmp_path: Path, args: list[str], never: tuple[str, ...]) -> tuple[str, str]:
+    """``policykit check ARGS one.yaml`` in a fresh interpreter (cwd ``tmp_path``):
+    its standard output and which of ``never`` were loaded when it exited."""
+    (tmp_path / "one.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\n"
         "spec:\n  template:\n    spec:\n      containers: [{name: web, image: nginx:1.25}]\n"
     )
     code = (
         "import atexit, json, sys\n"
         "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
-        f"[m for m in {list(CHECK_PATH_NEVER)!r} if m in sys.modules])))\n"
+        f"[m for m in {list(never)!r} if m in sys.modules])))\n"
         "from policykit.cli.main import main\n"
-        f"sys.argv = ['policykit', 'check', '--format', 'json', {str(manifest)!r}]\n"
+        f"sys.argv = ['policykit', 'check', *{args!r}, 'one.yaml']\n"
         "main()\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 1, r.stderr  # the manifest has findings: the pack ran
-    assert json.loads(r.stdout)["findings"]
-    assert r.stderr.rpartition("LOADED ")[2] == "[]"
+    return r.stdout, r.stderr.rpartition("LOADED ")[2]
 
 
-def test_the_signing_algorithms_are_the_signers() -> None:
-    """``build --alg`` is declared without importing jwt: the two lists stay one."""
-    from policykit.cli.build import ALGORITHMS
-    from policykit.targets.rego import signing
-
-    assert ALGORITHMS == signing.ALGORITHMS
+def test_checking_one_file_imports_nothing_heavy(tmp_path: Path) -> None:
+    out, loaded = _check_one_file(tmp_path, ["--format", "json"], CHECK_PATH_NEVER)
+    assert json.loads(out)["findings"]
+    assert loaded == "[]"
 
 
 CHECK_ONE_FILE_NEVER = (
@@ -117,20 +115,14 @@ CRD tables without CRDs, no TOML parser for a pyproject.toml that is not ours.""
 
 def test_checking_one_file_piped_loads_only_the_check_path(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "someone-else"\n')
-    manifest = tmp_path / "one.yaml"
-    manifest.write_text(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: prod}\n"
-        "spec:\n  template:\n    spec:\n      containers: [{name: web, image: nginx:1.25}]\n"
-    )
-    code = (
-        "import atexit, json, sys\n"
-        "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
-        f"[m for m in {list(CHECK_ONE_FILE_NEVER)!r} if m in sys.modules])))\n"
-        "from policykit.cli.main import main\n"
-        "sys.argv = ['policykit', 'check', 'one.yaml']\n"
-        "main()\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert r.returncode == 1, r.stderr
-    assert r.stdout.startswith("one.yaml:")  # the plain lines: the pack ran
-    assert r.stderr.rpartition("LOADED ")[2] == "[]"
+    out, loaded = _check_one_file(tmp_path, [], CHECK_ONE_FILE_NEVER)
+    assert out.startswith("one.yaml:")  # the plain lines: the pack ran
+    assert loaded == "[]"
+
+
+def test_the_signing_algorithms_are_the_signers() -> None:
+    """``build --alg`` is declared without importing jwt: the two lists stay one."""
+    from policykit.cli.build import ALGORITHMS
+    from policykit.targets.rego import signing
+
+    assert ALGORITHMS == signing.ALGORITHMS
