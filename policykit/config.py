@@ -17,6 +17,8 @@ from policykit.resources import load_schema
 from policykit.safeio import depth_excess, is_dir, is_file, load_yaml_node, read_text
 
 CONFIG_FILE = "policykit.yaml"
+WAIVERS_FILE = "policykit.waivers.yaml"
+"""The waivers file a run reads when none is given (policykit.waivers)."""
 
 
 @dataclass(slots=True)

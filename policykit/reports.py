@@ -23,7 +23,6 @@ documents are the results' own ``to_json()``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -72,6 +71,8 @@ def fingerprint(f: Finding) -> str:
     key = "\x1f".join(
         [f.pack, f.rule, f.file, str(f.object), "" if f.item is None else str(f.item)]
     )
+    import hashlib
+
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from importlib import resources
 from typing import Any
 
 
 @cache
 def load_schema(name: str) -> dict[str, Any]:
+    from importlib import resources  # tempfile, shutil ...: only when a schema is read
+
     text = resources.files("policykit").joinpath("schemas", name).read_text(encoding="utf-8")
     data = json.loads(text)
     assert isinstance(data, dict)
@@ -22,6 +23,8 @@ def load_schema(name: str) -> dict[str, Any]:
 
 def rego_library() -> dict[str, str]:
     """The Rego helper library: bundle path → module text, sorted by path."""
+    from importlib import resources
+
     root = resources.files("policykit").joinpath("rego")
     out: dict[str, str] = {}
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import stat
 from collections.abc import Callable, Iterator
@@ -134,6 +133,8 @@ def load_json(text: str, file: str, *, error: ErrorFactory, max_depth: int = MAX
 
 def temp_name(dest: Path, tag: str = "") -> Path:
     """A fresh hidden name beside ``dest`` (not created): ``.NAME.<tag>XXXXXXXX``."""
+    import secrets  # hashlib, hmac: only when something is written
+
     return dest.parent / f".{dest.name[:180]}.{tag}{secrets.token_hex(4)}"
 
 

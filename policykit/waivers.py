@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policykit.config import WAIVERS_FILE
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.loader.lines import YamlLines
 from policykit.model import Finding, WaiverRef
 from policykit.resources import load_schema
 from policykit.safeio import load_yaml_node, missing, read_text
 
-DEFAULT_FILE = "policykit.waivers.yaml"
+DEFAULT_FILE = WAIVERS_FILE
 
 
 class WaiverError(PolicykitError):

@@ -69,10 +69,10 @@ class BuildConfig:
 def waivers_path(waivers_file: Path | None) -> Path | None:
     """The waivers file of a run: the one given, else ``policykit.waivers.yaml``
     in the working directory when there is one."""
-    from policykit.waivers import DEFAULT_FILE
+    from policykit.config import WAIVERS_FILE  # not policykit.waivers: loaded when there is one
 
-    if waivers_file is None and Path(DEFAULT_FILE).is_file():
-        return Path(DEFAULT_FILE)
+    if waivers_file is None and Path(WAIVERS_FILE).is_file():
+        return Path(WAIVERS_FILE)
     return waivers_file
 
 

@@ -15,7 +15,6 @@ importers use are re-exported here).
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -181,6 +180,8 @@ class Val(SymbolicValue):
         name = last_name(self.node)
         if name is None:
             raise DefinitionError(f"{describe(self.node)} is a value and cannot be called")
+        import difflib  # only for the hint
+
         close = difflib.get_close_matches(name, METHODS, n=1, cutoff=0.6)
         guess = _ALIASES.get(name) or (f".{close[0]}()" if close else "")
         if guess:
