@@ -14,9 +14,11 @@ The report says so (:attr:`VerifyReport.sampled`). Without real OPA, regopy
 runs over every object.
 
 Large runs go to a forked pool of processes: each target's objects in slices
-(the costliest targets first); real OPA, once loaded here, runs here. The
-slices are merged in the serial order, so the report is the serial one
-(tests/test_verify_parallel.py).
+(the costliest targets first), real OPA's too while its Go runtime has not
+started in this process (a fork cannot use it: once started, real OPA runs
+here, in one batch per runner). The slices are merged in the serial order, so
+the report is the serial one (tests/test_verify_parallel.py,
+tests/test_verify_sample.py).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ def _harness(packages: Sequence[str]) -> str:
             "",
             f"_t{i}(x) := ms if {{",
             f"\tx.on[{i}]",
-            f'\tms := [object.get(v, {rego_string("msg")}, null) | some v in data.{pkg}.violation]'
+            f"\tms := [object.get(v, {rego_string('msg')}, null) | some v in data.{pkg}.violation]"
             f' with input as {{"review": x.review, "parameters": x.parameters[{i}]}}',
             "}",
             "",

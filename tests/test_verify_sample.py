@@ -70,9 +70,7 @@ def test_a_disagreement_outside_the_regopy_sample_is_found_by_opa(
     inside = {id(d) for d in sample_of(docs, 500)}
     native = NativeEngine(packs, {})
     planted = next(
-        d
-        for d in docs
-        if id(d) not in inside and d.source == "kubernetes" and native.evaluate(d)
+        d for d in docs if id(d) not in inside and d.source == "kubernetes" and native.evaluate(d)
     )
     real = NativeEngine.evaluate
 
