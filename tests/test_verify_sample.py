@@ -172,3 +172,40 @@ def test_the_same_input_gives_the_same_json_pooled_or_not() -> None:
     assert pooled_checked == serial_checked == again_checked
     doc = json.loads(serial)
     assert doc["sampled"]["rego"] == {"engine": "regopy", "objects": 40, "of": 560}
+
+
+def test_a_large_run_reads_its_files_on_every_core_in_their_order(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``policykit verify`` over 300 files reads them in a pool
+    (``policykit.parallel``): the same objects, the same order, the same input
+    errors as reading them here."""
+    from benchmarks.generate import deployment
+    from policykit import parallel
+    from policykit.api.verifying import VerifyConfig, verify
+
+    rng = random.Random(9)
+    for i in range(300):
+        (tmp_path / f"d{i:03}.yaml").write_text(deployment(rng, i))
+    (tmp_path / "d150b.yaml").write_text("kind: [unclosed\n")
+    config = VerifyConfig(
+        paths=(str(tmp_path),), packs=("policykit.packs.starter",), targets=("jsonschema",)
+    )
+    read: list[bool] = []
+    real = parallel.check
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        read.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parallel, "check", counted)
+    monkeypatch.setattr(parallel, "default_jobs", lambda: 2)
+    pooled = verify(config)
+    monkeypatch.setattr(parallel, "worth_it", lambda entries, jobs: False)
+    here = verify(config)
+    assert read == [True]  # the first run read in the pool, the second here
+    assert pooled.report.checked == here.report.checked
+    assert len(pooled.report.checked) == 300
+    assert [e.one_line() for e in pooled.errors] == [e.one_line() for e in here.errors]
+    assert len(pooled.errors) == 1 and "d150b.yaml" in pooled.errors[0].one_line()
+    assert pooled.to_json() == here.to_json()
