@@ -14,8 +14,10 @@ peak memory (the largest process's ru_maxrss):
 * ``verify`` of ``--verify`` objects (every target that runs here);
 * start-up: ``python -c pass``, ``policykit --version`` and ``check`` of one
   file (best of 5; goals 150 ms, 6 x ``python -c pass``, 250 ms);
-* per-object costs: CSafeLoader, rapidyaml's tree when ``ryml`` is importable
-  (docs/engines.md explains why it is not used), regopy's input conversion.
+* per-object costs: CSafeLoader, policykit's guarded reader (its fast exact
+  path, ``policykit/loader/fastyaml.py``), rapidyaml's tree when ``ryml`` is
+  importable (docs/engines.md explains why it is not used), regopy's input
+  conversion.
 
 On a shared machine wall times are inflated; compare CPU times, and the
 ratios, which are measured side by side.
@@ -94,8 +96,12 @@ def per_object() -> None:
             fn(d)
         return (time.process_time() - start) / len(docs) * 1e6
 
+    from policykit.loader import yamlsafe
+
     print(f"\nper object ({sum(map(len, docs)) // len(docs)} B YAML), CPU µs:")
     print(f"  CSafeLoader                 {cost(lambda d: yaml.load(d, yaml.CSafeLoader)):8.1f}")
+    guarded = cost(lambda d: list(yamlsafe.yaml_documents(d, "f.yaml", [])))
+    print(f"  policykit's guarded reader  {guarded:8.1f}  (loader/fastyaml.py)")
     try:
         import ryml  # type: ignore[import-not-found]
 
