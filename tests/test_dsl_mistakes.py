@@ -7,6 +7,7 @@ from __future__ import annotations
 import inspect
 import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -515,3 +516,21 @@ def test_same_as_must_name_an_identical_rule(tmp_path: Path) -> None:
         @pk.rule("TWIN-002", title="t", message="m", same_as="CATALOG-001")
         def r(o):  # type: ignore[no-untyped-def]
             return o.kind == "x"
+
+
+def test_a_pack_loads_under_cProfile() -> None:
+    """Tracing a rule body must not touch a profiler that runs: cProfile's is
+    not a Python callable sys.setprofile could restore (PK100 'Profile object
+    is not callable', and the profile ended), so a user could not profile code
+    that loads a pack."""
+    import cProfile
+
+    pk = PackBuilder("profiled", version="1.0.0")
+    with cProfile.Profile() as profiler:
+
+        @pk.rule("PROF-001", title="t", message="m", select=select(source="backstage"))
+        def owned(o):  # type: ignore[no-untyped-def]
+            return o.spec.owner.exists()
+
+        assert sys.getprofile() is profiler  # still profiling
+    assert [r.id for r in pk.build().rules] == ["PROF-001"]

@@ -29,6 +29,7 @@ def fresh_var(base: str) -> str:
         return f"{base}__{next(_GLOBAL_VARS)}"
     return f"{base}_{next(counter)}"
 
+
 Operand = Any  # a Val, or a Python scalar / flat list of scalars
 
 _PARAMS: ContextVar[Mapping[str, Any] | None] = ContextVar("policykit_dsl_params", default=None)
@@ -75,6 +76,8 @@ def call_traced(fn: Callable[..., Any], *args: Any) -> tuple[Any, int | None]:
     code = getattr(fn, "__code__", None)
     lines: list[int] = []
     previous = sys.getprofile()
+    if previous is not None:  # a profiler runs (cProfile: not a Python callable
+        return fn(*args), None  # that setprofile could restore): leave it be
 
     def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "return" and frame.f_code is code:
