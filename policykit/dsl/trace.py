@@ -76,13 +76,16 @@ def call_traced(fn: Callable[..., Any], *args: Any) -> tuple[Any, int | None]:
     code = getattr(fn, "__code__", None)
     lines: list[int] = []
     previous = sys.getprofile()
-    if previous is not None:  # a profiler runs (cProfile: not a Python callable
-        return fn(*args), None  # that setprofile could restore): leave it be
+    if previous is not None and not getattr(previous, "_policykit_trace", False):
+        # someone else's profiler runs (cProfile's is not even a Python callable
+        # setprofile could restore): leave it be; the line stays unknown
+        return fn(*args), None
 
     def profile(frame: Any, event: str, arg: Any) -> None:
         if event == "return" and frame.f_code is code:
             lines.append(frame.f_lineno)
 
+    profile._policykit_trace = True  # type: ignore[attr-defined]  # nested calls: ours
     sys.setprofile(profile)
     try:
         result = fn(*args)
