@@ -19,6 +19,7 @@ from policykit.engines.cel import CelEvalError
 from policykit.existing import kyverno as ky
 from policykit.k8s import gatekeeper as gk
 from policykit.k8s import validating as admission
+from policykit.k8s.errors import Unsupported
 from policykit.k8s.gatekeeper_source import is_policykit_template
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -342,3 +343,23 @@ def test_match_conditions_that_error_follow_the_failure_policy() -> None:
     assert _verify(vpol, _pod()) == []
     not_bool = _policy(matchConditions=[{"name": "n", "expression": "'yes'"}])
     assert [s for s, _ in _runner(not_bool, _pod())] == ["error"]
+
+
+# --- preparing a policy once ------------------------------------------------------------
+
+
+def test_a_policy_is_prepared_once_and_again_when_changed_in_place() -> None:
+    """The specs (autogen), their compatible CEL and what reaches outside the
+    object are worked out once per policy, not per object (verify of 10k
+    objects, issue 21); a policy edited in place is worked out again."""
+    policy = _policy()
+    assert _verify(policy, _pod()) == ["the image is bad"]
+    first = admission._specs(policy)
+    assert admission._specs(policy) is first  # the same preparation, reused
+    assert len(first) >= 2  # the pod spec and the ones autogen made for controllers
+    policy["spec"]["validations"][0]["expression"] = "true"
+    assert _verify(policy, _pod()) == []  # not the stale preparation
+    assert admission._specs(policy) is not first
+    policy["spec"]["validations"].append({"expression": "http.Get('https://x') != null"})
+    with pytest.raises(Unsupported, match="ValidatingPolicy no-bad uses the http CEL library"):
+        _verify(policy, _pod())

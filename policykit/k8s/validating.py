@@ -29,6 +29,7 @@ written for).
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
@@ -160,12 +161,21 @@ def cel_texts(node: Any) -> list[str]:
 def refuse_outside(texts: Sequence[str], where: str, ctx: Context | None = None) -> None:
     """:class:`Unsupported` for CEL that reaches outside the object (unless a
     kyverno-test context file backs the resource and image libraries)."""
+    what = outside_use(texts, backed=ctx is not None and ctx.lookups is not None)
+    if what is not None:
+        raise Unsupported(f"{where} uses {what}")
+
+
+def outside_use(texts: Sequence[str], *, backed: bool) -> str | None:
+    """What in ``texts`` reaches outside the object, if anything (``backed``: a
+    context file backs the resource and image libraries)."""
     for text in texts:
         for pattern, what in _OUTSIDE_CEL:
-            if ctx is not None and ctx.lookups is not None and what in _CONTEXT_BACKED:
+            if backed and what in _CONTEXT_BACKED:
                 continue  # backed by the test's context file
             if pattern.search(text):
-                raise Unsupported(f"{where} uses {what}")
+                return what
+    return None
 
 
 def unknown_library(exc: CelEvalError, where: str) -> None:
@@ -302,6 +312,38 @@ def _spec_outcome(
     return Outcome(name, rule, "pass", "", action)
 
 
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    rule: str  # "" for the policy's own spec, else the autogen rule name
+    spec: dict[str, Any]  # for matching
+    compat: Any  # the spec with every CEL expression as Kyverno compiles it
+    outside: tuple[str | None, str | None]  # outside_use without, with a context file
+
+
+_PREPARED: dict[int, tuple[Any, tuple[_Spec, ...]]] = {}
+_PREPARED_MAX = 256
+
+
+def _specs(policy: Mapping[str, Any]) -> tuple[_Spec, ...]:
+    """The policy's specs, autogen included, each with its compatible CEL and
+    its expressions: the work that depends on the policy alone, done once per
+    policy rather than once per object (``verify`` of 10k objects, issue 21).
+    Remembered by identity and checked by equality with a copy taken then, so
+    a policy changed in place is prepared again."""
+    hit = _PREPARED.get(id(policy))
+    if hit is not None and hit[0] == policy:
+        return hit[1]
+    specs = []
+    for rule, sp in vpol_specs(policy):
+        texts = cel_texts(sp)
+        outside = (outside_use(texts, backed=False), outside_use(texts, backed=True))
+        specs.append(_Spec(rule, sp, cel_go_compat(sp), outside))
+    if len(_PREPARED) >= _PREPARED_MAX:
+        _PREPARED.clear()
+    _PREPARED[id(policy)] = (copy.deepcopy(policy), tuple(specs))
+    return tuple(specs)
+
+
 def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:
     """A ValidatingPolicy (and the specs generated from it) on one resource:
     one outcome per spec that matches — ``pass``/``fail`` from its
@@ -331,7 +373,8 @@ def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Contex
     )
     ns_meta = {"kubernetes.io/metadata.name": ns, **ns_labels}
     out: list[Outcome] = []
-    for rule, sp in vpol_specs(policy):
+    for prepared in _specs(policy):
+        rule, sp = prepared.rule, prepared.spec
         if mode == "JSON":
             data: dict[str, Any] = {
                 "object": obj,
@@ -345,10 +388,12 @@ def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Contex
             data = admission_data(obj, ctx)
             if ns_object is not None and obj.get("kind") != "Namespace":
                 data["namespaceObject"] = ns_object
-        refuse_outside(cel_texts(sp), f"ValidatingPolicy {name}", ctx)
+        outside = prepared.outside[ctx.lookups is not None]
+        if outside is not None:
+            raise Unsupported(f"ValidatingPolicy {name} uses {outside}")
         try:
             with using_lookups(ctx.lookups):
-                out.append(_spec_outcome(name, rule, cel_go_compat(sp), data, exceptions, action))
+                out.append(_spec_outcome(name, rule, prepared.compat, data, exceptions, action))
         except CelEvalError as exc:
             unknown_library(exc, f"ValidatingPolicy {name}")
             out.append(Outcome(name, rule, "error", exc.message, action))
