@@ -23,6 +23,7 @@ from policykit.engines.jsonschema import SchemaChecker
 from policykit.engines.native import NativeEngine
 from policykit.errors import RegexDialectError
 from policykit.ir import nodes as ir
+from policykit.ir.check import check_pack
 from policykit.ir.regex import compile_portable
 from policykit.ir.rule import Message, Pack, Rule, Selector
 from policykit.model import Document
@@ -115,6 +116,27 @@ def test_schema_verdicts_equal_reference_on_any_rules(
     covers exactly (the rest is reported as not covered, never approximated)."""
     want, got, _ = _verdicts(pack, objs)
     assert got == want
+
+
+@settings(max_examples=examples(200))
+@given(pack=packs(), objs=st.lists(objects(), min_size=1, max_size=4))
+def test_jsonschema_rs_and_python_jsonschema_fire_the_same_rules(
+    pack: Pack, objs: list[dict[str, Any]]
+) -> None:
+    """verify validates with jsonschema-rs for speed (policykit/engines/jsonschema.py);
+    python-jsonschema, the validator the documents are checked with, must give
+    every object the same failing allOf entries."""
+    checker = SchemaChecker([pack], {})
+    for (name, ids, _), pack_ in zip(checker.validators, [pack], strict=True):
+        doc = compile_pack(pack_, check_pack(pack_, {})).document()
+        slow = Draft202012Validator(doc)
+        for obj in objs:
+            want = {
+                ids[e.relative_schema_path[1]]
+                for e in slow.iter_errors(obj)
+                if len(e.relative_schema_path) >= 2 and e.relative_schema_path[0] == "allOf"
+            }
+            assert {r for p, r in checker.fired(obj) if p == name} == want
 
 
 def test_the_field_generator_is_mostly_covered() -> None:
