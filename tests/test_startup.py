@@ -12,6 +12,7 @@ import pytest
 
 HEAVY = (
     "jsonschema",
+    "jsonschema_rs",
     "jwt",
     "cryptography",
     "rich",
@@ -66,7 +67,16 @@ def test_the_command_starts_without_a_heavy_module(args: list[str]) -> None:
     assert r.stderr.rpartition("LOADED ")[2] == "[]"
 
 
-CHECK_PATH_NEVER = ("jsonschema", "jwt", "cryptography", "rich", "regopy", "opa_bindings", "oras")
+CHECK_PATH_NEVER = (
+    "jsonschema",
+    "jsonschema_rs",
+    "jwt",
+    "cryptography",
+    "rich",
+    "regopy",
+    "opa_bindings",
+    "oras",
+)
 """``check`` of one file on the default engine with a non-table format: the
 pack's parameter schemas and values are plain, so they are checked without
 jsonschema (policykit/ir/check.py); no Rego engine, registry or signer."""
