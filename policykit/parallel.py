@@ -15,7 +15,8 @@ files).
   inventory (:meth:`~policykit.engines.native.NativeEngine.select_rules`) and
   send the documents back with those findings; then the rules that read it are
   evaluated over ranges of the inventory by a second pool, forked with the
-  inventory in memory (each worker sets it once). The findings of both phases
+  inventory in memory (from :data:`INVENTORY_POOL_MIN` objects; below, this
+  process evaluates them). The findings of both phases
   are put in the serial run's order: :meth:`Finding.sort_key
   <policykit.model.Finding.sort_key>`, then the rule's place in
   :meth:`~policykit.engines.native.NativeEngine.rule_order`;
@@ -53,6 +54,13 @@ CHUNK_MAX = 64
 progress bar, large enough to keep the per-task cost (a pickle each way) low."""
 MIN_OBJECTS_PER_TASK = 256
 """Objects of the inventory a worker evaluates per task, at least."""
+INVENTORY_POOL_MIN = 50_000
+"""From this many objects, the rules that read the inventory are evaluated by a
+second pool; below, in this process. Measured on the project's 2-core machine
+under load (benchmarks/bench_done.py trees, four packs): at 8,000 and 16,000
+objects the second pool saved no wall time (forking with the inventory, its
+pages copied as the workers touch them, each worker's own totals) once the
+other rules had moved to the first phase."""
 
 
 def applicable(packs: Sequence[Pack], docs: Iterable[Document]) -> list[Checked]:
@@ -394,8 +402,9 @@ def _evaluate_inventory(
     inventory_engine: Engine,
 ) -> Outcome:
     """Second phase of a run with cross-object rules: every document is read
-    (and, with ``local``, the other rules evaluated); workers forked now share
-    the documents, set the inventory once and evaluate ranges of it."""
+    (and, with ``local``, the other rules evaluated); the rules that read the
+    inventory run here, or for a large run partly in workers forked now, which
+    share the documents and the inventory and evaluate ranges of it."""
     assert _JOB is not None
     docs = [d for part in parts for d in part.documents]
     _JOB.documents = docs
@@ -412,14 +421,18 @@ def _evaluate_inventory(
     step = max(MIN_OBJECTS_PER_TASK, -(-len(docs) // (jobs * 4)))
     bounds = [(i, min(i + step, len(docs))) for i in range(0, len(docs), step)]
     engine.set_inventory([d.obj for d in docs])
-    # the first range here: it builds the joins' indexes and the totals the
-    # objects look up (for most keys), which the workers forked next then share
-    # instead of each building them again
-    first = bounds[0] if bounds else (0, 0)
+    # here: every object when only the inventory rules are left and the run is
+    # not that large (INVENTORY_POOL_MIN), else the first range, which builds
+    # the joins' indexes and the totals the objects look up (for most keys):
+    # the workers forked next share them instead of each building them again
+    if local is not None and len(docs) < INVENTORY_POOL_MIN:
+        first = (0, len(docs))
+    else:
+        first = bounds[0] if bounds else (0, 0)
     found: list[Finding] = []
     positions: list[int] = []
     _evaluate_each(inventory_engine, docs[first[0] : first[1]], found, positions)
-    if len(bounds) > 1:
+    if first[1] < len(docs):
         import gc
 
         gc.freeze()  # the documents stay shared with the workers: no GC pass copies them

@@ -53,6 +53,7 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(parallel, "MIN_FILES", 1)
     monkeypatch.setattr(parallel, "CHUNK_MAX", 5)
     monkeypatch.setattr(parallel, "MIN_OBJECTS_PER_TASK", 16)
+    monkeypatch.setattr(parallel, "INVENTORY_POOL_MIN", 1)  # the inventory rules' pool too
     return _tree(tmp_path / "tree")
 
 
@@ -80,7 +81,12 @@ def test_jobs_give_the_serial_report(tree: Path, packs: list[str], fmt: str) -> 
     assert rule in outs[0][0]
 
 
-def test_inventory_findings_come_from_the_parallel_run(tree: Path) -> None:
+@pytest.mark.parametrize("pool_min", [1, 10**9], ids=["pool", "here"])
+def test_inventory_findings_come_from_the_parallel_run(
+    tree: Path, pool_min: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rules that read the inventory evaluated by a second pool, or here."""
+    monkeypatch.setattr(parallel, "INVENTORY_POOL_MIN", pool_min)
     params = {"finops": {"budgets": {"CC-1001": 1, "CC-2002": 1}}}
     serial = api.check([str(tree)], packs=["policykit.packs.finops"], params=params)
     both = api.check([str(tree)], packs=["policykit.packs.finops"], params=params, jobs=2)
