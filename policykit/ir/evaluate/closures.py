@@ -58,6 +58,15 @@ from policykit.values import (
 )
 from policykit.values import arith as exact_arith
 
+ARITH_MEMO = 65536
+"""Results of exact arithmetic remembered, at most (then forgotten at once)."""
+_ARITH: dict[tuple[Any, ...], Any] = {}
+"""(op, type, a, type, b) → ``values.arith(op, a, b)``: exact arithmetic on
+decimals costs microseconds, and the operands repeat (quantities, prices,
+replica counts). A pure function of its key: ``-0.0`` and ``0.0`` share a key
+and give the same result (a zero result is the integer 0; a division by either
+is undefined), NaN never hits (it is not equal to itself)."""
+
 
 class Evaluator:
     """IR → closures, dispatching on node class (``v_<Class>``, ``p_<Class>``).
@@ -190,12 +199,20 @@ class Evaluator:
 
     def v_Arith(self, n: Arith) -> ValueFn:
         lf, rf, op = self.value(n.left), self.value(n.right), n.op
+        known = _ARITH
 
         def arith(env: Env) -> Any:
             a, b = lf(env), rf(env)
-            if not (is_number(a) and is_number(b)):
+            ta, tb = type(a), type(b)
+            if not ((ta is int or ta is float) and (tb is int or tb is float)):
                 return MISSING
-            r = exact_arith(op, a, b)
+            key = (op, ta, a, tb, b)
+            r = known.get(key, known)
+            if r is known:
+                r = exact_arith(op, a, b)
+                if len(known) >= ARITH_MEMO:
+                    known.clear()
+                known[key] = r
             return MISSING if r is None else r
 
         return arith
