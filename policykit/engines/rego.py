@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import json
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -338,6 +339,31 @@ def opa_started() -> bool:
     then)."""
     module = sys.modules.get("opa_bindings.engine")
     return module is not None and getattr(module, "_lib", True) is not None
+
+
+def _opa_unusable_in_child() -> None:
+    """After a fork: real OPA's Go runtime does not survive one, and a call into
+    it from the child never returns (the garbage collector finalising an
+    engine the parent made was enough: ``OpaEngine.__del__`` -> ``close``, a
+    ``check -j`` or ``verify`` worker spinning forever). In a child of a
+    process where OPA ran, an inherited engine is forgotten, not closed, and
+    any call into OPA is an error instead of a hang."""
+    if not opa_started():
+        return
+    module = sys.modules["opa_bindings.engine"]
+    error = module.OpaError
+
+    def refuse(self: Any, fn: Any, *args: Any) -> Any:
+        raise error("internal", "real OPA cannot run in a process forked after it started")
+
+    def forget(self: Any) -> None:
+        self._handle = None
+
+    module.OpaEngine._call = refuse
+    module.OpaEngine.close = forget
+
+
+os.register_at_fork(after_in_child=_opa_unusable_in_child)
 
 
 class OpaEngine(_RegoBase):
