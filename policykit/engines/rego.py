@@ -350,17 +350,24 @@ def _opa_unusable_in_child() -> None:
     any call into OPA is an error instead of a hang."""
     if not opa_started():
         return
+    global _FORKED_AFTER_OPA
+    _FORKED_AFTER_OPA = True
     module = sys.modules["opa_bindings.engine"]
     error = module.OpaError
 
-    def refuse(self: Any, fn: Any, *args: Any) -> Any:
-        raise error("internal", "real OPA cannot run in a process forked after it started")
+    def refuse(self: Any, *args: Any) -> Any:
+        raise error("internal", FORKED_AFTER_OPA)
 
     def forget(self: Any) -> None:
         self._handle = None
 
+    module.OpaEngine.__init__ = refuse
     module.OpaEngine._call = refuse
     module.OpaEngine.close = forget
+
+
+FORKED_AFTER_OPA = "real OPA cannot run in a process forked after it started"
+_FORKED_AFTER_OPA = False
 
 
 os.register_at_fork(after_in_child=_opa_unusable_in_child)
@@ -381,6 +388,10 @@ class OpaEngine(_RegoBase):
 
     def _build(self) -> None:
         opa = self._opa
+        if _FORKED_AFTER_OPA:
+            raise EngineUnavailable(
+                FORKED_AFTER_OPA, hint="run OPA in the parent, or start it after the fork"
+            )
         self._engine = opa.OpaEngine()
         try:
             for path, text in self.modules.items():
