@@ -333,6 +333,7 @@ def test_kubernetes_quantity_library() -> None:
     assert q is not None and q.exact == parse("1n").exact  # rounded up to nano, as Kubernetes does
 
 
+@pytest.mark.slow
 def test_kind_table_is_the_kubernetes_openapi() -> None:
     """kinds.json is exactly what from_openapi derives from the Kubernetes OpenAPI
     (release-1.36's collection POST operations: tests/fixtures/SOURCES.md), and each

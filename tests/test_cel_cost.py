@@ -254,6 +254,7 @@ def test_every_builtin_pack_passes() -> None:
         assert isinstance(limits.summary(policy)["cost"], int)
 
 
+@pytest.mark.slow
 def test_the_platform_example_builds_and_a_costly_rule_is_refused(tmp_path: Path) -> None:
     ok = run_policykit(
         "build",

@@ -428,6 +428,7 @@ def platform_repo(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return ROOT / "examples/platform"
 
 
+@pytest.mark.slow
 def test_build_all_lists_runtime_rules_once_and_needs_no_allow_partial(
     platform_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -299,7 +299,7 @@ def hostile() -> Iterator[str]:
     [
         ("stall", "did not answer in time"),
         ("stallbody", "did not answer in time"),
-        ("trickle", "took over 6 s to download"),
+        pytest.param("trickle", "took over 6 s to download", marks=pytest.mark.slow),
         ("bigmanifest", "manifest is over the limit of 100000 bytes (1073741824 bytes)"),
         ("endless", "manifest is over the limit of 100000 bytes"),
         ("biglayer", "bundle layer is over the limit of 100000 bytes (1073741824 bytes)"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 
 from policykit.ir.rule import Pack
@@ -38,6 +39,7 @@ def _check_layout(text: str) -> None:
             assert lines[i - 1] == "" or lines[i - 1].startswith("#"), (i, line)
 
 
+@pytest.mark.slow
 @settings(max_examples=examples(400))
 @given(pack=packs())
 def test_generated_rego_follows_opa_fmt_layout(pack: Pack) -> None:

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
+
 from tests.conftest import ROOT
 
 PACKS = ["policykit.packs.starter", "policykit.packs.catalog"]
@@ -80,6 +82,7 @@ def _both_runs() -> None:
     )
 
 
+@pytest.mark.slow
 def test_targets_in_a_pool_give_the_serial_report() -> None:
     code = "from tests.test_verify_parallel import _both_runs; _both_runs()"
     out = subprocess.run(

@@ -103,6 +103,7 @@ def test_without_opa_regopy_runs_every_object() -> None:
     assert report.compared["rego"] == 520 and not report.sampled and report.ok
 
 
+@pytest.mark.slow
 def test_gatekeeper_templates_in_one_query_give_the_per_object_violations() -> None:
     """examples/platform (cross-object rules and data.inventory included):
     every template in one OPA engine, objects in one query, against one
@@ -161,6 +162,7 @@ def _twice() -> None:
     print(json.dumps(out))
 
 
+@pytest.mark.slow
 def test_the_same_input_gives_the_same_json_pooled_or_not() -> None:
     _opa()
     code = "from tests.test_verify_sample import _twice; _twice()"
