@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
-from xml.etree import ElementTree as ET
 
 from policykit import __version__
 from policykit.ir.rule import Pack, Rule
+
+if TYPE_CHECKING:
+    from xml.etree import ElementTree as ET
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {"deny": "error", "warn": "warning", "info": "note"}
@@ -95,6 +97,8 @@ def _xml_escape(m: re.Match[str]) -> str:
 def xml_document(root: ET.Element) -> str:
     """An XML document of ``root``, well-formed whatever the text in it: a
     character XML 1.0 forbids is written ``\\xNN`` (markup itself is ASCII)."""
+    from xml.etree import ElementTree as ET  # JUnit only: not on check's path
+
     ET.indent(root)
     text = ET.tostring(root, encoding="unicode")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + _XML_ILLEGAL.sub(_xml_escape, text) + "\n"

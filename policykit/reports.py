@@ -27,7 +27,6 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from policykit.errors import PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack
@@ -158,6 +157,8 @@ def junit(
     """JUnit XML: per pack a suite, per (rule, applicable object) a test case,
     failing on a finding at or above ``fail_on``; ``expired``: the expired
     waivers (each a failing case, as each fails the run)."""
+    from xml.etree import ElementTree as ET  # JUnit only: not on check's path
+
     bar = SEVERITY_RANK[fail_on]
     # keyed by the object too: the items of a `kind: List` share file and index
     by_case: dict[tuple[str, str, str, int, str], list[Finding]] = {}

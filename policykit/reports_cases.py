@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from policykit import __version__
 from policykit.report_markup import gh_data, gh_prop, physical, sarif_log, xml_document
@@ -34,6 +33,8 @@ def cases_json(cases: Sequence[Any]) -> dict[str, Any]:
 
 def cases_junit(cases: Sequence[Any]) -> str:
     """``policykit test`` as JUnit XML: a suite per test file, a case per expectation."""
+    from xml.etree import ElementTree as ET  # JUnit only: not on check's path
+
     root = ET.Element("testsuites", name="policykit test")
     suites: dict[str, list[Any]] = {}
     for c in cases:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from policykit.ir.rule import Pack
 from policykit.report_markup import gh_data, gh_prop, physical, rule_table, sarif_log, xml_document
@@ -14,6 +13,8 @@ from policykit.report_markup import gh_data, gh_prop, physical, rule_table, sari
 def verify_junit(report: Any) -> str:
     """``verify`` as JUnit XML: per target a suite, per object compared a case,
     failing with the disagreements found on it."""
+    from xml.etree import ElementTree as ET  # JUnit only: not on check's path
+
     by_obj: dict[tuple[str, str, int, str], list[Any]] = {}
     for m in report.mismatches:
         by_obj.setdefault((m.target, m.file, m.doc_index, m.object), []).append(m)

@@ -110,6 +110,8 @@ CHECK_ONE_FILE_NEVER = (
     "policykit.baseline",
     "policykit.k8s.crds",
     "tomllib",
+    "hashlib",
+    "xml.etree.ElementTree",
 )
 """``policykit check one-file.yaml`` as a pre-commit hook runs it, output piped
 (plain lines): no rich, no build/test/verify, no baseline without --baseline, no

@@ -10,7 +10,6 @@ A pack source is one of:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import sys
@@ -56,6 +55,8 @@ def _packs_of(module: ModuleType) -> list[Pack]:
 
 
 def _import_file(path: Path) -> ModuleType:
+    import hashlib  # a pack file's module name only
+
     digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     name = f"policykit_user_pack_{path.stem}_{digest}"
     if name in sys.modules:
