@@ -38,9 +38,15 @@ class Config:
 def _validate(data: Any, file: str) -> dict[str, Any]:
     if data is None:
         data = {}
-    import jsonschema  # only when a configuration file is read (start-up stays light)
+    from policykit.ir.check import surely_valid
 
-    validator = jsonschema.Draft202012Validator(load_schema("config.schema.json"))
+    schema = load_schema("config.schema.json")
+    if surely_valid(schema, data):  # the usual case: no jsonschema (~130 ms) to import
+        assert isinstance(data, dict)
+        return data
+    import jsonschema  # to find and word the error
+
+    validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         e = errors[0]

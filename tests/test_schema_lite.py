@@ -142,3 +142,42 @@ def test_the_built_in_packs_need_no_jsonschema(monkeypatch: pytest.MonkeyPatch) 
     names = ["starter", "catalog", "finops", "provenance", "agents"]
     for pack in load_packs([f"policykit.packs.{n}" for n in names]):
         assert check.check_pack(pack) == pack.defaults()
+
+
+@pytest.mark.parametrize(
+    "uri", ["", "#", "https://x.dev/s.json", "https://x.dev/s.json#", "a#b", "#frag", "a##"]
+)
+def test_an_id_is_plain_exactly_when_jsonschema_accepts_it(uri: str) -> None:
+    try:
+        jsonschema.Draft202012Validator.check_schema({"$id": uri})
+        accepted = True
+    except jsonschema.SchemaError:
+        accepted = False
+    assert check._plain_schema({"$id": uri}) == accepted
+
+
+@settings(max_examples=examples(200))
+@given(
+    data=st.dictionaries(
+        st.sampled_from(["packs", "paths", "exclude", "params", "fail_on", "crds", "other"]),
+        st.one_of(
+            st.lists(st.text(max_size=3), max_size=3),
+            st.dictionaries(
+                st.text(max_size=3), st.dictionaries(st.text(max_size=2), st.integers())
+            ),
+            st.sampled_from(["deny", "warn", "info", "none"]),
+            st.integers(),
+        ),
+    )
+)
+def test_the_configuration_is_read_without_jsonschema_only_when_it_is_valid(
+    data: dict[str, Any],
+) -> None:
+    """policykit.yaml is validated on the light path (no jsonschema import at
+    start-up) when it certainly is valid; never a config jsonschema refuses."""
+    from policykit.resources import load_schema
+
+    schema = load_schema("config.schema.json")
+    assert check._plain_schema(schema)  # the light path applies to the real schema
+    if check.surely_valid(schema, data):
+        assert not list(jsonschema.Draft202012Validator(schema).iter_errors(data))

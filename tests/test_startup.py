@@ -131,3 +131,22 @@ def test_the_signing_algorithms_are_the_signers() -> None:
     from policykit.targets.rego import signing
 
     assert ALGORITHMS == signing.ALGORITHMS
+
+
+def test_a_configuration_file_is_read_without_jsonschema(tmp_path: Path) -> None:
+    """The pre-commit case: a repository with policykit.yaml. A valid
+    configuration is validated on the light path (policykit/ir/check.py
+    surely_valid); jsonschema loads only to word a refusal."""
+    (tmp_path / "policykit.yaml").write_text(
+        "packs: [policykit.packs.starter]\nexclude: [vendor]\nfail_on: warn\n"
+        "params: {starter: {}}\n"
+    )
+    out, loaded = _check_one_file(tmp_path, [], CHECK_ONE_FILE_NEVER)
+    assert out.startswith("one.yaml:")
+    assert loaded == "[]"
+    (tmp_path / "policykit.yaml").write_text("packs: [policykit.packs.starter]\nfail_on: never\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "policykit", "check", "one.yaml"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert r.returncode == 2 and "fail_on: 'never' is not one of" in r.stderr, r.stderr

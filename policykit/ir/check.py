@@ -257,6 +257,9 @@ def _plain_schema(schema: Any) -> bool:
         elif k == "$schema":
             if v != _SCHEMA_URI:
                 return False
+        elif k == "$id":  # meta/core: a string matching ^[^#]*#?$ (no fragment)
+            if type(v) is not str or "#" in v[:-1]:
+                return False
         elif k not in _IGNORED:
             return False
     return True
@@ -336,6 +339,13 @@ def _object_ok(schema: dict[str, Any], v: dict[str, Any]) -> bool:
     return all(_surely_valid(props.get(k, extra), x) for k, x in v.items())
 
 
+def surely_valid(schema: Any, value: Any) -> bool:
+    """Whether ``value`` certainly validates against draft 2020-12 ``schema``
+    without importing jsonschema (False: not known here; ask jsonschema, which
+    also words the error). The configuration file and parameter values."""
+    return _plain_json(value) and _plain_schema(schema) and _surely_valid(schema, value)
+
+
 def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
     """Merge ``values`` over the pack defaults and validate against its schema."""
     unknown = sorted(set(values) - {p.name for p in pack.params})
@@ -346,7 +356,7 @@ def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
         )
     merged = pack.defaults() | dict(values)
     schema = pack.param_schema()
-    if _plain_json(merged) and _plain_schema(schema) and _surely_valid(schema, merged):
+    if surely_valid(schema, merged):
         return merged  # jsonschema (~130 ms to import) only to explain a refusal
     import jsonschema
 
