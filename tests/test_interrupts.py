@@ -48,7 +48,8 @@ _DASH_M = "import runpy\nrunpy.run_module('policykit', run_name='__main__')"
 
 @pytest.mark.parametrize("entry", [_CONSOLE, _DASH_M], ids=["console-script", "python-m"])
 @pytest.mark.parametrize(
-    "module", ["click", "rich.console", "policykit.packs", "policykit.loader", "policykit.cli.build"]
+    "module",
+    ["click", "rich.console", "policykit.packs", "policykit.loader", "policykit.cli.build"],
 )
 def test_ctrl_c_while_importing_is_one_line_and_130(entry: str, module: str) -> None:
     code = _INTERRUPT_IMPORT.format(module=module, entry=entry)
