@@ -95,13 +95,17 @@ def _equal_number(key: float, value: Any) -> bool:
 # --- In / NotIn (in.go, notin.go; deprecated) --------------------------------------
 
 
+def _matches_any(key: str, values: list[Any]) -> bool:
+    """A value of the list matches the key as a wildcard, or the key matches it."""
+    return any(
+        go.wildcard_match(go.sprint(v), key) or go.wildcard_match(key, go.sprint(v)) for v in values
+    )
+
+
 def _key_in_array(key: str, value: Any) -> tuple[bool, bool]:
     """in.go keyExistsInArray -> (invalid type, exists)."""
     if isinstance(value, list):
-        return False, any(
-            go.wildcard_match(go.sprint(v), key) or go.wildcard_match(key, go.sprint(v))
-            for v in value
-        )
+        return False, _matches_any(key, value)
     if isinstance(value, str):
         if go.wildcard_match(value, key):
             return False, True
@@ -168,10 +172,7 @@ def _string_arr(value: str) -> list[str] | None:
 def _any_key(key: str, value: Any) -> tuple[bool, bool]:
     """anyKeyExistsInArray (allKeyExistsInArray is the same code)."""
     if isinstance(value, list):
-        return False, any(
-            go.wildcard_match(go.sprint(v), key) or go.wildcard_match(key, go.sprint(v))
-            for v in value
-        )
+        return False, _matches_any(key, value)
     if isinstance(value, str):
         if go.wildcard_match(value, key):
             return False, True

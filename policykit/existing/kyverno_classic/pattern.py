@@ -9,7 +9,7 @@ re-exported here)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -313,19 +313,7 @@ def _array(resource: list[Any], pattern: list[Any], path: str, ac: _AnchorMap) -
     first = pattern[0]
     if isinstance(first, dict):
         # only the first map is used, against every element
-        skips: list[PatternFailure] = []
-        applied = 0
-        for i, item in enumerate(resource):
-            try:
-                _element(item, first, f"{path}{i}/", ac)
-            except PatternFailure as err:
-                if _skip(err):
-                    skips.append(err)
-                    continue
-                raise
-            applied += 1
-        if applied == 0 and skips:
-            raise _combined_skip(skips, path)
+        _each(((i, item, first) for i, item in enumerate(resource)), path, ac)
         return
     if not isinstance(first, list):
         _element(resource, first, path, ac)
@@ -336,11 +324,17 @@ def _array(resource: list[Any], pattern: list[Any], path: str, ac: _AnchorMap) -
             "validate Array failed, array length mismatch, resource Array len is "
             f"{len(resource)} and pattern Array len is {len(pattern)}",
         )
-    skips = []
+    _each(((i, resource[i], p) for i, p in enumerate(pattern)), path, ac)
+
+
+def _each(pairs: Iterable[tuple[int, Any, Any]], path: str, ac: _AnchorMap) -> None:
+    """Each (index, element, pattern) pair validated; a skip is remembered and
+    the next pair tried; only skips and nothing applied is a combined skip."""
+    skips: list[PatternFailure] = []
     applied = 0
-    for i, p in enumerate(pattern):
+    for i, item, p in pairs:
         try:
-            _element(resource[i], p, f"{path}{i}/", ac)
+            _element(item, p, f"{path}{i}/", ac)
         except PatternFailure as err:
             if _skip(err):
                 skips.append(err)
