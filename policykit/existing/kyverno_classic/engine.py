@@ -242,20 +242,13 @@ def evaluate_conditions(env: Env, conditions: Any) -> tuple[bool, str]:
     if conditions is None:
         return True, ""
     if isinstance(conditions, list):
-        if (
-            all(isinstance(c, dict) and ("any" in c or "all" in c) for c in conditions)
-            and conditions
-        ):
-            trues: list[str] = []
-            for block in conditions:
-                ok, msg = _any_all(env, block)
-                if not ok:
-                    return False, msg
-                trues.append(msg)
-            return True, _join(trues, ";")
-        trues = []
+        blocks = conditions and all(
+            isinstance(c, dict) and ("any" in c or "all" in c) for c in conditions
+        )
+        check = _any_all if blocks else _condition  # any/all blocks, else plain conditions
+        trues: list[str] = []
         for c in conditions:
-            ok, msg = _condition(env, c)
+            ok, msg = check(env, c)
             if not ok:
                 return False, msg
             trues.append(msg)
