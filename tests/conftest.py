@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+import policykit.engines  # noqa: F401  (loads cel-cpp before any test module imports regopy)
 from policykit.ir import nodes as ir
 from policykit.ir.evaluate import Evaluator
 
