@@ -39,8 +39,9 @@ from policykit.verify_core import (
     Sample,
     Silent,
     VerifyReport,
+    is_admitted,
 )
-from policykit.verify_targets import Unit, objects, runner, units
+from policykit.verify_targets import JOINT, Unit, objects, runner, shared, shared_runner, units
 from policykit.waivers import Waiver
 
 __all__ = [
@@ -69,7 +70,7 @@ SLICE_MIN = 250
 """Objects per task at least: each process builds a target's engine once, and
 a task's report comes back pickled."""
 
-_COST = ("gatekeeper", "rego", "kyverno", "jsonschema", "vap", "opa")
+_COST = ("opa+gatekeeper", "gatekeeper", "rego", "kyverno", "jsonschema", "vap", "opa")
 """Targets, costliest first (CPU per object measured on the starter pack):
 the pool starts them in this order, so the long ones do not end the run alone."""
 
@@ -106,10 +107,16 @@ def verify(
         run.reference(progress)
         order = [t for t in TARGETS if t in targets]
         all_units = [u for t in order for u in units(run, t)]
+        if shared(run):  # opa and Gatekeeper's real OPA: each object sent once
+            all_units = [JOINT] + [u for u in all_units if u not in _JOINED]
         workers = _jobs(jobs, len(docs))
         parts: dict[_Task, _Part] = {}
         if workers > 1 and all_units:
             parts = _in_pool(run, order, all_units, workers, progress)
+        elif JOINT in all_units:
+            progress.phase("opa, gatekeeper", len(docs))
+            parts = _run_task(run, (JOINT, 0, len(docs)))
+            progress.advance(len(docs))
         for name in order:
             merged: list[_Part] = []
             for unit in units(run, name):
@@ -159,6 +166,31 @@ def _add(report: VerifyReport, name: str, merged: list[_Part]) -> None:
     report.checked += checked
 
 
+_JOINED = (("opa", "opa"), ("gatekeeper", "opa"))
+
+
+def _run_task(run: Run, task: _Task) -> dict[_Task, _Part]:
+    """A task's parts: its own, or for the shared real-OPA runner over
+    ``docs[lo:hi]``, the ``opa`` part and the Gatekeeper part (over the
+    admitted objects among them); none when the shared engine could not run
+    them (the caller runs the two runners apart)."""
+    unit, lo, hi = task
+    if unit != JOINT:
+        return {task: _run_slice(run, task, Silent())}
+    docs = run.docs[lo:hi]
+    opa, gk_part = VerifyReport(), VerifyReport()
+    if not shared_runner(run)(docs, opa, gk_part):
+        return {}
+    k_lo = sum(map(is_admitted, run.docs[:lo]))
+    k_hi = k_lo + sum(map(is_admitted, docs))
+    return {
+        (_JOINED[0], lo, hi): (opa.compared.get("opa", 0), opa.mismatches, opa.checked),
+        (_JOINED[1], k_lo, k_hi): (
+            gk_part.compared.get("gatekeeper", 0), gk_part.mismatches, gk_part.checked,
+        ),
+    }  # fmt: skip
+
+
 def _run_slice(run: Run, task: _Task, progress: Progress) -> _Part:
     unit, lo, hi = task
     part = VerifyReport()
@@ -178,16 +210,28 @@ def _jobs(jobs: int | None, n: int) -> int:
 
 def _tasks(run: Run, all_units: list[Unit], workers: int) -> list[_Task]:
     """Each runner's objects in slices (real OPA's in one: it batches), the
-    costliest targets and the largest slices first."""
+    costliest targets and the largest slices first. Slices are even, and at
+    least ``SLICE_MIN`` objects each (a runner of 252 objects in one: not
+    250 and 2, which builds its engine in a second process for 2 objects)."""
     tasks: list[_Task] = []
     for unit in all_units:
-        n = len(objects(run, unit))
+        n = len(run.docs) if unit == JOINT else len(objects(run, unit))
         if unit[1] == "opa" and opa_started():  # here, in batch
             tasks.append((unit, 0, n))
             continue
-        size = max(SLICE_MIN, -(-n // (workers * 2)))
-        tasks += [(unit, lo, min(lo + size, n)) for lo in range(0, n, size)]
+        tasks += [(unit, lo, hi) for lo, hi in slices(n, workers)]
     return sorted(tasks, key=lambda t: (_COST.index(t[0][0]), t[1] - t[2], t[0][1]))
+
+
+def slices(n: int, workers: int) -> list[tuple[int, int]]:
+    """``range(n)`` in even slices, two per worker, none (unless ``n`` is) of
+    fewer than ``SLICE_MIN`` objects."""
+    if n <= 0:
+        return []
+    k = max(1, min(workers * 2, n // SLICE_MIN))
+    size, more = divmod(n, k)  # the first `more` slices take one more object
+    bounds = [i * size + min(i, more) for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
 _POOL_RUN: Run | None = None  # what forked workers read (inherited, never pickled)
@@ -215,20 +259,20 @@ def _in_pool(
         with multiprocessing.get_context("fork").Pool(min(workers, len(away) or 1)) as pool:
             results = pool.imap_unordered(_pool_task, away)  # started: the workers run
             for task in here:
-                parts[task] = _run_slice(run, task, Silent())
+                parts.update(_run_task(run, task))
                 progress.advance()
-            for task, part in results:
-                if part is not None:
-                    parts[task] = part
+            for got in results:
+                if got is not None:
+                    parts.update(got)
                 progress.advance()
     finally:
         _POOL_RUN = None
     return parts
 
 
-def _pool_task(task: _Task) -> tuple[_Task, _Part | None]:
+def _pool_task(task: _Task) -> dict[_Task, _Part] | None:
     assert _POOL_RUN is not None
     try:
-        return task, _run_slice(_POOL_RUN, task, Silent())
+        return _run_task(_POOL_RUN, task)
     except Exception:  # run again in the parent, which reports it
-        return task, None
+        return None

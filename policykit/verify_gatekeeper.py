@@ -5,43 +5,202 @@ as Gatekeeper's webhook does. ``verify`` runs every Kubernetes object of a run
 through every template: here the templates' modules share one OPA engine (a
 library module that several templates carry is added once), and a harness
 module evaluates each template's ``violation`` once per object, with the
-``input`` Gatekeeper gives it (``with input as``), inside one query. Real OPA
-spends ~0.2 ms converting a manifest from JSON per query: each object is sent
-once for all templates, not once per template.
+``input`` Gatekeeper gives it (``with input as``), inside one query.
 
-A review is what :func:`policykit.k8s.gatekeeper.evaluate` builds
-(``request_for`` plus the object, after ``spec.match``), so the violations are
-the per-object ones (``tests/test_verify_sample.py`` holds the two to each
-other). Gatekeeper queries ``data.<package>.violation`` with
-``input = {"review": ..., "parameters": ...}``
+What it costs and how the harness avoids it (measured on real OPA, 5,000
+Deployments, the starter pack's four templates; docs/engines.md):
+
+* OPA converts its input from JSON at ~3.4 MB/s, ~0.2 ms per manifest and
+  query: each object is sent once, for every template, and (:class:`Joint`)
+  once for the ``opa`` target's bundle too, in the same query;
+* what Gatekeeper adds to an object is sent once per distinct value: the
+  parameters of the constraints are data, and the review without its object,
+  name and namespace (``request_for``: operation, kind, resource, user) is a
+  table of shapes with, per shape, which constraints' ``spec.match`` selects
+  it; an object carries ``[position, shape, name, namespace]``;
+* templates whose constraints have equal parameters share one
+  ``with input as``: the review is built once per object and parameter group.
+
+The templates run as written: each reads ``input.review`` and
+``input.parameters`` as Gatekeeper gives them. Gatekeeper queries
+``data.<package>.violation`` with ``input = {"review": ..., "parameters": ...}``
 (frameworks/constraint/pkg/client/drivers/rego/driver.go); ``data.inventory``
-is the synced data, added once.
+is the synced data, added once. A review is what
+:func:`policykit.k8s.gatekeeper.evaluate` builds (``request_for`` plus the
+object, after ``spec.match``), so the violations are the per-object ones
+(``tests/test_verify_sample.py`` and ``tests/test_verify_shared_opa.py`` hold
+the two to each other).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from policykit.engines.rego import load_opa
+from policykit.engines.rego import OpaEngine, load_opa
+from policykit.errors import PolicykitError
+from policykit.ir.rule import Pack
 from policykit.k8s import gatekeeper as gk
 from policykit.k8s.gatekeeper_source import PACKAGE_RE
 from policykit.k8s.request import request_for
+from policykit.model import Document, Finding
 from policykit.targets.rego.printer import string as rego_string
 
 CHUNK = 500
 """Objects per query: each chunk is encoded to JSON on the Python side at once."""
 
 _HARNESS = "policykit_verify_batch"
+_JOINT = "policykit_verify_joint"
+_DATA = "policykit_verify_parameters"  # data: the parameters of each group
+_MESSAGES = list[list[list[Any] | None]]  # per object, per constraint: messages or None
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """Rego ConstraintTemplates with their constraints, as modules for one
+    OPA engine: the templates' modules (by content), the harness, and the
+    data to merge at the root (``inventory``, the constraints' parameters)."""
+
+    constraints: list[Mapping[str, Any]]
+    modules: dict[str, str]
+    data: dict[str, Any]
+    groups: list[list[int]]  # constraints by equal parameters, each in order
+
+    @classmethod
+    def of(
+        cls, pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], inventory: Any
+    ) -> Templates | None:
+        """None when the templates cannot share an engine (one is not Rego,
+        two share a package)."""
+        modules: dict[str, str] = {}
+        packages: list[str] = []
+        for t, _ in pairs:
+            src = gk.template_source(t)
+            if src.engine != "Rego":
+                return None
+            found = PACKAGE_RE.search(src.modules["template.rego"])
+            assert found is not None
+            packages.append(found.group(1))
+            for text in src.modules.values():  # a shared library once, by content
+                modules[hashlib.sha256(text.encode()).hexdigest()[:16] + ".rego"] = text
+        if len(set(packages)) != len(packages) or {_HARNESS, _JOINT, _DATA} & set(packages):
+            return None
+        constraints = [c for _, c in pairs]
+        params = [_parameters(c) for c in constraints]
+        by_value: dict[str, list[int]] = {}
+        for i, p in enumerate(params):
+            by_value.setdefault(json.dumps(p, sort_keys=True), []).append(i)
+        groups = list(by_value.values())
+        modules[f"{_HARNESS}.rego"] = _harness(packages, groups)
+        data: dict[str, Any] = {_DATA: [params[g[0]] for g in groups]}
+        if inventory:
+            data["inventory"] = dict(inventory)
+        return cls(constraints, modules, data, groups)
+
+    def reviews(
+        self, objs: Sequence[Mapping[str, Any]], at: Sequence[int]
+    ) -> tuple[dict[str, Any], list[list[bool]]]:
+        """The harness's input for the objects ``objs[i]``, ``i`` in ``at``
+        (``input.objects`` is ``objs``): ``gk`` (per object ``[position, shape,
+        name, namespace]``) and ``gk_shapes``; and per object, per constraint,
+        whether ``spec.match`` selects it (as :func:`gk.evaluate`)."""
+        shapes: dict[str, int] = {}
+        table: list[dict[str, Any]] = []
+        rows: list[list[Any]] = []
+        ons: list[list[bool]] = []
+        for i in at:
+            obj = objs[i]
+            review = request_for(obj, "CREATE")
+            name, namespace = review.pop("name"), review.pop("namespace")
+            on = [bool(gk.match(_spec(c).get("match"), obj, None)) for c in self.constraints]
+            key = json.dumps([review, on], sort_keys=True)
+            k = shapes.get(key)
+            if k is None:
+                k = shapes[key] = len(table)
+                groups = [any(on[j] for j in g) for g in self.groups]
+                table.append({"review": review, "groups": groups, "each": on})
+            rows.append([i, k, name, namespace])
+            ons.append(on)
+        return {"gk": rows, "gk_shapes": table}, ons
+
+    def unpack(self, got: Any, ons: Sequence[Sequence[bool]]) -> _MESSAGES | None:
+        """The harness's result (per object, per group, per constraint of the
+        group) as per object, per constraint; None when it is not that."""
+        if not isinstance(got, list) or len(got) != len(ons):
+            return None
+        out: _MESSAGES = []
+        n = len(self.constraints)
+        for per, on in zip(got, ons, strict=True):
+            row: list[list[Any] | None] = [None] * n
+            if not isinstance(per, list) or len(per) != len(self.groups):
+                return None
+            for g, msgs in zip(self.groups, per, strict=True):
+                if not isinstance(msgs, list) or len(msgs) != len(g):
+                    return None
+                for j, ms in zip(g, msgs, strict=True):
+                    row[j] = ms if on[j] else None
+            out.append(row)
+        return out
+
+
+def _spec(constraint: Mapping[str, Any]) -> Mapping[str, Any]:
+    return constraint.get("spec") or {}
+
+
+def _parameters(constraint: Mapping[str, Any]) -> Any:
+    p = _spec(constraint).get("parameters")
+    return p if p is not None else {}
+
+
+def _harness(packages: Sequence[str], groups: Sequence[Sequence[int]]) -> str:
+    """``gk``: per object, per group of constraints with equal parameters, per
+    constraint of the group, the ``msg`` of each violation (``[]`` where
+    ``spec.match`` leaves the object out: the template is not evaluated)."""
+    lines = [f"package {_HARNESS}", ""]
+    for i, pkg in enumerate(packages):
+        lines += [
+            f"_t{i}(on) := [] if not on[{i}]",
+            "",
+            f"_t{i}(on) := [object.get(v, {rego_string('msg')}, null) |",
+            f"\tsome v in data.{pkg}.violation",
+            f"] if on[{i}]",
+            "",
+        ]
+    calls = []
+    for g, members in enumerate(groups):
+        skipped = ", ".join("[]" for _ in members)
+        lines += [
+            f"_g{g}(_, shape) := [{skipped}] if not shape.groups[{g}]",
+            "",
+            f"_g{g}(review, shape) := ms if {{",
+            f"\tshape.groups[{g}]",
+            f"\tms := [{', '.join(f'_t{i}(shape.each)' for i in members)}]"
+            f' with input as {{"review": review, "parameters": data.{_DATA}[{g}]}}',
+            "}",
+            "",
+        ]
+        calls.append(f"_g{g}(review, shape)")
+    lines += [
+        "gk := [[" + ", ".join(calls) + "] |",
+        "\tsome row in input.gk",
+        "\tshape := input.gk_shapes[row[1]]",
+        "\treview := object.union(shape.review, "
+        '{"name": row[2], "namespace": row[3], "object": input.objects[row[0]]})',
+        "]",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 class TemplatesBatch:
-    """Rego ConstraintTemplates, each with its constraint, compiled once in one
-    real-OPA engine. :meth:`messages` gives per object, per pair, the ``msg``
-    of each violation (None: ``spec.match`` leaves the object out). ``ok`` is
-    False when the templates cannot share an engine (modules that clash, a
-    template that is not Rego): the caller runs them one by one."""
+    """The templates, each with its constraint, compiled once in one real-OPA
+    engine. :meth:`messages` gives per object, per pair, the ``msg`` of each
+    violation (None: ``spec.match`` leaves the object out). ``ok`` is False
+    when the templates cannot share an engine (modules that clash, a template
+    that is not Rego): the caller runs them one by one."""
 
     def __init__(
         self, pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], data: Any
@@ -50,80 +209,98 @@ class TemplatesBatch:
         self.ok = False
         opa = load_opa()
         self._error = opa.OpaError
-        modules: dict[str, str] = {}
-        packages = []
-        for t, _ in pairs:
-            src = gk.template_source(t)
-            if src.engine != "Rego":
-                return
-            found = PACKAGE_RE.search(src.modules["template.rego"])
-            assert found is not None
-            packages.append(found.group(1))
-            for text in src.modules.values():  # a shared library once, by content
-                modules[hashlib.sha256(text.encode()).hexdigest()[:16] + ".rego"] = text
-        if len(set(packages)) != len(packages):
+        templates = Templates.of(pairs, data)
+        if templates is None:
             return
+        self.templates = templates
         engine = opa.OpaEngine()
         try:
-            for path, text in sorted(modules.items()):
+            for path, text in sorted(templates.modules.items()):
                 engine.add_policy(path, text)
-            engine.add_policy(f"{_HARNESS}.rego", _harness(packages))
-            if data:
-                engine.add_data({"inventory": dict(data)})
-            engine.eval_document(f"{_HARNESS}.batch", {"objects": []})
+            engine.add_data(templates.data)
+            engine.eval_document(f"{_HARNESS}.gk", {"objects": [], "gk": [], "gk_shapes": []})
         except opa.OpaError:
             return
         self._engine = engine
         self.ok = True
 
-    def messages(self, objs: Sequence[Mapping[str, Any]]) -> list[list[list[Any] | None]] | None:
+    def messages(self, objs: Sequence[Mapping[str, Any]]) -> _MESSAGES | None:
         """Per object, per constraint: the messages, or None when it does not
         match. None for the whole call when OPA fails on a batch (the caller
         runs the objects one by one, which reports the error as usual)."""
-        out: list[list[list[Any] | None]] = []
+        out: _MESSAGES = []
         for i in range(0, len(objs), CHUNK):
-            items = [_item(self.constraints, o) for o in objs[i : i + CHUNK]]
+            part = objs[i : i + CHUNK]
+            extra, ons = self.templates.reviews(part, range(len(part)))
             try:
-                got = self._engine.eval_document(f"{_HARNESS}.batch", {"objects": items})
+                got = self._engine.eval_document(f"{_HARNESS}.gk", {"objects": part, **extra})
             except self._error:
                 return None
-            if not isinstance(got, list) or len(got) != len(items):
+            per = self.templates.unpack(got, ons)
+            if per is None:
                 return None
-            for item, per in zip(items, got, strict=True):
-                out.append([ms if on else None for on, ms in zip(item["on"], per, strict=True)])
+            out += per
         return out
 
 
-def _harness(packages: Sequence[str]) -> str:
-    """``batch``: per object, per template, the ``msg`` of each violation."""
-    lines = [f"package {_HARNESS}", ""]
-    calls = []
-    for i, pkg in enumerate(packages):
-        lines += [
-            f"_t{i}(x) := [] if not x.on[{i}]",
-            "",
-            f"_t{i}(x) := ms if {{",
-            f"\tx.on[{i}]",
-            f"\tms := [object.get(v, {rego_string('msg')}, null) | some v in data.{pkg}.violation]"
-            f' with input as {{"review": x.review, "parameters": x.parameters[{i}]}}',
-            "}",
-            "",
-        ]
-        calls.append(f"_t{i}(x)")
-    lines += [f"batch := [[{', '.join(calls)}] | some x in input.objects]", ""]
-    return "\n".join(lines)
+class Joint:
+    """The ``opa`` target's bundle and the Gatekeeper templates in one
+    real-OPA engine: one query per chunk sends each object once and gives its
+    bundle findings (``data.<root>.main.batch``, as the ``opa`` target reads
+    them) and, for the objects admission sees, each template's messages.
+    Building raises :class:`PolicykitError` when the two cannot share an
+    engine; :meth:`run` gives None when OPA fails on a chunk (the caller runs
+    the two targets apart, which reports the error as usual)."""
 
+    def __init__(
+        self,
+        packs: Sequence[Pack],
+        params: Mapping[str, Mapping[str, Any]],
+        inventory: list[Any] | None,
+        pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+        gk_inventory: Any,
+    ) -> None:
+        templates = Templates.of(pairs, gk_inventory)
+        if templates is None:
+            raise PolicykitError("the templates cannot share an engine")
+        modules = dict(templates.modules)
+        root = "policykit"
+        modules[f"{_JOINT}.rego"] = (
+            f"package {_JOINT}\n\n"
+            f'out := {{"bundle": data.{root}.main.batch, "gk": data.{_HARNESS}.gk}}\n'
+        )
+        self.templates = templates
+        self.engine = OpaEngine(
+            packs, params, root=root, mode="batch", extra_modules=modules,
+            extra_data=templates.data,
+        )  # fmt: skip
+        if inventory is not None:
+            self.engine.set_inventory(inventory)
+        self._error = load_opa().OpaError
 
-def _item(constraints: Sequence[Mapping[str, Any]], obj: Mapping[str, Any]) -> dict[str, Any]:
-    """One object's input to the harness: its review on CREATE, and per
-    constraint whether ``spec.match`` selects it and its parameters (as
-    :func:`gk.evaluate`)."""
-    review = request_for(obj, "CREATE")
-    review["object"] = obj
-    on, params = [], []
-    for c in constraints:
-        spec = c.get("spec") or {}
-        on.append(bool(gk.match(spec.get("match"), obj, None)))
-        p = spec.get("parameters")
-        params.append(p if p is not None else {})
-    return {"review": review, "on": on, "parameters": params}
+    def run(
+        self, docs: Sequence[Document], admitted: Sequence[bool]
+    ) -> tuple[list[list[Finding]], _MESSAGES] | None:
+        """Per document, its bundle findings; per admitted document, per
+        constraint, its messages (None: not matched)."""
+        # with an inventory, one query: the bundle's join indexes are built once
+        chunk = max(len(docs), 1) if self.engine.inventory is not None else CHUNK
+        findings: list[list[Finding]] = []
+        messages: _MESSAGES = []
+        for lo in range(0, len(docs), chunk):
+            part = docs[lo : lo + chunk]
+            objs = [d.obj for d in part]
+            at = [i for i in range(len(part)) if admitted[lo + i]]
+            extra, ons = self.templates.reviews(objs, at)
+            try:
+                got = self.engine.query(f"{_JOINT}.out", {"objects": objs, **extra})
+            except self._error:
+                return None
+            if not isinstance(got, dict):
+                return None
+            bundle, per = got.get("bundle"), self.templates.unpack(got.get("gk"), ons)
+            if per is None or not isinstance(bundle, list) or len(bundle) != len(part):
+                return None
+            findings += self.engine.findings_of(part, bundle)
+            messages += per
+        return findings, messages

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from policykit.engines.jsonschema import SchemaChecker
 from policykit.engines.rego import OpaEngine, RegopyEngine
+from policykit.errors import PolicykitError
 from policykit.ir.reads import rule_reads_inventory
 from policykit.ir.rule import Pack
 from policykit.k8s import gatekeeper as gk
@@ -124,7 +125,52 @@ def _inventory_split(packs: Sequence[Pack]) -> tuple[list[Pack], list[Pack]]:
     return readers, others
 
 
-def _gatekeeper(run: Run, unit: Unit) -> Runner:
+@dataclass(slots=True)
+class _Gk:
+    """The Gatekeeper target's build: (template, constraint) pairs with the
+    waivers they carry, ``data.inventory`` for the templates that read it,
+    and how messages become the report."""
+
+    run: Run
+    ids: set[str]
+    carried: list[Any]
+    pairs: list[tuple[Any, Any]]
+    gk_inventory: Any
+    readers: set[str]
+
+    def inventory(self, c: Any) -> Any:
+        return self.gk_inventory if admission.rule_of(c) in self.readers else None
+
+    def done(
+        self, docs: Sequence[Document], got: list[dict[str, set[str]]], report: VerifyReport
+    ) -> None:
+        for doc, found in zip(docs, got, strict=True):
+            compare(
+                report,
+                "gatekeeper",
+                doc,
+                self.run.expected(doc, False, self.ids, self.carried),
+                {r: sorted(m) for r, m in found.items()},
+            )
+
+    def record(
+        self, docs: Sequence[Document], per: Sequence[Sequence[Any]], report: VerifyReport
+    ) -> None:
+        """Per object, per pair, the messages (None or [] when none)."""
+        got: list[dict[str, set[str]]] = []
+        for each in per:
+            found: dict[str, set[str]] = defaultdict(set)
+            for (_, c), msgs in zip(self.pairs, each, strict=True):
+                if msgs:
+                    found[admission.rule_of(c)].update(cap_message(str(m)) for m in msgs)
+            got.append(found)
+        self.done(docs, got, report)
+
+
+def _gk_build(run: Run) -> _Gk:
+    built = run.states.get(("gatekeeper", "build"))
+    if isinstance(built, _Gk):
+        return built
     gk_packs, gk_ids = run.own("gatekeeper")
     files, _ = gk_target.build(gk_packs, run.eff)
     missed: list[exports.NotCarried] = []
@@ -132,7 +178,6 @@ def _gatekeeper(run: Run, unit: Unit) -> Runner:
         if fname.startswith("constraints/"):
             files[fname], m = exports.apply_gatekeeper(run.waivers, files[fname])
             missed += m
-    gk_carried = run.carried(missed)
     pairs: list[tuple[Any, Any]] = []
     for fname, items in files.items():
         if fname.startswith("templates/"):
@@ -146,25 +191,16 @@ def _gatekeeper(run: Run, unit: Unit) -> Runner:
     # only the templates of rules that read it get data.inventory: regopy's
     # queries cost more with it, whether or not the template reads it
     readers = {r.id for p in gk_packs for r in p.rules if rule_reads_inventory(r)}
+    built = _Gk(run, gk_ids, run.carried(missed), pairs, gk_inventory, readers)
+    run.states[("gatekeeper", "build")] = built
+    return built
 
-    def inventory(c: Any) -> Any:
-        return gk_inventory if admission.rule_of(c) in readers else None
 
-    def done(
-        docs: Sequence[Document], got: list[dict[str, set[str]]], report: VerifyReport
-    ) -> None:
-        for doc, found in zip(docs, got, strict=True):
-            compare(
-                report,
-                "gatekeeper",
-                doc,
-                run.expected(doc, False, gk_ids, gk_carried),
-                {r: sorted(m) for r, m in found.items()},
-            )
-
+def _gatekeeper(run: Run, unit: Unit) -> Runner:
+    g = _gk_build(run)
     if unit[1] == "opa":
-        return _gatekeeper_opa(pairs, inventory, done)
-    runners = [(gk.TemplateRunner(t, "rego"), c) for t, c in pairs]
+        return _gatekeeper_opa(g)
+    runners = [(gk.TemplateRunner(t, "rego"), c) for t, c in g.pairs]
 
     def regopy(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
         got: list[dict[str, set[str]]] = []
@@ -172,26 +208,23 @@ def _gatekeeper(run: Run, unit: Unit) -> Runner:
             progress.advance()
             found: dict[str, set[str]] = defaultdict(set)
             for r, c in runners:
-                for v in gk.evaluate(r, c, doc.obj, inventory=inventory(c)):
+                for v in gk.evaluate(r, c, doc.obj, inventory=g.inventory(c)):
                     found[admission.rule_of(c)].add(cap_message(v.message))  # as Finding
             got.append(found)
-        done(docs, got, report)
+        g.done(docs, got, report)
 
     return regopy
 
 
-def _gatekeeper_opa(
-    pairs: list[tuple[Any, Any]],
-    inventory: Callable[[Any], Any],
-    done: Callable[[Sequence[Document], list[dict[str, set[str]]], VerifyReport], None],
-) -> Runner:
+def _gatekeeper_opa(g: _Gk) -> Runner:
     """The templates in real OPA over every object in one query
     (:mod:`policykit.verify_gatekeeper`); templates that cannot share an
     engine, or a batch OPA fails on, run one object per query as ``--oracle``
     did (raising the error of the object it fails on)."""
     from policykit.verify_gatekeeper import TemplatesBatch
 
-    data = next((inv for _, c in pairs if (inv := inventory(c)) is not None), None)
+    pairs = g.pairs
+    data = next((inv for _, c in pairs if (inv := g.inventory(c)) is not None), None)
     batch = TemplatesBatch(pairs, data)
     singles: list[gk.TemplateRunner] = []
 
@@ -200,7 +233,7 @@ def _gatekeeper_opa(
             singles.extend(gk.TemplateRunner(t, "opa") for t, _ in pairs)
         return [
             [
-                [v.message for v in gk.evaluate(r, c, d.obj, inventory=inventory(c))]
+                [v.message for v in gk.evaluate(r, c, d.obj, inventory=g.inventory(c))]
                 for r, (_, c) in zip(singles, pairs, strict=True)
             ]
             for d in docs
@@ -210,17 +243,65 @@ def _gatekeeper_opa(
         per = batch.messages([d.obj for d in docs]) if batch.ok else None
         if per is None:
             per = one_by_one(docs)
-        got: list[dict[str, set[str]]] = []
-        for each in per:
-            found: dict[str, set[str]] = defaultdict(set)
-            for (_, c), msgs in zip(pairs, each, strict=True):
-                if msgs:
-                    found[admission.rule_of(c)].update(cap_message(str(m)) for m in msgs)
-            got.append(found)
         progress.advance(len(docs))
-        done(docs, got, report)
+        g.record(docs, per, report)
 
     return opa
+
+
+JOINT: Unit = ("opa+gatekeeper", "opa")
+"""The ``opa`` target and Gatekeeper's templates in real OPA, in one engine and
+one query per chunk (:class:`policykit.verify_gatekeeper.Joint`)."""
+
+Shared = Callable[[Sequence[Document], VerifyReport, VerifyReport], bool]
+"""Compares a consecutive slice of the run's objects for ``opa`` (into the
+first report) and its admitted objects for ``gatekeeper`` (the second);
+False when the shared engine cannot run them (nothing is added then)."""
+
+
+def shared(run: Run) -> bool:
+    """Whether ``opa`` and Gatekeeper's real-OPA runner can share an engine:
+    both run over every object."""
+    return (
+        "opa" in run.targets
+        and "gatekeeper" in run.targets
+        and ("gatekeeper", "opa") in units(run, "gatekeeper")
+    )
+
+
+def shared_runner(run: Run) -> Shared:
+    """The shared runner, built once per process (never raising: a build
+    that fails gives a runner that always answers False)."""
+    built = run.states.get(JOINT)
+    if built is None:
+        built = run.states[JOINT] = _joint(run)
+    assert callable(built)
+    return built
+
+
+def _joint(run: Run) -> Shared:
+    from policykit.verify_gatekeeper import Joint
+
+    kept, ids = run.own("opa")
+    g = _gk_build(run)
+    data = next((inv for _, c in g.pairs if (inv := g.inventory(c)) is not None), None)
+    try:
+        joint = Joint(kept, run.params, run.inventory, g.pairs, data)
+    except PolicykitError:
+        return lambda docs, opa_report, gk_report: False
+
+    def both(docs: Sequence[Document], opa_report: VerifyReport, gk_report: VerifyReport) -> bool:
+        admitted = [is_admitted(d) for d in docs]
+        got = joint.run(docs, admitted)
+        if got is None:
+            return False
+        findings, per = got
+        for d, each in zip(docs, findings, strict=True):
+            compare_rego(opa_report, "opa", d, each, run.by_doc[id(d)], ids)
+        g.record([d for d, a in zip(docs, admitted, strict=True) if a], per, gk_report)
+        return True
+
+    return both
 
 
 def _jsonschema(run: Run, unit: Unit) -> Runner:

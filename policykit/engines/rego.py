@@ -152,7 +152,13 @@ class _RegoBase:
         """The findings of each document, in order (in batches of ``chunk``
         documents in batch mode, whatever file each comes from)."""
         docs = list(docs)
-        results = self.raw_batch([d.obj for d in docs])
+        return self.findings_of(docs, self.raw_batch([d.obj for d in docs]))
+
+    def findings_of(
+        self, docs: Sequence[Document], results: Sequence[Sequence[Mapping[str, Any]]]
+    ) -> list[list[Finding]]:
+        """The findings of each document from its finding objects (as Rego
+        returns them, one list per document)."""
         out: list[list[Finding]] = []
         for doc, raw in zip(docs, results, strict=True):
             ref = object_ref(doc.obj, doc.source)
@@ -374,12 +380,22 @@ os.register_at_fork(after_in_child=_opa_unusable_in_child)
 
 
 class OpaEngine(_RegoBase):
-    """Compiled packs evaluated by real OPA (v1.20.2 via opa-golib-python-bindings)."""
+    """Compiled packs evaluated by real OPA (v1.20.2 via opa-golib-python-bindings).
+    ``extra_modules`` and ``extra_data`` (merged at the root) share the engine
+    with the bundle: ``verify`` queries a harness over both (:meth:`query`)."""
 
     name = "opa"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        extra_modules: Mapping[str, str] | None = None,
+        extra_data: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self._extra_modules = dict(extra_modules or {})
+        self._extra_data = dict(extra_data or {})
         opa = load_opa()
         self._opa = opa
         self._build()
@@ -399,11 +415,23 @@ class OpaEngine(_RegoBase):
             self._engine.add_data(self.data)
             if self.inventory is not None:
                 self._engine.add_data(under_root(self.options.root, {"inventory": self.inventory}))
+            for path, text in self._extra_modules.items():
+                self._engine.add_policy(path, text)
+            if self._extra_data:
+                self._engine.add_data(self._extra_data)
         except opa.OpaError as exc:
             raise PolicykitError(f"OPA rejects the generated Rego: {exc}") from None
 
     def _query(self, entry: str, input_doc: Any) -> Any:
         try:
             return self._engine.eval_document(f"{self._prefix}.main.{entry}", input_doc)
+        except self._undefined:
+            return None
+
+    def query(self, path: str, input_doc: Any) -> Any:
+        """``data.<path>`` with ``input_doc`` (None when undefined); OPA's
+        errors are raised as they are (``opa_bindings.OpaError``)."""
+        try:
+            return self._engine.eval_document(path, input_doc)
         except self._undefined:
             return None

@@ -7,7 +7,9 @@ the template's Rego with ``input = {"review": <AdmissionRequest>, "parameters":
 
 from __future__ import annotations
 
+import atexit
 import base64
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -76,6 +78,17 @@ def inventory_of(objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return inv
 
 
+_BUNDLES: dict[str, Any] = {}
+"""regopy bundles by a digest of their content (policykit's or not, package,
+modules, data): each costs ~0.1-0.5 s to build, and ``verify``, ``check --policy`` and
+``test`` build runners for the same templates again (per slice, per suite).
+A bundle is read-only; each runner queries it with its own interpreter.
+Real OPA's engines are not kept: one must not outlive a fork."""
+
+_BUNDLES_KEPT = 256
+atexit.register(_BUNDLES.clear)  # freed while regopy can still free them
+
+
 class TemplateRunner:
     """A ConstraintTemplate compiled once; evaluate it with any constraint.
     Rego runs in regopy (``engine="rego"``) or real OPA (``"opa"``); a
@@ -111,7 +124,13 @@ class TemplateRunner:
             return self._compiled[key]
         modules = dict(self.source.modules)
         data = {"inventory": inventory} if inventory else None
-        if self.engine == "rego":
+        content = hashlib.sha256(
+            json.dumps([self.own, self.package, sorted(modules.items()), key]).encode()
+        ).hexdigest()
+        compiled: Any
+        if self.engine == "rego" and content in _BUNDLES:
+            compiled = _BUNDLES[content]  # the same template and data: built once
+        elif self.engine == "rego":
             import regopy
 
             from policykit.targets.rego.compiler import regopy_modules
@@ -139,12 +158,15 @@ class TemplateRunner:
                 refuse_quoted(data, "the inventory", self.where)
                 builder.add_data(data)
             try:
-                compiled: Any = (builder.build(None, ["policykit_harness/violations"]), None)
+                compiled = (builder.build(None, ["policykit_harness/violations"]), None)
             except regopy.RegoError as exc:
                 raise PolicyError(
                     f"regopy cannot compile the template: {str(exc).splitlines()[0]}",
                     loc=self.where,
                 ) from None
+            if len(_BUNDLES) >= _BUNDLES_KEPT:
+                del _BUNDLES[next(iter(_BUNDLES))]  # the oldest
+            _BUNDLES[content] = compiled
         else:
             opa = load_opa()
             engine = opa.OpaEngine()
