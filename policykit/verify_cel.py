@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from policykit.k8s import validating as admission
+from policykit.k8s.request import session
 from policykit.model import Document
 from policykit.targets.k8s import manifests
 from policykit.targets.k8s import waivers as exports
@@ -37,20 +38,26 @@ def cel_runner(run: Run, unit: Unit) -> Runner:
     static = {admission.rule_of(p): p["spec"]["validations"][0]["message"] for p in policies}
 
     def cel(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
-        for doc in docs:
-            progress.advance()
-            got: dict[str, str] = {}
-            for p in policies:
-                if name == "vap":
-                    decisions = admission.evaluate_vap(p, bindings[p["metadata"]["name"]], doc.obj)
-                else:
-                    decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
-                for dec in decisions:
-                    got[dec.rule] = dec.message
-            shown = {
-                r: manifests.shown_message(m, static[r])
-                for r, m in run.expected(doc, True, cel_ids, cel_carried).items()
-            }
-            compare(report, name, doc, shown, got)
+        # in a session each policy is read once, and the policies evaluated on
+        # one object share its review: its kind, its request, its conversion to
+        # CEL and the variables they declare alike (issue 21)
+        with session():
+            for doc in docs:
+                progress.advance()
+                got: dict[str, str] = {}
+                for p in policies:
+                    if name == "vap":
+                        decisions = admission.evaluate_vap(
+                            p, bindings[p["metadata"]["name"]], doc.obj
+                        )
+                    else:
+                        decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
+                    for dec in decisions:
+                        got[dec.rule] = dec.message
+                shown = {
+                    r: manifests.shown_message(m, static[r])
+                    for r, m in run.expected(doc, True, cel_ids, cel_carried).items()
+                }
+                compare(report, name, doc, shown, got)
 
     return cel

@@ -19,9 +19,11 @@ import fnmatch
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policykit.engines.cel import CelEvalError, program
-from policykit.k8s.kinds import for_object
+from policykit.engines.cel import CelEvalError, View, program
+from policykit.k8s.kinds import KindInfo, for_object
 from policykit.k8s.request import Context, metadata, namespace_of
+
+_LOOKUP: Any = object()  # constraints_match's ``info`` when the caller has not looked it up
 
 
 def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bool:
@@ -52,29 +54,76 @@ def _labels(obj: Mapping[str, Any]) -> dict[str, Any]:
 # --- matchConstraints (VAP, ValidatingPolicy) -----------------------------------------
 
 
-def _rule_matches(rule: Mapping[str, Any], obj: Mapping[str, Any], operation: str) -> bool:
-    info = for_object(dict(obj))
-    if info is None:
-        return False
-    version = str(obj.get("apiVersion", "")).rpartition("/")[2]
+class _ResourceRule:
+    """One ``resourceRules`` entry, read once: each list as given (None: it holds ``*``)."""
 
-    def has(field: str, value: str) -> bool:
-        items = rule.get(field) or []
-        return "*" in items or value in items
+    __slots__ = ("groups", "names", "operations", "resources", "scope", "versions")
 
-    scope = rule.get("scope", "*")
-    if scope == "Namespaced" and not info.namespaced:
-        return False
-    if scope == "Cluster" and info.namespaced:
-        return False
-    names = rule.get("resourceNames") or []
-    return (
-        has("apiGroups", info.group)
-        and has("apiVersions", version)
-        and has("resources", info.resource)
-        and has("operations", operation)
-        and (not names or metadata(obj).get("name") in names)
-    )
+    def __init__(self, rule: Mapping[str, Any]) -> None:
+        def items(field: str) -> Any:
+            got = rule.get(field) or ()
+            return None if "*" in got else got
+
+        self.groups, self.versions = items("apiGroups"), items("apiVersions")
+        self.resources, self.operations = items("resources"), items("operations")
+        self.scope = rule.get("scope", "*")
+        self.names = rule.get("resourceNames") or ()
+
+    def matches(self, obj: Mapping[str, Any], info: KindInfo, operation: str) -> bool:
+        if self.scope == "Namespaced" and not info.namespaced:
+            return False
+        if self.scope == "Cluster" and info.namespaced:
+            return False
+        return (
+            (self.groups is None or info.group in self.groups)
+            and (
+                self.versions is None
+                or str(obj.get("apiVersion", "")).rpartition("/")[2] in self.versions
+            )
+            and (self.resources is None or info.resource in self.resources)
+            and (self.operations is None or operation in self.operations)
+            and (not self.names or metadata(obj).get("name") in self.names)
+        )
+
+
+class Constraints:
+    """``matchConstraints`` / ``matchResources`` of VAP and ValidatingPolicy
+    (k8s.io/apiserver ``pkg/admission/plugin/policy/matching/matching.go``),
+    read once and asked of many objects."""
+
+    __slots__ = ("_excluded", "_namespace_selector", "_object_selector", "_rules")
+
+    def __init__(self, mc: Mapping[str, Any]) -> None:
+        self._rules = [_ResourceRule(r) for r in mc.get("resourceRules") or []]
+        self._excluded = [_ResourceRule(r) for r in mc.get("excludeResourceRules") or []]
+        self._object_selector = mc.get("objectSelector")
+        self._namespace_selector = mc.get("namespaceSelector")
+
+    def matches(
+        self,
+        obj: Mapping[str, Any],
+        info: KindInfo | None,
+        operation: str,
+        namespace_labels: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Whether ``obj`` (of kind ``info``; None: unknown, matching no
+        resource rule) is matched. Without ``namespace_labels`` the namespace
+        carries the label the API server gives every namespace,
+        ``kubernetes.io/metadata.name``."""
+        if info is None or not any(r.matches(obj, info, operation) for r in self._rules):
+            return False
+        if any(r.matches(obj, info, operation) for r in self._excluded):
+            return False
+        if self._object_selector and not label_selector_matches(
+            self._object_selector, _labels(obj)
+        ):
+            return False
+        if not self._namespace_selector or not info.namespaced:
+            return True
+        if namespace_labels is None:
+            ns = metadata(obj).get("namespace")
+            namespace_labels = {"kubernetes.io/metadata.name": ns} if isinstance(ns, str) else {}
+        return label_selector_matches(self._namespace_selector, namespace_labels)
 
 
 def constraints_match(
@@ -82,27 +131,13 @@ def constraints_match(
     obj: Mapping[str, Any],
     operation: str,
     namespace_labels: Mapping[str, Any] | None = None,
+    info: KindInfo | None = _LOOKUP,
 ) -> bool:
-    """``matchConstraints`` / ``matchResources`` of VAP and ValidatingPolicy.
-    Without ``namespace_labels`` the namespace carries the label the API
-    server gives every namespace, ``kubernetes.io/metadata.name``."""
-    if not any(_rule_matches(r, obj, operation) for r in mc.get("resourceRules") or []):
-        return False
-    if any(_rule_matches(r, obj, operation) for r in mc.get("excludeResourceRules") or []):
-        return False
-    if not label_selector_matches(mc.get("objectSelector"), _labels(obj)):
-        return False
-    ns_sel = mc.get("namespaceSelector")
-    info = for_object(dict(obj))
-    if namespace_labels is None:
-        ns = metadata(obj).get("namespace")
-        namespace_labels = {"kubernetes.io/metadata.name": ns} if isinstance(ns, str) else {}
-    return not (
-        ns_sel
-        and info is not None
-        and info.namespaced
-        and not label_selector_matches(ns_sel, namespace_labels)
-    )
+    """:class:`Constraints` ``mc`` on ``obj``; ``info``: its kind
+    (:func:`policykit.k8s.kinds.for_object`), when known."""
+    if info is _LOOKUP:
+        info = for_object(obj if isinstance(obj, dict) else dict(obj))
+    return Constraints(mc).matches(obj, info, operation, namespace_labels)
 
 
 # --- Kyverno match/exclude blocks -------------------------------------------------------
@@ -272,7 +307,9 @@ def gatekeeper_match(
 
 
 def conditions_hold(
-    conditions: Sequence[Mapping[str, Any]], data: Mapping[str, Any], failure_policy: str = "Fail"
+    conditions: Sequence[Mapping[str, Any]],
+    data: Mapping[str, Any] | View,
+    failure_policy: str = "Fail",
 ) -> bool:
     """Match conditions as Kyverno's ``Policy.match`` (kyverno/kyverno
     ``pkg/cel/policies/vpol/compiler/policy.go``) and the API server's matcher
@@ -283,7 +320,7 @@ def conditions_hold(
     errors: list[CelEvalError] = []
     for cond in conditions:
         try:
-            got = program(str(cond["expression"])).eval(dict(data))
+            got = program(str(cond["expression"])).eval(data)
         except CelEvalError as exc:
             errors.append(exc)
             continue

@@ -5,12 +5,14 @@ one evaluation — and the ``request`` variable built from it."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from policykit.engines.cel import Lookups
-from policykit.k8s.kinds import for_object
+from policykit.engines.cel import Bindings, Lookups
+from policykit.k8s.kinds import KindInfo, for_object
 
 
 @dataclass(slots=True)
@@ -51,11 +53,19 @@ def namespace_of(obj: Mapping[str, Any]) -> str:
     return str(meta.get("namespace", "") or "")
 
 
-def request_for(obj: Mapping[str, Any], operation: str = "CREATE") -> dict[str, Any]:
-    """An AdmissionRequest for ``obj`` (the ``request`` CEL variable)."""
+T = TypeVar("T")
+_LOOKUP: Any = object()  # request_for's ``info`` when the caller has not looked it up
+
+
+def request_for(
+    obj: Mapping[str, Any], operation: str = "CREATE", info: KindInfo | None = _LOOKUP
+) -> dict[str, Any]:
+    """An AdmissionRequest for ``obj`` (the ``request`` CEL variable); ``info``:
+    its kind (:func:`policykit.k8s.kinds.for_object`), when already known."""
     api = str(obj.get("apiVersion", ""))
     group, _, version = api.rpartition("/")
-    info = for_object(dict(obj))
+    if info is _LOOKUP:
+        info = for_object(dict(obj))
     meta = metadata(obj)
     return {
         "operation": operation,
@@ -72,13 +82,18 @@ def request_for(obj: Mapping[str, Any], operation: str = "CREATE") -> dict[str, 
     }
 
 
-def admission_data(obj: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
+def admission_data(
+    obj: Mapping[str, Any], ctx: Context, request: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The CEL variables of an admission evaluation: ``object``, ``oldObject``
     (on DELETE the object is the old one), ``request`` with the context's
     user, and ``namespaceObject`` (a Namespace carrying the context's labels
-    for that namespace, none for cluster-scoped objects and Namespaces)."""
-    request = request_for(obj, ctx.operation)
-    request["userInfo"] = {"username": ctx.username, "groups": list(ctx.groups)}
+    for that namespace, none for cluster-scoped objects and Namespaces).
+    ``request``: :func:`request_for` of the object and operation, when made."""
+    request = {
+        **(request if request is not None else request_for(obj, ctx.operation)),
+        "userInfo": {"username": ctx.username, "groups": list(ctx.groups)},
+    }
     ns = namespace_of(obj)
     ns_obj = (
         {
@@ -95,3 +110,85 @@ def admission_data(obj: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         "request": request,
         "namespaceObject": ns_obj,
     }
+
+
+class Review:
+    """One object under admission, seen by many policies (``verify`` runs every
+    policy on each object): its kind, looked up once, its AdmissionRequest
+    per operation, and the CEL :class:`~policykit.engines.cel.Bindings` the
+    policies share, one per set of request variables.
+
+    ``bindings`` is keyed by what the evaluator builds the request variables
+    from (the operation, the user, the identity of the namespace and old
+    objects); the review keeps those objects, so an identity is never
+    reused while it lives, and nothing it binds may change meanwhile."""
+
+    __slots__ = ("_bindings", "_requests", "info", "obj")
+
+    def __init__(self, obj: Mapping[str, Any]) -> None:
+        self.obj = obj
+        self.info = for_object(obj if isinstance(obj, dict) else dict(obj))
+        self._requests: dict[str, dict[str, Any]] = {}
+        self._bindings: dict[tuple[Any, ...], tuple[Bindings, tuple[Any, ...]]] = {}
+
+    def request(self, operation: str) -> dict[str, Any]:
+        """:func:`request_for` the object and ``operation`` (not to be changed)."""
+        got = self._requests.get(operation)
+        if got is None:
+            got = self._requests[operation] = request_for(self.obj, operation, self.info)
+        return got
+
+    def bindings(
+        self, key: tuple[Any, ...], keep: tuple[Any, ...], data: Callable[[], Mapping[str, Any]]
+    ) -> Bindings:
+        """The bindings of the request variables ``data()`` makes, remembered by
+        ``key`` (``keep``: the objects whose identity is in it)."""
+        got = self._bindings.get(key)
+        if got is None:
+            got = self._bindings[key] = (Bindings(data()), keep)
+        return got[0]
+
+
+class Session:
+    """A run of many policies over many objects (``verify``): each policy is
+    read once (:meth:`prepared`) and each object reviewed once
+    (:meth:`review`, the last object's review is kept). Nothing evaluated
+    may change while the session lasts; it keeps what it has read, so an
+    identity is never reused meanwhile."""
+
+    __slots__ = ("_prepared", "_review")
+
+    def __init__(self) -> None:
+        self._prepared: dict[tuple[int, ...], tuple[Any, tuple[Any, ...]]] = {}
+        self._review: Review | None = None
+
+    def prepared(self, parts: tuple[Any, ...], make: Callable[[], T]) -> T:
+        """``make()``, once per ``parts`` (by identity)."""
+        key = tuple(id(p) for p in parts)
+        got = self._prepared.get(key)
+        if got is None:
+            got = self._prepared[key] = (make(), parts)
+        return cast(T, got[0])
+
+    def review(self, obj: Mapping[str, Any]) -> Review:
+        if self._review is None or self._review.obj is not obj:
+            self._review = Review(obj)
+        return self._review
+
+
+_SESSION: ContextVar[Session | None] = ContextVar("policykit_admission_session", default=None)
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    """Evaluate in a :class:`Session` for the block."""
+    made = Session()
+    token = _SESSION.set(made)
+    try:
+        yield made
+    finally:
+        _SESSION.reset(token)
+
+
+def current_session() -> Session | None:
+    return _SESSION.get()

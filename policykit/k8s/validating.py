@@ -37,13 +37,27 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from policykit.engines.cel import CelEvalError, program, using_lookups
+from policykit.engines.cel import (
+    Bindings,
+    CelEvalError,
+    Declarations,
+    View,
+    program,
+    using_lookups,
+)
 from policykit.k8s import celcompat
 from policykit.k8s.autogen import vpol_specs
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.exceptions import exemption, for_policy
-from policykit.k8s.matching import conditions_hold, constraints_match
-from policykit.k8s.request import Context, admission_data, metadata, namespace_of, request_for
+from policykit.k8s.matching import Constraints, conditions_hold
+from policykit.k8s.request import (
+    Context,
+    Review,
+    admission_data,
+    current_session,
+    metadata,
+    namespace_of,
+)
 
 Status = Literal["pass", "fail", "skip", "error", "unsupported"]
 VPOL_KINDS = ("ValidatingPolicy", "NamespacedValidatingPolicy")
@@ -107,7 +121,7 @@ def bind_variables(
             continue
 
 
-def message_of(v: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+def message_of(v: Mapping[str, Any], data: Mapping[str, Any] | View) -> str:
     """A failed validation's message: the ``messageExpression`` when it yields
     one line of text, else ``message``, else ``failed expression: …``."""
     message = str(v.get("message") or "") or f"failed expression: {v['expression']}"
@@ -122,7 +136,7 @@ def message_of(v: Mapping[str, Any], data: Mapping[str, Any]) -> str:
 
 
 def failed_validations(
-    validations: Sequence[Mapping[str, Any]], data: Mapping[str, Any]
+    validations: Sequence[Mapping[str, Any]], data: Mapping[str, Any] | View
 ) -> list[str]:
     """The message of every validation whose expression is not true. An
     expression that errors raises :class:`CelEvalError` (failure policy is the
@@ -216,33 +230,91 @@ def cel_go_compat(node: Any) -> Any:
 # --- ValidatingAdmissionPolicy ---------------------------------------------------------
 
 
-def _validate(
-    name: str,
-    rule: str,
-    spec: Mapping[str, Any],
-    actions: Sequence[str],
-    obj: Mapping[str, Any],
-    operation: str,
-    namespace_object: Mapping[str, Any] | None,
+_ANY_RESOURCE = {"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "operations": ["*"]}
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedVap:
+    """A ValidatingAdmissionPolicy and one of its bindings, read once, for
+    :func:`vap_decisions` on many objects (``verify`` runs each policy on
+    every object)."""
+
+    name: str
+    rule: str
+    actions: tuple[str, ...]
+    bound: bool  # the binding names the policy
+    narrow: Constraints | None  # the binding's matchResources
+    spec: Mapping[str, Any] | None
+    constraints: Constraints
+    variables: Declarations
+
+
+def prepare_vap(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> PreparedVap:
+    bspec = binding.get("spec") or {}
+    name = policy["metadata"]["name"]
+    spec = policy.get("spec")
+    narrow = bspec.get("matchResources")
+    return PreparedVap(
+        name=name,
+        rule=rule_of(policy),
+        actions=tuple(bspec.get("validationActions") or []),
+        bound=bspec.get("policyName") == name,
+        narrow=Constraints({"resourceRules": [_ANY_RESOURCE], **narrow}) if narrow else None,
+        spec=spec,
+        constraints=Constraints((spec or {}).get("matchConstraints") or {}),
+        variables=Declarations((spec or {}).get("variables") or []),
+    )
+
+
+def vap_decisions(
+    vap: PreparedVap,
+    review: Review,
+    operation: str = "CREATE",
+    namespace_object: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
-    ns_labels = metadata(namespace_object).get("labels") or {}
-    if not constraints_match(spec.get("matchConstraints") or {}, obj, operation, ns_labels):
+    """A prepared ValidatingAdmissionPolicy on the review's object."""
+    if not vap.bound:
         return []
-    data: dict[str, Any] = {
-        "object": obj,
-        "oldObject": None,
-        "request": request_for(obj, operation),
-        "namespaceObject": namespace_object,
-    }
-    if not conditions_hold(
-        spec.get("matchConditions") or [], data, str(spec.get("failurePolicy") or "Fail")
+    obj = review.obj
+    if vap.narrow is not None and not vap.narrow.matches(
+        obj,
+        review.info,
+        operation,
+        (metadata(namespace_object).get("labels") or {}) if namespace_object is not None else None,
     ):
         return []
-    bind_variables(spec.get("variables") or [], data)
+    if vap.spec is None:
+        raise KeyError("spec")
+    spec = vap.spec
+    ns_labels = metadata(namespace_object).get("labels") or {}
+    if not vap.constraints.matches(obj, review.info, operation, ns_labels):
+        return []
+    bindings = review.bindings(
+        ("vap", operation, id(namespace_object)),
+        (namespace_object,),
+        lambda: {
+            "object": obj,
+            "oldObject": None,
+            "request": review.request(operation),
+            "namespaceObject": namespace_object,
+        },
+    )
+    if not conditions_hold(
+        spec.get("matchConditions") or [], bindings.plain, str(spec.get("failurePolicy") or "Fail")
+    ):
+        return []
+    scope = bindings.bind(vap.variables)
     return [
-        Decision(name, rule, tuple(actions), message)
-        for message in failed_validations(spec.get("validations") or [], data)
+        Decision(vap.name, vap.rule, vap.actions, message)
+        for message in failed_validations(spec.get("validations") or [], scope)
     ]
+
+
+def _review(obj: Mapping[str, Any]) -> Review:
+    """The object's review: the session's (:func:`~policykit.k8s.request.session`),
+    else a new one."""
+    s = current_session()
+    return s.review(obj) if s is not None else Review(obj)
 
 
 def evaluate_vap(
@@ -253,35 +325,17 @@ def evaluate_vap(
     operation: str = "CREATE",
     namespace_object: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
-    """A ValidatingAdmissionPolicy through one of its bindings."""
-    bspec = binding.get("spec") or {}
-    if bspec.get("policyName") != policy["metadata"]["name"]:
-        return []
-    ns_labels = (
-        (metadata(namespace_object).get("labels") or {}) if namespace_object is not None else None
+    """A ValidatingAdmissionPolicy through one of its bindings. In a
+    :func:`~policykit.k8s.request.session` the policy is read once, and the
+    policies evaluated on one object share its review: its conversion to
+    CEL, and the variables they declare alike, evaluated once."""
+    s = current_session()
+    vap = (
+        prepare_vap(policy, binding)
+        if s is None
+        else s.prepared((policy, binding), lambda: prepare_vap(policy, binding))
     )
-    narrow = bspec.get("matchResources")
-    if narrow and not constraints_match(
-        {
-            "resourceRules": [
-                {"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "operations": ["*"]}
-            ],
-            **narrow,
-        },
-        obj,
-        operation,
-        ns_labels,
-    ):
-        return []
-    return _validate(
-        policy["metadata"]["name"],
-        rule_of(policy),
-        policy["spec"],
-        bspec.get("validationActions") or [],
-        obj,
-        operation,
-        namespace_object,
-    )
+    return vap_decisions(vap, _review(obj), operation, namespace_object)
 
 
 # --- Kyverno ValidatingPolicy ----------------------------------------------------------
@@ -289,26 +343,27 @@ def evaluate_vap(
 
 def _spec_outcome(
     name: str,
-    rule: str,
-    spec: Mapping[str, Any],
-    data: dict[str, Any],
+    prepared: _Spec,
+    bindings: Bindings,
     exceptions: Sequence[Mapping[str, Any]],
     action: str,
 ) -> Outcome:
     """One compiled spec on one request (Kyverno's ``evaluateWithData`` and
     ``handlePolicy``)."""
+    rule, spec = prepared.rule, prepared.compat
     failure = str(spec.get("failurePolicy") or "Fail")
-    exempt = exemption(exceptions, data, failure)
-    if exempt is not None:
-        verb = "passed" if exempt.result == "pass" else "skipped"
-        message = f"rule is {verb} due to policy exception: {', '.join(exempt.names)}"
-        return Outcome(name, rule, exempt.result, message, action)  # type: ignore[arg-type]
-    if not conditions_hold(spec.get("matchConditions") or [], data, failure):
+    if exceptions:
+        exempt = exemption(exceptions, dict(bindings.data), failure)
+        if exempt is not None:
+            verb = "passed" if exempt.result == "pass" else "skipped"
+            message = f"rule is {verb} due to policy exception: {', '.join(exempt.names)}"
+            return Outcome(name, rule, exempt.result, message, action)  # type: ignore[arg-type]
+    if not conditions_hold(spec.get("matchConditions") or [], bindings.plain, failure):
         return Outcome(name, rule, "skip", "matchConditions not met", action)
-    bind_variables(spec.get("variables") or [], data)
+    scope = bindings.bind(prepared.variables)
     for v in spec.get("validations") or []:
-        if program(str(v["expression"])).eval(data) is not True:
-            return Outcome(name, rule, "fail", message_of(v, data), action)
+        if program(str(v["expression"])).eval(scope) is not True:
+            return Outcome(name, rule, "fail", message_of(v, scope), action)
     return Outcome(name, rule, "pass", "", action)
 
 
@@ -318,6 +373,8 @@ class _Spec:
     spec: dict[str, Any]  # for matching
     compat: Any  # the spec with every CEL expression as Kyverno compiles it
     outside: tuple[str | None, str | None]  # outside_use without, with a context file
+    constraints: Constraints  # its matchConstraints
+    variables: Declarations  # its variables, as compiled
 
 
 _PREPARED: dict[int, tuple[Any, tuple[_Spec, ...]]] = {}
@@ -337,19 +394,67 @@ def _specs(policy: Mapping[str, Any]) -> tuple[_Spec, ...]:
     for rule, sp in vpol_specs(policy):
         texts = cel_texts(sp)
         outside = (outside_use(texts, backed=False), outside_use(texts, backed=True))
-        specs.append(_Spec(rule, sp, cel_go_compat(sp), outside))
+        compat = cel_go_compat(sp)
+        specs.append(
+            _Spec(
+                rule,
+                sp,
+                compat,
+                outside,
+                Constraints(sp.get("matchConstraints") or {}),
+                Declarations(compat.get("variables") or []),
+            )
+        )
     if len(_PREPARED) >= _PREPARED_MAX:
         _PREPARED.clear()
     _PREPARED[id(policy)] = (copy.deepcopy(policy), tuple(specs))
     return tuple(specs)
 
 
-def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:
-    """A ValidatingPolicy (and the specs generated from it) on one resource:
-    one outcome per spec that matches — ``pass``/``fail`` from its
-    validations, ``skip`` (or ``pass``) from an exception or unmet match
-    conditions, ``error`` when an expression fails to evaluate — or one
-    ``skip`` when none matches."""
+def _vpol_bindings(review: Review, ctx: Context, mode: str, ns_object: Any) -> Bindings:
+    """The request variables of a ValidatingPolicy in ``mode`` on the review's
+    object: in JSON mode the object alone; else :func:`admission_data`, with
+    the context's Namespace object when it has one."""
+    obj = review.obj
+    if mode == "JSON":
+        return review.bindings(("json",), (), lambda: {"object": obj})
+    ns = namespace_of(obj)
+    labels = ctx.namespace_labels.get(ns)
+
+    def data() -> dict[str, Any]:
+        got = admission_data(obj, ctx, review.request(ctx.operation))
+        if ns_object is not None and obj.get("kind") != "Namespace":
+            got["namespaceObject"] = ns_object
+        return got
+
+    key = (
+        "vpol",
+        ctx.operation,
+        ctx.username,
+        tuple(ctx.groups),
+        id(ctx.old_object),
+        id(ns_object),
+        id(labels),
+    )
+    return review.bindings(key, (ctx.old_object, ns_object, labels), data)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedVpol:
+    """A ValidatingPolicy read once, for :func:`vpol_outcomes` on many objects."""
+
+    name: str  # as reports give it
+    policy: str  # metadata.name
+    rule: str  # the policykit rule it enforces
+    kind: str
+    mode: str
+    actions: tuple[str, ...]
+    action: str
+    specs: tuple[_Spec, ...]
+
+
+def prepare_vpol(policy: Mapping[str, Any]) -> PreparedVpol:
+    """:class:`Unsupported` for a kind or evaluation mode policykit does not run."""
     name = policy_name(policy)
     kind = str(policy.get("kind"))
     if kind not in VPOL_KINDS:
@@ -360,8 +465,21 @@ def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Contex
         raise Unsupported(f"ValidatingPolicy {name} uses evaluation mode {mode}")
     actions = tuple(spec.get("validationActions") or ["Deny"])
     action = "Enforce" if "Deny" in actions else "Audit"
+    meta_name = str(metadata(policy).get("name", ""))
+    return PreparedVpol(
+        name, meta_name, rule_of(policy), kind, mode, actions, action, _specs(policy)
+    )
+
+
+def vpol_outcomes(vpol: PreparedVpol, review: Review, ctx: Context) -> list[Outcome]:
+    """A prepared ValidatingPolicy (and the specs generated from it) on the
+    review's object: one outcome per spec that matches — ``pass``/``fail``
+    from its validations, ``skip`` (or ``pass``) from an exception or unmet
+    match conditions, ``error`` when an expression fails to evaluate — or
+    one ``skip`` when none matches."""
+    name, action, obj = vpol.name, vpol.action, review.obj
     moment = ctx.now or dt.datetime.now(dt.UTC)
-    exceptions = for_policy(ctx.exceptions, str(metadata(policy).get("name", "")), kind, moment)
+    exceptions = for_policy(ctx.exceptions, vpol.policy, vpol.kind, moment)
     ns = namespace_of(obj)
     # the namespace the matcher sees (engine.go: nsResolver): the context's
     # Namespace object when it has one, else its labels for that namespace
@@ -373,31 +491,65 @@ def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Contex
     )
     ns_meta = {"kubernetes.io/metadata.name": ns, **ns_labels}
     out: list[Outcome] = []
-    for prepared in _specs(policy):
-        rule, sp = prepared.rule, prepared.spec
-        if mode == "JSON":
-            data: dict[str, Any] = {
-                "object": obj,
-                "oldObject": None,
-                "request": None,
-                "namespaceObject": None,
-            }
-        else:
-            if not constraints_match(sp.get("matchConstraints") or {}, obj, ctx.operation, ns_meta):
-                continue
-            data = admission_data(obj, ctx)
-            if ns_object is not None and obj.get("kind") != "Namespace":
-                data["namespaceObject"] = ns_object
+    for prepared in vpol.specs:
+        if vpol.mode != "JSON" and not prepared.constraints.matches(
+            obj, review.info, ctx.operation, ns_meta
+        ):
+            continue
+        bindings = _vpol_bindings(review, ctx, vpol.mode, ns_object)
         outside = prepared.outside[ctx.lookups is not None]
         if outside is not None:
             raise Unsupported(f"ValidatingPolicy {name} uses {outside}")
         try:
-            with using_lookups(ctx.lookups):
-                out.append(_spec_outcome(name, rule, prepared.compat, data, exceptions, action))
+            if ctx.lookups is None:
+                out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
+            else:
+                with using_lookups(ctx.lookups):
+                    out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
         except CelEvalError as exc:
             unknown_library(exc, f"ValidatingPolicy {name}")
-            out.append(Outcome(name, rule, "error", exc.message, action))
+            out.append(Outcome(name, prepared.rule, "error", exc.message, action))
     return out or [Outcome(name, "", "skip", "", action)]
+
+
+def _prepared_vpol(policy: Mapping[str, Any]) -> PreparedVpol:
+    s = current_session()
+    return (
+        prepare_vpol(policy) if s is None else s.prepared((policy,), lambda: prepare_vpol(policy))
+    )
+
+
+def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:
+    """:func:`vpol_outcomes` of ``policy`` on ``obj`` (in a session: as for
+    :func:`evaluate_vap`)."""
+    return vpol_outcomes(_prepared_vpol(policy), _review(obj), ctx)
+
+
+def kyverno_decisions(
+    vpol: PreparedVpol,
+    review: Review,
+    *,
+    operation: str = "CREATE",
+    namespace_object: Mapping[str, Any] | None = None,
+    exceptions: Sequence[Mapping[str, Any]] = (),
+    now: dt.datetime | None = None,
+) -> list[Decision]:
+    """:func:`vpol_outcomes` as ``verify`` reads it: a :class:`Decision` per
+    failing spec; an expression that errors raises :class:`CelEvalError`."""
+    ns = namespace_of(review.obj)
+    ctx = Context(
+        operation=operation,
+        exceptions=exceptions,
+        now=now,
+        namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
+    )
+    out: list[Decision] = []
+    for o in vpol_outcomes(vpol, review, ctx):
+        if o.status == "error":
+            raise CelEvalError(o.message)
+        if o.status == "fail":
+            out.append(Decision(vpol.policy, vpol.rule, vpol.actions, o.message))
+    return out
 
 
 def evaluate_kyverno(
@@ -409,22 +561,13 @@ def evaluate_kyverno(
     exceptions: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
 ) -> list[Decision]:
-    """:func:`evaluate_vpol` as ``verify`` reads it: a :class:`Decision` per
-    failing spec; an expression that errors raises :class:`CelEvalError`."""
-    ns = namespace_of(obj)
-    ctx = Context(
+    """:func:`kyverno_decisions` of ``policy`` on ``obj`` (in a session: as
+    for :func:`evaluate_vap`)."""
+    return kyverno_decisions(
+        _prepared_vpol(policy),
+        _review(obj),
         operation=operation,
+        namespace_object=namespace_object,
         exceptions=exceptions,
         now=now,
-        namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
     )
-    actions = tuple((policy.get("spec") or {}).get("validationActions") or ["Deny"])
-    out: list[Decision] = []
-    for o in evaluate_vpol(policy, obj, ctx):
-        if o.status == "error":
-            raise CelEvalError(o.message)
-        if o.status == "fail":
-            out.append(
-                Decision(str(metadata(policy).get("name", "")), rule_of(policy), actions, o.message)
-            )
-    return out
