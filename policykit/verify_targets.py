@@ -200,16 +200,18 @@ def _gatekeeper(run: Run, unit: Unit) -> Runner:
     g = _gk_build(run)
     if unit[1] == "opa":
         return _gatekeeper_opa(g)
-    runners = [(gk.TemplateRunner(t, "rego"), c) for t, c in g.pairs]
+    from policykit.verify_gatekeeper import RegopyGroups
+
+    groups = RegopyGroups(g.pairs, g.inventory)  # one query per object and group
 
     def regopy(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
         got: list[dict[str, set[str]]] = []
         for doc in docs:
             progress.advance()
             found: dict[str, set[str]] = defaultdict(set)
-            for r, c in runners:
-                for v in gk.evaluate(r, c, doc.obj, inventory=g.inventory(c)):
-                    found[admission.rule_of(c)].add(cap_message(v.message))  # as Finding
+            for (_, c), msgs in zip(g.pairs, groups.messages(doc.obj), strict=True):
+                for m in msgs:
+                    found[admission.rule_of(c)].add(cap_message(m))  # as Finding
             got.append(found)
         g.done(docs, got, report)
 

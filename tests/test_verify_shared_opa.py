@@ -196,15 +196,9 @@ def test_constraints_with_equal_parameters_share_a_review_and_match_is_kept() ->
     from policykit.k8s import gatekeeper as gk
     from policykit.verify_gatekeeper import TemplatesBatch
 
-    pairs = copy.deepcopy(_starter_pairs())
-    labels = [i for i, (_, c) in enumerate(pairs) if c["spec"].get("parameters")]
-    assert len(pairs) == 4 and len(labels) == 1  # K8S-004: required_labels
-    pairs[0][1]["spec"]["match"]["namespaces"] = ["prod-apps"]  # half the Deployments
-    pairs.append(_renamed(pairs[labels[0]], "pktwin", {"required_labels": ["team", "tier"]}))
-    pairs.append(_renamed(pairs[labels[0]], "pkbare", {}))  # reads no required_labels
+    pairs, labels, plain = _grouped_pairs()
     batch = TemplatesBatch(pairs, None)
     assert batch.ok
-    plain = [i for i in range(4) if i not in labels]
     assert batch.templates.groups == [[*plain, 5], labels, [4]]
     objs = [d.obj for d in _docs(120) if d.source == "kubernetes"]
     got = batch.messages(objs)
@@ -308,3 +302,60 @@ def test_the_shared_engine_on_the_platform_with_its_inventory(
     assert _plain(shared) == _plain(apart)
     assert shared.ok and shared.compared["opa"] == len(docs)
     assert 0 < shared.compared["gatekeeper"] < len(docs)
+
+
+def _grouped_pairs() -> tuple[list[tuple[Any, Any]], list[int], list[int]]:
+    """The starter templates, the first selecting prod-apps only, and K8S-004's
+    template twice more: with other parameters, and with none (the parameters
+    of the three others)."""
+    pairs = copy.deepcopy(_starter_pairs())
+    labels = [i for i, (_, c) in enumerate(pairs) if c["spec"].get("parameters")]
+    assert len(pairs) == 4 and len(labels) == 1  # K8S-004: required_labels
+    pairs[0][1]["spec"]["match"]["namespaces"] = ["prod-apps"]  # half the Deployments
+    pairs.append(_renamed(pairs[labels[0]], "pktwin", {"required_labels": ["team", "tier"]}))
+    pairs.append(_renamed(pairs[labels[0]], "pkbare", {}))  # reads no required_labels
+    return pairs, labels, [i for i in range(4) if i not in labels]
+
+
+def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The templates whose constraints have equal parameters share one regopy
+    query per object; what each constraint gives is what one template and one
+    object per query give; an object a group's constraints do not all select
+    runs template by template, and so does a group query that fails."""
+    import regopy
+
+    from policykit.k8s import gatekeeper as gk
+    from policykit.verify_gatekeeper import RegopyGroups
+
+    pairs, labels, plain = _grouped_pairs()
+    groups = RegopyGroups(pairs, lambda c: None)
+    assert [m for m, _, _ in groups.groups] == [[*plain, 5]]
+    queries: list[bool] = []
+    real = regopy.Interpreter.query_bundle_entrypoint
+
+    def counted(self: Any, *args: Any) -> Any:
+        queries.append(True)
+        return real(self, *args)
+
+    monkeypatch.setattr(regopy.Interpreter, "query_bundle_entrypoint", counted)
+    runners = [gk.TemplateRunner(t, "rego") for t, _ in pairs]
+    objs = [d.obj for d in _docs(60) if d.source == "kubernetes"]
+    fired = [0] * len(pairs)
+    for obj in objs:
+        queries.clear()
+        got = groups.messages(obj)
+        prod = obj["metadata"]["namespace"] == "prod-apps"
+        assert len(queries) == (3 if prod else 5)  # the group, K8S-004 and its twin
+        queries.clear()
+        for i, (r, (_, c)) in enumerate(zip(runners, pairs, strict=True)):
+            want = [v.message for v in gk.evaluate(r, c, obj)]
+            assert sorted(got[i]) == sorted(want)
+            fired[i] += len(want)
+    assert fired[4] == len(objs) and fired[5] == 0 and 0 < fired[labels[0]] < len(objs)
+    assert sum(fired[i] for i in plain)  # something to compare in the group
+    monkeypatch.setattr(groups, "_query", lambda bundle, doc: None)  # regopy fails on it
+    for obj in objs[:6]:
+        each = [gk.evaluate(r, c, obj) for r, (_, c) in zip(runners, pairs, strict=True)]
+        assert [sorted(m) for m in groups.messages(obj)] == [
+            sorted(v.message for v in e) for e in each
+        ]
