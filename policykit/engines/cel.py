@@ -216,6 +216,8 @@ def environment() -> Any:
     )
 
 
+_ERROR = cel.Type.ERROR
+
 _ARENA_EVALS = 256
 """Evaluations that share one cel-cpp arena before a fresh one is started."""
 
@@ -307,13 +309,13 @@ class Program:
         null, or a :class:`View` of shared bindings); :class:`CelEvalError`
         when it errors."""
         if isinstance(data, View):
-            value = data.scope(self.variables).eval(self._expr)
+            value = data._bindings.scope(data._key, data._bound, self.variables).eval(self._expr)
         else:
             full = dict.fromkeys(VARIABLES)
             full.update(data)
             value = self._expr.eval(data=full, arena=_shared_arena())
         try:
-            if value.type() == cel.Type.ERROR:
+            if value.type() == _ERROR:
                 raise CelEvalError(f"CEL evaluation error: {value.value()} in {self.source[:120]}")
             return value.plain_value()
         except (TypeError, ValueError) as exc:  # a value cel-expr-python cannot convert

@@ -123,11 +123,12 @@ class Review:
     objects); the review keeps those objects, so an identity is never
     reused while it lives, and nothing it binds may change meanwhile."""
 
-    __slots__ = ("_bindings", "_requests", "info", "obj")
+    __slots__ = ("_bindings", "_requests", "info", "namespace", "obj")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
         self.info = for_object(obj if isinstance(obj, dict) else dict(obj))
+        self.namespace = namespace_of(obj)
         self._requests: dict[str, dict[str, Any]] = {}
         self._bindings: dict[tuple[Any, ...], tuple[Bindings, tuple[Any, ...]]] = {}
 

@@ -234,10 +234,8 @@ _ANY_RESOURCE = {"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"], "
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedVap:
-    """A ValidatingAdmissionPolicy and one of its bindings, read once, for
-    :func:`vap_decisions` on many objects (``verify`` runs each policy on
-    every object)."""
+class _Vap:
+    """A ValidatingAdmissionPolicy and one of its bindings, read once."""
 
     name: str
     rule: str
@@ -249,33 +247,48 @@ class PreparedVap:
     variables: Declarations
 
 
-def prepare_vap(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> PreparedVap:
+def _prepare_vap(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> _Vap:
     bspec = binding.get("spec") or {}
     name = policy["metadata"]["name"]
     spec = policy.get("spec")
     narrow = bspec.get("matchResources")
-    return PreparedVap(
+    any_resource = {"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}
+    return _Vap(
         name=name,
         rule=rule_of(policy),
         actions=tuple(bspec.get("validationActions") or []),
         bound=bspec.get("policyName") == name,
-        narrow=Constraints({"resourceRules": [_ANY_RESOURCE], **narrow}) if narrow else None,
+        narrow=(
+            Constraints({"resourceRules": [{**any_resource, "operations": ["*"]}], **narrow})
+            if narrow
+            else None
+        ),
         spec=spec,
         constraints=Constraints((spec or {}).get("matchConstraints") or {}),
         variables=Declarations((spec or {}).get("variables") or []),
     )
 
 
-def vap_decisions(
-    vap: PreparedVap,
-    review: Review,
+def evaluate_vap(
+    policy: Mapping[str, Any],
+    binding: Mapping[str, Any],
+    obj: Mapping[str, Any],
+    *,
     operation: str = "CREATE",
     namespace_object: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
-    """A prepared ValidatingAdmissionPolicy on the review's object."""
+    """A ValidatingAdmissionPolicy through one of its bindings. In a
+    :func:`~policykit.k8s.request.session` the policy is read once, and the
+    policies evaluated on one object share its review: its conversion to
+    CEL, and the variables they declare alike, evaluated once."""
+    s = current_session()
+    if s is None:
+        vap, review = _prepare_vap(policy, binding), Review(obj)
+    else:
+        vap = s.prepared((policy, binding), lambda: _prepare_vap(policy, binding))
+        review = s.review(obj)
     if not vap.bound:
         return []
-    obj = review.obj
     if vap.narrow is not None and not vap.narrow.matches(
         obj,
         review.info,
@@ -308,34 +321,6 @@ def vap_decisions(
         Decision(vap.name, vap.rule, vap.actions, message)
         for message in failed_validations(spec.get("validations") or [], scope)
     ]
-
-
-def _review(obj: Mapping[str, Any]) -> Review:
-    """The object's review: the session's (:func:`~policykit.k8s.request.session`),
-    else a new one."""
-    s = current_session()
-    return s.review(obj) if s is not None else Review(obj)
-
-
-def evaluate_vap(
-    policy: Mapping[str, Any],
-    binding: Mapping[str, Any],
-    obj: Mapping[str, Any],
-    *,
-    operation: str = "CREATE",
-    namespace_object: Mapping[str, Any] | None = None,
-) -> list[Decision]:
-    """A ValidatingAdmissionPolicy through one of its bindings. In a
-    :func:`~policykit.k8s.request.session` the policy is read once, and the
-    policies evaluated on one object share its review: its conversion to
-    CEL, and the variables they declare alike, evaluated once."""
-    s = current_session()
-    vap = (
-        prepare_vap(policy, binding)
-        if s is None
-        else s.prepared((policy, binding), lambda: prepare_vap(policy, binding))
-    )
-    return vap_decisions(vap, _review(obj), operation, namespace_object)
 
 
 # --- Kyverno ValidatingPolicy ----------------------------------------------------------
@@ -418,8 +403,7 @@ def _vpol_bindings(review: Review, ctx: Context, mode: str, ns_object: Any) -> B
     obj = review.obj
     if mode == "JSON":
         return review.bindings(("json",), (), lambda: {"object": obj})
-    ns = namespace_of(obj)
-    labels = ctx.namespace_labels.get(ns)
+    labels = ctx.namespace_labels.get(review.namespace)
 
     def data() -> dict[str, Any]:
         got = admission_data(obj, ctx, review.request(ctx.operation))
@@ -440,7 +424,7 @@ def _vpol_bindings(review: Review, ctx: Context, mode: str, ns_object: Any) -> B
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedVpol:
+class _Vpol:
     """A ValidatingPolicy read once, for :func:`vpol_outcomes` on many objects."""
 
     name: str  # as reports give it
@@ -453,7 +437,7 @@ class PreparedVpol:
     specs: tuple[_Spec, ...]
 
 
-def prepare_vpol(policy: Mapping[str, Any]) -> PreparedVpol:
+def _prepare_vpol(policy: Mapping[str, Any]) -> _Vpol:
     """:class:`Unsupported` for a kind or evaluation mode policykit does not run."""
     name = policy_name(policy)
     kind = str(policy.get("kind"))
@@ -466,21 +450,18 @@ def prepare_vpol(policy: Mapping[str, Any]) -> PreparedVpol:
     actions = tuple(spec.get("validationActions") or ["Deny"])
     action = "Enforce" if "Deny" in actions else "Audit"
     meta_name = str(metadata(policy).get("name", ""))
-    return PreparedVpol(
-        name, meta_name, rule_of(policy), kind, mode, actions, action, _specs(policy)
-    )
+    return _Vpol(name, meta_name, rule_of(policy), kind, mode, actions, action, _specs(policy))
 
 
-def vpol_outcomes(vpol: PreparedVpol, review: Review, ctx: Context) -> list[Outcome]:
-    """A prepared ValidatingPolicy (and the specs generated from it) on the
-    review's object: one outcome per spec that matches — ``pass``/``fail``
-    from its validations, ``skip`` (or ``pass``) from an exception or unmet
-    match conditions, ``error`` when an expression fails to evaluate — or
-    one ``skip`` when none matches."""
+def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
+    """:func:`evaluate_vpol` of a prepared policy."""
     name, action, obj = vpol.name, vpol.action, review.obj
-    moment = ctx.now or dt.datetime.now(dt.UTC)
-    exceptions = for_policy(ctx.exceptions, vpol.policy, vpol.kind, moment)
-    ns = namespace_of(obj)
+    exceptions = (
+        for_policy(ctx.exceptions, vpol.policy, vpol.kind, ctx.now or dt.datetime.now(dt.UTC))
+        if ctx.exceptions
+        else ()
+    )
+    ns = review.namespace
     # the namespace the matcher sees (engine.go: nsResolver): the context's
     # Namespace object when it has one, else its labels for that namespace
     ns_object = ctx.namespaces.get(ns)
@@ -512,44 +493,26 @@ def vpol_outcomes(vpol: PreparedVpol, review: Review, ctx: Context) -> list[Outc
     return out or [Outcome(name, "", "skip", "", action)]
 
 
-def _prepared_vpol(policy: Mapping[str, Any]) -> PreparedVpol:
+def _review(obj: Mapping[str, Any]) -> Review:
+    """The object's review: the session's, else a new one."""
+    s = current_session()
+    return s.review(obj) if s is not None else Review(obj)
+
+
+def _prepared_vpol(policy: Mapping[str, Any]) -> _Vpol:
     s = current_session()
     return (
-        prepare_vpol(policy) if s is None else s.prepared((policy,), lambda: prepare_vpol(policy))
+        _prepare_vpol(policy) if s is None else s.prepared((policy,), lambda: _prepare_vpol(policy))
     )
 
 
 def evaluate_vpol(policy: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> list[Outcome]:
-    """:func:`vpol_outcomes` of ``policy`` on ``obj`` (in a session: as for
-    :func:`evaluate_vap`)."""
-    return vpol_outcomes(_prepared_vpol(policy), _review(obj), ctx)
-
-
-def kyverno_decisions(
-    vpol: PreparedVpol,
-    review: Review,
-    *,
-    operation: str = "CREATE",
-    namespace_object: Mapping[str, Any] | None = None,
-    exceptions: Sequence[Mapping[str, Any]] = (),
-    now: dt.datetime | None = None,
-) -> list[Decision]:
-    """:func:`vpol_outcomes` as ``verify`` reads it: a :class:`Decision` per
-    failing spec; an expression that errors raises :class:`CelEvalError`."""
-    ns = namespace_of(review.obj)
-    ctx = Context(
-        operation=operation,
-        exceptions=exceptions,
-        now=now,
-        namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
-    )
-    out: list[Decision] = []
-    for o in vpol_outcomes(vpol, review, ctx):
-        if o.status == "error":
-            raise CelEvalError(o.message)
-        if o.status == "fail":
-            out.append(Decision(vpol.policy, vpol.rule, vpol.actions, o.message))
-    return out
+    """A ValidatingPolicy (and the specs generated from it) on ``obj``: one
+    outcome per spec that matches — ``pass``/``fail`` from its validations,
+    ``skip`` (or ``pass``) from an exception or unmet match conditions,
+    ``error`` when an expression fails to evaluate — or one ``skip`` when
+    none matches (in a session: as for :func:`evaluate_vap`)."""
+    return _vpol_outcomes(_prepared_vpol(policy), _review(obj), ctx)
 
 
 def evaluate_kyverno(
@@ -561,13 +524,20 @@ def evaluate_kyverno(
     exceptions: Sequence[Mapping[str, Any]] = (),
     now: dt.datetime | None = None,
 ) -> list[Decision]:
-    """:func:`kyverno_decisions` of ``policy`` on ``obj`` (in a session: as
-    for :func:`evaluate_vap`)."""
-    return kyverno_decisions(
-        _prepared_vpol(policy),
-        _review(obj),
+    """:func:`evaluate_vpol` as ``verify`` reads it: a :class:`Decision` per
+    failing spec; an expression that errors raises :class:`CelEvalError`."""
+    ns = namespace_of(obj)
+    ctx = Context(
         operation=operation,
-        namespace_object=namespace_object,
         exceptions=exceptions,
         now=now,
+        namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
     )
+    vpol = _prepared_vpol(policy)
+    out: list[Decision] = []
+    for o in _vpol_outcomes(vpol, _review(obj), ctx):
+        if o.status == "error":
+            raise CelEvalError(o.message)
+        if o.status == "fail":
+            out.append(Decision(vpol.policy, vpol.rule, vpol.actions, o.message))
+    return out
