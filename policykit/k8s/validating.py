@@ -419,8 +419,9 @@ def _vpol_bindings(review: Review, ctx: Context, mode: str, ns_object: Any) -> B
         id(ctx.old_object),
         id(ns_object),
         id(labels),
+        id(ctx.lookups),  # what variables read through resource.Get and the like
     )
-    return review.bindings(key, (ctx.old_object, ns_object, labels), data)
+    return review.bindings(key, (ctx.old_object, ns_object, labels, ctx.lookups), data)
 
 
 @dataclass(frozen=True, slots=True)
