@@ -334,3 +334,41 @@ def test_shared_evaluation_agrees_with_the_plain_one(
     objs = [_pod(f"o{i}", *images, labels=labels) for i, (images, labels) in enumerate(shapes)]
     run = _run_kyverno if kyverno else _run_vap
     assert _shared(run, policies, objs) == run(policies, objs)
+
+
+def test_the_same_object_with_other_exceptions_or_namespaces_is_evaluated_again() -> None:
+    """A session keeps one context per object *and* arguments: an exception
+    or a Namespace object given for the second call is not lost."""
+    policy = _vpol("latest", [CONTAINERS, LATEST], "size(variables.latest) == 0")
+    exception = {
+        "apiVersion": "policies.kyverno.io/v1",
+        "kind": "PolicyException",
+        "metadata": {"name": "allow-a", "namespace": "kyverno"},
+        "spec": {
+            "policyRefs": [{"name": "latest", "kind": "ValidatingPolicy"}],
+            "matchConditions": [{"name": "a", "expression": "object.metadata.name == 'a'"}],
+        },
+    }
+    policy["spec"]["matchConstraints"]["namespaceSelector"] = {"matchLabels": {"team": "x"}}
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "default", "labels": {"team": "x"}},
+    }
+    obj = _pod("a", "x:latest")
+
+    def calls() -> list[list[str]]:
+        return [
+            [d.message for d in admission.evaluate_kyverno(policy, obj, **kw)]
+            for kw in (
+                {},
+                {"namespace_object": namespace},
+                {"namespace_object": namespace, "exceptions": [exception]},
+                {"namespace_object": namespace},
+            )
+        ]
+
+    plain = calls()
+    assert plain == [[], ["latest: a"], [], ["latest: a"]]
+    with session():
+        assert calls() == plain

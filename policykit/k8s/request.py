@@ -123,12 +123,15 @@ class Review:
     objects); the review keeps those objects, so an identity is never
     reused while it lives, and nothing it binds may change meanwhile."""
 
-    __slots__ = ("_bindings", "_requests", "info", "namespace", "obj")
+    __slots__ = ("_bindings", "_requests", "info", "memo", "namespace", "obj")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
         self.info = for_object(obj if isinstance(obj, dict) else dict(obj))
         self.namespace = namespace_of(obj)
+        # what evaluators work out once per object (keys name what it depends
+        # on; a value keeps the objects whose identity is in its key)
+        self.memo: dict[tuple[Any, ...], Any] = {}
         self._requests: dict[str, dict[str, Any]] = {}
         self._bindings: dict[tuple[Any, ...], tuple[Bindings, tuple[Any, ...]]] = {}
 

@@ -56,7 +56,6 @@ from policykit.k8s.request import (
     admission_data,
     current_session,
     metadata,
-    namespace_of,
 )
 
 Status = Literal["pass", "fail", "skip", "error", "unsupported"]
@@ -454,6 +453,25 @@ def _prepare_vpol(policy: Mapping[str, Any]) -> _Vpol:
     return _Vpol(name, meta_name, rule_of(policy), kind, mode, actions, action, _specs(policy))
 
 
+def _namespace(review: Review, ctx: Context) -> tuple[Any, dict[str, Any], dict[str, Bindings]]:
+    """What the ValidatingPolicies run on the review's object in ``ctx`` share:
+    the namespace the matcher sees (engine.go: nsResolver: the context's
+    Namespace object when it has one, else its labels for that namespace) and
+    the bindings by evaluation mode; worked out once per review and context."""
+    got = review.memo.get(("vpol", id(ctx)))
+    if got is None:
+        ns = review.namespace
+        ns_object = ctx.namespaces.get(ns)
+        ns_labels = (
+            metadata(ns_object).get("labels") or {}
+            if ns_object is not None
+            else ctx.namespace_labels.get(ns, {})
+        )
+        ns_meta = {"kubernetes.io/metadata.name": ns, **ns_labels}
+        got = review.memo[("vpol", id(ctx))] = (ns_object, ns_meta, {}, ctx)
+    return got[0], got[1], got[2]
+
+
 def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
     """:func:`evaluate_vpol` of a prepared policy."""
     name, action, obj = vpol.name, vpol.action, review.obj
@@ -462,23 +480,16 @@ def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
         if ctx.exceptions
         else ()
     )
-    ns = review.namespace
-    # the namespace the matcher sees (engine.go: nsResolver): the context's
-    # Namespace object when it has one, else its labels for that namespace
-    ns_object = ctx.namespaces.get(ns)
-    ns_labels = (
-        metadata(ns_object).get("labels") or {}
-        if ns_object is not None
-        else ctx.namespace_labels.get(ns, {})
-    )
-    ns_meta = {"kubernetes.io/metadata.name": ns, **ns_labels}
+    ns_object, ns_meta, shared = _namespace(review, ctx)
     out: list[Outcome] = []
     for prepared in vpol.specs:
         if vpol.mode != "JSON" and not prepared.constraints.matches(
             obj, review.info, ctx.operation, ns_meta
         ):
             continue
-        bindings = _vpol_bindings(review, ctx, vpol.mode, ns_object)
+        bindings = shared.get(vpol.mode)
+        if bindings is None:
+            bindings = shared[vpol.mode] = _vpol_bindings(review, ctx, vpol.mode, ns_object)
         outside = prepared.outside[ctx.lookups is not None]
         if outside is not None:
             raise Unsupported(f"ValidatingPolicy {name} uses {outside}")
@@ -527,16 +538,22 @@ def evaluate_kyverno(
 ) -> list[Decision]:
     """:func:`evaluate_vpol` as ``verify`` reads it: a :class:`Decision` per
     failing spec; an expression that errors raises :class:`CelEvalError`."""
-    ns = namespace_of(obj)
-    ctx = Context(
-        operation=operation,
-        exceptions=exceptions,
-        now=now,
-        namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
-    )
+    review = _review(obj)
+    key = ("context", operation, id(exceptions), now, id(namespace_object))
+    made = review.memo.get(key)  # one context per object and arguments: shared work
+    if made is None:
+        ns = review.namespace
+        ctx = Context(
+            operation=operation,
+            exceptions=exceptions,
+            now=now,
+            namespaces={ns: namespace_object} if ns and namespace_object is not None else {},
+        )
+        made = review.memo[key] = (ctx, exceptions, namespace_object)
+    ctx = made[0]
     vpol = _prepared_vpol(policy)
     out: list[Decision] = []
-    for o in _vpol_outcomes(vpol, _review(obj), ctx):
+    for o in _vpol_outcomes(vpol, review, ctx):
         if o.status == "error":
             raise CelEvalError(o.message)
         if o.status == "fail":
