@@ -313,8 +313,10 @@ class RegopyGroups:
     constraints have equal parameters (and the same ``data``) share one
     regopy bundle, queried once per object with the review Gatekeeper gives
     each of them, instead of once per template (regopy turns the whole input
-    into its own terms on every query: 2.9 against 5.6-7 ms per Deployment
-    for the starter pack's four templates). An object some but not all of a
+    into its own terms on every query: the starter pack's four templates in
+    2 queries, 4.3-5.1 against 6.2-6.7 ms per Deployment; regopy crashes on
+    ``with input as`` over a ref, so not one query). A grouped template's own
+    runner is built only if an object needs it. An object some but not all of a
     group's constraints select, a template that is not policykit's, and a
     group query regopy fails on run on one
     :class:`~policykit.k8s.gatekeeper.TemplateRunner` per template, which
@@ -329,10 +331,10 @@ class RegopyGroups:
 
         self.pairs = list(pairs)
         self.inventory = inventory
-        self.runners = [gk.TemplateRunner(t, "rego") for t, _ in pairs]  # errors surface now
+        self._sources = [gk.template_source(t) for t, _ in self.pairs]
         keyed: dict[str, list[int]] = {}
-        for i, ((_, c), r) in enumerate(zip(self.pairs, self.runners, strict=True)):
-            if r.source.engine == "Rego" and r.own:
+        for i, (t, c) in enumerate(self.pairs):
+            if self._sources[i].engine == "Rego" and gk.is_policykit_template(t):
                 key = json.dumps([_parameters(c), inventory(c) is not None], sort_keys=True)
                 keyed.setdefault(key, []).append(i)
         self.groups: list[tuple[list[int], Any, Any]] = []  # members, bundle, parameters
@@ -340,7 +342,20 @@ class RegopyGroups:
             bundle = self._bundle(members) if len(members) > 1 else None
             if bundle is not None:
                 self.groups.append((members, bundle, _parameters(self.pairs[members[0]][1])))
+        grouped = {i for members, _, _ in self.groups for i in members}
+        # the others' runners now (their errors surface now); a group's when
+        # an object needs them
+        self._runners = {
+            i: gk.TemplateRunner(t, "rego")
+            for i, (t, _) in enumerate(self.pairs)
+            if i not in grouped
+        }
         self._interpreter = regopy.Interpreter()
+
+    def _runner(self, i: int) -> gk.TemplateRunner:
+        if i not in self._runners:
+            self._runners[i] = gk.TemplateRunner(self.pairs[i][0], "rego")
+        return self._runners[i]
 
     def _bundle(self, members: Sequence[int]) -> Any:
         """The members' modules (as :class:`gk.TemplateRunner` gives them to
@@ -351,10 +366,14 @@ class RegopyGroups:
         from policykit.targets.rego.compiler import regopy_modules
 
         modules: dict[str, str] = {}
+        packages: list[str] = []
         for i in members:
-            for text in regopy_modules(dict(self.runners[i].source.modules)).values():
+            source = self._sources[i].modules
+            found = PACKAGE_RE.search(source["template.rego"])
+            assert found is not None
+            packages.append(found.group(1))
+            for text in regopy_modules(dict(source)).values():
                 modules[hashlib.sha256(text.encode()).hexdigest()[:16] + ".rego"] = text
-        packages = [self.runners[i].package for i in members]
         if len(set(packages)) != len(packages) or _REGOPY_HARNESS in packages:
             return None
         each = ", ".join(f"[base64.encode(v.msg) | some v in data.{p}.violation]" for p in packages)
@@ -387,8 +406,10 @@ class RegopyGroups:
         return [
             got
             if got is not None
-            else [v.message for v in gk.evaluate(r, c, obj, inventory=self.inventory(c))]
-            for got, r, (_, c) in zip(out, self.runners, self.pairs, strict=True)
+            else [
+                v.message for v in gk.evaluate(self._runner(i), c, obj, inventory=self.inventory(c))
+            ]
+            for i, (got, (_, c)) in enumerate(zip(out, self.pairs, strict=True))
         ]
 
     def _query(self, bundle: Any, doc: Mapping[str, Any]) -> list[list[str]] | None:
