@@ -251,17 +251,12 @@ def _prepare_vap(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> _Vap:
     name = policy["metadata"]["name"]
     spec = policy.get("spec")
     narrow = bspec.get("matchResources")
-    any_resource = {"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}
     return _Vap(
         name=name,
         rule=rule_of(policy),
         actions=tuple(bspec.get("validationActions") or []),
         bound=bspec.get("policyName") == name,
-        narrow=(
-            Constraints({"resourceRules": [{**any_resource, "operations": ["*"]}], **narrow})
-            if narrow
-            else None
-        ),
+        narrow=(Constraints({"resourceRules": [_ANY_RESOURCE], **narrow}) if narrow else None),
         spec=spec,
         constraints=Constraints((spec or {}).get("matchConstraints") or {}),
         variables=Declarations((spec or {}).get("variables") or []),
@@ -425,7 +420,7 @@ def _vpol_bindings(review: Review, ctx: Context, mode: str, ns_object: Any) -> B
 
 @dataclass(frozen=True, slots=True)
 class _Vpol:
-    """A ValidatingPolicy read once, for :func:`vpol_outcomes` on many objects."""
+    """A ValidatingPolicy read once."""
 
     name: str  # as reports give it
     policy: str  # metadata.name
