@@ -1,6 +1,8 @@
 """What an admission request carries besides the object: operation, user,
 namespaces, parameter resources, PolicyExceptions — the :class:`Context` of
-one evaluation — and the ``request`` variable built from it."""
+one evaluation — and the ``request`` variable built from it; the
+:class:`Review` of one object that many policies share, and the
+:func:`session` in which they do (``verify``, issue 21)."""
 
 from __future__ import annotations
 
