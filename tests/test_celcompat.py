@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from policykit.api import resolve
 from policykit.engines.cel import CelEvalError, program
 from policykit.k8s.celcompat import rewrite
+from policykit.k8s.celtexts import cel_texts, compat_expression
 from policykit.k8s.request import Context, admission_data
-from policykit.k8s.validating import _compat_expression, cel_texts
 from policykit.loader import load_paths
 from policykit.packs import load_packs
 from policykit.targets.k8s import manifests
@@ -76,7 +76,7 @@ def _compare(obj: dict[str, Any]) -> int:
         data["variables"] = bound
         for name, expr in policy:
             want = _eval(expr, data)
-            got = _eval(_compat_expression(expr), data)
+            got = _eval(compat_expression(expr), data)
             if want is not _MISSING:
                 assert got == want, (expr, obj.get("metadata"))
                 compared += 1

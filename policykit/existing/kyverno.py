@@ -25,6 +25,7 @@ from policykit.engines.cel import CelEvalError, program, using_lookups
 from policykit.existing import kyverno_classic
 from policykit.k8s import autogen
 from policykit.k8s.autogen import AUTOGEN_ANNOTATION, POD_CONTROLLERS, vpol_specs
+from policykit.k8s.celtexts import cel_texts, refuse_outside, unknown_library
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.exceptions import legacy_exception
 from policykit.k8s.matching import label_selector_matches, matches
@@ -33,12 +34,9 @@ from policykit.k8s.validating import (
     Outcome,
     Status,
     bind_variables,
-    cel_texts,
     evaluate_vpol,
     failed_validations,
     policy_name,
-    refuse_outside,
-    unknown_library,
 )
 
 __all__ = [
