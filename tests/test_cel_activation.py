@@ -9,6 +9,7 @@ expression on its own), on inputs where a stale value would show."""
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -372,3 +373,34 @@ def test_the_same_object_with_other_exceptions_or_namespaces_is_evaluated_again(
     assert plain == [[], ["latest: a"], [], ["latest: a"]]
     with session():
         assert calls() == plain
+
+
+def test_a_scope_keeps_the_arena_of_its_activation_alive() -> None:
+    """cel-expr-python's Activation keeps no Python reference to the arena it
+    allocates in, and the shared arena is replaced every ``_ARENA_EVALS``
+    evaluations: a scope whose Activation outlives a replacement must still
+    hold its arena (else it would be freed under the Activation), and give the
+    same values after the shared arena moved on and other objects ran."""
+    engine = celmod
+    expr = engine.environment().compile(
+        "object.spec.containers.map(c, c.name + '-' + string(c.n)).join(',')"
+    )
+
+    def obj(tag: str, n: int) -> dict[str, Any]:
+        return {"spec": {"containers": [{"name": f"{tag}{i}" * 3, "n": i} for i in range(n)]}}
+
+    scopes = []
+    for k in range(4):
+        scope = engine.Scope({"object": obj(f"s{k}x", 60)})
+        scope.eval(expr)
+        first = scope.eval(expr).plain_value()  # the second: on the scope's Activation
+        held = scope._arena  # the arena its Activation allocates in
+        assert held is not None
+        for _ in range(engine._ARENA_EVALS + 10):  # the shared arena is replaced
+            engine.Scope({"object": obj("junk", 20)}).eval(expr)
+        assert engine._arena[0] is not held and scope._arena is held
+        del held
+        scopes.append((scope, first))
+    gc.collect()
+    for scope, first in scopes:
+        assert scope.eval(expr).plain_value() == first

@@ -228,8 +228,9 @@ def _shared_arena() -> Any:
     """The arena evaluations allocate in. cel-cpp makes (and frees) an arena
     for every evaluation not given one (1.5-3 µs of an evaluation's 5-25,
     measured side by side); one arena serves ``_ARENA_EVALS`` evaluations
-    here, and is freed once they and their values are gone (nothing in it
-    outlives the evaluations: every result is read into Python at once)."""
+    here. Every result is read into Python at once; what else allocates in an
+    arena keeps it alive: a :class:`Scope` holds the arena of its Activation
+    (cel-expr-python's Activation keeps no Python reference to it)."""
     if _arena[0] is None or _arena[1] >= _ARENA_EVALS:
         _arena[0], _arena[1] = cel.Arena(), 0
     _arena[1] += 1
@@ -248,7 +249,7 @@ class Scope:
     (cheaper than making an Activation for one evaluation); the Activation
     is made for the second."""
 
-    __slots__ = ("_activation", "_used", "data")
+    __slots__ = ("_activation", "_arena", "_used", "data")
 
     def __init__(self, data: Mapping[str, Any], *, shared: bool = False) -> None:
         full = dict.fromkeys(VARIABLES)
@@ -256,6 +257,7 @@ class Scope:
         self.data = full
         self._used = shared  # a scope many expressions will read: an Activation at once
         self._activation: Any = None
+        self._arena: Any = None  # held while the Activation lives (it keeps no reference)
 
     def eval(self, expr: Any) -> Any:
         """``expr`` (a compiled cel-cpp expression) on these bindings."""
@@ -265,7 +267,11 @@ class Scope:
         if not self._used:
             self._used = True
             return expr.eval(data=self.data, arena=_shared_arena())
-        self._activation = environment().Activation(data=self.data, arena=_shared_arena())
+        # the Activation allocates its conversions in this arena but holds no
+        # Python reference to it: without this one, the arena could be freed
+        # (a fresh one replaces it every _ARENA_EVALS) while the scope is in use
+        self._arena = _shared_arena()
+        self._activation = environment().Activation(data=self.data, arena=self._arena)
         return expr.eval(activation=self._activation)
 
 
