@@ -91,9 +91,14 @@ def test_sdist_and_wheel_carry_the_data_files(dist: Path) -> None:
         f"{WHEEL_NAME}-{__version__}.dist-info/METADATA"
     ).decode()
     assert f"Name: {DIST_NAME}" in meta and "Requires-Python: >=3.11" in meta
+    # the license pyproject declares travels with both, its text included
+    assert "License-Expression: Apache-2.0" in meta and "License-File: LICENSE" in meta
+    text = zipfile.ZipFile(wheel).read(f"{WHEEL_NAME}-{__version__}.dist-info/licenses/LICENSE")
+    assert b"Apache License" in text and b"Version 2.0, January 2004" in text
     with tarfile.open(sdist) as tar:
         members = tar.getnames()
     assert any(m.endswith("rego/policykit/lib/values.rego") for m in members)
+    assert f"{WHEEL_NAME}-{__version__}/LICENSE" in members
 
 
 def test_the_wheel_runs_check_build_verify_and_init(venv: Path, tmp_path: Path) -> None:
