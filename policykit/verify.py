@@ -39,9 +39,17 @@ from policykit.verify_core import (
     Sample,
     Silent,
     VerifyReport,
-    is_admitted,
 )
-from policykit.verify_targets import JOINT, Unit, objects, runner, shared, shared_runner, units
+from policykit.verify_targets import (
+    JOINED,
+    JOINT,
+    Unit,
+    objects,
+    runner,
+    shared,
+    shared_runner,
+    units,
+)
 from policykit.waivers import Waiver
 
 __all__ = [
@@ -108,7 +116,7 @@ def verify(
         order = [t for t in TARGETS if t in targets]
         all_units = [u for t in order for u in units(run, t)]
         if shared(run):  # opa and Gatekeeper's real OPA: each object sent once
-            all_units = [JOINT] + [u for u in all_units if u not in _JOINED]
+            all_units = [JOINT] + [u for u in all_units if u not in JOINED]
         workers = _jobs(jobs, len(docs))
         parts: dict[_Task, _Part] = {}
         if workers > 1 and all_units:
@@ -166,9 +174,6 @@ def _add(report: VerifyReport, name: str, merged: list[_Part]) -> None:
     report.checked += checked
 
 
-_JOINED = (("opa", "opa"), ("gatekeeper", "opa"))
-
-
 def _run_task(run: Run, task: _Task) -> dict[_Task, _Part]:
     """A task's parts: its own, or for the shared real-OPA runner over
     ``docs[lo:hi]``, the ``opa`` part and the Gatekeeper part (over the
@@ -181,11 +186,10 @@ def _run_task(run: Run, task: _Task) -> dict[_Task, _Part]:
     opa, gk_part = VerifyReport(), VerifyReport()
     if not shared_runner(run)(docs, opa, gk_part):
         return {}
-    k_lo = sum(map(is_admitted, run.docs[:lo]))
-    k_hi = k_lo + sum(map(is_admitted, docs))
+    k_lo, k_hi = run.admitted_before(lo), run.admitted_before(hi)
     return {
-        (_JOINED[0], lo, hi): (opa.compared.get("opa", 0), opa.mismatches, opa.checked),
-        (_JOINED[1], k_lo, k_hi): (
+        (JOINED[0], lo, hi): (opa.compared.get("opa", 0), opa.mismatches, opa.checked),
+        (JOINED[1], k_lo, k_hi): (
             gk_part.compared.get("gatekeeper", 0), gk_part.mismatches, gk_part.checked,
         ),
     }  # fmt: skip
@@ -215,7 +219,7 @@ def _tasks(run: Run, all_units: list[Unit], workers: int) -> list[_Task]:
     250 and 2, which builds its engine in a second process for 2 objects)."""
     tasks: list[_Task] = []
     for unit in all_units:
-        n = len(run.docs) if unit == JOINT else len(objects(run, unit))
+        n = len(objects(run, unit))
         if unit[1] == "opa" and opa_started():  # here, in batch
             tasks.append((unit, 0, n))
             continue

@@ -109,6 +109,7 @@ class Run:
     by_doc: dict[int, list[Any]] = field(default_factory=dict)
     states: dict[tuple[str, str], Any] = field(default_factory=dict)  # per process
     _k8s: list[Document] | None = None
+    _admitted: list[int] | None = None  # admitted objects among docs[:i], for each i
 
     @classmethod
     def prepare(
@@ -165,6 +166,17 @@ class Run:
         if self._k8s is None:
             self._k8s = [d for d in self.docs if is_admitted(d)]
         return self._k8s
+
+    def admitted_before(self, i: int) -> int:
+        """How many of ``docs[:i]`` admission sees: where the admitted objects of
+        a slice of ``docs`` start in :attr:`k8s_docs`."""
+        if self._admitted is None:
+            counts, n = [0], 0
+            for d in self.docs:
+                n += is_admitted(d)
+                counts.append(n)
+            self._admitted = counts
+        return self._admitted[i]
 
     def own(self, target: str) -> tuple[list[Pack], set[str]]:
         kept = self.plan.packs[PLAN.get(target, target)]

@@ -207,7 +207,6 @@ class TemplatesBatch:
     def __init__(
         self, pairs: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], data: Any
     ) -> None:
-        self.constraints = [c for _, c in pairs]
         self.ok = False
         opa = load_opa()
         self._error = opa.OpaError

@@ -5,10 +5,14 @@ so a large run can hand slices to several processes (:mod:`policykit.verify`).
 * ``rego`` / ``opa``: the OPA bundle's modules in regopy and real OPA (finding
   for finding);
 * ``gatekeeper``: each ConstraintTemplate + Constraint through the Gatekeeper
-  harness (regopy; real OPA in batch, :mod:`policykit.verify_gatekeeper`): the
-  set of (rule, message);
-* ``vap`` / ``kyverno``: each policy through the admission harness on cel-cpp:
-  per rule, the messages of its findings joined with ``; ``;
+  harness (regopy, templates with equal parameters in one bundle; real OPA in
+  batch, :mod:`policykit.verify_gatekeeper`): the set of (rule, message);
+* ``opa`` and Gatekeeper in real OPA together (:data:`JOINT`, when both run
+  over every object): one engine and one query per chunk, each object sent
+  once;
+* ``vap`` / ``kyverno`` (:mod:`policykit.verify_cel`): each policy through the
+  admission harness on cel-cpp: per rule, the messages of its findings joined
+  with ``; ``;
 * ``jsonschema``: every object against the shipped per-pack schemas: per
   covered rule, whether it fires.
 """
@@ -141,10 +145,21 @@ class _Gk:
     def inventory(self, c: Any) -> Any:
         return self.gk_inventory if admission.rule_of(c) in self.readers else None
 
-    def done(
-        self, docs: Sequence[Document], got: list[dict[str, set[str]]], report: VerifyReport
+    @property
+    def data(self) -> Any:
+        """``data.inventory`` of the templates that read it (None: none does)."""
+        return next((inv for _, c in self.pairs if (inv := self.inventory(c)) is not None), None)
+
+    def record(
+        self, docs: Sequence[Document], per: Sequence[Sequence[Any]], report: VerifyReport
     ) -> None:
-        for doc, found in zip(docs, got, strict=True):
+        """Per object, per pair, the messages (None or [] when none), compared
+        with the reference as the set of (rule, message)."""
+        for doc, each in zip(docs, per, strict=True):
+            found: dict[str, set[str]] = defaultdict(set)
+            for (_, c), msgs in zip(self.pairs, each, strict=True):
+                if msgs:
+                    found[admission.rule_of(c)].update(cap_message(str(m)) for m in msgs)
             compare(
                 report,
                 "gatekeeper",
@@ -152,19 +167,6 @@ class _Gk:
                 self.run.expected(doc, False, self.ids, self.carried),
                 {r: sorted(m) for r, m in found.items()},
             )
-
-    def record(
-        self, docs: Sequence[Document], per: Sequence[Sequence[Any]], report: VerifyReport
-    ) -> None:
-        """Per object, per pair, the messages (None or [] when none)."""
-        got: list[dict[str, set[str]]] = []
-        for each in per:
-            found: dict[str, set[str]] = defaultdict(set)
-            for (_, c), msgs in zip(self.pairs, each, strict=True):
-                if msgs:
-                    found[admission.rule_of(c)].update(cap_message(str(m)) for m in msgs)
-            got.append(found)
-        self.done(docs, got, report)
 
 
 def _gk_build(run: Run) -> _Gk:
@@ -205,29 +207,24 @@ def _gatekeeper(run: Run, unit: Unit) -> Runner:
     groups = RegopyGroups(g.pairs, g.inventory)  # one query per object and group
 
     def regopy(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
-        got: list[dict[str, set[str]]] = []
+        per = []
         for doc in docs:
             progress.advance()
-            found: dict[str, set[str]] = defaultdict(set)
-            for (_, c), msgs in zip(g.pairs, groups.messages(doc.obj), strict=True):
-                for m in msgs:
-                    found[admission.rule_of(c)].add(cap_message(m))  # as Finding
-            got.append(found)
-        g.done(docs, got, report)
+            per.append(groups.messages(doc.obj))
+        g.record(docs, per, report)
 
     return regopy
 
 
 def _gatekeeper_opa(g: _Gk) -> Runner:
-    """The templates in real OPA over every object in one query
+    """The templates in real OPA over every object, one query per chunk
     (:mod:`policykit.verify_gatekeeper`); templates that cannot share an
     engine, or a batch OPA fails on, run one object per query as ``--oracle``
     did (raising the error of the object it fails on)."""
     from policykit.verify_gatekeeper import TemplatesBatch
 
     pairs = g.pairs
-    data = next((inv for _, c in pairs if (inv := g.inventory(c)) is not None), None)
-    batch = TemplatesBatch(pairs, data)
+    batch = TemplatesBatch(pairs, g.data)
     singles: list[gk.TemplateRunner] = []
 
     def one_by_one(docs: Sequence[Document]) -> list[list[list[Any] | None]]:
@@ -255,6 +252,9 @@ JOINT: Unit = ("opa+gatekeeper", "opa")
 """The ``opa`` target and Gatekeeper's templates in real OPA, in one engine and
 one query per chunk (:class:`policykit.verify_gatekeeper.Joint`)."""
 
+JOINED: tuple[Unit, Unit] = (("opa", "opa"), ("gatekeeper", "opa"))
+"""The two runners :data:`JOINT` stands for, in the order of its parts."""
+
 Shared = Callable[[Sequence[Document], VerifyReport, VerifyReport], bool]
 """Compares a consecutive slice of the run's objects for ``opa`` (into the
 first report) and its admitted objects for ``gatekeeper`` (the second);
@@ -263,12 +263,18 @@ False when the shared engine cannot run them (nothing is added then)."""
 
 def shared(run: Run) -> bool:
     """Whether ``opa`` and Gatekeeper's real-OPA runner can share an engine:
-    both run over every object."""
-    return (
+    both run over every object, and the templates can share one (all Rego,
+    no two in one package). Otherwise the two run apart, each in slices."""
+    if not (
         "opa" in run.targets
         and "gatekeeper" in run.targets
         and ("gatekeeper", "opa") in units(run, "gatekeeper")
-    )
+    ):
+        return False
+    from policykit.verify_gatekeeper import Templates
+
+    g = _gk_build(run)
+    return Templates.of(g.pairs, g.data) is not None
 
 
 def shared_runner(run: Run) -> Shared:
@@ -286,9 +292,8 @@ def _joint(run: Run) -> Shared:
 
     kept, ids = run.own("opa")
     g = _gk_build(run)
-    data = next((inv for _, c in g.pairs if (inv := g.inventory(c)) is not None), None)
     try:
-        joint = Joint(kept, run.params, run.inventory, g.pairs, data)
+        joint = Joint(kept, run.params, run.inventory, g.pairs, g.data)
     except PolicykitError:
         return lambda docs, opa_report, gk_report: False
 

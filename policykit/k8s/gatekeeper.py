@@ -80,8 +80,9 @@ def inventory_of(objects: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 _BUNDLES: dict[str, Any] = {}
 """regopy bundles by a digest of their content (policykit's or not, package,
-modules, data): each costs ~0.1-0.5 s to build, and ``verify``, ``check --policy`` and
-``test`` build runners for the same templates again (per slice, per suite).
+modules, data): each costs ~0.1-0.5 s to build, and ``check --policy`` and
+``test`` build runners for the same templates again (per suite); ``verify``
+builds its runners once per process.
 A bundle is read-only; each runner queries it with its own interpreter.
 Real OPA's engines are not kept: one must not outlive a fork."""
 
@@ -124,11 +125,15 @@ class TemplateRunner:
             return self._compiled[key]
         modules = dict(self.source.modules)
         data = {"inventory": inventory} if inventory else None
-        content = hashlib.sha256(
-            json.dumps([self.own, self.package, sorted(modules.items()), key]).encode()
-        ).hexdigest()
         compiled: Any
-        if self.engine == "rego" and content in _BUNDLES:
+        content = (
+            hashlib.sha256(
+                json.dumps([self.own, self.package, sorted(modules.items()), key]).encode()
+            ).hexdigest()
+            if self.engine == "rego"
+            else ""
+        )
+        if content in _BUNDLES:
             compiled = _BUNDLES[content]  # the same template and data: built once
         elif self.engine == "rego":
             import regopy
