@@ -36,6 +36,8 @@ def cel_runner(run: Run, unit: Unit) -> Runner:
     ]
     bindings = {d["metadata"]["name"]: d for d in all_docs if d["kind"].endswith("Binding")}
     static = {admission.rule_of(p): p["spec"]["validations"][0]["message"] for p in policies}
+    # each policy with its binding (a VAP's), looked up once
+    pairs = [(p, bindings[p["metadata"]["name"]] if name == "vap" else None) for p in policies]
 
     def cel(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
         # in a session each policy is read once, and the policies evaluated on
@@ -45,11 +47,9 @@ def cel_runner(run: Run, unit: Unit) -> Runner:
             for doc in docs:
                 progress.advance()
                 got: dict[str, str] = {}
-                for p in policies:
-                    if name == "vap":
-                        decisions = admission.evaluate_vap(
-                            p, bindings[p["metadata"]["name"]], doc.obj
-                        )
+                for p, binding in pairs:
+                    if binding is not None:  # a VAP and its binding
+                        decisions = admission.evaluate_vap(p, binding, doc.obj)
                     else:
                         decisions = admission.evaluate_kyverno(p, doc.obj, exceptions=exceptions)
                     for dec in decisions:

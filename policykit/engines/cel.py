@@ -262,7 +262,6 @@ class Scope:
     def eval(self, expr: Any) -> Any:
         """``expr`` (a compiled cel-cpp expression) on these bindings."""
         if self._activation is not None:
-            _arena[1] += 1  # the Activation's arena serves this evaluation
             return expr.eval(activation=self._activation)
         if not self._used:
             self._used = True

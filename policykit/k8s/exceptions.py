@@ -34,7 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policykit.engines.cel import CelEvalError
+from policykit.engines.cel import CelEvalError, View
 from policykit.k8s.matching import conditions_hold, matches
 from policykit.k8s.request import Context
 
@@ -84,7 +84,7 @@ def _priority(exc: Mapping[str, Any]) -> int:
 
 def exemption(
     exceptions: Sequence[Mapping[str, Any]],
-    data: Mapping[str, Any],
+    data: Mapping[str, Any] | View,
     failure_policy: str = "Fail",
 ) -> Exempted | None:
     """The full exemption the policy's exceptions grant this request, or None.

@@ -23,8 +23,6 @@ from policykit.engines.cel import CelEvalError, View, program
 from policykit.k8s.kinds import KindInfo, for_object
 from policykit.k8s.request import Context, metadata, namespace_of
 
-_LOOKUP: Any = object()  # constraints_match's ``info`` when the caller has not looked it up
-
 
 def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bool:
     """``metav1.LabelSelector`` semantics; an empty or absent selector matches all."""
@@ -124,20 +122,6 @@ class Constraints:
             ns = metadata(obj).get("namespace")
             namespace_labels = {"kubernetes.io/metadata.name": ns} if isinstance(ns, str) else {}
         return label_selector_matches(self._namespace_selector, namespace_labels)
-
-
-def constraints_match(
-    mc: Mapping[str, Any],
-    obj: Mapping[str, Any],
-    operation: str,
-    namespace_labels: Mapping[str, Any] | None = None,
-    info: KindInfo | None = _LOOKUP,
-) -> bool:
-    """:class:`Constraints` ``mc`` on ``obj``; ``info``: its kind
-    (:func:`policykit.k8s.kinds.for_object`), when known."""
-    if info is _LOOKUP:
-        info = for_object(obj if isinstance(obj, dict) else dict(obj))
-    return Constraints(mc).matches(obj, info, operation, namespace_labels)
 
 
 # --- Kyverno match/exclude blocks -------------------------------------------------------

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -254,7 +255,9 @@ def _spec_outcome(
     rule, spec = prepared.rule, prepared.compat
     failure = str(spec.get("failurePolicy") or "Fail")
     if exceptions:
-        exempt = exemption(exceptions, dict(bindings.data), failure)
+        # the request's shared bindings: the object is converted to CEL once,
+        # not again for every exception's conditions
+        exempt = exemption(exceptions, bindings.plain, failure)
         if exempt is not None:
             verb = "passed" if exempt.result == "pass" else "skipped"
             message = f"rule is {verb} due to policy exception: {', '.join(exempt.names)}"
@@ -271,7 +274,6 @@ def _spec_outcome(
 @dataclass(frozen=True, slots=True)
 class _Spec:
     rule: str  # "" for the policy's own spec, else the autogen rule name
-    spec: dict[str, Any]  # for matching
     compat: Any  # the spec with every CEL expression as Kyverno compiles it
     outside: tuple[str | None, str | None]  # outside_use without, with a context file
     constraints: Constraints  # its matchConstraints
@@ -299,7 +301,6 @@ def _specs(policy: Mapping[str, Any]) -> tuple[_Spec, ...]:
         specs.append(
             _Spec(
                 rule,
-                sp,
                 compat,
                 outside,
                 Constraints(sp.get("matchConstraints") or {}),
@@ -410,12 +411,10 @@ def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
         outside = prepared.outside[ctx.lookups is not None]
         if outside is not None:
             raise Unsupported(f"ValidatingPolicy {name} uses {outside}")
+        lookups = using_lookups(ctx.lookups) if ctx.lookups is not None else nullcontext()
         try:
-            if ctx.lookups is None:
+            with lookups:
                 out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
-            else:
-                with using_lookups(ctx.lookups):
-                    out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
         except CelEvalError as exc:
             unknown_library(exc, f"ValidatingPolicy {name}")
             out.append(Outcome(name, prepared.rule, "error", exc.message, action))
