@@ -273,10 +273,8 @@ class Joint:
         self.templates = templates
         self.engine = OpaEngine(
             packs, params, root=root, mode="batch", extra_modules=modules,
-            extra_data=templates.data,
+            extra_data=templates.data, inventory=inventory,
         )  # fmt: skip
-        if inventory is not None:
-            self.engine.set_inventory(inventory)
         self._error = load_opa().OpaError
 
     def run(

@@ -86,9 +86,7 @@ def _rego(run: Run, unit: Unit) -> Runner:
     if name == "opa":
         # real OPA in batch (chunks of objects across files, or the whole run
         # at once with an inventory: its join indexes are built once)
-        engine = OpaEngine(kept, run.params, mode="batch")
-        if run.inventory is not None:
-            engine.set_inventory(run.inventory)
+        engine = OpaEngine(kept, run.params, mode="batch", inventory=run.inventory)
 
         def opa(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:
             for d, each in zip(docs, engine.evaluate_each(docs), strict=True):
@@ -103,8 +101,7 @@ def _rego(run: Run, unit: Unit) -> Runner:
     readers, others = _inventory_split(kept) if run.inventory is not None else ([], kept)
     joins: RegopyEngine | None = None
     if readers:
-        joins = RegopyEngine(readers, run.params, mode="batch")
-        joins.set_inventory(run.inventory or [])
+        joins = RegopyEngine(readers, run.params, mode="batch", inventory=run.inventory or [])
     single = RegopyEngine(others, run.params, mode="object") if others else None
 
     def regopy(docs: Sequence[Document], report: VerifyReport, progress: Progress) -> None:

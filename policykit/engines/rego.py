@@ -86,7 +86,10 @@ class _RegoBase:
         root: str = "policykit",
         mode: Mode = "batch",
         chunk: int = DEFAULT_CHUNK,
+        inventory: Sequence[dict[str, Any]] | None = None,
     ) -> None:
+        """``inventory``: as :meth:`set_inventory`, given before the engine is
+        first compiled (so it is compiled once, with it)."""
         # The native engine validates packs and parameters exactly once, as check does.
         native = NativeEngine(packs, params)
         self.effective_params = native.effective_params
@@ -99,7 +102,9 @@ class _RegoBase:
         self._base = root.replace(".", "/")
         self._pack_of = {r.id: p.name for p in self.packs for r in p.rules}
 
-        self.inventory: list[dict[str, Any]] | None = None
+        self.inventory: list[dict[str, Any]] | None = (
+            list(inventory) if inventory is not None and uses_inventory(self.packs) else None
+        )
 
     @property
     def uses_inventory(self) -> bool:
@@ -194,6 +199,8 @@ class RegopyEngine(_RegoBase):
         import regopy
 
         refuse_quoted(self.effective_params, "the pack parameters")
+        for o in self.inventory or []:  # given to the constructor: as set_inventory
+            refuse_quoted(o, "an inventory object")
         self._bundle: Any = None
         self._build()
         self._runner = regopy.Interpreter()
