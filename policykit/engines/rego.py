@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import ctypes
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from policykit.engines.native import NativeEngine, uses_inventory
@@ -328,62 +326,25 @@ def _decode(result: Any, entry: str) -> Any:
 
 
 def load_opa() -> Any:
-    """The ``opa_bindings`` module (real OPA), or a clear error saying how to get it."""
-    try:
-        import opa_bindings
-    except ImportError:
-        vendored = Path(sys.prefix) / "lib" / "_policykit_opa"
-        if vendored.is_dir():
-            sys.path.insert(0, str(vendored))
-        try:
-            import opa_bindings
-        except ImportError:
-            raise EngineUnavailable(
-                "real OPA is not installed",
-                hint="install it: python -m policykit.engines.opa_install",
-            ) from None
-    return opa_bindings
+    """Real OPA: :mod:`policykit.engines.opa_host` (its ``OpaEngine``, run in a
+    process of its own, and its errors), or a clear error saying how to get it."""
+    from policykit.engines import opa_host
+
+    if opa_host.bindings_dir() is None:
+        raise EngineUnavailable(
+            "real OPA is not installed",
+            hint="install it: python -m policykit.engines.opa_install",
+        )
+    return opa_host
 
 
 def opa_started() -> bool:
-    """Whether real OPA's Go runtime runs in this process: it starts with the
-    first engine (importing ``opa_bindings`` loads no library), and a forked
-    child cannot use it (``policykit.verify`` keeps OPA out of its workers
-    then)."""
+    """Whether a Go runtime runs in this process (``opa_bindings`` used
+    directly: a forked child could not use it). policykit's engines run OPA in
+    a process of their own (:mod:`policykit.engines.opa_host`), so never
+    through them."""
     module = sys.modules.get("opa_bindings.engine")
     return module is not None and getattr(module, "_lib", True) is not None
-
-
-def _opa_unusable_in_child() -> None:
-    """After a fork: real OPA's Go runtime does not survive one, and a call into
-    it from the child never returns (the garbage collector finalising an
-    engine the parent made was enough: ``OpaEngine.__del__`` -> ``close``, a
-    ``check -j`` or ``verify`` worker spinning forever). In a child of a
-    process where OPA ran, an inherited engine is forgotten, not closed, and
-    any call into OPA is an error instead of a hang."""
-    if not opa_started():
-        return
-    global _FORKED_AFTER_OPA
-    _FORKED_AFTER_OPA = True
-    module = sys.modules["opa_bindings.engine"]
-    error = module.OpaError
-
-    def refuse(self: Any, *args: Any) -> Any:
-        raise error("internal", FORKED_AFTER_OPA)
-
-    def forget(self: Any) -> None:
-        self._handle = None
-
-    module.OpaEngine.__init__ = refuse
-    module.OpaEngine._call = refuse
-    module.OpaEngine.close = forget
-
-
-FORKED_AFTER_OPA = "real OPA cannot run in a process forked after it started"
-_FORKED_AFTER_OPA = False
-
-
-os.register_at_fork(after_in_child=_opa_unusable_in_child)
 
 
 class OpaEngine(_RegoBase):
@@ -411,10 +372,6 @@ class OpaEngine(_RegoBase):
 
     def _build(self) -> None:
         opa = self._opa
-        if _FORKED_AFTER_OPA:
-            raise EngineUnavailable(
-                FORKED_AFTER_OPA, hint="run OPA in the parent, or start it after the fork"
-            )
         self._engine = opa.OpaEngine()
         try:
             for path, text in self.modules.items():
@@ -437,7 +394,7 @@ class OpaEngine(_RegoBase):
 
     def query(self, path: str, input_doc: Any) -> Any:
         """``data.<path>`` with ``input_doc`` (None when undefined); OPA's
-        errors are raised as they are (``opa_bindings.OpaError``)."""
+        errors are raised as they are (``opa_host.OpaError``)."""
         try:
             return self._engine.eval_document(path, input_doc)
         except self._undefined:

@@ -1,0 +1,85 @@
+"""Real OPA's own process (:mod:`policykit.engines.opa_host` starts it).
+
+Run by path, never imported: ``python -I -S opa_child.py BINDINGS_DIR``. It
+imports nothing of policykit, only the standard library and
+``opa_bindings`` from ``BINDINGS_DIR``, so it starts in tens of milliseconds
+and its Go runtime reads ``GOGC`` from the environment it was started with.
+
+The protocol, on standard input and output: each message is a 4-byte
+big-endian length and that many bytes. A request is ``"OP ID\\n"`` then the
+JSON of its arguments; the answer is the JSON ``["ok", value]``,
+``["undefined", what]`` or ``["error", code, message]``. ``new`` answers a
+fresh engine id; ``policy`` (path, source), ``data`` (path, value), ``eval``
+(path, input or null) and ``close`` act on engine ``ID``. End of input ends
+the process.
+"""
+
+import json
+import os
+import signal
+import struct
+import sys
+
+
+def main() -> None:
+    sys.path.insert(0, sys.argv[1])
+    from opa_bindings.engine import OpaEngine, OpaError, OpaUndefinedError
+
+    # The protocol has the real standard output to itself: anything else that
+    # writes to fd 1 (Go, a C library) goes to standard error instead.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    inp = sys.stdin.buffer
+    # Ctrl-C reaches the whole process group: the parent handles it and this
+    # process ends when its input closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    engines: dict[int, OpaEngine] = {}
+    made = 0
+    while True:
+        head = inp.read(4)
+        if len(head) < 4:
+            return
+        (size,) = struct.unpack(">I", head)
+        body = inp.read(size)
+        line, _, raw = body.partition(b"\n")
+        op, _, ident = line.decode().partition(" ")
+        try:
+            args = json.loads(raw) if raw else []
+            if op == "new":
+                made += 1
+                engines[made] = OpaEngine()
+                answer: list[object] = ["ok", made]
+            elif op == "close":
+                engine = engines.pop(int(ident), None)
+                if engine is not None:
+                    engine.close()
+                answer = ["ok", None]
+            else:
+                engine = engines[int(ident)]
+                if op == "policy":
+                    engine.add_policy(args[0], args[1])
+                    answer = ["ok", None]
+                elif op == "data":
+                    engine.add_data(args[1], args[0])
+                    answer = ["ok", None]
+                elif op == "eval":
+                    answer = ["ok", engine.eval_document(args[0], args[1])]
+                else:
+                    answer = ["error", "internal", f"unknown request {op!r}"]
+        except OpaUndefinedError as exc:
+            answer = ["undefined", exc.message]
+        except OpaError as exc:
+            answer = ["error", exc.code, exc.message]
+        except Exception as exc:  # never end the loop on one request
+            answer = ["error", "internal", f"{type(exc).__name__}: {exc}"]
+        try:
+            data = json.dumps(answer, ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            data = json.dumps(["error", "internal", f"unserializable result: {exc}"]).encode()
+        out.write(struct.pack(">I", len(data)))
+        out.write(data)
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,263 @@
+"""Real OPA in a process of its own: the engines policykit evaluates with.
+
+The ``opa_bindings`` wheel embeds OPA v1.20.2 as a Go library behind ctypes.
+policykit never loads it into its own process; one child process per
+policykit process hosts every engine (:mod:`policykit.engines.opa_child`),
+and :class:`OpaEngine` here forwards to it. Two reasons (docs/engines.md,
+"Real OPA in its own process"):
+
+* **Go's garbage collector is tunable only at start.** Its runtime reads
+  ``GOGC`` once, from the environment the process was started with (setting
+  ``os.environ`` later is not seen). With Go's default (100) a batch of
+  objects spends about a third of its CPU collecting; the child is started
+  with ``GOGC`` = :data:`GOGC` unless the user's environment sets it (or
+  ``GOMEMLIMIT``).
+* **Go does not survive a fork.** A ``check -j``/``verify`` worker forked from
+  a process where Go ran hangs on its first call into it. A forked child here
+  starts its own host, and an engine it inherited is built again there from
+  what was added to it (:meth:`OpaEngine._bound`).
+
+The interface is the part of ``opa_bindings.OpaEngine`` policykit uses:
+``add_policy``, ``add_data``, ``eval_document``, ``close``, with its errors
+(:class:`OpaError`, :class:`OpaUndefinedError`) and its JSON encoding (the
+child encodes values as the bindings do). A call costs a pipe round trip
+(tens of microseconds): batch objects, as ``verify`` and the Rego engines do.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import struct
+import subprocess
+import sys
+import threading
+from importlib.util import find_spec
+from pathlib import Path
+from typing import IO, Any
+
+GOGC = "400"
+"""The child's ``GOGC`` unless the environment has one: 35-45% less CPU per
+batch than Go's default 100 for the platform packs, for a heap of a few tens
+of MB (measured in docs/engines.md)."""
+
+CHILD = Path(__file__).with_name("opa_child.py")
+
+
+class OpaError(Exception):
+    """An error OPA reported (``code``: ``rego_parse_error``, ``eval_error``,
+    ``invalid_argument``...), as ``opa_bindings.OpaError``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class OpaUndefinedError(OpaError):
+    """The document asked for is undefined."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("undefined", message)
+
+
+def bindings_dir() -> Path | None:
+    """The folder holding the ``opa_bindings`` package (installed by
+    ``python -m policykit.engines.opa_install``), if any."""
+    try:
+        spec = find_spec("opa_bindings")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent.parent
+    vendored = Path(sys.prefix) / "lib" / "_policykit_opa"
+    return vendored if (vendored / "opa_bindings").is_dir() else None
+
+
+def _dumps(value: Any) -> bytes:
+    """JSON as ``opa_bindings`` encodes it (a lone surrogate is an error, not
+    an escape Go would read as U+FFFD)."""
+    try:
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise OpaError("invalid_argument", f"value is not valid UTF-8: {exc}") from None
+
+
+def _unavailable(
+    message: str, hint: str = "reinstall it: python -m policykit.engines.opa_install"
+) -> Exception:
+    from policykit.engines.rego import EngineUnavailable
+
+    return EngineUnavailable(message, hint=hint)
+
+
+class _Host:
+    """The child process of this process, and the lock its pipe is used under."""
+
+    def __init__(self, where: Path) -> None:
+        env = dict(os.environ)
+        if "GOGC" not in env and "GOMEMLIMIT" not in env:
+            env["GOGC"] = GOGC
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(CHILD), str(where)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+        except OSError as exc:
+            raise _unavailable(f"cannot start real OPA's process: {exc}") from None
+        self.pid = os.getpid()
+        self.lock = threading.Lock()
+        self.released: list[int] = []  # engines to close before the next request
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in: IO[bytes] = self.proc.stdin
+        self._out: IO[bytes] = self.proc.stdout
+
+    def call(self, op: str, ident: int, args: bytes = b"") -> Any:
+        """One request and its answer (:mod:`policykit.engines.opa_child`)."""
+        with self.lock:
+            while self.released:
+                self._exchange("close", self.released.pop())
+            answer = self._exchange(op, ident, args)
+        if answer[0] == "ok":
+            return answer[1]
+        if answer[0] == "undefined":
+            raise OpaUndefinedError(answer[1])
+        raise OpaError(answer[1], answer[2])
+
+    def _exchange(self, op: str, ident: int, args: bytes = b"") -> list[Any]:
+        body = f"{op} {ident}\n".encode() + args
+        try:
+            self._in.write(struct.pack(">I", len(body)))
+            self._in.write(body)
+            self._in.flush()
+            head = self._out.read(4)
+            if len(head) == 4:
+                answer: list[Any] = json.loads(self._out.read(struct.unpack(">I", head)[0]))
+                return answer
+        except (OSError, ValueError):
+            pass
+        code = self.proc.poll()
+        raise _unavailable(
+            "real OPA's process ended" + (f" (exit code {code})" if code is not None else ""),
+            hint="its error, if any, is on standard error above; the next request starts it again",
+        )
+
+    def stop(self) -> None:
+        """Close its input (it ends) and reap it."""
+        try:
+            self._in.close()
+            self.proc.wait(timeout=5)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
+_HOST: _Host | None = None
+_INHERITED: list[_Host] = []  # a forked child's copy of its parent's: never used, never closed
+_LOCK = threading.Lock()
+
+
+def host() -> _Host:
+    """This process's host, started on first use, and again if it ended (an
+    engine of the one that ended is built again in the new one)."""
+    global _HOST
+    with _LOCK:
+        if _HOST is None or _HOST.pid != os.getpid() or _HOST.proc.poll() is not None:
+            where = bindings_dir()
+            if where is None:
+                raise _unavailable(
+                    "real OPA is not installed",
+                    hint="install it: python -m policykit.engines.opa_install",
+                )
+            _HOST = _Host(where)
+        return _HOST
+
+
+def _forked() -> None:
+    # The parent's pipes are the parent's: this process must not write to
+    # them, nor flush or close them when its copies are collected.
+    global _HOST
+    if _HOST is not None:
+        # nor keep them open: the parent's host ends when its input closes
+        null = os.open(os.devnull, os.O_RDWR)
+        for pipe in (_HOST.proc.stdin, _HOST.proc.stdout):
+            if pipe is not None:
+                os.dup2(null, pipe.fileno())
+        os.close(null)
+        _INHERITED.append(_HOST)
+        _HOST = None
+
+
+def _at_exit() -> None:
+    if _HOST is not None and _HOST.pid == os.getpid():
+        _HOST.stop()
+
+
+os.register_at_fork(after_in_child=_forked)
+atexit.register(_at_exit)
+
+
+class OpaEngine:
+    """An OPA engine in this process's host. What is added to it is kept (as
+    the JSON sent), so that a forked child can build it again in its own."""
+
+    def __init__(self) -> None:
+        self._added: list[tuple[str, bytes]] = []
+        self._host: _Host | None = None
+        self._id = 0
+        self._closed = False
+        self._bound()
+
+    def _bound(self) -> tuple[_Host, int]:
+        """The host and id of this engine in this process (built there again,
+        from what was added, in a forked child)."""
+        if self._closed:
+            raise OpaError("closed", "engine has been closed")
+        current = host()
+        if self._host is not current:
+            ident = current.call("new", 0)
+            for op, args in self._added:
+                current.call(op, ident, args)
+            self._host, self._id = current, ident
+        return current, self._id
+
+    def _change(self, op: str, args: bytes) -> None:
+        where, ident = self._bound()
+        where.call(op, ident, args)
+        self._added.append((op, args))
+
+    def add_policy(self, path: str, source: str) -> None:
+        """Add a Rego module under ``path``."""
+        self._change("policy", _dumps([path, source]))
+
+    def add_data(self, value: Any, path: str = "") -> None:
+        """Deep-merge ``value`` into the data document at dotted ``path``."""
+        self._change("data", _dumps([path, value]))
+
+    def eval_document(self, path: str, input: Any = None) -> Any:
+        """The value of ``data.<path>`` with ``input`` (:class:`OpaUndefinedError`
+        when undefined)."""
+        where, ident = self._bound()
+        return where.call("eval", ident, _dumps([path, input]))
+
+    def close(self) -> None:
+        """Release the engine in the host (sent before the host's next request:
+        ``close`` may run in ``__del__``, in the middle of another request)."""
+        if self._closed:
+            return
+        self._closed = True
+        current, self._host = self._host, None
+        if current is not None and current is _HOST:
+            current.released.append(self._id)
+
+    def __enter__(self) -> OpaEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if hasattr(self, "_closed"):  # not when __init__ failed early
+            self.close()

@@ -1,0 +1,195 @@
+"""Real OPA runs in a process of its own (policykit/engines/opa_host.py): its
+Go runtime gets ``GOGC`` at start, survives policykit's forks, and reports
+OPA's errors as the in-process bindings did."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from policykit.engines.rego import EngineUnavailable, load_opa
+from tests.conftest import ROOT
+
+try:
+    opa = load_opa()
+except EngineUnavailable:  # pragma: no cover - CI installs it
+    pytest.skip("real OPA is not installed", allow_module_level=True)
+
+
+def _engine() -> object:
+    e = opa.OpaEngine()
+    e.add_policy("x.rego", "package x\n\na := input.v + 1\n\nb := data.d.k\n")
+    e.add_data({"k": [1, "two"]}, "d")
+    return e
+
+
+def test_values_errors_and_undefined_as_the_bindings_report_them() -> None:
+    e = _engine()
+    assert e.eval_document("x.a", {"v": 2}) == 3
+    assert e.eval_document("x.b") == [1, "two"]
+    with pytest.raises(opa.OpaUndefinedError, match=r"data\.x\.zz is undefined"):
+        e.eval_document("x.zz", {})
+    with pytest.raises(opa.OpaError) as bad:
+        e.add_policy("y.rego", "package y\n\na := \n")
+    assert "rego_parse_error" in str(bad.value)
+    with pytest.raises(opa.OpaError) as surrogate:  # not an escape Go reads as U+FFFD
+        e.eval_document("x.a", {"v": "\ud800"})
+    assert surrogate.value.code == "invalid_argument"
+    with pytest.raises(opa.OpaError) as nul:
+        e.add_policy("z\0.rego", "package z\n")
+    assert nul.value.code == "invalid_argument"
+    # a failed change is not kept: the engine still answers
+    assert e.eval_document("x.a", {"v": 40}) == 41
+    e.close()
+    with pytest.raises(opa.OpaError, match="closed"):
+        e.eval_document("x.a", {"v": 1})
+
+
+def test_one_engine_from_many_threads() -> None:
+    e = _engine()
+    got: dict[int, object] = {}
+
+    def ask(i: int) -> None:
+        got[i] = e.eval_document("x.a", {"v": i})
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == {i: i + 1 for i in range(16)}
+
+
+GOGC_PROBE = """
+import os, sys
+from policykit.engines import opa_host
+e = opa_host.OpaEngine()
+pid = opa_host.host().proc.pid
+print(open(f"/proc/{pid}/environ", "rb").read().split(b"\\0").count(sys.argv[1].encode()))
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "want"),
+    [
+        ({}, "GOGC=" + "400"),
+        ({"GOGC": "150"}, "GOGC=150"),
+        ({"GOMEMLIMIT": "1GiB"}, "GOMEMLIMIT=1GiB"),
+    ],
+)
+def test_the_go_runtime_starts_with_gogc_unless_the_user_set_it(
+    env: dict[str, str], want: str
+) -> None:
+    """Go reads GOGC once, from the environment it starts with: the host is
+    started with policykit's default, or with the user's own setting."""
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
+    r = subprocess.run(
+        [sys.executable, "-c", GOGC_PROBE, want],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "1", (want, r.stdout)
+    if env:  # the user's setting alone: policykit adds no GOGC beside it
+        r2 = subprocess.run(
+            [sys.executable, "-c", GOGC_PROBE, "GOGC=400"],
+            cwd=ROOT,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r2.stdout.strip() == "0", r2.stdout
+
+
+FORK_PROBE = """
+import gc, os, sys
+from policykit.engines import opa_host
+from policykit.engines.rego import OpaEngine
+from policykit.packs import load_packs
+
+engine = OpaEngine(load_packs(["policykit.packs.starter"]), {})  # starts real OPA
+pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+       "spec": {"containers": [{"name": "c", "image": "nginx:latest"}]}}
+before = sorted(f["id"] for f in engine.raw_batch([pod])[0])
+parent_host = opa_host.host().proc
+pid = os.fork()
+if pid == 0:  # a pool worker: inherited engines are used and collected here
+    inherited = sorted(f["id"] for f in engine.raw_batch([pod])[0])
+    del engine
+    gc.collect()
+    fresh = OpaEngine(load_packs(["policykit.packs.starter"]), {})
+    again = sorted(f["id"] for f in fresh.raw_batch([pod])[0])
+    own = opa_host.host().proc.pid != parent_host.pid
+    print("child", inherited == before, again == before, own, flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child exit", os.waitstatus_to_exitcode(status))
+print("parent", sorted(f["id"] for f in engine.raw_batch([pod])[0]) == before, before != [])
+opa_host._at_exit()  # its input closed: the host ends, though a child had a copy
+print("host ended", parent_host.wait(timeout=10) == 0)
+"""
+
+
+def test_a_forked_child_uses_its_own_opa_and_leaves_the_parents_alone() -> None:
+    """Go does not survive a fork: a ``check -j``/``verify`` worker forked from
+    a process where real OPA ran in-process hung on its first call (the
+    garbage collector finalising an inherited engine was enough). With OPA in
+    its own process, the child starts its own and builds an inherited engine
+    again there; the parent's engine and host are untouched."""
+    r = subprocess.run(
+        [sys.executable, "-c", FORK_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert "child True True True" in r.stdout, r.stdout
+    assert "child exit 0" in r.stdout
+    assert "parent True True" in r.stdout
+    assert "host ended True" in r.stdout
+
+
+DEATH_PROBE = """
+import threading, time
+from policykit.engines import opa_host
+from policykit.engines.rego import EngineUnavailable
+e = opa_host.OpaEngine()
+N = "numbers.range(1, 4000)"
+SLOW = f"slow if {{\\n\\tsome i in {N}\\n\\tsome j in {N}\\n\\ti * j == -1\\n}}\\n"
+e.add_policy("x.rego", "package x\\n\\na := input.v * 2\\n\\n" + SLOW)
+first = opa_host.host().proc
+threading.Timer(0.5, first.kill).start()  # it ends in the middle of a request
+t = time.monotonic()
+try:
+    e.eval_document("x.slow", {})
+except EngineUnavailable as exc:
+    print("refused", exc.code, exc.message, time.monotonic() - t < 5)
+print("again", e.eval_document("x.a", {"v": 21}), opa_host.host().proc is not first)
+"""
+
+
+def test_a_host_that_ends_is_one_clear_error_then_started_again() -> None:
+    """The request it ended in fails with PK005 (no hang, no traceback); the
+    next starts a host again and builds the engine there from what was added."""
+    r = subprocess.run(
+        [sys.executable, "-c", DEATH_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    assert "refused PK005 real OPA's process ended (exit code -9)" in r.stdout, r.stdout
+    assert r.stdout.rstrip().endswith("True\nagain 42 True"), r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_the_child_imports_nothing_of_policykit() -> None:
+    """It is run by path with -I -S: its start-up is Python's and OPA's only."""
+    text = (Path(ROOT) / "policykit" / "engines" / "opa_child.py").read_text()
+    assert "policykit" not in "\n".join(
+        line for line in text.splitlines() if line.startswith(("import ", "from "))
+    )
