@@ -31,6 +31,8 @@ def test_values_errors_and_undefined_as_the_bindings_report_them() -> None:
     e = _engine()
     assert e.eval_document("x.a", {"v": 2}) == 3
     assert e.eval_document("x.b") == [1, "two"]
+    assert e.eval_query("y := data.x.a", {"v": 1}) == [{"y": 2}]
+    assert e.eval_query("data.x.zz == 1", {}) == []
     with pytest.raises(opa.OpaUndefinedError, match=r"data\.x\.zz is undefined"):
         e.eval_document("x.zz", {})
     with pytest.raises(opa.OpaError) as bad:

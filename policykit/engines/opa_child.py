@@ -10,7 +10,8 @@ big-endian length and that many bytes. A request is ``"OP ID\\n"`` then the
 JSON of its arguments; the answer is the JSON ``["ok", value]``,
 ``["undefined", what]`` or ``["error", code, message]``. ``new`` answers a
 fresh engine id; ``policy`` (path, source), ``data`` (path, value), ``eval``
-(path, input or null) and ``close`` act on engine ``ID``. End of input ends
+(path, input or null), ``query`` (query, input or null) and ``close`` act on
+engine ``ID``. End of input ends
 the process.
 """
 
@@ -64,6 +65,8 @@ def main() -> None:
                     answer = ["ok", None]
                 elif op == "eval":
                     answer = ["ok", engine.eval_document(args[0], args[1])]
+                elif op == "query":
+                    answer = ["ok", engine.eval_query(args[0], args[1])]
                 else:
                     answer = ["error", "internal", f"unknown request {op!r}"]
         except OpaUndefinedError as exc:

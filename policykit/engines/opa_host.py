@@ -18,7 +18,7 @@ and :class:`OpaEngine` here forwards to it. Two reasons (docs/engines.md,
   what was added to it (:meth:`OpaEngine._bound`).
 
 The interface is the part of ``opa_bindings.OpaEngine`` policykit uses:
-``add_policy``, ``add_data``, ``eval_document``, ``close``, with its errors
+``add_policy``, ``add_data``, ``eval_document``, ``eval_query``, ``close``, with its errors
 (:class:`OpaError`, :class:`OpaUndefinedError`) and its JSON encoding (the
 child encodes values as the bindings do). A call costs a pipe round trip
 (tens of microseconds): batch objects, as ``verify`` and the Rego engines do.
@@ -111,6 +111,7 @@ class _Host:
         self.pid = os.getpid()
         self.lock = threading.Lock()
         self.released: list[int] = []  # engines to close before the next request
+        self.ended = False
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in: IO[bytes] = self.proc.stdin
         self._out: IO[bytes] = self.proc.stdout
@@ -139,7 +140,13 @@ class _Host:
                 return answer
         except (OSError, ValueError):
             pass
-        code = self.proc.poll()
+        # its output closed: it has ended, or is ending (reap it, for the code)
+        self.ended = True
+        try:
+            code: int | None = self.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = None
         raise _unavailable(
             "real OPA's process ended" + (f" (exit code {code})" if code is not None else ""),
             hint="its error, if any, is on standard error above; the next request starts it again",
@@ -164,7 +171,12 @@ def host() -> _Host:
     engine of the one that ended is built again in the new one)."""
     global _HOST
     with _LOCK:
-        if _HOST is None or _HOST.pid != os.getpid() or _HOST.proc.poll() is not None:
+        if (
+            _HOST is None
+            or _HOST.pid != os.getpid()
+            or _HOST.ended
+            or _HOST.proc.poll() is not None
+        ):
             where = bindings_dir()
             if where is None:
                 raise _unavailable(
@@ -241,6 +253,12 @@ class OpaEngine:
         when undefined)."""
         where, ident = self._bound()
         return where.call("eval", ident, _dumps([path, input]))
+
+    def eval_query(self, query: str, input: Any = None) -> list[dict[str, Any]]:
+        """The bindings of each result of ``query`` with ``input``."""
+        where, ident = self._bound()
+        got: list[dict[str, Any]] = where.call("query", ident, _dumps([query, input]))
+        return got
 
     def close(self) -> None:
         """Release the engine in the host (sent before the host's next request:
