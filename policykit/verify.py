@@ -31,6 +31,7 @@ from policykit.ir.rule import Pack
 from policykit.k8s import crds
 from policykit.k8s import gatekeeper as gk
 from policykit.model import Document
+from policykit.verify_cel import JOINED_CEL, JOINT_CEL, joint, joint_runner
 from policykit.verify_core import (
     ADMISSION,
     Mismatch,
@@ -78,7 +79,9 @@ SLICE_MIN = 250
 """Objects per task at least: each process builds a target's engine once, and
 a task's report comes back pickled."""
 
-_COST = ("opa+gatekeeper", "gatekeeper", "rego", "kyverno", "jsonschema", "vap", "opa")
+_COST = (
+    "opa+gatekeeper", "gatekeeper", "rego", "vap+kyverno", "kyverno", "jsonschema", "vap", "opa",
+)  # fmt: skip
 """Targets, costliest first (CPU per object measured on the starter pack):
 the pool starts them in this order, so the long ones do not end the run alone."""
 
@@ -117,14 +120,19 @@ def verify(
         all_units = [u for t in order for u in units(run, t)]
         if shared(run):  # opa and Gatekeeper's real OPA: each object sent once
             all_units = [JOINT] + [u for u in all_units if u not in JOINED]
+        if joint(run):  # vap and kyverno: each object's CEL bindings shared
+            all_units = [JOINT_CEL] + [u for u in all_units if u not in JOINED_CEL]
         workers = _jobs(jobs, len(docs))
         parts: dict[_Task, _Part] = {}
         if workers > 1 and all_units:
             parts = _in_pool(run, order, all_units, workers, progress)
-        elif JOINT in all_units:
-            progress.phase("opa, gatekeeper", len(docs))
-            parts = _run_task(run, (JOINT, 0, len(docs)))
-            progress.advance(len(docs))
+        else:
+            for unit, what in ((JOINT, "opa, gatekeeper"), (JOINT_CEL, "vap, kyverno")):
+                if unit in all_units:
+                    n = len(objects(run, unit))
+                    progress.phase(what, n)
+                    parts.update(_run_task(run, (unit, 0, n)))
+                    progress.advance(n)
         for name in order:
             merged: list[_Part] = []
             for unit in units(run, name):
@@ -175,11 +183,15 @@ def _add(report: VerifyReport, name: str, merged: list[_Part]) -> None:
 
 
 def _run_task(run: Run, task: _Task) -> dict[_Task, _Part]:
-    """A task's parts: its own, or for the shared real-OPA runner over
+    """A task's parts: its own; for the shared real-OPA runner over
     ``docs[lo:hi]``, the ``opa`` part and the Gatekeeper part (over the
-    admitted objects among them); none when the shared engine could not run
-    them (the caller runs the two runners apart)."""
+    admitted objects among them); for the joint CEL runner over the admitted
+    ``k8s_docs[lo:hi]``, the ``vap`` part and the ``kyverno`` part. None
+    when a shared runner could not run them, or raised: the caller runs the
+    two runners apart (raising what the one it runs first raises)."""
     unit, lo, hi = task
+    if unit == JOINT_CEL:
+        return _run_joint_cel(run, lo, hi)
     if unit != JOINT:
         return {task: _run_slice(run, task, Silent())}
     docs = run.docs[lo:hi]
@@ -191,6 +203,20 @@ def _run_task(run: Run, task: _Task) -> dict[_Task, _Part]:
         (JOINED[0], lo, hi): (opa.compared.get("opa", 0), opa.mismatches, opa.checked),
         (JOINED[1], k_lo, k_hi): (
             gk_part.compared.get("gatekeeper", 0), gk_part.mismatches, gk_part.checked,
+        ),
+    }  # fmt: skip
+
+
+def _run_joint_cel(run: Run, lo: int, hi: int) -> dict[_Task, _Part]:
+    vap, kyverno = VerifyReport(), VerifyReport()
+    try:
+        joint_runner(run)(objects(run, JOINT_CEL)[lo:hi], vap, kyverno)
+    except Exception:  # an error apart is raised by the runner that meets it first
+        return {}
+    return {
+        (JOINED_CEL[0], lo, hi): (vap.compared.get("vap", 0), vap.mismatches, vap.checked),
+        (JOINED_CEL[1], lo, hi): (
+            kyverno.compared.get("kyverno", 0), kyverno.mismatches, kyverno.checked,
         ),
     }  # fmt: skip
 

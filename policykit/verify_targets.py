@@ -12,7 +12,9 @@ so a large run can hand slices to several processes (:mod:`policykit.verify`).
   once;
 * ``vap`` / ``kyverno`` (:mod:`policykit.verify_cel`): each policy through the
   admission harness on cel-cpp: per rule, the messages of its findings joined
-  with ``; ``;
+  with ``; ``; both together (:data:`JOINT_CEL`, when both run) in one session
+  per slice, sharing each object's CEL bindings and the results of the
+  expressions they both compiled;
 * ``jsonschema``: every object against the shipped per-pack schemas: per
   covered rule, whether it fires.
 """
@@ -35,7 +37,7 @@ from policykit.model import Document
 from policykit.targets import gatekeeper as gk_target
 from policykit.targets.k8s import waivers as exports
 from policykit.values import cap_message
-from policykit.verify_cel import cel_runner
+from policykit.verify_cel import JOINT_CEL, cel_runner
 from policykit.verify_core import Progress, Run, VerifyReport, compare, compare_rego, is_admitted
 
 Runner = Callable[[Sequence[Document], VerifyReport, Progress], None]
@@ -66,7 +68,7 @@ def objects(run: Run, unit: Unit) -> Sequence[Document]:
         return run.sample
     if name == "gatekeeper":
         return [d for d in run.sample if is_admitted(d)] if engine == "regopy" else run.k8s_docs
-    if name in ("vap", "kyverno"):
+    if name in ("vap", "kyverno") or unit == JOINT_CEL:
         return run.k8s_docs
     return run.docs
 

@@ -18,7 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policykit.engines import cel as celmod
-from policykit.engines.cel import Bindings, CelEvalError, variables_read
+from policykit.engines import cel_bindings
+from policykit.engines.cel import CelEvalError, variables_read
+from policykit.engines.cel_bindings import Bindings
 from policykit.k8s import validating as admission
 from policykit.k8s.request import session
 
@@ -278,10 +280,10 @@ def test_a_scope_binds_only_what_is_read_and_nothing_else_changes() -> None:
 
 
 def test_the_arena_is_renewed() -> None:
-    first = celmod._shared_arena()
+    first = celmod.shared_arena()
     for _ in range(celmod._ARENA_EVALS + 1):
         celmod.program("1 + 1").eval({})
-    assert celmod._shared_arena() is not first
+    assert celmod.shared_arena() is not first
 
 
 # --- a differential property: the shared evaluation is the plain one ------------------
@@ -405,13 +407,13 @@ def test_a_scope_keeps_the_arena_of_its_activation_alive() -> None:
 
     scopes = []
     for k in range(4):
-        scope = engine.Scope({"object": obj(f"s{k}x", 60)})
+        scope = cel_bindings.Scope({"object": obj(f"s{k}x", 60)})
         scope.eval(expr)
         first = scope.eval(expr).plain_value()  # the second: on the scope's Activation
         held = scope._arena  # the arena its Activation allocates in
         assert held is not None
         for _ in range(engine._ARENA_EVALS + 10):  # the shared arena is replaced
-            engine.Scope({"object": obj("junk", 20)}).eval(expr)
+            cel_bindings.Scope({"object": obj("junk", 20)}).eval(expr)
         assert engine._arena[0] is not held and scope._arena is held
         del held
         scopes.append((scope, first))

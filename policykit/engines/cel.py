@@ -16,7 +16,6 @@ verdict.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -112,6 +111,11 @@ def using_lookups(lookups: Lookups | None) -> Iterator[None]:
         yield
     finally:
         _LOOKUPS.reset(token)
+
+
+def active_lookups() -> Lookups | None:
+    """The context the resource and image libraries read now (:func:`using_lookups`)."""
+    return _LOOKUPS.get()
 
 
 def _lookups(what: str) -> Lookups:
@@ -224,54 +228,18 @@ _ARENA_EVALS = 256
 _arena: list[Any] = [None, 0]  # the arena in use and the evaluations it has served
 
 
-def _shared_arena() -> Any:
+def shared_arena() -> Any:
     """The arena evaluations allocate in. cel-cpp makes (and frees) an arena
     for every evaluation not given one (1.5-3 µs of an evaluation's 5-25,
     measured side by side); one arena serves ``_ARENA_EVALS`` evaluations
     here. Every result is read into Python at once; what else allocates in an
-    arena keeps it alive: a :class:`Scope` holds the arena of its Activation
-    (cel-expr-python's Activation keeps no Python reference to it)."""
+    arena keeps it alive: a :class:`~policykit.engines.cel_bindings.Scope`
+    holds the arena of its Activation (cel-expr-python's Activation keeps no
+    Python reference to it)."""
     if _arena[0] is None or _arena[1] >= _ARENA_EVALS:
         _arena[0], _arena[1] = cel.Arena(), 0
     _arena[1] += 1
     return _arena[0]
-
-
-class Scope:
-    """Bindings that several expressions read, on one cel-cpp Activation.
-
-    cel-cpp converts a bound Python value the first time an expression on an
-    Activation reads it, and keeps the conversion for the Activation's later
-    expressions (converting a 560-byte Deployment costs more than a small
-    evaluation, ``docs/engines.md``). The values must therefore not change
-    while the scope is in use: a scope holds its own top-level map, and what
-    it binds is never mutated. The first evaluation passes the map itself
-    (cheaper than making an Activation for one evaluation); the Activation
-    is made for the second."""
-
-    __slots__ = ("_activation", "_arena", "_used", "data")
-
-    def __init__(self, data: Mapping[str, Any], *, shared: bool = False) -> None:
-        full = dict.fromkeys(VARIABLES)
-        full.update(data)
-        self.data = full
-        self._used = shared  # a scope many expressions will read: an Activation at once
-        self._activation: Any = None
-        self._arena: Any = None  # held while the Activation lives (it keeps no reference)
-
-    def eval(self, expr: Any) -> Any:
-        """``expr`` (a compiled cel-cpp expression) on these bindings."""
-        if self._activation is not None:
-            return expr.eval(activation=self._activation)
-        if not self._used:
-            self._used = True
-            return expr.eval(data=self.data, arena=_shared_arena())
-        # the Activation allocates its conversions in this arena but holds no
-        # Python reference to it: without this one, the arena could be freed
-        # (a fresh one replaces it every _ARENA_EVALS) while the scope is in use
-        self._arena = _shared_arena()
-        self._activation = environment().Activation(data=self.data, arena=self._arena)
-        return expr.eval(activation=self._activation)
 
 
 _NAMED = re.compile(r"\bvariables\b")
@@ -292,10 +260,22 @@ def variables_read(source: str) -> frozenset[str] | None:
     return frozenset(fields) if len(fields) == uses else None
 
 
-class Program:
-    """One compiled CEL expression."""
+class View:
+    """Bindings shared by many expressions: :meth:`Program.eval` asks the view
+    for a program's result (the admission runtime's views of one request,
+    :mod:`policykit.engines.cel_bindings`)."""
 
-    __slots__ = ("_expr", "source", "variables")
+    __slots__ = ()
+
+    def result(self, program: Program) -> Any:
+        """``program``'s value here (:class:`CelEvalError` when it errors)."""
+        raise NotImplementedError
+
+
+class Program:
+    """One compiled CEL expression (in the one :func:`environment`)."""
+
+    __slots__ = ("expr", "source", "variables")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -304,7 +284,7 @@ class Program:
         self.variables = None if reads is None else tuple(sorted(reads))
         env = environment()  # PK005 when cel-cpp cannot run safely here
         try:
-            self._expr = env.compile(source)
+            self.expr = env.compile(source)
         except Exception as e:  # cel-cpp raises a bare RuntimeError-like type
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise CelEvalError(f"CEL does not compile: {first}") from None
@@ -314,11 +294,14 @@ class Program:
         null, or a :class:`View` of shared bindings); :class:`CelEvalError`
         when it errors."""
         if isinstance(data, View):
-            value = data.scope(self.variables).eval(self._expr)
-        else:
-            full = dict.fromkeys(VARIABLES)
-            full.update(data)
-            value = self._expr.eval(data=full, arena=_shared_arena())
+            return data.result(self)
+        full = dict.fromkeys(VARIABLES)
+        full.update(data)
+        return self.read(self.expr.eval(data=full, arena=shared_arena()))
+
+    def read(self, value: Any) -> Any:
+        """A cel-cpp result of this program as Python; :class:`CelEvalError`
+        when it is an error or a value policykit cannot read."""
         try:
             if value.type() == _ERROR:
                 raise CelEvalError(f"CEL evaluation error: {value.value()} in {self.source[:120]}")
@@ -329,112 +312,6 @@ class Program:
                 f"CEL evaluation error: a result policykit cannot read ({first}) "
                 f"in {self.source[:120]}"
             ) from None
-
-
-Declared = tuple[tuple[str, str], ...]
-"""Variable declarations (name, expression), in order."""
-
-
-class View:
-    """The bindings one policy's expressions see: the request variables, and
-    its variables bound so far (``bound`` None: ``variables`` is unbound)."""
-
-    __slots__ = ("_bindings", "_bound", "_key")
-
-    def __init__(self, bindings: Bindings, key: Declared, bound: Mapping[str, Any] | None) -> None:
-        self._bindings, self._key, self._bound = bindings, key, bound
-
-    def scope(self, reads: tuple[str, ...] | None) -> Scope:
-        """The scope for an expression that reads ``reads`` of the variables
-        (:attr:`Program.variables`)."""
-        return self._bindings.scope(self._key, self._bound, reads)
-
-
-class Bindings:
-    """The CEL evaluation of one admission request, shared by every policy
-    evaluated on it: the request's variables (``object``, ``oldObject``,
-    ``request``, ``params``, ``namespaceObject``) and the policies'
-    ``variables``.
-
-    A policy's variables are evaluated in order, each seeing the ones before
-    it; one that fails to evaluate is left out, so an expression that reads
-    it errors (the lazy evaluation of the API server, k8s.io/apiserver
-    ``pkg/admission/plugin/cel/composition.go``, errors only where the
-    variable is read). A variable's value depends only on the request and
-    the declarations up to it, so it is remembered by those declarations:
-    policies that declare the same leading variables evaluate them once.
-
-    An expression runs on a :class:`Scope` that binds only the variables it
-    reads (each bound value is converted to CEL when read), shared by the
-    expressions that read the same ones: those that read none share one
-    with the object, converted once per request."""
-
-    __slots__ = ("_plain", "_scopes", "_values", "plain")
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        self._plain = Scope({k: v for k, v in data.items() if k != "variables"}, shared=True)
-        self._values: dict[Declared, dict[str, Any]] = {(): {}}
-        self._scopes: dict[tuple[Declared, tuple[str, ...] | None], Scope] = {}
-        self.plain = View(self, (), None)
-
-    @property
-    def data(self) -> dict[str, Any]:
-        """The request's variables (``variables`` unbound)."""
-        return self._plain.data
-
-    def scope(
-        self, key: Declared, bound: Mapping[str, Any] | None, reads: tuple[str, ...] | None
-    ) -> Scope:
-        """The scope of the variables ``key`` declares (values ``bound``) for an
-        expression that reads ``reads`` of them (None: any)."""
-        if bound is None or reads == ():
-            return self._plain
-        got = self._scopes.get((key, reads))
-        if got is None:
-            shown = dict(bound) if reads is None else {n: bound[n] for n in reads if n in bound}
-            got = self._scopes[key, reads] = Scope({**self._plain.data, "variables": shown})
-        return got
-
-    def bind(self, variables: Sequence[Mapping[str, Any]] | Declarations) -> View:
-        """The view with ``variables`` (declarations: ``name``, ``expression``)
-        bound, in order."""
-        if not isinstance(variables, Declarations):
-            variables = Declarations(variables)
-        key: Declared = ()
-        bound = self._values[key]
-        for after, name, expression in variables.steps:
-            values = self._values.get(after)
-            if values is None:
-                values = dict(bound)
-                # one that errors is left out: an expression that reads it errors
-                with contextlib.suppress(CelEvalError):
-                    values[name] = program(expression).eval(View(self, key, bound))
-                self._values[after] = values
-            key, bound = after, values
-        return View(self, key, bound)
-
-
-class Declarations:
-    """A policy's ``variables`` read once (when first bound): each with the
-    declarations up to it."""
-
-    __slots__ = ("_steps", "_variables")
-
-    def __init__(self, variables: Sequence[Mapping[str, Any]]) -> None:
-        self._variables = variables
-        self._steps: tuple[tuple[Declared, str, str], ...] | None = None
-
-    @property
-    def steps(self) -> tuple[tuple[Declared, str, str], ...]:
-        if self._steps is None:
-            steps: list[tuple[Declared, str, str]] = []
-            key: Declared = ()
-            for var in self._variables:
-                name, expression = str(var["name"]), str(var["expression"])
-                key = (*key, (name, expression))
-                steps.append((key, name, expression))
-            self._steps = tuple(steps)
-        return self._steps
 
 
 @lru_cache(maxsize=4096)

@@ -13,7 +13,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
-from policykit.engines.cel import Bindings, Lookups
+from policykit.engines.cel import Lookups
+from policykit.engines.cel_bindings import Bindings
 from policykit.k8s.kinds import KindInfo, for_object
 
 
@@ -91,11 +92,13 @@ def admission_data(
     (on DELETE the object is the old one), ``request`` with the context's
     user, and ``namespaceObject`` (a Namespace carrying the context's labels
     for that namespace, none for cluster-scoped objects and Namespaces).
-    ``request``: :func:`request_for` of the object and operation, when made."""
-    request = {
-        **(request if request is not None else request_for(obj, ctx.operation)),
-        "userInfo": {"username": ctx.username, "groups": list(ctx.groups)},
-    }
+    ``request``: :func:`request_for` of the object and operation, when made
+    (itself, not a copy, when it has the context's user)."""
+    user = {"username": ctx.username, "groups": list(ctx.groups)}
+    base = request if request is not None else request_for(obj, ctx.operation)
+    # the request itself when it names that user already (a review's request,
+    # the same object for every policy evaluated on it)
+    request = base if base.get("userInfo") == user else {**base, "userInfo": user}
     ns = namespace_of(obj)
     ns_obj = (
         {
@@ -114,18 +117,27 @@ def admission_data(
     }
 
 
+REQUEST_VARIABLES = ("object", "oldObject", "request", "params", "namespaceObject")
+"""The variables of an admission request (the policies' ``variables`` aside)."""
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server gives every namespace: its name."""
+
+
 class Review:
     """One object under admission, seen by many policies (``verify`` runs every
     policy on each object): its kind, looked up once, its AdmissionRequest
-    per operation, and the CEL :class:`~policykit.engines.cel.Bindings` the
-    policies share, one per set of request variables.
+    per operation, its Namespace, and the CEL
+    :class:`~policykit.engines.cel_bindings.Bindings` the policies share,
+    one per set of request variables.
 
-    ``bindings`` is keyed by what the evaluator builds the request variables
-    from (the operation, the user, the identity of the namespace and old
-    objects); the review keeps those objects, so an identity is never
-    reused while it lives, and nothing it binds may change meanwhile."""
+    :meth:`bindings` is keyed by the identity of the values bound (and of
+    the context the resource libraries read); the review keeps them, so an
+    identity is never reused while it lives, and nothing it binds may change
+    meanwhile. A ValidatingAdmissionPolicy and a ValidatingPolicy given the
+    same request variables (the review's request and Namespace) share one."""
 
-    __slots__ = ("_bindings", "_requests", "info", "memo", "namespace", "obj")
+    __slots__ = ("_bindings", "_namespace_object", "_requests", "info", "memo", "namespace", "obj")
 
     def __init__(self, obj: Mapping[str, Any]) -> None:
         self.obj = obj
@@ -135,7 +147,8 @@ class Review:
         # on; a value keeps the objects whose identity is in its key)
         self.memo: dict[tuple[Any, ...], Any] = {}
         self._requests: dict[str, dict[str, Any]] = {}
-        self._bindings: dict[tuple[Any, ...], tuple[Bindings, tuple[Any, ...]]] = {}
+        self._bindings: dict[tuple[int, ...], tuple[Bindings, tuple[Any, ...]]] = {}
+        self._namespace_object: tuple[dict[str, Any] | None] | None = None  # None: not made
 
     def request(self, operation: str) -> dict[str, Any]:
         """:func:`request_for` the object and ``operation`` (not to be changed)."""
@@ -144,14 +157,40 @@ class Review:
             got = self._requests[operation] = request_for(self.obj, operation, self.info)
         return got
 
-    def bindings(
-        self, key: tuple[Any, ...], keep: tuple[Any, ...], data: Callable[[], Mapping[str, Any]]
-    ) -> Bindings:
-        """The bindings of the request variables ``data()`` makes, remembered by
-        ``key`` (``keep``: the objects whose identity is in it)."""
+    def namespace_object(self) -> dict[str, Any] | None:
+        """The object's Namespace as an admission evaluator sees it
+        (``namespaceObject``) when nothing more of it is known: its name and
+        the label the API server gives every namespace (so a namespace
+        selector sees what it sees without one); None for a Namespace and for
+        an object in no namespace (as :func:`admission_data` has it). The
+        same object each time (not to be changed)."""
+        if self._namespace_object is None:
+            ns = self.namespace
+            made = (
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {NAMESPACE_NAME_LABEL: ns}},
+                }
+                if ns and self.obj.get("kind") != "Namespace"
+                else None
+            )
+            self._namespace_object = (made,)
+        return self._namespace_object[0]
+
+    def bindings(self, data: Mapping[str, Any], lookups: Lookups | None = None) -> Bindings:
+        """The bindings of the request variables ``data`` (of
+        :data:`REQUEST_VARIABLES`), remembered by the identity of each value
+        and of ``lookups`` (the context the resource and image libraries
+        read during the evaluation: the only input an expression has besides
+        its bindings)."""
+        values = tuple(data.get(k) for k in REQUEST_VARIABLES)
+        key = (*map(id, values), id(lookups))
         got = self._bindings.get(key)
         if got is None:
-            got = self._bindings[key] = (Bindings(data()), keep)
+            if not data.keys() <= set(REQUEST_VARIABLES):
+                raise ValueError(f"not request variables: {sorted(data)}")
+            got = self._bindings[key] = (Bindings(data), (*values, lookups))
         return got[0]
 
 

@@ -37,13 +37,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from policykit.engines.cel import (
-    Bindings,
     CelEvalError,
-    Declarations,
     View,
+    active_lookups,
     program,
     using_lookups,
 )
+from policykit.engines.cel_bindings import Bindings, Declarations
 from policykit.k8s.autogen import vpol_specs
 from policykit.k8s.celtexts import (
     cel_go_compat,
@@ -219,15 +219,16 @@ def evaluate_vap(
     ns_labels = metadata(namespace_object).get("labels") or {}
     if not vap.constraints.matches(obj, review.info, operation, ns_labels):
         return []
+    # the request variables a ValidatingPolicy on the same request binds too
+    # (the review's request, the caller's Namespace): one Bindings for both
     bindings = review.bindings(
-        ("vap", operation, id(namespace_object)),
-        (namespace_object,),
-        lambda: {
+        {
             "object": obj,
             "oldObject": None,
             "request": review.request(operation),
             "namespaceObject": namespace_object,
         },
+        active_lookups(),
     )
     if not conditions_hold(
         spec.get("matchConditions") or [], bindings.plain, str(spec.get("failurePolicy") or "Fail")
@@ -316,29 +317,17 @@ def _specs(policy: Mapping[str, Any]) -> tuple[_Spec, ...]:
 def _vpol_bindings(review: Review, ctx: Context, mode: str, ns_object: Any) -> Bindings:
     """The request variables of a ValidatingPolicy in ``mode`` on the review's
     object: in JSON mode the object alone; else :func:`admission_data`, with
-    the context's Namespace object when it has one."""
+    the context's Namespace object when it has one. Bound with the context
+    the resource and image libraries read (the context's, else the one in
+    force)."""
     obj = review.obj
+    lookups = ctx.lookups if ctx.lookups is not None else active_lookups()
     if mode == "JSON":
-        return review.bindings(("json",), (), lambda: {"object": obj})
-    labels = ctx.namespace_labels.get(review.namespace)
-
-    def data() -> dict[str, Any]:
-        got = admission_data(obj, ctx, review.request(ctx.operation))
-        if ns_object is not None and obj.get("kind") != "Namespace":
-            got["namespaceObject"] = ns_object
-        return got
-
-    key = (
-        "vpol",
-        ctx.operation,
-        ctx.username,
-        tuple(ctx.groups),
-        id(ctx.old_object),
-        id(ns_object),
-        id(labels),
-        id(ctx.lookups),  # what variables read through resource.Get and the like
-    )
-    return review.bindings(key, (ctx.old_object, ns_object, labels, ctx.lookups), data)
+        return review.bindings({"object": obj}, lookups)
+    data = admission_data(obj, ctx, review.request(ctx.operation))
+    if ns_object is not None and obj.get("kind") != "Namespace":
+        data["namespaceObject"] = ns_object
+    return review.bindings(data, lookups)
 
 
 @dataclass(frozen=True, slots=True)
