@@ -54,10 +54,14 @@ class Scope:
 
     __slots__ = ("_activation", "_arena", "_results", "_used", "data")
 
-    def __init__(self, data: Mapping[str, Any], *, shared: bool = False) -> None:
-        full = dict.fromkeys(VARIABLES)
-        full.update(data)
-        self.data = full
+    def __init__(
+        self, data: Mapping[str, Any], *, shared: bool = False, whole: bool = False
+    ) -> None:
+        if whole and isinstance(data, dict):  # every one of the VARIABLES: the scope's own
+            self.data = data
+        else:
+            self.data = dict.fromkeys(VARIABLES)
+            self.data.update(data)
         self._used = shared  # a scope many expressions will read: an Activation at once
         self._activation: Any = None
         self._arena: Any = None  # held while the Activation lives (it keeps no reference)
@@ -160,7 +164,8 @@ class Bindings:
         got = self._scopes.get((key, reads))
         if got is None:
             shown = dict(bound) if reads is None else {n: bound[n] for n in reads if n in bound}
-            got = self._scopes[key, reads] = Scope({**self.plain_scope.data, "variables": shown})
+            whole = {**self.plain_scope.data, "variables": shown}
+            got = self._scopes[key, reads] = Scope(whole, whole=True)
         return got
 
     def bind(self, variables: Sequence[Mapping[str, Any]] | Declarations) -> VariablesView:
