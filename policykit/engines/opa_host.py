@@ -154,6 +154,8 @@ class _Host:
 
     def stop(self) -> None:
         """Close its input (it ends) and reap it."""
+        if self.proc.returncode is not None:
+            return
         try:
             self._in.close()
             self.proc.wait(timeout=5)
@@ -184,6 +186,11 @@ def host() -> _Host:
                     hint="install it: python -m policykit.engines.opa_install",
                 )
             _HOST = _Host(where)
+            # a multiprocessing worker ends without atexit: stop it there too
+            # (reaped, its CPU time is counted where the worker's is)
+            workers = sys.modules.get("multiprocessing.util")
+            if workers is not None:
+                workers.Finalize(None, _at_exit, exitpriority=0)
         return _HOST
 
 
