@@ -184,7 +184,7 @@ class Review:
         and of ``lookups`` (the context the resource and image libraries
         read during the evaluation: the only input an expression has besides
         its bindings)."""
-        values = tuple(data.get(k) for k in REQUEST_VARIABLES)
+        values = tuple(map(data.get, REQUEST_VARIABLES))
         key = (*map(id, values), id(lookups))
         got = self._bindings.get(key)
         if got is None:
@@ -209,7 +209,7 @@ class Session:
 
     def prepared(self, parts: tuple[Any, ...], make: Callable[[], T]) -> T:
         """``make()``, once per ``parts`` (by identity)."""
-        key = tuple(id(p) for p in parts)
+        key = tuple(map(id, parts))
         got = self._prepared.get(key)
         if got is None:
             got = self._prepared[key] = (make(), parts)
