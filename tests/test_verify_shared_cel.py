@@ -184,17 +184,28 @@ def test_the_pools_slices_give_the_serial_report(monkeypatch: pytest.MonkeyPatch
     docs = _docs(1200)
     monkeypatch.setattr("policykit.engines.native.NativeEngine.evaluate", _lossy(docs))
     ran: list[Any] = []
-    real = verify_module._run_task
+    real_run, real_tasks = verify_module._run_task, verify_module._tasks
 
     def run_task(run: Any, task: Any) -> Any:
-        ran.append(task[0])
-        return real(run, task)
+        ran.append(task)
+        return real_run(run, task)
+
+    def tasks(run: Any, units: Any, workers: int) -> Any:
+        got = real_tasks(run, units, workers)
+        ran.extend(got)
+        return got
 
     monkeypatch.setattr(verify_module, "_run_task", run_task)
+    monkeypatch.setattr(verify_module, "_tasks", tasks)
     serial = _verify(docs, waivers=WAIVERS)
+    admitted = serial.compared["vap"]
+    assert ran == [(("vap+kyverno", "cel"), 0, admitted)]
+    ran.clear()
     pooled = _verify(docs, jobs=2, waivers=WAIVERS)
     assert _plain(pooled) == _plain(serial)
-    assert set(ran) == {("vap+kyverno", "cel")}  # the serial run's (the pool forks)
+    # the pool's tasks: the joint runner's slices, covering the admitted objects
+    assert {t[0] for t in ran} == {("vap+kyverno", "cel")} and len(ran) == 2
+    assert sorted((lo, hi) for _, lo, hi in ran) == [(0, admitted // 2), (admitted // 2, admitted)]
 
 
 def test_an_error_is_raised_as_the_runners_apart_raise_it(monkeypatch: pytest.MonkeyPatch) -> None:
