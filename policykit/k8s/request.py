@@ -159,11 +159,14 @@ class Review:
 
     def namespace_object(self) -> dict[str, Any] | None:
         """The object's Namespace as an admission evaluator sees it
-        (``namespaceObject``) when nothing more of it is known: its name and
-        the label the API server gives every namespace (so a namespace
-        selector sees what it sees without one); None for a Namespace and for
-        an object in no namespace (as :func:`admission_data` has it). The
-        same object each time (not to be changed)."""
+        (``namespaceObject``: "the namespace object that the incoming object
+        belongs to; null for cluster-scoped resources", kubernetes.io
+        docs/reference/access-authn-authz/validating-admission-policy), when
+        nothing more of it is known: its name and the label the API server
+        gives every namespace (``kubernetes.io/metadata.name``, so a
+        namespace selector sees what it sees without one); None for a
+        Namespace and for an object in no namespace (as :func:`admission_data`
+        has it). The same object each time (not to be changed)."""
         if self._namespace_object is None:
             ns = self.namespace
             made = (
