@@ -112,6 +112,13 @@ class BundleError(PolicykitError):
     code = "PK300"
 
 
+class EngineUnavailable(PolicykitError):
+    """An engine that cannot run here (not installed, or its process ended);
+    the hint says what to do."""
+
+    code = "PK005"
+
+
 class PolicyError(PolicykitError):
     """A third-party policy (ConstraintTemplate, Constraint, Kyverno policy)
     its own controller would reject, or that cannot be compiled."""

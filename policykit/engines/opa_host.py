@@ -37,6 +37,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Any
 
+from policykit.errors import EngineUnavailable
+
 GOGC = "400"
 """The child's ``GOGC`` unless the environment has one: 35-45% less CPU per
 batch than Go's default 100 for the platform packs, for a heap of a few tens
@@ -87,8 +89,6 @@ def _dumps(value: Any) -> bytes:
 def _unavailable(
     message: str, hint: str = "reinstall it: python -m policykit.engines.opa_install"
 ) -> Exception:
-    from policykit.engines.rego import EngineUnavailable
-
     return EngineUnavailable(message, hint=hint)
 
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from policykit.engines.native import NativeEngine, uses_inventory
+from policykit.errors import EngineUnavailable as EngineUnavailable  # re-exported
 from policykit.errors import PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
 from policykit.model import Document, Finding, object_ref
@@ -32,10 +33,6 @@ from policykit.targets.rego.printer import term as rego_term
 
 Mode = Literal["batch", "object"]
 DEFAULT_CHUNK = 500
-
-
-class EngineUnavailable(PolicykitError):
-    code = "PK005"
 
 
 class EngineLimitation(PolicykitError):
