@@ -14,9 +14,8 @@ The report says so (:attr:`VerifyReport.sampled`). Without real OPA, regopy
 runs over every object.
 
 Large runs go to a forked pool of processes: each target's objects in slices
-(the costliest targets first), real OPA's too while its Go runtime has not
-started in this process (a fork cannot use it: once started, real OPA runs
-here, in one batch per runner). The slices are merged in the serial order, so
+(the costliest targets first), real OPA's too (each worker starts its own OPA
+process, :mod:`policykit.engines.opa_host`). The slices are merged in the serial order, so
 the report is the serial one (tests/test_verify_parallel.py,
 tests/test_verify_sample.py).
 """
@@ -26,7 +25,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policykit.engines.rego import opa_started
 from policykit.ir.rule import Pack
 from policykit.k8s import crds
 from policykit.k8s import gatekeeper as gk
@@ -239,16 +237,13 @@ def _jobs(jobs: int | None, n: int) -> int:
 
 
 def _tasks(run: Run, all_units: list[Unit], workers: int) -> list[_Task]:
-    """Each runner's objects in slices (real OPA's in one: it batches), the
-    costliest targets and the largest slices first. Slices are even, and at
+    """Each runner's objects in slices, the costliest targets and the largest
+    slices first. Slices are even, and at
     least ``SLICE_MIN`` objects each (a runner of 252 objects in one: not
     250 and 2, which builds its engine in a second process for 2 objects)."""
     tasks: list[_Task] = []
     for unit in all_units:
         n = len(objects(run, unit))
-        if unit[1] == "opa" and opa_started():  # here, in batch
-            tasks.append((unit, 0, n))
-            continue
         tasks += [(unit, lo, hi) for lo, hi in slices(n, workers)]
     return sorted(tasks, key=lambda t: (_COST.index(t[0][0]), t[1] - t[2], t[0][1]))
 
@@ -271,30 +266,27 @@ def _in_pool(
     run: Run, order: list[str], all_units: list[Unit], workers: int, progress: Progress
 ) -> dict[_Task, _Part]:
     """The slices on forked workers; what a worker could not finish is left out
-    of the result (the caller runs it here). Real OPA's Go runtime does not
-    survive a fork: once it is loaded here, its runners run in this process
-    while the workers (which never call it) run the rest."""
+    of the result (the caller runs it here). Real OPA runs in a process of its
+    own (:mod:`policykit.engines.opa_host`): each worker starts its own. The
+    workers are let finish (not terminated), so that each stops its OPA
+    process: reaped, its CPU time is counted with the worker's."""
     import multiprocessing
 
     global _POOL_RUN
     if "fork" not in multiprocessing.get_all_start_methods():
         return {}
     tasks = _tasks(run, all_units, workers)
-    here = [t for t in tasks if t[0][1] == "opa"] if opa_started() else []
-    away = [t for t in tasks if t not in here]
     progress.phase(", ".join(order), len(tasks))
     _POOL_RUN = run
     parts: dict[_Task, _Part] = {}
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(away) or 1)) as pool:
-            results = pool.imap_unordered(_pool_task, away)  # started: the workers run
-            for task in here:
-                parts.update(_run_task(run, task))
-                progress.advance()
-            for got in results:
+        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks) or 1)) as pool:
+            for got in pool.imap_unordered(_pool_task, tasks):
                 if got is not None:
                     parts.update(got)
                 progress.advance()
+            pool.close()
+            pool.join()
     finally:
         _POOL_RUN = None
     return parts

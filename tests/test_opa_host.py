@@ -195,3 +195,38 @@ def test_the_child_imports_nothing_of_policykit() -> None:
     assert "policykit" not in "\n".join(
         line for line in text.splitlines() if line.startswith(("import ", "from "))
     )
+
+
+REAP_PROBE = """
+import ctypes, os, random
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans come here
+from benchmarks.generate import deployment
+from policykit.loader import load_text
+from policykit.packs import load_packs
+from policykit.verify import verify
+
+rng = random.Random(5)
+docs = [d for i in range(600) for d in load_text(deployment(rng, i), f"d{i}.yaml").documents]
+report = verify(load_packs(["policykit.packs.starter"]), {}, docs, ("opa",), jobs=2)
+import signal
+signal.alarm(20)  # an orphan still running would block the wait below
+orphans = []
+while True:
+    try:
+        pid, _ = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    orphans.append(pid)
+print("compared", report.compared["opa"], "orphans", len(orphans))
+"""
+
+
+def test_verify_workers_stop_their_opa_processes() -> None:
+    """Each pool worker starts an OPA process; the workers are let finish, so
+    each stops and reaps its own (terminated workers left them to whoever
+    reaps orphans, and their CPU time was counted nowhere)."""
+    r = subprocess.run(
+        [sys.executable, "-c", REAP_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    assert "compared 600 orphans 0" in r.stdout, r.stdout

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import ctypes
 import json
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -333,15 +332,6 @@ def load_opa() -> Any:
             hint="install it: python -m policykit.engines.opa_install",
         )
     return opa_host
-
-
-def opa_started() -> bool:
-    """Whether a Go runtime runs in this process (``opa_bindings`` used
-    directly: a forked child could not use it). policykit's engines run OPA in
-    a process of their own (:mod:`policykit.engines.opa_host`), so never
-    through them."""
-    module = sys.modules.get("opa_bindings.engine")
-    return module is not None and getattr(module, "_lib", True) is not None
 
 
 class OpaEngine(_RegoBase):
