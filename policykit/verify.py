@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from policykit.errors import PolicykitError
 from policykit.ir.rule import Pack
 from policykit.k8s import crds
 from policykit.k8s import gatekeeper as gk
@@ -209,7 +210,7 @@ def _run_joint_cel(run: Run, lo: int, hi: int) -> dict[_Task, _Part]:
     vap, kyverno = VerifyReport(), VerifyReport()
     try:
         joint_runner(run)(objects(run, JOINT_CEL)[lo:hi], vap, kyverno)
-    except Exception:  # an error apart is raised by the runner that meets it first
+    except PolicykitError:  # raised apart by the runner that meets it first
         return {}
     return {
         (JOINED_CEL[0], lo, hi): (vap.compared.get("vap", 0), vap.mismatches, vap.checked),
