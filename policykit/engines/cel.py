@@ -301,17 +301,28 @@ class Program:
 
     def read(self, value: Any) -> Any:
         """A cel-cpp result of this program as Python; :class:`CelEvalError`
-        when it is an error or a value policykit cannot read."""
+        when it is an error or a value policykit cannot read.
+
+        An error's plain value is its message, a string: the value's type
+        (``value.type()``, which costs twice the conversion of a small value,
+        issue 21) is asked only of a string, or of a value that does not
+        convert."""
         try:
-            if value.type() == _ERROR:
-                raise CelEvalError(f"CEL evaluation error: {value.value()} in {self.source[:120]}")
-            return value.plain_value()
+            got = value.plain_value()
         except (TypeError, ValueError) as exc:  # a value cel-expr-python cannot convert
+            if value.type() == _ERROR:
+                raise self._error(value) from None
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise CelEvalError(
                 f"CEL evaluation error: a result policykit cannot read ({first}) "
                 f"in {self.source[:120]}"
             ) from None
+        if isinstance(got, str) and value.type() == _ERROR:
+            raise self._error(value)
+        return got
+
+    def _error(self, value: Any) -> CelEvalError:
+        return CelEvalError(f"CEL evaluation error: {value.value()} in {self.source[:120]}")
 
 
 @lru_cache(maxsize=4096)

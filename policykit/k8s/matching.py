@@ -87,15 +87,40 @@ class _ResourceRule:
 class Constraints:
     """``matchConstraints`` / ``matchResources`` of VAP and ValidatingPolicy
     (k8s.io/apiserver ``pkg/admission/plugin/policy/matching/matching.go``),
-    read once and asked of many objects."""
+    read once and asked of many objects.
 
-    __slots__ = ("_excluded", "_namespace_selector", "_object_selector", "_rules")
+    Whether the resource rules match depends only on the object's kind, API
+    version and the operation when no rule names resources
+    (``resourceNames``): the answer is then remembered per those (``verify``
+    asks each policy of thousands of objects of a few kinds, issue 21)."""
+
+    __slots__ = ("_excluded", "_kinds", "_namespace_selector", "_object_selector", "_rules")
 
     def __init__(self, mc: Mapping[str, Any]) -> None:
         self._rules = [_ResourceRule(r) for r in mc.get("resourceRules") or []]
         self._excluded = [_ResourceRule(r) for r in mc.get("excludeResourceRules") or []]
         self._object_selector = mc.get("objectSelector")
         self._namespace_selector = mc.get("namespaceSelector")
+        # (group, resource, namespaced, version, operation) -> whether the
+        # resource rules match; None: a rule names resources (asked per object)
+        named = any(r.names for r in (*self._rules, *self._excluded))
+        self._kinds: dict[tuple[str, str, bool, str, str], bool] | None = None if named else {}
+
+    def _resources_match(self, obj: Mapping[str, Any], info: KindInfo, operation: str) -> bool:
+        """A resource rule matches and no excluded one does."""
+        kinds = self._kinds
+        if kinds is None:
+            return any(r.matches(obj, info, operation) for r in self._rules) and not any(
+                r.matches(obj, info, operation) for r in self._excluded
+            )
+        version = str(obj.get("apiVersion", "")).rpartition("/")[2]
+        key = (info.group, info.resource, info.namespaced, version, operation)
+        got = kinds.get(key)
+        if got is None:
+            got = kinds[key] = any(
+                r.matches(obj, info, operation) for r in self._rules
+            ) and not any(r.matches(obj, info, operation) for r in self._excluded)
+        return got
 
     def matches(
         self,
@@ -108,9 +133,7 @@ class Constraints:
         resource rule) is matched. Without ``namespace_labels`` the namespace
         carries the label the API server gives every namespace,
         ``kubernetes.io/metadata.name``."""
-        if info is None or not any(r.matches(obj, info, operation) for r in self._rules):
-            return False
-        if any(r.matches(obj, info, operation) for r in self._excluded):
+        if info is None or not self._resources_match(obj, info, operation):
             return False
         if self._object_selector and not label_selector_matches(
             self._object_selector, _labels(obj)

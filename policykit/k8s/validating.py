@@ -32,7 +32,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -167,6 +166,9 @@ class _Vap:
     spec: Mapping[str, Any] | None
     constraints: Constraints
     variables: Declarations
+    conditions: Sequence[Mapping[str, Any]]  # the spec's matchConditions
+    failure: str  # its failurePolicy
+    validations: Sequence[Mapping[str, Any]]
 
 
 def _prepare_vap(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> _Vap:
@@ -183,7 +185,31 @@ def _prepare_vap(policy: Mapping[str, Any], binding: Mapping[str, Any]) -> _Vap:
         spec=spec,
         constraints=Constraints((spec or {}).get("matchConstraints") or {}),
         variables=Declarations((spec or {}).get("variables") or []),
+        conditions=(spec or {}).get("matchConditions") or [],
+        failure=str((spec or {}).get("failurePolicy") or "Fail"),
+        validations=(spec or {}).get("validations") or [],
     )
+
+
+def _vap_bindings(review: Review, operation: str, namespace_object: Any) -> Bindings:
+    """The request variables of a ValidatingAdmissionPolicy on the review's
+    object (a ValidatingPolicy on the same request binds the same: the
+    review's request, the caller's Namespace), once per review, operation,
+    Namespace and context of the resource libraries."""
+    lookups = active_lookups()
+    key = ("vap", operation, id(namespace_object), id(lookups))
+    got = review.memo.get(key)
+    if got is None:
+        data = {
+            "object": review.obj,
+            "oldObject": None,
+            "request": review.request(operation),
+            "namespaceObject": namespace_object,
+        }
+        # the values keep the objects whose identity is in the key
+        got = review.memo[key] = (review.bindings(data, lookups), namespace_object, lookups)
+    bindings: Bindings = got[0]
+    return bindings
 
 
 def evaluate_vap(
@@ -206,38 +232,24 @@ def evaluate_vap(
         review = s.review(obj)
     if not vap.bound:
         return []
+    ns_labels = metadata(namespace_object).get("labels") or {}
     if vap.narrow is not None and not vap.narrow.matches(
-        obj,
-        review.info,
-        operation,
-        (metadata(namespace_object).get("labels") or {}) if namespace_object is not None else None,
+        obj, review.info, operation, ns_labels if namespace_object is not None else None
     ):
         return []
     if vap.spec is None:
         raise KeyError("spec")
-    spec = vap.spec
-    ns_labels = metadata(namespace_object).get("labels") or {}
     if not vap.constraints.matches(obj, review.info, operation, ns_labels):
         return []
     # the request variables a ValidatingPolicy on the same request binds too
     # (the review's request, the caller's Namespace): one Bindings for both
-    bindings = review.bindings(
-        {
-            "object": obj,
-            "oldObject": None,
-            "request": review.request(operation),
-            "namespaceObject": namespace_object,
-        },
-        active_lookups(),
-    )
-    if not conditions_hold(
-        spec.get("matchConditions") or [], bindings.plain, str(spec.get("failurePolicy") or "Fail")
-    ):
+    bindings = _vap_bindings(review, operation, namespace_object)
+    if vap.conditions and not conditions_hold(vap.conditions, bindings.plain, vap.failure):
         return []
     scope = bindings.bind(vap.variables)
     return [
         Decision(vap.name, vap.rule, vap.actions, message)
-        for message in failed_validations(spec.get("validations") or [], scope)
+        for message in failed_validations(vap.validations, scope)
     ]
 
 
@@ -253,8 +265,7 @@ def _spec_outcome(
 ) -> Outcome:
     """One compiled spec on one request (Kyverno's ``evaluateWithData`` and
     ``handlePolicy``)."""
-    rule, spec = prepared.rule, prepared.compat
-    failure = str(spec.get("failurePolicy") or "Fail")
+    rule, failure = prepared.rule, prepared.failure
     if exceptions:
         # the request's shared bindings: the object is converted to CEL once,
         # not again for every exception's conditions
@@ -263,10 +274,10 @@ def _spec_outcome(
             verb = "passed" if exempt.result == "pass" else "skipped"
             message = f"rule is {verb} due to policy exception: {', '.join(exempt.names)}"
             return Outcome(name, rule, exempt.result, message, action)  # type: ignore[arg-type]
-    if not conditions_hold(spec.get("matchConditions") or [], bindings.plain, failure):
+    if prepared.conditions and not conditions_hold(prepared.conditions, bindings.plain, failure):
         return Outcome(name, rule, "skip", "matchConditions not met", action)
     scope = bindings.bind(prepared.variables)
-    for v in spec.get("validations") or []:
+    for v in prepared.validations:
         if program(str(v["expression"])).eval(scope) is not True:
             return Outcome(name, rule, "fail", message_of(v, scope), action)
     return Outcome(name, rule, "pass", "", action)
@@ -279,6 +290,9 @@ class _Spec:
     outside: tuple[str | None, str | None]  # outside_use without, with a context file
     constraints: Constraints  # its matchConstraints
     variables: Declarations  # its variables, as compiled
+    conditions: Sequence[Mapping[str, Any]]  # its matchConditions, as compiled
+    failure: str  # its failurePolicy
+    validations: Sequence[Mapping[str, Any]]  # as compiled
 
 
 _PREPARED: dict[int, tuple[Any, tuple[_Spec, ...]]] = {}
@@ -306,6 +320,9 @@ def _specs(policy: Mapping[str, Any]) -> tuple[_Spec, ...]:
                 outside,
                 Constraints(sp.get("matchConstraints") or {}),
                 Declarations(compat.get("variables") or []),
+                compat.get("matchConditions") or [],
+                str(compat.get("failurePolicy") or "Fail"),
+                compat.get("validations") or [],
             )
         )
     if len(_PREPARED) >= _PREPARED_MAX:
@@ -400,10 +417,12 @@ def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
         outside = prepared.outside[ctx.lookups is not None]
         if outside is not None:
             raise Unsupported(f"ValidatingPolicy {name} uses {outside}")
-        lookups = using_lookups(ctx.lookups) if ctx.lookups is not None else nullcontext()
         try:
-            with lookups:
+            if ctx.lookups is None:
                 out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
+            else:
+                with using_lookups(ctx.lookups):
+                    out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
         except CelEvalError as exc:
             unknown_library(exc, f"ValidatingPolicy {name}")
             out.append(Outcome(name, prepared.rule, "error", exc.message, action))
