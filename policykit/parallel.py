@@ -21,7 +21,8 @@ files).
   <policykit.model.Finding.sort_key>`, then the rule's place in
   :meth:`~policykit.engines.native.NativeEngine.rule_order`;
 * another engine (rego, opa, cel): the workers read in parallel, the engine
-  runs in this process (a Go or C++ runtime is not forked).
+  runs in this process (regopy's and cel-cpp's C++ runtimes are not forked;
+  real OPA runs in a process of its own, :mod:`policykit.engines.opa_host`).
 
 The workers are forked (``fork`` start method, POSIX): packs, parameters and the
 hook that checks custom resources are inherited, never pickled. Where ``fork``

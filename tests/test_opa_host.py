@@ -78,7 +78,7 @@ print(open(f"/proc/{pid}/environ", "rb").read().split(b"\\0").count(sys.argv[1].
 @pytest.mark.parametrize(
     ("env", "want"),
     [
-        ({}, "GOGC=" + "400"),
+        ({}, "GOGC=" + opa.GOGC),
         ({"GOGC": "150"}, "GOGC=150"),
         ({"GOMEMLIMIT": "1GiB"}, "GOMEMLIMIT=1GiB"),
     ],
@@ -91,26 +91,22 @@ def test_the_go_runtime_starts_with_gogc_unless_the_user_set_it(
     import os
 
     clean = {k: v for k, v in os.environ.items() if k not in ("GOGC", "GOMEMLIMIT")}
-    r = subprocess.run(
-        [sys.executable, "-c", GOGC_PROBE, want],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "1", (want, r.stdout)
-    if env:  # the user's setting alone: policykit adds no GOGC beside it
-        r2 = subprocess.run(
-            [sys.executable, "-c", GOGC_PROBE, "GOGC=400"],
+
+    def count(setting: str) -> str:
+        r = subprocess.run(
+            [sys.executable, "-c", GOGC_PROBE, setting],
             cwd=ROOT,
             env={**clean, **env},
             capture_output=True,
             text=True,
             timeout=60,
         )
-        assert r2.stdout.strip() == "0", r2.stdout
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert count(want) == "1", want
+    if env:  # the user's setting alone: policykit adds no GOGC beside it
+        assert count("GOGC=" + opa.GOGC) == "0"
 
 
 FORK_PROBE = """
@@ -193,7 +189,7 @@ def test_the_child_imports_nothing_of_policykit() -> None:
     """It is run by path with -I -S: its start-up is Python's and OPA's only."""
     text = (Path(ROOT) / "policykit" / "engines" / "opa_child.py").read_text()
     assert "policykit" not in "\n".join(
-        line for line in text.splitlines() if line.startswith(("import ", "from "))
+        line for line in text.splitlines() if line.strip().startswith(("import ", "from "))
     )
 
 
@@ -230,3 +226,65 @@ def test_verify_workers_stop_their_opa_processes() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "compared 600 orphans 0" in r.stdout, r.stdout
+
+
+INTERRUPT_PROBE = """
+import signal, threading, time
+from policykit.engines import opa_host
+N = "numbers.range(1, 4000)"
+e = opa_host.OpaEngine()
+SLOW = f"slow if {{\\n\\tsome i in {N}\\n\\tsome j in {N}\\n\\ti * j == -1\\n}}\\n"
+e.add_policy("x.rego", "package x\\n\\na := input.v * 2\\n\\n" + SLOW)
+first = opa_host.host().proc
+main = threading.main_thread().ident
+threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT)).start()  # Ctrl-C
+try:
+    e.eval_document("x.slow", {})
+except KeyboardInterrupt:
+    print("interrupted", first.poll() is not None)
+t = time.monotonic()
+print("again", e.eval_document("x.a", {"v": 21}), time.monotonic() - t < 5)
+"""
+
+
+def test_an_interrupted_request_ends_its_host() -> None:
+    """Ctrl-C between a request and its answer leaves the pipe out of step:
+    the host is ended (not left evaluating, not asked again), and the next
+    request gets its own answer from a new one."""
+    r = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "interrupted True" in r.stdout and "again 42 True" in r.stdout, r.stdout
+
+
+NEVER_PROBE = """
+import tempfile
+from pathlib import Path
+from policykit.engines import opa_host
+from policykit.errors import EngineUnavailable
+broken = Path(tempfile.mkdtemp())
+(broken / "opa_bindings").mkdir()  # a package without its engine: the child cannot start
+opa_host.bindings_dir.cache_clear()
+opa_host.bindings_dir = lambda: broken
+for _ in range(2):
+    try:
+        opa_host.OpaEngine()
+    except EngineUnavailable as exc:
+        print("refused", exc.code, exc.message)
+"""
+
+
+def test_a_host_that_cannot_start_is_not_started_again_and_again() -> None:
+    r = subprocess.run(
+        [sys.executable, "-c", NEVER_PROBE], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("refused PK005 cannot start real OPA's process"), r.stdout
+    assert lines[1] == "refused PK005 real OPA's process could not start (see above)", r.stdout
+    assert r.stderr.count("Traceback") == 1, r.stderr  # the child's, once

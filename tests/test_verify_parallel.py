@@ -40,8 +40,9 @@ def _plain(report: Any) -> dict[str, Any]:
 
 
 def _both_runs() -> None:
-    """Run in a fresh interpreter (below): forked workers need a parent that
-    has not started real OPA's Go runtime, which other tests may have."""
+    """Run in a fresh interpreter (below), as a user's run is: the second run
+    starts after real OPA has run for this process (its workers start their
+    own OPA process)."""
     from benchmarks.generate import component, deployment
     from policykit.k8s import validating as admission
     from policykit.loader import load_text

@@ -23,13 +23,13 @@ import sys
 
 
 def main() -> None:
+    # The protocol has the real standard output to itself: anything else that
+    # writes to fd 1 (Go, a C library, an import) goes to standard error.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     sys.path.insert(0, sys.argv[1])
     from opa_bindings.engine import OpaEngine, OpaError, OpaUndefinedError
 
-    # The protocol has the real standard output to itself: anything else that
-    # writes to fd 1 (Go, a C library) goes to standard error instead.
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
     inp = sys.stdin.buffer
     # Ctrl-C reaches the whole process group: the parent handles it and this
     # process ends when its input closes.
@@ -42,6 +42,8 @@ def main() -> None:
             return
         (size,) = struct.unpack(">I", head)
         body = inp.read(size)
+        if len(body) < size:  # its input ended in the middle of a request
+            return
         line, _, raw = body.partition(b"\n")
         op, _, ident = line.decode().partition(" ")
         try:

@@ -27,6 +27,7 @@ child encodes values as the bindings do). A call costs a pipe round trip
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import struct
@@ -64,17 +65,21 @@ class OpaUndefinedError(OpaError):
         super().__init__("undefined", message)
 
 
+@functools.cache
 def bindings_dir() -> Path | None:
-    """The folder holding the ``opa_bindings`` package (installed by
-    ``python -m policykit.engines.opa_install``), if any."""
+    """The folder holding the ``opa_bindings`` package (where ``python -m
+    policykit.engines.opa_install`` puts it, on ``sys.path`` through a
+    ``.pth`` file), if any; looked up once."""
     try:
         spec = find_spec("opa_bindings")
     except (ImportError, ValueError):
         spec = None
     if spec is not None and spec.origin:
         return Path(spec.origin).parent.parent
-    vendored = Path(sys.prefix) / "lib" / "_policykit_opa"
-    return vendored if (vendored / "opa_bindings").is_dir() else None
+    from policykit.engines.opa_install import default_dest
+
+    dest = default_dest()  # installed, but the .pth not read (python -S)
+    return dest if (dest / "opa_bindings").is_dir() else None
 
 
 def _dumps(value: Any) -> bytes:
@@ -112,6 +117,7 @@ class _Host:
         self.lock = threading.Lock()
         self.released: list[int] = []  # engines to close before the next request
         self.ended = False
+        self.answered = False
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self._in: IO[bytes] = self.proc.stdin
         self._out: IO[bytes] = self.proc.stdout
@@ -137,20 +143,39 @@ class _Host:
             head = self._out.read(4)
             if len(head) == 4:
                 answer: list[Any] = json.loads(self._out.read(struct.unpack(">I", head)[0]))
+                self.answered = True
                 return answer
         except (OSError, ValueError):
             pass
+        except BaseException:
+            # interrupted between a request and its answer (Ctrl-C, a signal
+            # handler's exception): the pipe is out of step, so this host is
+            # ended, not used again
+            self.discard()
+            raise
         # its output closed: it has ended, or is ending (reap it, for the code)
         self.ended = True
         try:
             code: int | None = self.proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            self.discard()
             code = None
+        if not self.answered:  # it never started: starting it again would not help
+            raise _unavailable(
+                "cannot start real OPA's process"
+                + (f" (exit code {code})" if code is not None else "")
+                + "; its error is on standard error above"
+            )
         raise _unavailable(
             "real OPA's process ended" + (f" (exit code {code})" if code is not None else ""),
             hint="its error, if any, is on standard error above; the next request starts it again",
         )
+
+    def discard(self) -> None:
+        """End it now, and reap it."""
+        self.ended = True
+        self.proc.kill()
+        self.proc.wait()
 
     def stop(self) -> None:
         """Close its input (it ends) and reap it."""
@@ -160,12 +185,13 @@ class _Host:
             self._in.close()
             self.proc.wait(timeout=5)
         except (OSError, ValueError, subprocess.TimeoutExpired):
-            self.proc.kill()
+            self.discard()
 
 
 _HOST: _Host | None = None
 _INHERITED: list[_Host] = []  # a forked child's copy of its parent's: never used, never closed
 _LOCK = threading.Lock()
+_FINALIZED: set[int] = set()  # the processes whose multiprocessing finalizer is registered
 
 
 def host() -> _Host:
@@ -179,6 +205,8 @@ def host() -> _Host:
             or _HOST.ended
             or _HOST.proc.poll() is not None
         ):
+            if _HOST is not None and _HOST.pid == os.getpid() and not _HOST.answered:
+                raise _unavailable("real OPA's process could not start (see above)")
             where = bindings_dir()
             if where is None:
                 raise _unavailable(
@@ -189,7 +217,8 @@ def host() -> _Host:
             # a multiprocessing worker ends without atexit: stop it there too
             # (reaped, its CPU time is counted where the worker's is)
             workers = sys.modules.get("multiprocessing.util")
-            if workers is not None:
+            if workers is not None and os.getpid() not in _FINALIZED:
+                _FINALIZED.add(os.getpid())
                 workers.Finalize(None, _at_exit, exitpriority=0)
         return _HOST
 
@@ -197,7 +226,8 @@ def host() -> _Host:
 def _forked() -> None:
     # The parent's pipes are the parent's: this process must not write to
     # them, nor flush or close them when its copies are collected.
-    global _HOST
+    global _HOST, _LOCK
+    _LOCK = threading.Lock()  # another thread may have held it at the fork
     if _HOST is not None:
         # nor keep them open: the parent's host ends when its input closes
         null = os.open(os.devnull, os.O_RDWR)
@@ -219,33 +249,37 @@ atexit.register(_at_exit)
 
 
 class OpaEngine:
-    """An OPA engine in this process's host. What is added to it is kept (as
-    the JSON sent), so that a forked child can build it again in its own."""
+    """An OPA engine in this process's host. What is added to it is kept, as
+    the JSON sent, so that a forked child (or a host started again) can build
+    it again: the policies and data live twice, once here and once in OPA."""
 
     def __init__(self) -> None:
         self._added: list[tuple[str, bytes]] = []
         self._host: _Host | None = None
         self._id = 0
         self._closed = False
+        self._lock = threading.RLock()
         self._bound()
 
     def _bound(self) -> tuple[_Host, int]:
         """The host and id of this engine in this process (built there again,
-        from what was added, in a forked child)."""
-        if self._closed:
-            raise OpaError("closed", "engine has been closed")
-        current = host()
-        if self._host is not current:
-            ident = current.call("new", 0)
-            for op, args in self._added:
-                current.call(op, ident, args)
-            self._host, self._id = current, ident
-        return current, self._id
+        from what was added, in a forked child or a host started again)."""
+        with self._lock:  # one rebuild when several threads find it stale
+            if self._closed:
+                raise OpaError("closed", "engine has been closed")
+            current = host()
+            if self._host is not current:
+                ident = current.call("new", 0)
+                for op, args in self._added:
+                    current.call(op, ident, args)
+                self._host, self._id = current, ident
+            return current, self._id
 
     def _change(self, op: str, args: bytes) -> None:
-        where, ident = self._bound()
-        where.call(op, ident, args)
-        self._added.append((op, args))
+        with self._lock:  # kept in the order the host saw them
+            where, ident = self._bound()
+            where.call(op, ident, args)
+            self._added.append((op, args))
 
     def add_policy(self, path: str, source: str) -> None:
         """Add a Rego module under ``path``."""

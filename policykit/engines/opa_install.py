@@ -21,10 +21,15 @@ from pathlib import Path
 WHEEL = "opa-golib-python-bindings==0.4.4"
 
 
+def default_dest() -> Path:
+    """Where :func:`install` puts the bindings in the running environment."""
+    return Path(sysconfig.get_paths()["purelib"]) / "_policykit_opa"
+
+
 def install(dest: Path | None = None) -> Path:
     """Download and unpack the bindings; returns where they are."""
     purelib = Path(sysconfig.get_paths()["purelib"])
-    dest = dest or purelib / "_policykit_opa"
+    dest = dest or default_dest()
     if (dest / "opa_bindings").is_dir():
         return dest
     with tempfile.TemporaryDirectory() as tmp:

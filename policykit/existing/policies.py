@@ -227,25 +227,22 @@ def check(policies: PolicySet, docs: Sequence[Document]) -> tuple[list[Finding],
             continue
         spec = c.obj.get("spec") or {}
         severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
-        for d in k8s:
-            ns = (d.obj.get("metadata") or {}).get("namespace")
-            try:
-                found = gk.evaluate(
-                    runner,
-                    c.obj,
-                    d.obj,
-                    namespace_object=namespaces.get(str(ns)),
-                    inventory=inventory,
-                )
-            except gk.Unsupported as exc:
-                skipped.add(f"constraint {name}: {exc.message}")
-                continue
-            except PolicykitError as exc:  # this constraint on this object: an input error
-                if exc.message not in reported:
-                    reported.add(exc.message)
-                    policies.errors.append(exc)
-                continue
-            findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
+        results = gk.evaluate_many(
+            runner,
+            c.obj,
+            [d.obj for d in k8s],
+            [namespaces.get(str((d.obj.get("metadata") or {}).get("namespace"))) for d in k8s],
+            inventory=inventory,
+        )
+        for d, found in zip(k8s, results, strict=True):
+            if isinstance(found, gk.Unsupported):
+                skipped.add(f"constraint {name}: {found.message}")
+            elif isinstance(found, PolicykitError):  # this constraint on this object
+                if found.message not in reported:
+                    reported.add(found.message)
+                    policies.errors.append(found)
+            else:
+                findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
     ctx = ky.Context(
         namespace_labels={
             n: dict((o.get("metadata") or {}).get("labels") or {}) for n, o in namespaces.items()

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from policykit.engines.cel import CelEvalError, program
 from policykit.engines.rego import load_opa
-from policykit.errors import PolicyError, SourceLoc
+from policykit.errors import PolicyError, PolicykitError, SourceLoc
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.gatekeeper_source import (
     PACKAGE_RE,
@@ -84,7 +84,8 @@ modules, data): each costs ~0.1-0.5 s to build, and ``check --policy`` and
 ``test`` build runners for the same templates again (per suite); ``verify``
 builds its runners once per process.
 A bundle is read-only; each runner queries it with its own interpreter.
-Real OPA's engines are not kept: one must not outlive a fork."""
+Real OPA's engines are not kept: each is built per runner in OPA's own
+process (:mod:`policykit.engines.opa_host`)."""
 
 _BUNDLES_KEPT = 256
 atexit.register(_BUNDLES.clear)  # freed while regopy can still free them
@@ -175,6 +176,8 @@ class TemplateRunner:
         else:
             opa = load_opa()
             engine = opa.OpaEngine()
+            if self.package != _MANY:  # many reviews in one query (violations_many)
+                modules["policykit_many.rego"] = _many_harness(self.package)
             try:
                 for path, text in modules.items():
                     engine.add_policy(path, text)
@@ -247,6 +250,32 @@ class TemplateRunner:
                 loc=self.where,
             ) from None
         return [{"msg": v.get("msg"), "details": v.get("details", {})} for v in got or []]
+
+    def violations_many(
+        self,
+        reviews: Sequence[Mapping[str, Any]],
+        parameters: Any,
+        inventory: Mapping[str, Any] | None = None,
+    ) -> list[list[dict[str, Any]]] | None:
+        """:meth:`violations` of each review, in one real-OPA query (a pipe round
+        trip and a query per review cost more than the evaluation of most
+        templates); None where only one review at a time is possible (regopy,
+        a CEL template) or when OPA fails on the batch (the caller then asks
+        review by review, which reports the error of the review it is in)."""
+        if self.engine != "opa" or self.source.engine != "Rego" or self.package == _MANY:
+            return None
+        engine, _ = self._prepare(inventory)
+        doc = {"reviews": list(reviews), "parameters": parameters if parameters is not None else {}}
+        try:
+            got = engine.eval_document(f"{_MANY}.batch", doc)
+        except load_opa().OpaError:
+            return None
+        if not isinstance(got, list) or len(got) != len(reviews):
+            return None
+        return [
+            [{"msg": v.get("msg"), "details": v.get("details", {})} for v in found or []]
+            for found in got
+        ]
 
     def _cel(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
         """Gatekeeper's CEL engine: ``variables.params`` and ``variables.anyObject``
@@ -344,3 +373,76 @@ def evaluate(
         Violation(name, action, str(v["msg"]), v.get("details"))
         for v in runner.violations(review, spec.get("parameters"), inventory)
     ]
+
+
+_MANY = "policykit_many"
+
+
+def _many_harness(package: str) -> str:
+    """``batch``: per review of ``input.reviews``, ``data.<package>.violation``
+    with the input Gatekeeper gives it (``{"review", "parameters"}``), in order."""
+    return (
+        f"package {_MANY}\n\n"
+        "batch := [found |\n"
+        "\tparameters := input.parameters\n"
+        "\tsome review in input.reviews\n"
+        f"\tfound := [v | some v in data.{package}.violation]"
+        ' with input as {"review": review, "parameters": parameters}\n'
+        "]\n"
+    )
+
+
+CHUNK = 200
+"""Reviews per query of :func:`evaluate_many`."""
+
+
+def evaluate_many(
+    runner: TemplateRunner,
+    constraint: Mapping[str, Any],
+    objs: Sequence[Mapping[str, Any]],
+    namespace_objects: Sequence[Mapping[str, Any] | None],
+    *,
+    inventory: Mapping[str, Any] | None = None,
+) -> list[list[Violation] | PolicykitError]:
+    """:func:`evaluate` (operation CREATE) of each object, with its namespace
+    object: its violations, or the error evaluating it raised. In real OPA
+    the objects ``spec.match`` selects are evaluated in batches of
+    :data:`CHUNK` (:meth:`TemplateRunner.violations_many`); a batch OPA fails
+    on, and every other engine, one object at a time."""
+    spec = constraint.get("spec") or {}
+    name = constraint["metadata"]["name"]
+    action = spec.get("enforcementAction", "deny")
+    out: list[list[Violation] | PolicykitError] = [[] for _ in objs]
+    reviews: list[dict[str, Any]] = []
+    at: list[int] = []
+    for i, (obj, ns) in enumerate(zip(objs, namespace_objects, strict=True)):
+        review = request_for(obj, "CREATE")
+        review["object"] = obj
+        try:
+            if not match(spec.get("match"), obj, ns):
+                continue
+        except PolicykitError as exc:
+            out[i] = exc
+            continue
+        if ns is not None:
+            review["namespaceObject"] = ns
+        reviews.append(review)
+        at.append(i)
+    parameters = spec.get("parameters")
+    for lo in range(0, len(reviews), CHUNK):
+        part = reviews[lo : lo + CHUNK]
+        many = runner.violations_many(part, parameters, inventory)
+        for j, review in enumerate(part):
+            try:
+                found = (
+                    many[j]
+                    if many is not None
+                    else runner.violations(review, parameters, inventory)
+                )
+            except PolicykitError as exc:
+                out[at[lo + j]] = exc
+                continue
+            out[at[lo + j]] = [
+                Violation(name, action, str(v["msg"]), v.get("details")) for v in found
+            ]
+    return out
