@@ -55,25 +55,29 @@ class _Cel:
     static: dict[str, str]  # a rule's static message
     exceptions: list[dict[str, Any]]
 
-    def compare(self, doc: Document, review: Review, report: VerifyReport) -> None:
+    def compare(
+        self, doc: Document, review: Review, report: VerifyReport, ref: str | None = None
+    ) -> None:
         """Every policy on ``doc`` (in a session: ``review`` is its review),
-        compared with the reference."""
+        compared with the reference (``ref``: ``str(doc.ref)``, when made)."""
         ns = review.namespace_object()
+        obj = doc.obj
         got: dict[str, str] = {}
         for p, binding in self.pairs:
             if binding is not None:  # a VAP and its binding
-                decisions = admission.evaluate_vap(p, binding, doc.obj, namespace_object=ns)
+                decisions = admission.evaluate_vap(p, binding, obj, namespace_object=ns)
             else:
                 decisions = admission.evaluate_kyverno(
-                    p, doc.obj, exceptions=self.exceptions, namespace_object=ns
+                    p, obj, exceptions=self.exceptions, namespace_object=ns
                 )
             for dec in decisions:
                 got[dec.rule] = dec.message
+        static = self.static
         shown = {
-            r: manifests.shown_message(m, self.static[r])
+            r: manifests.shown_message(m, static[r])
             for r, m in self.run.expected(doc, True, self.ids, self.carried).items()
         }
-        compare(report, self.name, doc, shown, got)
+        compare(report, self.name, doc, shown, got, ref)
 
 
 def _build(run: Run, name: str) -> _Cel:
@@ -131,9 +135,9 @@ def joint_runner(run: Run) -> Joint:
         def both(docs: Sequence[Document], vap_report: VerifyReport, ky: VerifyReport) -> None:
             with session() as s:
                 for doc in docs:
-                    review = s.review(doc.obj)
-                    vap.compare(doc, review, vap_report)
-                    kyverno.compare(doc, review, ky)
+                    review, ref = s.review(doc.obj), str(doc.ref)
+                    vap.compare(doc, review, vap_report, ref)
+                    kyverno.compare(doc, review, ky, ref)
 
         built = run.states[JOINT_CEL] = both
     assert callable(built)

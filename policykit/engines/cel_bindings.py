@@ -115,9 +115,13 @@ class VariablesView(View):
     def result(self, program: Program) -> Any:
         bound = self._bound
         reads = program.variables
+        bindings = self._bindings
         if bound is None or reads == ():
-            return self._bindings.plain_scope.result(program)
-        return self._bindings.scope(self._key, bound, reads).result(program)
+            return bindings.plain_scope.result(program)
+        scope = bindings._scopes.get((self._key, reads))  # Bindings.scope, made before
+        if scope is None:
+            scope = bindings.scope(self._key, bound, reads)
+        return scope.result(program)
 
 
 class Bindings:
@@ -173,16 +177,17 @@ class Bindings:
         bound, in order."""
         if not isinstance(variables, Declarations):
             variables = Declarations(variables)
+        known = self._values
         key: Declared = ()
-        bound = self._values[key]
+        bound = known[key]
         for after, name, expression in variables.steps:
-            values = self._values.get(after)
+            values = known.get(after)
             if values is None:
                 values = dict(bound)
                 # one that errors is left out: an expression that reads it errors
                 with contextlib.suppress(CelEvalError):
                     values[name] = program(expression).eval(VariablesView(self, key, bound))
-                self._values[after] = values
+                known[after] = values
             key, bound = after, values
         return VariablesView(self, key, bound)
 
