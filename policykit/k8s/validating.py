@@ -256,13 +256,14 @@ def evaluate_vap(
 # --- Kyverno ValidatingPolicy ----------------------------------------------------------
 
 
+_Result = tuple[str, Status, str]
+"""An :class:`Outcome`'s rule, status and message (``evaluate_kyverno`` reads
+these and makes no :class:`Outcome`, issue 21)."""
+
+
 def _spec_outcome(
-    name: str,
-    prepared: _Spec,
-    bindings: Bindings,
-    exceptions: Sequence[Mapping[str, Any]],
-    action: str,
-) -> Outcome:
+    prepared: _Spec, bindings: Bindings, exceptions: Sequence[Mapping[str, Any]]
+) -> _Result:
     """One compiled spec on one request (Kyverno's ``evaluateWithData`` and
     ``handlePolicy``)."""
     rule, failure = prepared.rule, prepared.failure
@@ -273,14 +274,14 @@ def _spec_outcome(
         if exempt is not None:
             verb = "passed" if exempt.result == "pass" else "skipped"
             message = f"rule is {verb} due to policy exception: {', '.join(exempt.names)}"
-            return Outcome(name, rule, exempt.result, message, action)  # type: ignore[arg-type]
+            return rule, exempt.result, message  # type: ignore[return-value]
     if prepared.conditions and not conditions_hold(prepared.conditions, bindings.plain, failure):
-        return Outcome(name, rule, "skip", "matchConditions not met", action)
+        return rule, "skip", "matchConditions not met"
     scope = bindings.bind(prepared.variables)
     for v in prepared.validations:
         if program(str(v["expression"])).eval(scope) is not True:
-            return Outcome(name, rule, "fail", message_of(v, scope), action)
-    return Outcome(name, rule, "pass", "", action)
+            return rule, "fail", message_of(v, scope)
+    return rule, "pass", ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,14 +399,23 @@ def _namespace(review: Review, ctx: Context) -> tuple[Any, dict[str, Any], dict[
 
 def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
     """:func:`evaluate_vpol` of a prepared policy."""
-    name, action, obj = vpol.name, vpol.action, review.obj
+    name, action = vpol.name, vpol.action
+    return [
+        Outcome(name, rule, status, message, action)
+        for rule, status, message in _vpol_results(vpol, review, ctx)
+    ]
+
+
+def _vpol_results(vpol: _Vpol, review: Review, ctx: Context) -> list[_Result]:
+    """:func:`_vpol_outcomes`, each as a :data:`_Result`."""
+    name, obj = vpol.name, review.obj
     exceptions = (
         for_policy(ctx.exceptions, vpol.policy, vpol.kind, ctx.now or dt.datetime.now(dt.UTC))
         if ctx.exceptions
         else ()
     )
     ns_object, ns_meta, shared = _namespace(review, ctx)
-    out: list[Outcome] = []
+    out: list[_Result] = []
     for prepared in vpol.specs:
         if vpol.mode != "JSON" and not prepared.constraints.matches(
             obj, review.info, ctx.operation, ns_meta
@@ -419,14 +429,14 @@ def _vpol_outcomes(vpol: _Vpol, review: Review, ctx: Context) -> list[Outcome]:
             raise Unsupported(f"ValidatingPolicy {name} uses {outside}")
         try:
             if ctx.lookups is None:
-                out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
+                out.append(_spec_outcome(prepared, bindings, exceptions))
             else:
                 with using_lookups(ctx.lookups):
-                    out.append(_spec_outcome(name, prepared, bindings, exceptions, action))
+                    out.append(_spec_outcome(prepared, bindings, exceptions))
         except CelEvalError as exc:
             unknown_library(exc, f"ValidatingPolicy {name}")
-            out.append(Outcome(name, prepared.rule, "error", exc.message, action))
-    return out or [Outcome(name, "", "skip", "", action)]
+            out.append((prepared.rule, "error", exc.message))
+    return out or [("", "skip", "")]
 
 
 def _review(obj: Mapping[str, Any]) -> Review:
@@ -477,9 +487,9 @@ def evaluate_kyverno(
     ctx = made[0]
     vpol = _prepared_vpol(policy)
     out: list[Decision] = []
-    for o in _vpol_outcomes(vpol, review, ctx):
-        if o.status == "error":
-            raise CelEvalError(o.message)
-        if o.status == "fail":
-            out.append(Decision(vpol.policy, vpol.rule, vpol.actions, o.message))
+    for _, status, message in _vpol_results(vpol, review, ctx):
+        if status == "error":
+            raise CelEvalError(message)
+        if status == "fail":
+            out.append(Decision(vpol.policy, vpol.rule, vpol.actions, message))
     return out
