@@ -212,7 +212,14 @@ class Session:
 
     def prepared(self, parts: tuple[Any, ...], make: Callable[[], T]) -> T:
         """``make()``, once per ``parts`` (by identity)."""
-        key = tuple(map(id, parts))
+        # one or two parts (a policy; a VAP and its binding): the key made
+        # without map (issue 21: asked per policy and object)
+        if len(parts) == 1:
+            key: tuple[int, ...] = (id(parts[0]),)
+        elif len(parts) == 2:
+            key = (id(parts[0]), id(parts[1]))
+        else:
+            key = tuple(map(id, parts))
         got = self._prepared.get(key)
         if got is None:
             got = self._prepared[key] = (make(), parts)
