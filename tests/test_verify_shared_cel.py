@@ -371,15 +371,18 @@ def _outcome(program: celmod.Program, data: Any) -> Any:
 @given(
     images=st.lists(st.sampled_from(["a:1", "b:latest", "c@sha256:0"]), max_size=3),
     declared=st.lists(st.sampled_from(_VAR_EXPRESSIONS), max_size=3),
+    other=st.lists(st.sampled_from(_VAR_EXPRESSIONS), max_size=3),
     order=st.lists(st.sampled_from(_EXPRESSIONS), min_size=1, max_size=12),
     lookups=st.booleans(),
 )
 def test_a_remembered_result_is_the_plain_evaluations(
-    images: list[str], declared: list[str], order: list[str], lookups: bool
+    images: list[str], declared: list[str], other: list[str], order: list[str], lookups: bool
 ) -> None:
     """Each expression in ``order`` (repeats included) on shared bindings,
     remembered per scope, gives what it gives evaluated on its own with
-    every variable bound plainly (or errors alike)."""
+    every variable bound plainly (or errors alike); two policies that declare
+    variables of the same names differently, bound on the same bindings and
+    read in turns, each see their own."""
     obj = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -393,18 +396,60 @@ def test_a_remembered_result_is_the_plain_evaluations(
         "request": review.request("CREATE"),
         "namespaceObject": review.namespace_object(),
     }
-    variables = [{"name": f"v{i}", "expression": e} for i, e in enumerate(declared)]
+    policies = [
+        [{"name": f"v{i}", "expression": e} for i, e in enumerate(declared)],
+        [{"name": f"v{i}", "expression": e} for i, e in enumerate(other)],
+    ]
     context = using_lookups(Lookups()) if lookups else using_lookups(None)
     with context:
         bindings = review.bindings(data, celmod.active_lookups())
-        view = bindings.bind(variables)
+        views = [bindings.bind(variables) for variables in policies]
         # the plain reference: each variable evaluated in order on a plain map
-        bound: dict[str, Any] = {}
-        for v in variables:
-            got = _outcome(celmod.program(v["expression"]), {**data, "variables": bound})
-            if got[0] == "value":
-                bound[str(v["name"])] = got[1]
+        plain: list[dict[str, Any]] = []
+        for variables in policies:
+            bound: dict[str, Any] = {}
+            for v in variables:
+                got = _outcome(celmod.program(v["expression"]), {**data, "variables": bound})
+                if got[0] == "value":
+                    bound[str(v["name"])] = got[1]
+            plain.append(bound)
         for source in order + order[::-1]:
             prog = celmod.program(source)
-            assert _outcome(prog, view) == _outcome(prog, {**data, "variables": bound}), source
+            for view, bound in zip(views, plain, strict=True):  # in turns
+                assert _outcome(prog, view) == _outcome(prog, {**data, "variables": bound}), source
             assert _outcome(prog, bindings.plain) == _outcome(prog, data), source
+
+
+def _delete_vap(validation: str) -> dict[str, Any]:
+    vap = _vap([], validation)
+    rules = vap["spec"]["matchConstraints"]["resourceRules"]
+    vap["spec"]["matchConstraints"]["resourceRules"] = [
+        {**r, "operations": ["CREATE", "DELETE"]} for r in rules
+    ]
+    vap["spec"]["validations"][0]["messageExpression"] = "'deleting: ' + string(object == null)"
+    return vap
+
+
+def test_a_vap_on_delete_sees_the_object_as_old_object() -> None:
+    """An AdmissionRequest for DELETE has ``object`` null and the object as
+    ``oldObject``; the VAP harness bound the object as ``object`` on every
+    operation (:func:`admission_data` has it right for Kyverno)."""
+    vap = _delete_vap("object != null && oldObject == null")
+    assert admission.evaluate_vap(vap, BINDING, POD) == []
+    (d,) = admission.evaluate_vap(vap, BINDING, POD, operation="DELETE")
+    assert d.message == "deleting: true"
+    old = _delete_vap("oldObject.metadata.name != 'a'")
+    (d,) = admission.evaluate_vap(old, BINDING, POD, operation="DELETE")
+    assert d.message == "deleting: true"
+    with session():  # the session's review keeps the two operations apart
+        assert admission.evaluate_vap(vap, BINDING, POD) == []
+        assert len(admission.evaluate_vap(vap, BINDING, POD, operation="DELETE")) == 1
+
+
+def test_no_namespace_object_for_a_cluster_scoped_kind() -> None:
+    """A cluster-scoped object with a stray ``metadata.namespace`` has no
+    Namespace (the API server binds null); a namespaced one has its own."""
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole"}
+    assert Review({**role, "metadata": {"name": "r", "namespace": "x"}}).namespace_object() is None
+    got = Review(POD).namespace_object()
+    assert got is not None and got["metadata"]["name"] == "default"

@@ -107,11 +107,6 @@ class VariablesView(View):
     def __init__(self, bindings: Bindings, key: Declared, bound: Mapping[str, Any] | None) -> None:
         self._bindings, self._key, self._bound = bindings, key, bound
 
-    def scope(self, reads: tuple[str, ...] | None) -> Scope:
-        """The scope for an expression that reads ``reads`` of the variables
-        (:attr:`Program.variables`)."""
-        return self._bindings.scope(self._key, self._bound, reads)
-
     def result(self, program: Program) -> Any:
         bound = self._bound
         reads = program.variables

@@ -19,6 +19,9 @@ from typing import Any
 from policykit.k8s.crds import active
 from policykit.k8s.kindtable import EXTRA, KindInfo, builtin, from_openapi, table
 
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+"""The label the API server gives every namespace: its name."""
+
 __all__ = ["EXTRA", "KindInfo", "builtin", "for_object", "from_openapi", "lookup", "table"]
 
 

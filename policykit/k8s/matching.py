@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from policykit.engines.cel import CelEvalError, View, program
-from policykit.k8s.kinds import KindInfo, for_object
+from policykit.k8s.kinds import NAMESPACE_NAME_LABEL, KindInfo, for_object
 from policykit.k8s.request import Context, metadata, namespace_of
 
 
@@ -143,7 +143,7 @@ class Constraints:
             return True
         if namespace_labels is None:
             ns = metadata(obj).get("namespace")
-            namespace_labels = {"kubernetes.io/metadata.name": ns} if isinstance(ns, str) else {}
+            namespace_labels = {NAMESPACE_NAME_LABEL: ns} if isinstance(ns, str) else {}
         return label_selector_matches(self._namespace_selector, namespace_labels)
 
 

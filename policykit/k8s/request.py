@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 from policykit.engines.cel import Lookups
 from policykit.engines.cel_bindings import Bindings
-from policykit.k8s.kinds import KindInfo, for_object
+from policykit.k8s.kinds import NAMESPACE_NAME_LABEL, KindInfo, for_object
 
 
 @dataclass(slots=True)
@@ -120,8 +120,6 @@ def admission_data(
 REQUEST_VARIABLES = ("object", "oldObject", "request", "params", "namespaceObject")
 """The variables of an admission request (the policies' ``variables`` aside)."""
 
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-"""The label the API server gives every namespace: its name."""
 
 
 class Review:
@@ -175,7 +173,9 @@ class Review:
                     "kind": "Namespace",
                     "metadata": {"name": ns, "labels": {NAMESPACE_NAME_LABEL: ns}},
                 }
-                if ns and self.obj.get("kind") != "Namespace"
+                if ns
+                and self.obj.get("kind") != "Namespace"
+                and (self.info is None or self.info.namespaced)
                 else None
             )
             self._namespace_object = (made,)

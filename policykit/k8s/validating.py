@@ -52,6 +52,7 @@ from policykit.k8s.celtexts import (
 )
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.exceptions import exemption, for_policy
+from policykit.k8s.kinds import NAMESPACE_NAME_LABEL
 from policykit.k8s.matching import Constraints, conditions_hold
 from policykit.k8s.request import (
     Context,
@@ -200,9 +201,11 @@ def _vap_bindings(review: Review, operation: str, namespace_object: Any) -> Bind
     key = ("vap", operation, id(namespace_object), id(lookups))
     got = review.memo.get(key)
     if got is None:
+        # on DELETE the object is the old one (as admission_data has it)
+        deleting = operation == "DELETE"
         data = {
-            "object": review.obj,
-            "oldObject": None,
+            "object": None if deleting else review.obj,
+            "oldObject": review.obj if deleting else None,
             "request": review.request(operation),
             "namespaceObject": namespace_object,
         }
@@ -232,10 +235,12 @@ def evaluate_vap(
         review = s.review(obj)
     if not vap.bound:
         return []
-    ns_labels = metadata(namespace_object).get("labels") or {}
-    if vap.narrow is not None and not vap.narrow.matches(
-        obj, review.info, operation, ns_labels if namespace_object is not None else None
-    ):
+    # an unknown Namespace (None) has the label the API server gives every
+    # namespace, for the binding's selector and the policy's alike
+    ns_labels = (
+        metadata(namespace_object).get("labels") or {} if namespace_object is not None else None
+    )
+    if vap.narrow is not None and not vap.narrow.matches(obj, review.info, operation, ns_labels):
         return []
     if vap.spec is None:
         raise KeyError("spec")
@@ -392,7 +397,7 @@ def _namespace(review: Review, ctx: Context) -> tuple[Any, dict[str, Any], dict[
             if ns_object is not None
             else ctx.namespace_labels.get(ns, {})
         )
-        ns_meta = {"kubernetes.io/metadata.name": ns, **ns_labels}
+        ns_meta = {NAMESPACE_NAME_LABEL: ns, **ns_labels}
         got = review.memo[("vpol", id(ctx))] = (ns_object, ns_meta, {}, ctx)
     return got[0], got[1], got[2]
 

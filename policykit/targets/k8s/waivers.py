@@ -30,12 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policykit.k8s.kinds import lookup
+from policykit.k8s.kinds import NAMESPACE_NAME_LABEL, lookup
 from policykit.targets.cel import printer as cel
 from policykit.targets.k8s.manifests import MANAGED_BY, OPERATIONS
 from policykit.waivers import Waiver
 
-META_NAME_LABEL = "kubernetes.io/metadata.name"
+META_NAME_LABEL = NAMESPACE_NAME_LABEL
 
 
 @dataclass(frozen=True, slots=True)
