@@ -320,11 +320,15 @@ def _run_chunks(
     jobs: int,
     work: Callable[[list[Any]], tuple[Any, ...]],
     progress: Advance | None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Iterator[Outcome]:
-    """``work`` over the chunks of ``entries`` in the pool, outcomes in order."""
+    """``work`` over the chunks of ``entries`` in the pool, outcomes in order
+    (``meanwhile`` runs here once the workers have started)."""
     tasks = list(_chunks(entries, jobs))
     with _pool(jobs) as pool:
         futures = [None if isinstance(t, InputError) else pool.submit(work, t) for t in tasks]
+        if meanwhile is not None:
+            meanwhile()
         for task, future in zip(tasks, futures, strict=True):
             if future is None:
                 assert isinstance(task, InputError)
@@ -345,12 +349,15 @@ def check(
     record_checked: bool = False,
     transform: Callable[[LoadResult], None] | None = None,
     progress: Advance | None = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Outcome:
     """Read and, with ``engine`` (a :class:`~policykit.engines.native.NativeEngine`,
     possibly wrapped), evaluate ``entries`` on ``jobs`` worker processes. With
     ``engine=None`` (another engine), ``Outcome.parts`` holds what was read, in
     order, for the caller to evaluate. ``transform`` runs in the worker on each
-    file's result (custom resources checked against their CRDs)."""
+    file's result (custom resources checked against their CRDs). ``meanwhile``:
+    work for this process while the workers read (only where they read and
+    send back what they read: ``engine`` None or with inventory rules)."""
     global _JOB
     _JOB = _Job(list(packs), engine, record_checked, transform)
     # a native engine (or one delegating to it) can evaluate its rules in two parts
@@ -372,7 +379,7 @@ def check(
         parts: list[LoadResult] = []
         local = Outcome()
         seen = 0  # documents read so far: where the chunk's positions start
-        for out in _run_chunks(entries, jobs, _read_chunk, progress):
+        for out in _run_chunks(entries, jobs, _read_chunk, progress, meanwhile):
             if out.parts:
                 parts.extend(out.parts)
             else:

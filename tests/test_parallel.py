@@ -201,3 +201,25 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_meanwhile_runs_here_once_the_workers_read(tree: Path) -> None:
+    """``verify`` imports its runners while the workers read (``meanwhile``):
+    after they are forked, so no import is ever in progress in a fork, and
+    before the reading is done."""
+    import multiprocessing
+
+    entries = list(plan([str(tree)]))
+    seen: list[tuple[int, int]] = []
+
+    class Steps:
+        def advance(self, n: int = 1) -> None:
+            seen.append((-1, n))
+
+    def meanwhile() -> None:
+        seen.append((len(multiprocessing.active_children()), len(seen)))
+
+    out = parallel.check([], entries, None, jobs=2, progress=Steps(), meanwhile=meanwhile)
+    assert out.parts
+    assert seen[0] == (2, 0)  # both workers alive, no chunk collected yet
+    assert [s for s in seen if s[0] != -1] == [(2, 0)]  # once

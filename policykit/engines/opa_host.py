@@ -82,6 +82,15 @@ def bindings_dir() -> Path | None:
     return dest if (dest / "opa_bindings").is_dir() else None
 
 
+def require() -> None:
+    """:class:`EngineUnavailable` (PK005) unless real OPA is installed."""
+    if bindings_dir() is None:
+        raise _unavailable(
+            "real OPA is not installed",
+            hint="install it: python -m policykit.engines.opa_install",
+        )
+
+
 def _dumps(value: Any) -> bytes:
     """JSON as ``opa_bindings`` encodes it (a lone surrogate is an error, not
     an escape Go would read as U+FFFD)."""
@@ -207,12 +216,9 @@ def host() -> _Host:
         ):
             if _HOST is not None and _HOST.pid == os.getpid() and not _HOST.answered:
                 raise _unavailable("real OPA's process could not start (see above)")
+            require()
             where = bindings_dir()
-            if where is None:
-                raise _unavailable(
-                    "real OPA is not installed",
-                    hint="install it: python -m policykit.engines.opa_install",
-                )
+            assert where is not None
             _HOST = _Host(where)
             # a multiprocessing worker ends without atexit: stop it there too
             # (reaped, its CPU time is counted where the worker's is)

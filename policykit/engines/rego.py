@@ -326,11 +326,7 @@ def load_opa() -> Any:
     process of its own, and its errors), or a clear error saying how to get it."""
     from policykit.engines import opa_host
 
-    if opa_host.bindings_dir() is None:
-        raise EngineUnavailable(
-            "real OPA is not installed",
-            hint="install it: python -m policykit.engines.opa_install",
-        )
+    opa_host.require()
     return opa_host
 
 
