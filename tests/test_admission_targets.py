@@ -196,14 +196,10 @@ def test_verify_without_real_opa(monkeypatch: pytest.MonkeyPatch) -> None:
     import subprocess
     import sys
 
-    from policykit.engines import rego
+    from policykit.engines import opa_host
 
-    def unavailable() -> Any:
-        raise rego.EngineUnavailable(
-            "real OPA is not installed", hint="install it: python -m policykit.engines.opa_install"
-        )
-
-    monkeypatch.setattr(rego, "load_opa", unavailable)
+    # as where it was never installed: no opa_bindings to find
+    monkeypatch.setattr(opa_host, "bindings_dir", lambda: None)
     runner = CliRunner()
     res = runner.invoke(cli, ["verify", str(ROOT / "examples"), "--format", "json"])
     assert res.exit_code == 0, res.output
