@@ -1,13 +1,12 @@
 """``python -m policykit`` is the ``policykit`` command."""
 
-import sys
 
 try:
     from policykit.cli.main import main
 except KeyboardInterrupt:  # Ctrl-C while the command loads: no traceback
-    from policykit.cli import EXIT_INTERRUPTED, interrupted
+    from policykit.cli import interrupted, leave_interrupted
 
     interrupted()
-    sys.exit(EXIT_INTERRUPTED)
+    leave_interrupted()
 
 main()

@@ -230,6 +230,7 @@ def test_verify_workers_stop_their_opa_processes() -> None:
 
 INTERRUPT_PROBE = """
 import signal, threading, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # pytest-xdist's workers ignore it
 from policykit.engines import opa_host
 N = "numbers.range(1, 4000)"
 e = opa_host.OpaEngine()

@@ -28,6 +28,17 @@ def interrupted() -> None:
         sys.stderr.flush()
 
 
+def leave_interrupted() -> None:
+    """Exit 130 at once. CPython remembers a KeyboardInterrupt raised in code
+    that C ran during an import (a nested ``PyRun``) even when it is caught,
+    and then ends the process by SIGINT (-2) whatever ``sys.exit`` said; an
+    interrupted run is over: its files are closed and its output flushed."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 _previous_hook = sys.excepthook
 
 

@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import errno
 import os
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -399,6 +400,24 @@ _scaffold.register(cli)
 def main() -> None:
     """The console entry point: click's own handling, except that Ctrl-C
     (anywhere, argument parsing included) is one line and exit 130."""
+    from policykit.cli import EXIT_INTERRUPTED, leave_interrupted
+
+    try:
+        _main()
+    except SystemExit as exc:
+        if exc.code == EXIT_INTERRUPTED:  # said so already; the stack has unwound
+            leave_interrupted()
+        raise
+    finally:
+        # The work is done and its exit code known: a Ctrl-C now, while the
+        # interpreter shuts down (it puts SIGINT back to the default action
+        # first), would kill the process by the signal instead (exit -2, no
+        # message). Ignored, it changes nothing.
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _main() -> None:
     from policykit.cli import EXIT_INTERRUPTED, interrupted
 
     try:
