@@ -29,10 +29,11 @@ def interrupted() -> None:
 
 
 def leave_interrupted() -> None:
-    """Exit 130 at once. CPython remembers a KeyboardInterrupt raised in code
-    that C ran during an import (a nested ``PyRun``) even when it is caught,
-    and then ends the process by SIGINT (-2) whatever ``sys.exit`` said; an
-    interrupted run is over: its files are closed and its output flushed."""
+    """Exit 130 at once. A Ctrl-C that lands while modules load could end the
+    process by SIGINT (-2) at exit even though policykit caught it and said
+    so (14 of 40 runs interrupted 0.2-0.35 s in; CPython's own "exit by
+    SIGINT after an unhandled KeyboardInterrupt" is the likely path).
+    An interrupted run is over: its files are closed and its output flushed."""
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
         sys.stderr.flush()
