@@ -150,3 +150,28 @@ def test_a_configuration_file_is_read_without_jsonschema(tmp_path: Path) -> None
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert r.returncode == 2 and "fail_on: 'never' is not one of" in r.stderr, r.stderr
+
+
+def test_the_install_puts_no_import_hook_in_front_of_every_start() -> None:
+    """``pip install -e .`` (the README's install) makes the repository a plain
+    path entry, not setuptools' editable finder: that hook is imported by every
+    Python start in the environment (``python -c pass`` too) and pulls in
+    pathlib, importlib.util and fnmatch, ~25-40 ms before policykit runs
+    (pyproject.toml: ``package-dir``). A wheel install has no hook either."""
+    code = (
+        "import json, sys\n"
+        "owner = lambda f: getattr(f, '__module__', None) or type(f).__module__\n"
+        "print(json.dumps({'hooks': [owner(f) for f in sys.meta_path"
+        " if 'editable' in owner(f).lower()],"
+        " 'modules': sorted(m for m in sys.modules if 'editable' in m.lower()),"
+        " 'pathlib': 'pathlib' in sys.modules}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    got = json.loads(out)
+    assert got["hooks"] == [] and got["modules"] == []
+    assert got["pathlib"] is False  # nothing at interpreter start imports it
+    import policykit
+
+    assert Path(policykit.__file__).parent.name == "policykit"

@@ -16,7 +16,6 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +145,8 @@ def _placeholder(text: str, each_var: str | None) -> ir.Value:
 
 def _user_line(exc: BaseException, filename: str, fallback: int) -> int:
     """The deepest line of the rule author's file in ``exc``'s traceback."""
+    import traceback  # the error path only (start-up, issue 21)
+
     line = fallback
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename == filename and frame.lineno:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-import traceback
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -110,6 +109,8 @@ def load_pack_source(source: str, base: Path | None = None) -> list[Pack]:
             loc=SourceLoc(exc.filename or source, exc.lineno or 0),
         ) from None
     except Exception as exc:
+        import traceback  # the error path only (start-up, issue 21)
+
         frames = traceback.extract_tb(exc.__traceback__)
         last = frames[-1] if frames else None
         loc = SourceLoc(last.filename, last.lineno or 0) if last else SourceLoc(source)
