@@ -20,9 +20,14 @@ files).
   are put in the serial run's order: :meth:`Finding.sort_key
   <policykit.model.Finding.sort_key>`, then the rule's place in
   :meth:`~policykit.engines.native.NativeEngine.rule_order`;
-* another engine (rego, opa, cel): the workers read in parallel, the engine
-  runs in this process (regopy's and cel-cpp's C++ runtimes are not forked;
-  real OPA runs in a process of its own, :mod:`policykit.engines.opa_host`).
+* another engine (rego, opa, cel), no cross-object rule: as the native
+  engine, each worker reads and evaluates its chunks with the engine built
+  (and validated) here, inherited by the fork (regopy's and cel-cpp's objects
+  are plain memory, no thread; real OPA runs in a process of its own, which
+  each worker starts for itself, :mod:`policykit.engines.opa_host`);
+* another engine with a cross-object rule: the workers read in parallel, and
+  the engine runs over the whole inventory in this process
+  (:func:`policykit.api.check_stream`).
 
 The workers are forked (``fork`` start method, POSIX): packs, parameters and the
 hook that checks custom resources are inherited, never pickled. Where ``fork``
@@ -133,7 +138,7 @@ class Outcome:
 @dataclass(slots=True)
 class _Job:
     packs: list[Pack]
-    engine: Engine | None  # the native engine built (and validated) in the parent; None: another
+    engine: Engine | None  # built (and validated) in the parent; None: read only
     record_checked: bool
     transform: Callable[[LoadResult], None] | None
     local: bool = False  # 1st phase of a cross-object run: evaluate the local rules while reading
@@ -259,12 +264,20 @@ def _evaluate_each(
 
 
 def _check_chunk(paths: list[Any]) -> tuple[Any, ...]:
-    """Worker: read and evaluate a chunk; the findings go back."""
+    """Worker: read and evaluate a chunk; the findings go back. An engine that
+    evaluates in batches (real OPA) is given the chunk's documents at once,
+    whatever file each comes from (one-document files cost it twice as much
+    one by one); the findings are sorted in the end, as the serial run's."""
     assert _JOB is not None and _JOB.engine is not None
     engine = _JOB.engine
     out = Outcome()
-    for part in _read(paths):
-        out.findings.extend(engine.evaluate_all(part.documents))
+    parts = _read(paths)
+    batch = getattr(engine, "mode", "") == "batch"
+    if batch:
+        out.findings.extend(engine.evaluate_all([d for p in parts for d in p.documents]))
+    for part in parts:
+        if not batch:
+            out.findings.extend(engine.evaluate_all(part.documents))
         if _JOB.record_checked:
             out.checked.extend(applicable(_JOB.packs, part.documents))
         out.errors.extend(part.errors)
@@ -351,10 +364,11 @@ def check(
     progress: Advance | None = None,
     meanwhile: Callable[[], None] | None = None,
 ) -> Outcome:
-    """Read and, with ``engine`` (a :class:`~policykit.engines.native.NativeEngine`,
-    possibly wrapped), evaluate ``entries`` on ``jobs`` worker processes. With
-    ``engine=None`` (another engine), ``Outcome.parts`` holds what was read, in
-    order, for the caller to evaluate. ``transform`` runs in the worker on each
+    """Read and, with ``engine``, evaluate ``entries`` on ``jobs`` worker
+    processes: a :class:`~policykit.engines.native.NativeEngine` (possibly
+    wrapped), or another engine that reads no inventory. With ``engine=None``
+    (another engine over an inventory), ``Outcome.parts`` holds what was read,
+    in order, for the caller to evaluate. ``transform`` runs in the worker on each
     file's result (custom resources checked against their CRDs). ``meanwhile``:
     work for this process while the workers read (only where they read and
     send back what they read: ``engine`` None or with inventory rules)."""

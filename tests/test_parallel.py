@@ -223,3 +223,60 @@ def test_meanwhile_runs_here_once_the_workers_read(tree: Path) -> None:
     assert out.parts
     assert seen[0] == (2, 0)  # both workers alive, no chunk collected yet
     assert [s for s in seen if s[0] != -1] == [(2, 0)]  # once
+
+
+def _evaluated_in(monkeypatch: pytest.MonkeyPatch, cls: type, log: Path) -> None:
+    """``cls.evaluate_all`` notes the process it runs in (a fork inherits the patch)."""
+    import os
+
+    plain = cls.evaluate_all
+
+    def noted(self: object, docs: object) -> object:
+        with log.open("a") as f:
+            f.write(f"{os.getpid()}\n")
+        return plain(self, docs)
+
+    monkeypatch.setattr(cls, "evaluate_all", noted)
+
+
+@pytest.mark.parametrize(
+    ("engine", "pack"),
+    [
+        ("rego", "policykit.packs.starter"),
+        ("opa", "policykit.packs.starter"),
+        ("cel", "policykit.packs.starter"),
+        ("opa", "policykit.packs.finops"),  # FINOPS-008/009 read the inventory
+    ],
+)
+def test_other_engines_evaluate_in_the_workers(
+    tree: Path, tmp_path: Path, engine: str, pack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """regopy, real OPA and cel-cpp run in the workers when no rule reads the
+    inventory (the engine built here, inherited by the fork; real OPA in a
+    process of each worker's own), in this process over the inventory when one
+    does; the report is the serial one either way."""
+    import os
+
+    from policykit.api.checking import check_entries
+    from policykit.engines.cel import CelEngine
+    from policykit.engines.rego import OpaEngine, RegopyEngine
+    from policykit.packs import load_packs
+
+    cls = {"rego": RegopyEngine, "opa": OpaEngine, "cel": CelEngine}[engine]
+    log = tmp_path / "pids"
+    _evaluated_in(monkeypatch, cls, log)
+    packs = load_packs([pack])
+    params = {"finops": {"budgets": {"CC-1001": 1, "CC-2002": 1}}} if "finops" in pack else {}
+    entries = list(plan([str(tree)]))
+    serial = check_entries(packs, entries, params, engine, jobs=1)
+    log.unlink()
+    both = check_entries(packs, entries, params, engine, jobs=2)
+    pids = set(log.read_text().split())
+    assert both.findings == serial.findings and serial.findings
+    assert [e.one_line() for e in both.errors] == [e.one_line() for e in serial.errors]
+    assert both.skipped == serial.skipped
+    assert (both.files, both.objects) == (serial.files, serial.objects)
+    if pack.endswith("finops"):
+        assert pids == {str(os.getpid())}
+    else:
+        assert str(os.getpid()) not in pids and len(pids) >= 1

@@ -215,12 +215,15 @@ def check_stream(
     engine_name: str = "native",
     *,
     record_checked: bool = False,
+    engine: Engine | None = None,
 ) -> CheckReport:
     """Evaluate ``packs`` file by file; documents are dropped once evaluated.
 
     ``record_checked`` also keeps, per object, which rules applied to it (for
-    JUnit's passing test cases)."""
-    engine = make_engine(engine_name, packs, params)
+    JUnit's passing test cases). ``engine``: the one :func:`make_engine` built
+    for ``engine_name``, ``packs`` and ``params`` (default: built here)."""
+    if engine is None:
+        engine = make_engine(engine_name, packs, params)
     if uses_inventory(packs):
         # a cross-object rule (objects()) sees every object of the run: load all first
         parts = list(parts)
@@ -285,18 +288,24 @@ def check_entries(
         if progress is not None:
             parts = _advancing(parts, progress)
         return check_stream(packs, parts, params, engine_name, record_checked=record_checked)
-    native = make_engine("native", packs, params) if engine_name == "native" else None
+    # built (and its packs and parameters validated) here, as the serial run does;
+    # the workers inherit it
+    engine = make_engine(engine_name, packs, params)
+    # another engine over the inventory: read in parallel, evaluated here
+    here = engine_name != "native" and engine.uses_inventory
     out = parallel.check(
         packs,
         entries,
-        native,
+        None if here else engine,
         jobs=jobs,
         record_checked=record_checked,
         transform=transform,
         progress=progress,
     )
-    if native is None:  # read in parallel; another engine evaluates here
-        return check_stream(packs, out.parts, params, engine_name, record_checked=record_checked)
+    if here:
+        return check_stream(
+            packs, out.parts, params, engine_name, record_checked=record_checked, engine=engine
+        )
     out.findings.sort(key=Finding.sort_key)
     return CheckReport(
         packs=packs,
@@ -305,7 +314,7 @@ def check_entries(
         skipped=out.skipped,
         files=out.files,
         objects=out.objects,
-        params=native.effective_params,
+        params=engine.effective_params,
         checked=out.checked,
     )
 
