@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from yaml.resolver import BaseResolver
 
@@ -121,6 +121,7 @@ def documents(draw: st.DrawFn) -> str:
 
 @settings(max_examples=examples(500))
 @given(documents())
+@example("? k: !!seq\n---\na: yes\n")  # PyYAML's state after a refused document
 def test_drawn_documents_read_as_pyyaml_reads_them(text: str) -> None:
     same_as_pyyaml(text)
 
@@ -208,3 +209,17 @@ def test_the_tag_memo_is_bounded(monkeypatch: Any) -> None:
     text = "\n".join(f"k{i}: v{i}" for i in range(40)) + "\n"
     same_as_pyyaml(text)
     assert len(fastyaml.FastResolve._tag_memo) <= 8
+
+
+def test_a_refused_document_leaves_nothing_to_the_next() -> None:
+    """PyYAML's constructor keeps its pending work when a document fails; the
+    next document must not inherit it (it did: refused with the first's
+    "expected a sequence node"), on either path."""
+    text = "? k: !!seq\n---\na: yes\n---\n- &x [1]\n- {? *x : 1}\n---\nb: [on, 010]\n"
+    for path in (contextmanager(lambda: iter([None]))(), plain_pyyaml()):
+        with path:
+            docs, errors = read(text)
+        assert [d[1] for d in docs] == [1, 3]
+        assert docs[0][0] == ("map", [(("str", "a"), ("bool", True))])
+        assert docs[1][0] == ("map", [(("str", "b"), ("seq", [("bool", True), ("int", 8)]))])
+        assert len(errors) == 2 and all("unhashable" in e for e in errors), errors

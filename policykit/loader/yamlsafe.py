@@ -231,8 +231,10 @@ def yaml_documents(
                     except fastyaml.Fallback:  # beyond JSON's tags: PyYAML's constructor
                         value = loader.construct_document(node)
                 except yaml.MarkedYAMLError as exc:
+                    _forget(loader)
                     errors.append(_marked(exc, shown, error, f"document {index}: "))
                 except Exception as exc:  # a constructor's failure is the input's: one line
+                    _forget(loader)
                     errors.append(
                         error(
                             f"document {index}: unsupported YAML construct: "
@@ -274,6 +276,19 @@ def yaml_documents(
         )
     finally:
         loader.dispose()
+
+
+def _forget(loader: GuardedLoader) -> None:
+    """What PyYAML's constructor left of a document it failed on. Its
+    ``construct_document`` clears its state only when a document succeeds: after
+    a failure, the pending generators (the rest of a mapping or sequence) would
+    run at the start of the next document and fail it with the first's error
+    (``? k: !!seq`` then ``---`` ``a: yes``: the second refused, "expected a
+    sequence node")."""
+    loader.state_generators = []
+    loader.constructed_objects = {}
+    loader.recursive_objects = {}
+    loader.deep_construct = False
 
 
 def _marked(
