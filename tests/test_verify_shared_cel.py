@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +23,7 @@ from policykit.engines.cel import CelEvalError, Lookups, using_lookups
 from policykit.k8s import validating as admission
 from policykit.k8s.request import Review, session
 from policykit.waivers import Waiver
+from tests.verify_corpus import generated_docs, plain
 
 PACKS = ["policykit.packs.starter"]
 LATER = dt.date.today() + dt.timedelta(days=30)
@@ -76,28 +76,6 @@ spec:
     spec:
       containers: []
 """
-
-
-def _docs(n: int) -> list[Any]:
-    from benchmarks.generate import component, deployment
-    from policykit.loader import load_text
-
-    rng = random.Random(5)
-    docs = list(load_text(EXTRA, "repo/extra.yaml").documents)
-    for i in range(n // 2):
-        for text, kind in ((component(rng, i), "c"), (deployment(rng, i), "d")):
-            docs += load_text(text, f"repo/{kind}-{i}.yaml").documents
-    return docs
-
-
-def _plain(report: Any) -> dict[str, Any]:
-    return {
-        "compared": dict(report.compared),
-        "mismatches": [dataclasses.asdict(m) for m in report.mismatches],
-        "checked": report.checked,
-        "sampled": {k: dataclasses.asdict(v) for k, v in report.sampled.items()},
-        "left_out": report.left_out,
-    }
 
 
 def _lossy(docs: list[Any]) -> Any:
@@ -158,7 +136,7 @@ def conversions(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, int]]:
 def test_the_joint_runner_shares_each_objects_bindings_and_reports_as_apart(
     monkeypatch: pytest.MonkeyPatch, conversions: dict[str, int]
 ) -> None:
-    docs = _docs(120)
+    docs = generated_docs(120, 5, EXTRA)
     monkeypatch.setattr("policykit.engines.native.NativeEngine.evaluate", _lossy(docs))
     admitted = sum(d.source == "kubernetes" for d in docs)
     joint = _verify(docs, waivers=WAIVERS)
@@ -166,7 +144,7 @@ def test_the_joint_runner_shares_each_objects_bindings_and_reports_as_apart(
     conversions.update(bindings=0, evaluations=0)
     _apart(monkeypatch)
     apart = _verify(docs, waivers=WAIVERS)
-    assert _plain(joint) == _plain(apart)
+    assert plain(joint) == plain(apart)
     assert joint.compared == {"vap": admitted, "kyverno": admitted}
     # what makes the reports worth comparing: both targets disagree with the
     # lossy reference
@@ -181,7 +159,7 @@ def test_the_joint_runner_shares_each_objects_bindings_and_reports_as_apart(
 def test_the_pools_slices_give_the_serial_report(monkeypatch: pytest.MonkeyPatch) -> None:
     import policykit.verify as verify_module
 
-    docs = _docs(1200)
+    docs = generated_docs(1200, 5, EXTRA)
     monkeypatch.setattr("policykit.engines.native.NativeEngine.evaluate", _lossy(docs))
     ran: list[Any] = []
     real_run, real_tasks = verify_module._run_task, verify_module._tasks
@@ -202,7 +180,7 @@ def test_the_pools_slices_give_the_serial_report(monkeypatch: pytest.MonkeyPatch
     assert ran == [(("vap+kyverno", "cel"), 0, admitted)]
     ran.clear()
     pooled = _verify(docs, jobs=2, waivers=WAIVERS)
-    assert _plain(pooled) == _plain(serial)
+    assert plain(pooled) == plain(serial)
     # the pool's tasks: the joint runner's slices, covering the admitted objects
     assert {t[0] for t in ran} == {("vap+kyverno", "cel")} and len(ran) == 2
     assert sorted((lo, hi) for _, lo, hi in ran) == [(0, admitted // 2), (admitted // 2, admitted)]
@@ -219,7 +197,7 @@ def test_an_error_is_raised_as_the_runners_apart_raise_it(monkeypatch: pytest.Mo
         return real(policy, binding, obj, **kw)
 
     monkeypatch.setattr(admission, "evaluate_vap", failing)
-    docs = _docs(40)
+    docs = generated_docs(40, 5, EXTRA)
     with pytest.raises(CelEvalError, match="planted") as joint:
         _verify(docs)
     _apart(monkeypatch)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import random
 from typing import Any
 
 import pytest
+
+from tests.verify_corpus import generated_docs, plain
 
 PACKS = ["policykit.packs.starter"]
 
@@ -26,28 +27,6 @@ def _opa() -> None:
         load_opa()
     except EngineUnavailable:
         pytest.skip("real OPA is not installed (python -m policykit.engines.opa_install)")
-
-
-def _docs(n: int) -> list[Any]:
-    from benchmarks.generate import component, deployment
-    from policykit.loader import load_text
-
-    rng = random.Random(11)
-    docs = []
-    for i in range(n // 2):
-        for text, kind in ((component(rng, i), "c"), (deployment(rng, i), "d")):
-            docs += load_text(text, f"repo/{kind}-{i}.yaml").documents
-    return docs
-
-
-def _plain(report: Any) -> dict[str, Any]:
-    return {
-        "compared": dict(report.compared),
-        "mismatches": [dataclasses.asdict(m) for m in report.mismatches],
-        "checked": report.checked,
-        "sampled": {k: dataclasses.asdict(v) for k, v in report.sampled.items()},
-        "left_out": report.left_out,
-    }
 
 
 def _lossy(docs: list[Any]) -> Any:
@@ -74,7 +53,7 @@ def _lossy(docs: list[Any]) -> Any:
 
 @pytest.fixture
 def lossy(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    docs = _docs(560)
+    docs = generated_docs(560, 11)
     monkeypatch.setattr("policykit.engines.native.NativeEngine.evaluate", _lossy(docs))
     return docs
 
@@ -116,7 +95,7 @@ def test_each_object_goes_to_opa_once_and_the_report_is_the_one_apart(
     _apart(monkeypatch)
     apart = _verify(lossy)
     assert sum(n for _, n in sent) == 560 + 280  # the bundle's, then the Deployments again
-    assert _plain(shared) == _plain(apart)
+    assert plain(shared) == plain(apart)
     where = {(m.target, m.rule) for m in shared.mismatches}
     assert {t for t, _ in where} == {"opa", "gatekeeper"}  # both saw the planted ones
     assert shared.compared["opa"] == 560 and shared.compared["gatekeeper"] == 280
@@ -136,7 +115,7 @@ def test_when_the_shared_engine_cannot_run_the_runners_run_apart(
     from policykit.verify_targets import shared as together
 
     _apart(monkeypatch)
-    want = _plain(_verify(lossy))
+    want = plain(_verify(lossy))
     monkeypatch.setattr(verify_module, "shared", together)
     batches: list[int] = []
     real_batch = verify_gatekeeper.TemplatesBatch.messages
@@ -154,7 +133,7 @@ def test_when_the_shared_engine_cannot_run_the_runners_run_apart(
             raise PolicykitError("OPA rejects the generated Rego: conflicting rules")
 
         monkeypatch.setattr(verify_gatekeeper.Joint, "__init__", refuse)
-    assert _plain(_verify(lossy)) == want
+    assert plain(_verify(lossy)) == want
     assert batches == [280]  # Gatekeeper's own batch ran every Deployment
 
 
@@ -200,7 +179,7 @@ def test_constraints_with_equal_parameters_share_a_review_and_match_is_kept() ->
     batch = TemplatesBatch(pairs, None)
     assert batch.ok
     assert batch.templates.groups == [[*plain, 5], labels, [4]]
-    objs = [d.obj for d in _docs(120) if d.source == "kubernetes"]
+    objs = [d.obj for d in generated_docs(120, 11) if d.source == "kubernetes"]
     got = batch.messages(objs)
     assert got is not None
     runners = [gk.TemplateRunner(t, "opa") for t, _ in pairs]
@@ -258,7 +237,7 @@ def test_regopy_template_bundles_are_built_once_per_content(
     assert len(built) == 1
     gk.TemplateRunner(other, "rego")
     assert len(built) == 2  # another template: its own bundle
-    obj = next(d.obj for d in _docs(40) if d.source == "kubernetes")
+    obj = next(d.obj for d in generated_docs(40, 11) if d.source == "kubernetes")
     bad = copy.deepcopy(obj)
     bad["spec"]["template"]["spec"]["containers"][0].pop("resources", None)
     for o in (obj, bad):
@@ -299,7 +278,7 @@ def test_the_shared_engine_on_the_platform_with_its_inventory(
     assert sent == [True]  # the whole run in one query, with the inventory
     _apart(monkeypatch)
     apart = verify(packs, sel.params, docs, ["opa", "gatekeeper"], jobs=1, sample=10)
-    assert _plain(shared) == _plain(apart)
+    assert plain(shared) == plain(apart)
     assert shared.ok and shared.compared["opa"] == len(docs)
     assert 0 < shared.compared["gatekeeper"] < len(docs)
 
@@ -340,7 +319,7 @@ def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.Monke
 
     monkeypatch.setattr(regopy.Interpreter, "query_bundle_entrypoint", counted)
     runners = [gk.TemplateRunner(t, "rego") for t, _ in pairs]
-    objs = [d.obj for d in _docs(60) if d.source == "kubernetes"]
+    objs = [d.obj for d in generated_docs(60, 11) if d.source == "kubernetes"]
     fired = [0] * len(pairs)
     for obj in objs:
         queries.clear()

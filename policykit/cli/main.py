@@ -399,7 +399,10 @@ _scaffold.register(cli)
 
 def main() -> None:
     """The console entry point: click's own handling, except that Ctrl-C
-    (anywhere, argument parsing included) is one line and exit 130."""
+    (anywhere, argument parsing included) is one line and exit 130, through
+    :func:`os._exit` (:func:`policykit.cli.leave_interrupted`): an interrupted
+    run leaves at once, without the interpreter's shutdown. A program that
+    runs the command line in its own process (a test) calls :func:`_main`."""
     from policykit.cli import EXIT_INTERRUPTED, leave_interrupted
 
     try:
