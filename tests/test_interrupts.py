@@ -49,7 +49,7 @@ _DASH_M = "import runpy\nrunpy.run_module('policykit', run_name='__main__')"
 @pytest.mark.parametrize("entry", [_CONSOLE, _DASH_M], ids=["console-script", "python-m"])
 @pytest.mark.parametrize(
     "module",
-    ["click", "rich.console", "policykit.packs", "policykit.loader", "policykit.cli.build"],
+    ["click", "rich.console", "policykit.packs", "policykit.loader", "policykit.cli.commands"],
 )
 def test_ctrl_c_while_importing_is_one_line_and_130(entry: str, module: str) -> None:
     code = _INTERRUPT_IMPORT.format(module=module, entry=entry)
@@ -57,7 +57,9 @@ def test_ctrl_c_while_importing_is_one_line_and_130(entry: str, module: str) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert r.returncode == 130, r.stderr
-    assert r.stderr == "policykit: interrupted\n"
+    # a command's module loads inside click's main(), which ends the ^C's line
+    # first (an empty line), as for a Ctrl-C while a command runs
+    assert r.stderr.lstrip("\n") == "policykit: interrupted\n" and r.stderr.count("\n") <= 2
 
 
 @pytest.fixture(autouse=True)

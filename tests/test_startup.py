@@ -175,3 +175,56 @@ def test_the_install_puts_no_import_hook_in_front_of_every_start() -> None:
     import policykit
 
     assert Path(policykit.__file__).parent.name == "policykit"
+
+
+COMMAND_MODULES = (
+    "policykit.cli.build",
+    "policykit.cli.commands",
+    "policykit.cli.init",
+    "policykit.cli.options",
+    "policykit.cli.render",
+    "policykit.cli.scaffold",
+    "policykit.cli.thirdparty",
+)
+
+
+def _modules_after(args: list[str]) -> list[str]:
+    code = (
+        "import atexit, json, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
+        f"[m for m in {list(COMMAND_MODULES)!r} if m in sys.modules])))\n"
+        "from policykit.cli.main import main\n"
+        f"sys.argv = ['policykit', *{args!r}]\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return list(json.loads(r.stderr.rpartition("LOADED ")[2]))
+
+
+def test_a_command_loads_its_own_module_only() -> None:
+    """``--version`` builds no command; ``check`` (its help here) registers its
+    own module's commands, not the others' (the CLI's lazy group)."""
+    assert _modules_after(["--version"]) == []
+    loaded = _modules_after(["check", "--help"])
+    assert "policykit.cli.commands" in loaded
+    assert not {"policykit.cli.build", "policykit.cli.scaffold", "policykit.cli.thirdparty",
+                "policykit.cli.init"} & set(loaded)  # fmt: skip
+    assert len(_modules_after(["--help"])) == len(COMMAND_MODULES)  # every command listed
+
+
+def test_the_command_table_is_what_the_modules_register() -> None:
+    """``policykit.cli.main.COMMANDS`` names each command's module: a command
+    added to a module and not to the table would never be found."""
+    import importlib
+
+    import click
+
+    from policykit.cli.main import COMMANDS
+
+    found: dict[str, str] = {}
+    for module in sorted(set(COMMANDS.values())):
+        group = click.Group()
+        importlib.import_module(module).register(group)
+        found.update(dict.fromkeys(group.commands, module))
+    assert found == COMMANDS

@@ -7,93 +7,84 @@ failed test), 2 usage or input error, 3 internal error (a bug: please report).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import errno
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from importlib import import_module
+from typing import Any
 
 import click
 
 from policykit import __version__
-from policykit.cli import build as _build
-from policykit.cli import init as _init
-from policykit.cli import render
-from policykit.cli import scaffold as _scaffold
-from policykit.cli import thirdparty as _thirdparty
-from policykit.cli.options import (
-    EXIT_INTERNAL,
-    LazyChoice,
-    crd_option,
-    error_line,
-    error_lines,
-    handle_errors,
-    load_crds,
-    note,
-    output_option,
-    pack_option,
-    param_option,
-    parse_params,
-    stderr,
-    verify_targets,
-    waiver_options,
-    write_output,
-)
 
-if TYPE_CHECKING:
-    from rich.console import Console
+# Start-up (issue 21): this module imports click and light modules only. A
+# command's module is imported when the command is asked for (_Commands); the
+# library, engines, targets, rich and jsonschema load inside the command that
+# needs them (tests/test_startup.py).
 
-    from policykit.api import CheckReport, Selection
-    from policykit.ir.rule import Pack
-
-# Start-up (issue 21): this module, and every command module it registers, imports
-# click and light modules only; the library, engines, targets, rich and jsonschema
-# load inside the command that needs them (tests/test_startup.py).
-
-
-def resolve(**kwargs: Any) -> Selection:
-    """:func:`policykit.api.resolve`, imported when a command runs."""
-    from policykit.api import resolve as api_resolve
-
-    return api_resolve(**kwargs)
-
-
-def load_packs(names: list[str]) -> list[Pack]:
-    """:func:`policykit.packs.load_packs`, imported when a command runs."""
-    from policykit.packs import load_packs as packs_load
-
-    return packs_load(names)
-
+COMMANDS: dict[str, str] = {
+    "build": "policykit.cli.build",
+    "bundle": "policykit.cli.build",
+    "check": "policykit.cli.commands",
+    "init": "policykit.cli.init",
+    "ir": "policykit.cli.commands",
+    "publish": "policykit.cli.build",
+    "pull": "policykit.cli.build",
+    "rules": "policykit.cli.commands",
+    "scaffold": "policykit.cli.scaffold",
+    "serve": "policykit.cli.commands",
+    "test": "policykit.cli.thirdparty",
+    "verify": "policykit.cli.commands",
+}
+"""Each command and the module whose ``register(cli)`` adds it (with the other
+commands of that module): ``policykit --version`` or ``check`` imports no other
+command's module and builds no other command's options
+(tests/test_startup.py holds this table to the modules' commands)."""
 
 # the shared options and helpers live in policykit.cli.options (no command module
-# imports main); these names stay importable from main as before
-__all__ = [
-    "EXIT_INTERNAL",
-    "cli",
-    "crd_option",
-    "error_line",
-    "error_lines",
-    "handle_errors",
-    "load_crds",
-    "main",
-    "output_option",
-    "pack_option",
-    "param_option",
-    "parse_params",
-    "waiver_options",
-]
+# imports main); these names stay importable from main as before, loaded when asked
+_FROM_OPTIONS = frozenset(
+    (
+        "EXIT_INTERNAL",
+        "crd_option",
+        "error_line",
+        "error_lines",
+        "handle_errors",
+        "load_crds",
+        "output_option",
+        "pack_option",
+        "param_option",
+        "parse_params",
+        "waiver_options",
+    )
+)
+
+__all__ = ["COMMANDS", "cli", "main", *sorted(_FROM_OPTIONS)]
 
 
-def _console() -> Console:
-    """A console for reports (render.console: COLUMNS or the terminal's width,
-    colour only on a terminal without --no-color/NO_COLOR)."""
-    return render.console()
+def __getattr__(name: str) -> Any:
+    if name in _FROM_OPTIONS:
+        from policykit.cli import options
+
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """A group whose commands are registered by their modules when first asked
+    for (click's lazily loaded subcommands)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import_module(COMMANDS[cmd_name]).register(self)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="policykit")
 @click.option(
     "-q",
@@ -114,287 +105,9 @@ def cli(ctx: click.Context, quiet: bool, no_color: bool) -> None:
     A progress bar shows on standard error while a long run works, only when
     standard error is a terminal.
     """
+    from policykit.cli import render
+
     ctx.obj = render.Ui(quiet=quiet, color=not (no_color or render.no_color_env()))
-
-
-@cli.command()
-@click.argument("paths", nargs=-1)
-@pack_option
-@param_option
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "text", "json", "sarif", "junit", "github"]),
-    default="table",
-    show_default=True,
-    help="Report format: table (people: on a terminal, the findings by rule and the "
-    "first --limit of them; piped or --output, as text), text (a line per finding: "
-    "FILE:LINE: SEVERITY RULE OBJECT: MESSAGE), json (schemas/report.schema.json), "
-    "sarif (SARIF 2.1.0 for code scanning), junit (XML test report), github (workflow "
-    "annotations).",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=0),
-    default=render.DEFAULT_LIMIT,
-    show_default=True,
-    metavar="N",
-    help="Findings listed by --format table on a terminal (0: all); piped output and "
-    "--output list every one.",
-)
-@output_option
-@click.option(
-    "--baseline",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Findings recorded in FILE are reported but do not fail the run; only new ones do.",
-)
-@click.option(
-    "--update-baseline",
-    is_flag=True,
-    help="Record today's findings in the --baseline FILE (atomically) and exit 0.",
-)
-@waiver_options
-@click.option(
-    "--fail-on",
-    type=click.Choice(["deny", "warn", "info"]),
-    default=None,
-    help="Lowest severity that makes the exit code 1 (default: deny).",
-)
-@click.option(
-    "--include",
-    multiple=True,
-    metavar="GLOB",
-    help="Files read inside directories (default *.yaml *.yml *.json).",
-)
-@click.option(
-    "--exclude",
-    multiple=True,
-    metavar="GLOB",
-    help="Files or directories skipped inside directories (repeatable).",
-)
-@click.option(
-    "--no-ignore",
-    is_flag=True,
-    help="Inside directories, also read what is skipped by default: what git ignores "
-    "(.gitignore), dist/, node_modules/, .venv/, venv/, __pycache__/.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(["native", "rego", "opa", "cel"]),
-    default="native",
-    show_default=True,
-    help="native: reference engine; rego: compiled Rego on regopy; opa: real OPA; "
-    "cel: the Kyverno/VAP CEL on cel-cpp.",
-)
-@click.option(
-    "--policy",
-    "policies",
-    multiple=True,
-    metavar="FILE_OR_DIR",
-    help="Also run existing Gatekeeper templates + constraints and Kyverno policies "
-    "from FILE_OR_DIR (repeatable); their verdicts join the same report.",
-)
-@crd_option
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Processes for a large run (default: the number of cores); the report is the "
-    "same. A small run stays in one process.",
-)
-@handle_errors
-def check(
-    paths: tuple[str, ...],
-    packs: tuple[str, ...],
-    params: tuple[str, ...],
-    fmt: str,
-    limit: int,
-    output: Path | None,
-    baseline: Path | None,
-    update_baseline: bool,
-    waivers_file: Path | None,
-    today: datetime.datetime | None,
-    fail_on: str | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    engine: str,
-    policies: tuple[str, ...],
-    crd_paths: tuple[str, ...],
-    no_ignore: bool,
-    jobs: int | None,
-) -> None:
-    """Check Kubernetes manifests and Backstage entities in PATHS (- for stdin).
-
-    Inside directories, what git ignores and dist/, node_modules/, .venv/ are
-    skipped (--no-ignore reads them); a file named in PATHS is always read.
-
-    An object of a custom kind (--crd, crds:) that its CRD's schema refuses is
-    an input error (PK013), as the API server would refuse it.
-
-    Exit 0 when no finding reaches --fail-on, 1 when one does, 2 on usage or
-    input errors (every file is still checked first).
-    """
-    from policykit import api
-
-    config = api.CheckConfig(
-        paths=paths,
-        packs=packs,
-        params=parse_params(params),
-        include=include,
-        exclude=exclude,
-        no_ignore=no_ignore,
-        fail_on=fail_on,
-        engine=engine,
-        jobs=jobs,
-        crds=crd_paths,
-        policies=policies,
-        baseline=baseline,
-        update_baseline=update_baseline,
-        waivers=waivers_file,
-        today=today,
-        record_checked=fmt == "junit",
-    )
-    try:
-        report = api.check(config, progress=_progress)
-    except api.UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    for line in report.warnings:
-        stderr(line)
-    for line in report.notes:
-        note(line)
-    emit_report(fmt, output, report, limit)
-    for line in report.expired_waivers:
-        stderr(f"policykit: expired: {line}")
-    for line in report.stale_waivers:
-        stderr(f"policykit: stale: {line}")
-    for line in report.unsupported:
-        stderr(f"policykit: skipped (unsupported): {line}")
-    for err in report.errors:
-        stderr(error_line(err))
-    sys.exit(report.exit_code)
-
-
-@contextlib.contextmanager
-def _progress(paths: Sequence[str]) -> Iterator[render.Steps | None]:
-    """The progress bar of a run over ``paths`` (none when one is standard input)."""
-    with render.steps(enabled="-" not in paths) as bar:
-        yield bar if bar.shown else None
-
-
-@cli.command()
-@click.argument("paths", nargs=-1)
-@pack_option
-@param_option
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    type=LazyChoice(verify_targets),
-    help="Targets to verify (repeatable; default all).",
-)
-@click.option(
-    "--oracle",
-    is_flag=True,
-    help="Run the Gatekeeper templates in real OPA instead of regopy.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "sarif", "junit", "github"]),
-    default="table",
-    show_default=True,
-    help="table, json, sarif (a result per disagreement), junit (a case per target and "
-    "object) or github (annotations).",
-)
-@output_option
-@waiver_options
-@crd_option
-@click.option(
-    "--no-ignore",
-    is_flag=True,
-    help="Inside directories, also read what git ignores and dist/, node_modules/, .venv/.",
-)
-@handle_errors
-def verify(
-    paths: tuple[str, ...],
-    packs: tuple[str, ...],
-    params: tuple[str, ...],
-    targets: tuple[str, ...],
-    oracle: bool,
-    fmt: str,
-    output: Path | None,
-    waivers_file: Path | None,
-    today: datetime.datetime | None,
-    crd_paths: tuple[str, ...],
-    no_ignore: bool,
-) -> None:
-    """Prove every target agrees with the reference engine on PATHS.
-
-    Builds the OPA bundle, Gatekeeper, Kyverno and VAP output, runs each
-    locally over every object and compares findings and messages. An object
-    that its CRD's schema refuses (--crd, crds:) is an input error (PK013) and
-    is not compared: no admission target would ever see it. Exit 0 when all
-    agree, 1 on any disagreement, 2 on input errors.
-    """
-    from policykit import api, reports
-
-    config = api.VerifyConfig(
-        paths=paths,
-        packs=packs,
-        params=parse_params(params),
-        targets=targets,
-        oracle=oracle,
-        waivers=waivers_file,
-        today=today,
-        crds=crd_paths,
-        no_ignore=no_ignore,
-    )
-    try:
-        result = api.verify(config, progress=_progress, warn=stderr)
-    except api.UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    for err in result.errors:
-        stderr(error_line(err))
-    write_output(output, reports.render(result, fmt, quiet=render.ui().quiet))
-    sys.exit(result.exit_code)
-
-
-@cli.command()
-@pack_option
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-@handle_errors
-def rules(packs: tuple[str, ...], fmt: str) -> None:
-    """List the rules of the selected packs."""
-    sel = resolve(packs=packs)
-    pack_objs = load_packs(sel.packs)
-    console = _console()
-    if fmt == "json":
-        render.print_json(console, render.rules_json(pack_objs))
-    else:
-        render.print_rules_table(console, pack_objs)
-
-
-@cli.command("ir")
-@pack_option
-@handle_errors
-def ir_cmd(packs: tuple[str, ...]) -> None:
-    """Print the IR (versioned JSON form) of the selected packs."""
-    from policykit.ir import serialize
-
-    sel = resolve(packs=packs)
-    click.echo(serialize.dumps(load_packs(sel.packs)), nl=False)
-
-
-# the commands defined in their own modules
-_build.register(cli)
-_thirdparty.register(cli)
-_init.register(cli)
-_scaffold.register(cli)
 
 
 def main() -> None:
@@ -432,7 +145,7 @@ def _main() -> None:
         if isinstance(exc.__cause__, KeyboardInterrupt):
             interrupted()
             sys.exit(EXIT_INTERRUPTED)
-        stderr("Aborted!")
+        click.echo("Aborted!", err=True)
         sys.exit(1)
     except click.ClickException as exc:
         exc.show()
@@ -443,88 +156,3 @@ def _main() -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no 2nd error at exit
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
-
-
-@cli.command()
-@click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8282, show_default=True, type=int, help="Port (0: any free one).")
-@click.option(
-    "--max-wait",
-    default=60.0,
-    show_default=True,
-    type=float,
-    help="Longest a long-polling request is held, in seconds.",
-)
-@click.option(
-    "--max-connections",
-    default=1000,
-    show_default=True,
-    type=int,
-    help="Connections answered at once (long polls included); more get 503 Retry-After.",
-)
-@click.option(
-    "--timeout",
-    default=20.0,
-    show_default=True,
-    type=float,
-    help="Seconds a connection may take to send a request head (idle or trickling).",
-)
-@click.option("--quiet", is_flag=True, help="No access log.")
-@handle_errors
-def serve(
-    directory: Path,
-    host: str,
-    port: int,
-    max_wait: float,
-    max_connections: int,
-    timeout: float,
-    quiet: bool,
-) -> None:
-    """Serve the bundles in DIRECTORY to OPA: GET /NAME.tar.gz, ETag and 304,
-    long polling (Prefer: ...;wait=N). Runs until interrupted."""
-    from policykit.serve import make_server
-
-    server = make_server(
-        directory,
-        host,
-        port,
-        max_wait=max_wait,
-        quiet=quiet or render.ui().quiet,
-        max_connections=max_connections,
-        timeout=timeout,
-    )
-    bound = server.server_address[1]
-    # one thread per connection, mostly waiting: hand the GIL over sooner than every
-    # 5 ms, or a burst of connections waits on it (bench_serve.py: 1000 polls, 2x faster)
-    sys.setswitchinterval(0.0005)
-    note(f"policykit: serving {directory} at http://{host}:{bound}/NAME.tar.gz (Ctrl-C stops)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        note("policykit: stopped")
-    finally:
-        server.server_close()
-
-
-def emit_report(
-    fmt: str, output: Path | None, report: CheckReport, limit: int = render.DEFAULT_LIMIT
-) -> None:
-    """Write ``report`` in ``fmt`` to ``output`` (atomically) or standard output.
-    ``table``: the summary of :func:`render.print_summary` (``limit`` findings)
-    when standard output is a terminal, else the text lines; every other format
-    by :func:`reports.render`."""
-    if fmt == "table" and output is None and render.stdout_is_terminal():
-        render.print_summary(_console(), report, limit)
-        return
-    from policykit import reports
-
-    if fmt in ("table", "text"):
-        text = reports.render(report, "text", quiet=render.ui().quiet)
-    else:
-        text = reports.render(report, fmt)
-    try:
-        write_output(output, text)
-    except BrokenPipeError:  # policykit check | head: quiet, as main() does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
