@@ -77,14 +77,18 @@ def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
     )
 
 
-def load_config_file(path: Path) -> Config:
+def load_config_file(path: Path, parsed: dict[str, Any] | None = None) -> Config:
+    """The configuration in ``path`` (``parsed``: a pyproject.toml's document,
+    already read)."""
     file = str(path)
-    text = read_text(path, error=ConfigError)
     if path.name == "pyproject.toml":
         import tomllib
 
         try:
-            tool = tomllib.loads(text).get("tool")
+            doc = parsed
+            if doc is None:
+                doc = tomllib.loads(read_text(path, error=ConfigError))
+            tool = doc.get("tool")
             data = tool.get("policykit") if isinstance(tool, dict) else None
         except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
             raise ConfigError(
@@ -93,7 +97,7 @@ def load_config_file(path: Path) -> Config:
         if depth_excess(data):
             raise ConfigError("[tool.policykit] nested too deeply", loc=SourceLoc(file))
     else:
-        data = load_yaml_node(text, file, error=ConfigError)[0]
+        data = load_yaml_node(read_text(path, error=ConfigError), file, error=ConfigError)[0]
     return _from_dict(_validate(data, file), path.parent, file)
 
 
@@ -117,5 +121,5 @@ def find_config(start: Path | None = None) -> Config:
                 continue
             tool = doc.get("tool")
             if isinstance(tool, dict) and "policykit" in tool:
-                return load_config_file(pyproject)
+                return load_config_file(pyproject, doc)  # parsed once
     return Config()

@@ -228,3 +228,27 @@ def test_the_command_table_is_what_the_modules_register() -> None:
         importlib.import_module(module).register(group)
         found.update(dict.fromkeys(group.commands, module))
     assert found == COMMANDS
+
+
+def test_a_pyproject_configuration_costs_no_resource_machinery(tmp_path: Path) -> None:
+    """``[tool.policykit]`` in pyproject.toml: the schema that validates it is
+    read from the package's directory, not through importlib.resources (which
+    imports tempfile, shutil, zipfile, bz2 and lzma)."""
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n\n[tool.policykit]\npacks = ["policykit.packs.starter"]\n'
+    )
+    never = ("importlib.resources", "tempfile", "zipfile", "shutil")
+    out, loaded = _check_one_file(tmp_path, [], never)
+    assert out.startswith("one.yaml:")
+    assert loaded == "[]"
+
+
+def test_a_shipped_file_is_read_the_same_either_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package that is not a directory on disk (zipped) reads its files
+    through importlib.resources: the same text."""
+    from policykit import resources
+
+    direct = resources.read_text("schemas", "config.schema.json")
+    monkeypatch.setattr(resources, "__file__", "/nonexistent.zip/policykit/resources.py")
+    assert resources.read_text("schemas", "config.schema.json") == direct
+    assert json.loads(direct)["$schema"]
