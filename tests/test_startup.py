@@ -54,17 +54,22 @@ def test_no_heavy_module_at_start_up() -> None:
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["check", "--help"]])
 def test_the_command_starts_without_a_heavy_module(args: list[str]) -> None:
     """What ``policykit --version`` (and ``--help``) has imported when it exits."""
+    assert _loaded_after(args, HEAVY) == []
+
+
+def _loaded_after(args: list[str], watched: tuple[str, ...]) -> list[str]:
+    """Which of ``watched`` ``policykit ARGS`` (exit 0) has imported when it exits."""
     code = (
         "import atexit, json, sys\n"
         "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
-        f"[m for m in {list(HEAVY)!r} if m in sys.modules])))\n"
+        f"[m for m in {list(watched)!r} if m in sys.modules])))\n"
         "from policykit.cli.main import main\n"
         f"sys.argv = ['policykit', *{args!r}]\n"
         "main()\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stderr.rpartition("LOADED ")[2] == "[]"
+    return list(json.loads(r.stderr.rpartition("LOADED ")[2]))
 
 
 CHECK_PATH_NEVER = tuple(
@@ -189,17 +194,7 @@ COMMAND_MODULES = (
 
 
 def _modules_after(args: list[str]) -> list[str]:
-    code = (
-        "import atexit, json, sys\n"
-        "atexit.register(lambda: sys.__stderr__.write('\\nLOADED ' + json.dumps("
-        f"[m for m in {list(COMMAND_MODULES)!r} if m in sys.modules])))\n"
-        "from policykit.cli.main import main\n"
-        f"sys.argv = ['policykit', *{args!r}]\n"
-        "main()\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    return list(json.loads(r.stderr.rpartition("LOADED ")[2]))
+    return _loaded_after(args, COMMAND_MODULES)
 
 
 def test_a_command_loads_its_own_module_only() -> None:
