@@ -163,7 +163,8 @@ def _init_worker() -> None:
 _FindingRow = tuple[Any, ...]
 
 
-def _finding_rows(findings: Iterable[Finding]) -> list[_FindingRow]:
+def finding_rows(findings: Iterable[Finding]) -> list[_FindingRow]:
+    """Findings as plain tuples, to send back from a worker (:func:`findings_of`)."""
     return [
         (
             f.rule,
@@ -182,7 +183,8 @@ def _finding_rows(findings: Iterable[Finding]) -> list[_FindingRow]:
     ]
 
 
-def _findings(rows: list[_FindingRow]) -> list[Finding]:
+def findings_of(rows: list[_FindingRow]) -> list[Finding]:
+    """The findings :func:`finding_rows` sent."""
     from policykit.model import Finding, ObjectRef
 
     refs: dict[tuple[str, str, str, str], ObjectRef] = {}
@@ -203,7 +205,7 @@ def _wire(out: Outcome) -> tuple[Any, ...]:
         (p.errors, p.skipped, p.files, [(d.obj, d.file, d.index, d.line) for d in p.documents])
         for p in out.parts
     ]
-    rows = _finding_rows(out.findings)
+    rows = finding_rows(out.findings)
     return rows, out.errors, out.skipped, out.checked, out.files, out.objects, parts, out.positions
 
 
@@ -213,7 +215,7 @@ def _unwire(wire: tuple[Any, ...]) -> Outcome:
 
     rows, errors, skipped, checked, files, objects, parts, positions = wire
     return Outcome(
-        findings=_findings(rows),
+        findings=findings_of(rows),
         errors=errors,
         skipped=skipped,
         checked=checked,
@@ -295,7 +297,7 @@ def _evaluate_range(bounds: tuple[int, int]) -> tuple[list[_FindingRow], list[in
     positions: list[int] = []
     docs = _JOB.documents[bounds[0] : bounds[1]]
     _evaluate_each(_JOB.inventory_engine, docs, findings, positions)
-    return _finding_rows(findings), positions
+    return finding_rows(findings), positions
 
 
 def _chunks(entries: Sequence[Entry], jobs: int) -> Iterator[list[Any] | InputError]:
@@ -319,7 +321,8 @@ def _chunks(entries: Sequence[Entry], jobs: int) -> Iterator[list[Any] | InputEr
         yield chunk
 
 
-def _pool(jobs: int) -> Any:
+def pool(jobs: int) -> Any:
+    """A pool of ``jobs`` forked workers, which leave Ctrl-C to this process."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -338,8 +341,8 @@ def _run_chunks(
     """``work`` over the chunks of ``entries`` in the pool, outcomes in order
     (``meanwhile`` runs here once the workers have started)."""
     tasks = list(_chunks(entries, jobs))
-    with _pool(jobs) as pool:
-        futures = [None if isinstance(t, InputError) else pool.submit(work, t) for t in tasks]
+    with pool(jobs) as workers:
+        futures = [None if isinstance(t, InputError) else workers.submit(work, t) for t in tasks]
         if meanwhile is not None:
             meanwhile()
         for task, future in zip(tasks, futures, strict=True):
@@ -459,11 +462,11 @@ def _evaluate_inventory(
 
         gc.freeze()  # the documents stay shared with the workers: no GC pass copies them
         try:
-            with _pool(jobs) as pool:
+            with pool(jobs) as workers:
                 for (start, _), (rows, where) in zip(
-                    bounds[1:], pool.map(_evaluate_range, bounds[1:]), strict=True
+                    bounds[1:], workers.map(_evaluate_range, bounds[1:]), strict=True
                 ):
-                    found.extend(_findings(rows))
+                    found.extend(findings_of(rows))
                     positions.extend(start + i for i in where)
         finally:
             gc.unfreeze()

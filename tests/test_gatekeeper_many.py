@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policykit.engines.rego import EngineUnavailable, load_opa
 from policykit.errors import PolicykitError
 from policykit.k8s import gatekeeper as gk
+from tests.conftest import ROOT
 
 try:
     load_opa()
@@ -171,3 +173,35 @@ def test_regopy_asks_one_review_at_a_time() -> None:
     assert _plain(gk.evaluate_many(runner, constraint, objs, [None] * 3)) == _one_by_one(
         runner, constraint, objs, [None] * 3
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "reads"),
+    [
+        ("x := data.inventory.namespace", True),
+        ("import data.inventory as inv", True),
+        ('x := data["inventory"]', True),
+        ("import data as d\nx := d[k]", True),
+        ("x := walk(data, p)", True),
+        ("cm := input.review.object.data[k]", True),  # harmless: a ConfigMap's data
+        ("import data.lib.pk.labels\nx := input.review.object.metadata.name", False),
+        ("x := data.lib.values.render(input.parameters.keys)", False),
+    ],
+)
+def test_which_templates_may_read_the_inventory(text: str, reads: bool) -> None:
+    assert bool(gk._MAY_READ_INVENTORY.search(text)) is reads
+
+
+def test_a_template_that_cannot_read_the_inventory_is_not_given_it() -> None:
+    """Its engine is built once, without a copy of ``data.inventory``; one that
+    reads it is built with it."""
+    fix = ROOT / "tests/fixtures/thirdparty/gator"
+    labels = gk.TemplateRunner(yaml.safe_load((fix / "labels/template.yaml").read_text()), "opa")
+    unique = gk.TemplateRunner(yaml.safe_load((fix / "unique/template.yaml").read_text()), "opa")
+    assert (labels.reads_inventory, unique.reads_inventory) == (False, True)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}
+    inventory = gk.inventory_of([namespace])
+    labels.violations_many([], {}, inventory)
+    unique.violations_many([], {}, inventory)
+    assert list(labels._compiled) == [""]
+    assert len(unique._compiled) == 2  # without (built first) and with the inventory

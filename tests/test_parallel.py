@@ -280,3 +280,66 @@ def test_other_engines_evaluate_in_the_workers(
         assert pids == {str(os.getpid())}
     else:
         assert str(os.getpid()) not in pids and len(pids) >= 1
+
+
+def test_existing_policies_give_the_serial_report(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check --policy`` on a pool: each Gatekeeper constraint (one that
+    reads ``data.inventory`` too) and Kyverno policy over slices of the
+    objects, merged in the serial order: the same findings, errors and
+    skipped policies as one process."""
+    from policykit.api import CheckConfig, check
+    from policykit.existing import policies
+
+    monkeypatch.setattr(policies, "POOL_FROM", 1)
+    fix = ROOT / "tests/fixtures/thirdparty"
+    paths = [
+        fix / "gator/labels/template.yaml",
+        fix / "gator/labels/constraint.yaml",
+        fix / "gator/unique/template.yaml",
+        fix / "gator/unique/constraint.yaml",
+        fix / "kyverno/cpol/policy.yaml",
+        fix / "kyverno-cli/cel-errors/policy.yaml",
+        fix / "kyverno/vpol/policy.yaml",
+    ]
+    paths += [fix / "gator/external/template.yaml", fix / "gator/external/constraint.yaml"]
+    for name in ("pkconflicta", "pkconflictb"):  # an evaluation error on some objects
+        (tmp_path / f"{name}.yaml").write_text(_CONFLICT.replace("NAME", name))
+        paths.append(tmp_path / f"{name}.yaml")
+    reports = []
+    for jobs in (1, 2, 3):
+        config = CheckConfig(
+            paths=(str(tree),), packs=("policykit.packs.starter",),
+            policies=tuple(str(p) for p in paths), jobs=jobs,
+        )  # fmt: skip
+        reports.append(check(config))
+    one = reports[0]
+    assert {f.pack for f in one.findings} >= {"gatekeeper", "kyverno", "starter"}
+    assert sum("pkconflict" in e.one_line() for e in one.errors) == 2, one.errors
+    assert one.unsupported  # external_data
+    for other in reports[1:]:
+        assert other.findings == one.findings
+        assert [e.one_line() for e in other.errors] == [e.one_line() for e in one.errors]
+        assert other.unsupported == one.unsupported
+        assert (other.files, other.objects) == (one.files, one.objects)
+
+
+_CONFLICT = """\
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: NAME}
+spec:
+  crd: {spec: {names: {kind: NAME}}}
+  targets:
+  - target: admission.k8s.gatekeeper.sh
+    rego: |
+      package NAME
+      f(x) = 1 { contains(x, "1") }
+      f(x) = 2 { contains(x, "1") }
+      violation[{"msg": "conflict"}] { f(input.review.object.metadata.name) == 1 }
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: NAME
+metadata: {name: NAME}
+"""

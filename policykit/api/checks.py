@@ -109,6 +109,7 @@ def run(
 
         third_party = foreign.load(list(config.policies), gatekeeper_engine("auto"))
     engine = config.engine
+    jobs = config.jobs or default_jobs()
     shown = progress(sel.paths) if progress is not None else contextlib.nullcontext(None)
     in_force = crds.using(registry) if registry is not None else contextlib.nullcontext()
     with shown as bar, in_force:
@@ -123,26 +124,20 @@ def run(
                 list(entries),
                 sel.params,
                 engine,
-                jobs=config.jobs or default_jobs(),
+                jobs=jobs,
                 record_checked=config.record_checked,
                 transform=_crd_checker(registry) if registry else None,
                 progress=progress_,
             )
-        else:
-            from policykit.loader import load_entries
-
-            parts: Iterable[LoadResult] = load_entries(entries)
-            if progress_ is not None:
-                parts = progress_.over(parts)
-            if registry:
-                parts = _schema_checked(parts, registry)
+        else:  # every object first: the policies see the inventory and namespaces
+            parts = _read(list(entries), jobs, registry, progress_)
             parts = foreign.documents_of(parts, seen)
             report = check_stream(
                 pack_objs, parts, sel.params, engine, record_checked=config.record_checked
             )
     report.fail_on = sel.fail_on
     if third_party is not None:
-        extra, report.unsupported = foreign.check(third_party, seen)
+        extra, report.unsupported = foreign.check(third_party, seen, jobs=jobs)
         report.findings = sorted(report.findings + extra, key=lambda f: f.sort_key())
         report.errors += third_party.errors  # policies that could not run: the report stays
         report.rule_descriptors = foreign.descriptors(third_party)
@@ -182,6 +177,28 @@ def _waivers(config: CheckConfig, report: CheckReport) -> None:
     report.findings = outcome.findings
     report.expired_waivers = [waivers.expired_message(w, str(path)) for w in outcome.expired]
     report.stale_waivers = [waivers.stale_message(w, str(path)) for w in outcome.stale]
+
+
+def _read(
+    entries: list[Entry], jobs: int, registry: Any, progress: Any
+) -> Iterable[LoadResult]:
+    """What ``entries`` hold, file by file: read on ``jobs`` processes for a
+    large run (:mod:`policykit.parallel`), each object of a custom kind
+    checked against its CRD's schema."""
+    from policykit import parallel
+
+    if parallel.worth_it(entries, jobs):
+        transform = _crd_checker(registry) if registry else None
+        out = parallel.check([], entries, None, jobs=jobs, transform=transform, progress=progress)
+        return out.parts
+    from policykit.loader import load_entries
+
+    parts: Iterable[LoadResult] = load_entries(entries)
+    if progress is not None:
+        parts = progress.over(parts)
+    if registry:
+        parts = _schema_checked(parts, registry)
+    return parts
 
 
 def _schema_checked(parts: Iterable[LoadResult], registry: Any) -> Iterator[LoadResult]:

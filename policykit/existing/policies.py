@@ -16,6 +16,9 @@ line per policy and reason) and never counts as a pass. A policy file that
 cannot be loaded, or a policy that cannot be evaluated on an object, is an
 input error of the report (exit 2) — every other policy still reports.
 
+A large run (``jobs``) evaluates each policy over slices of the objects on a
+forked pool, merged in the serial order (:func:`check`).
+
 In SARIF, each third-party rule gets a descriptor from the policy's own
 annotations: Kyverno's ``policies.kyverno.io/title``, ``…/description`` and
 ``…/severity``; a Gatekeeper constraint's template ``metadata.annotations.description``
@@ -24,6 +27,7 @@ annotations: Kyverno's ``policies.kyverno.io/title``, ``…/description`` and
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -207,8 +211,36 @@ def _finding(doc: Document, rule: str, pack: str, severity: str, message: str) -
     )
 
 
-def check(policies: PolicySet, docs: Sequence[Document]) -> tuple[list[Finding], list[str]]:
-    """Findings of the third-party policies on ``docs``, and what was skipped."""
+@dataclass(slots=True)
+class _Run:
+    """What every policy sees: the Kubernetes objects, the namespace of each,
+    ``data.inventory`` and Kyverno's context (built once, in this process; a
+    pool's workers inherit it)."""
+
+    policies: PolicySet
+    k8s: list[Document]
+    namespace_of: list[dict[str, Any] | None]
+    inventory: Any
+    ctx: ky.Context
+
+
+_Task = tuple[str, int, int, int]  # ("gk" | "ky", policy index, objects [lo, hi))
+_Part = tuple[list[Finding], set[str], list[PolicykitError]]
+
+POOL_FROM = 256
+"""Kubernetes objects from which ``jobs`` > 1 runs the policies on a pool."""
+
+_RUN: _Run | None = None  # set before a pool forks
+
+
+def check(
+    policies: PolicySet, docs: Sequence[Document], *, jobs: int = 1
+) -> tuple[list[Finding], list[str]]:
+    """Findings of the third-party policies on ``docs``, and what was skipped.
+    ``jobs`` > 1 (and at least :data:`POOL_FROM` Kubernetes objects): each
+    policy over slices of the objects on that many forked processes, merged
+    in the serial order (findings, the errors and what was skipped)."""
+    global _RUN
     k8s = [d for d in docs if d.source == "kubernetes"]
     inventory = gk.inventory_of([d.obj for d in k8s]) if policies.constraints else None
     namespaces = {
@@ -216,57 +248,114 @@ def check(policies: PolicySet, docs: Sequence[Document]) -> tuple[list[Finding],
         for d in k8s
         if d.obj.get("kind") == "Namespace"
     }
-    findings: list[Finding] = []
-    skipped = set(policies.unsupported)
-    reported: set[str] = set()
-    for c in policies.constraints:
-        runner, why = policies.templates[str(c.obj.get("kind"))]
-        name = str((c.obj.get("metadata") or {}).get("name", ""))
-        if runner is None:
-            skipped.add(f"constraint {name}: {why}")
-            continue
-        spec = c.obj.get("spec") or {}
-        severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
-        results = gk.evaluate_many(
-            runner,
-            c.obj,
-            [d.obj for d in k8s],
-            [namespaces.get(str((d.obj.get("metadata") or {}).get("namespace"))) for d in k8s],
-            inventory=inventory,
-        )
-        for d, found in zip(k8s, results, strict=True):
-            if isinstance(found, gk.Unsupported):
-                skipped.add(f"constraint {name}: {found.message}")
-            elif isinstance(found, PolicykitError):  # this constraint on this object
-                if found.message not in reported:
-                    reported.add(found.message)
-                    policies.errors.append(found)
-            else:
-                findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
     ctx = ky.Context(
         namespace_labels={
             n: dict((o.get("metadata") or {}).get("labels") or {}) for n, o in namespaces.items()
         },
         namespaces=namespaces,
     )
-    for p in policies.kyverno:
-        for d in k8s:
-            try:
-                outcomes = ky.evaluate(p.obj, d.obj, ctx)
-            except PolicykitError as exc:
-                if exc.message not in reported:
-                    reported.add(exc.message)
-                    policies.errors.append(exc)
-                continue
-            for o in outcomes:
-                rule = f"{o.policy}/{o.rule}" if o.rule else o.policy
-                if o.status == "unsupported":
-                    skipped.add(f"{rule}: {o.message}")
-                elif o.status in ("fail", "error"):
-                    severity = "deny" if o.action == "Enforce" else "warn"
-                    text = o.message if o.status == "fail" else f"error: {o.message}"
-                    findings.append(_finding(d, rule, "kyverno", severity, text))
+    namespace_of = [
+        namespaces.get(str((d.obj.get("metadata") or {}).get("namespace"))) for d in k8s
+    ]
+    run = _Run(policies, k8s, namespace_of, inventory, ctx)
+    from policykit import parallel
+
+    pooled = jobs > 1 and len(k8s) >= POOL_FROM and parallel.can_fork()
+    bounds = _slices(len(k8s), jobs * 2 if pooled else 1)
+    tasks: list[_Task] = [("gk", i, lo, hi) for i in range(len(policies.constraints))
+                          for lo, hi in bounds]  # fmt: skip
+    tasks += [("ky", j, lo, hi) for j in range(len(policies.kyverno)) for lo, hi in bounds]
+    if pooled and len(tasks) > 1:
+        for runner, _ in policies.templates.values():
+            if runner is not None and inventory is not None:
+                with contextlib.suppress(PolicykitError):  # each task reports it
+                    runner.prepare(inventory)  # once here, not in every worker
+        _RUN = run
+        try:
+            with parallel.pool(jobs) as pool:
+                wired = list(pool.map(_pooled_task, tasks))
+        finally:
+            _RUN = None
+        parts = [(parallel.findings_of(rows), skip, errs) for rows, skip, errs in wired]
+    else:
+        parts = [_task(run, t) for t in tasks]
+    findings: list[Finding] = []
+    skipped = set(policies.unsupported)
+    reported: set[tuple[str, str]] = set()
+    for found, skip, errors in parts:
+        findings += found
+        skipped |= skip
+        for err in errors:  # one error per policy and message, in the serial order
+            key = (str(err.loc), err.message)
+            if key not in reported:
+                reported.add(key)
+                policies.errors.append(err)
     return findings, sorted(skipped)
+
+
+def _slices(n: int, k: int) -> list[tuple[int, int]]:
+    k = max(1, min(k, n))
+    size, more = divmod(n, k)
+    bounds = [i * size + min(i, more) for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
+def _pooled_task(task: _Task) -> tuple[list[Any], set[str], list[PolicykitError]]:
+    from policykit import parallel
+
+    assert _RUN is not None
+    found, skipped, errors = _task(_RUN, task)
+    return parallel.finding_rows(found), skipped, errors
+
+
+def _task(run: _Run, task: _Task) -> _Part:
+    """One policy over ``run.k8s[lo:hi]``: findings, what was skipped, and
+    each error where it occurred (the caller keeps the first of a message)."""
+    kind, index, lo, hi = task
+    docs = run.k8s[lo:hi]
+    findings: list[Finding] = []
+    skipped: set[str] = set()
+    errors: list[PolicykitError] = []
+    if kind == "gk":
+        c = run.policies.constraints[index]
+        runner, why = run.policies.templates[str(c.obj.get("kind"))]
+        name = str((c.obj.get("metadata") or {}).get("name", ""))
+        if runner is None:
+            skipped.add(f"constraint {name}: {why}")
+            return findings, skipped, errors
+        spec = c.obj.get("spec") or {}
+        severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
+        results = gk.evaluate_many(
+            runner,
+            c.obj,
+            [d.obj for d in docs],
+            run.namespace_of[lo:hi],
+            inventory=run.inventory,
+        )
+        for d, found in zip(docs, results, strict=True):
+            if isinstance(found, gk.Unsupported):
+                skipped.add(f"constraint {name}: {found.message}")
+            elif isinstance(found, PolicykitError):  # this constraint on this object
+                errors.append(found)
+            else:
+                findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
+        return findings, skipped, errors
+    p = run.policies.kyverno[index]
+    for d in docs:
+        try:
+            outcomes = ky.evaluate(p.obj, d.obj, run.ctx)
+        except PolicykitError as exc:
+            errors.append(exc)
+            continue
+        for o in outcomes:
+            rule = f"{o.policy}/{o.rule}" if o.rule else o.policy
+            if o.status == "unsupported":
+                skipped.add(f"{rule}: {o.message}")
+            elif o.status in ("fail", "error"):
+                severity = "deny" if o.action == "Enforce" else "warn"
+                text = o.message if o.status == "fail" else f"error: {o.message}"
+                findings.append(_finding(d, rule, "kyverno", severity, text))
+    return findings, skipped, errors
 
 
 def documents_of(parts: Any, into: list[Document]) -> Any:
