@@ -81,13 +81,12 @@ def load_config_file(path: Path, parsed: dict[str, Any] | None = None) -> Config
     """The configuration in ``path`` (``parsed``: a pyproject.toml's document,
     already read)."""
     file = str(path)
+    text = read_text(path, error=ConfigError)  # its guards (size) even when parsed
     if path.name == "pyproject.toml":
         import tomllib
 
         try:
-            doc = parsed
-            if doc is None:
-                doc = tomllib.loads(read_text(path, error=ConfigError))
+            doc = parsed if parsed is not None else tomllib.loads(text)
             tool = doc.get("tool")
             data = tool.get("policykit") if isinstance(tool, dict) else None
         except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
@@ -97,7 +96,7 @@ def load_config_file(path: Path, parsed: dict[str, Any] | None = None) -> Config
         if depth_excess(data):
             raise ConfigError("[tool.policykit] nested too deeply", loc=SourceLoc(file))
     else:
-        data = load_yaml_node(read_text(path, error=ConfigError), file, error=ConfigError)[0]
+        data = load_yaml_node(text, file, error=ConfigError)[0]
     return _from_dict(_validate(data, file), path.parent, file)
 
 

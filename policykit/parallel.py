@@ -38,6 +38,7 @@ check`` of one file imports it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -266,20 +267,16 @@ def _evaluate_each(
 
 
 def _check_chunk(paths: list[Any]) -> tuple[Any, ...]:
-    """Worker: read and evaluate a chunk; the findings go back. An engine that
-    evaluates in batches (real OPA) is given the chunk's documents at once,
-    whatever file each comes from (one-document files cost it twice as much
+    """Worker: read and evaluate a chunk; the findings go back. The engine is
+    given the chunk's documents at once, whatever file each comes from (real
+    OPA evaluates them in batches: one-document files cost it twice as much
     one by one); the findings are sorted in the end, as the serial run's."""
     assert _JOB is not None and _JOB.engine is not None
     engine = _JOB.engine
     out = Outcome()
     parts = _read(paths)
-    batch = getattr(engine, "mode", "") == "batch"
-    if batch:
-        out.findings.extend(engine.evaluate_all([d for p in parts for d in p.documents]))
+    out.findings.extend(engine.evaluate_all([d for p in parts for d in p.documents]))
     for part in parts:
-        if not batch:
-            out.findings.extend(engine.evaluate_all(part.documents))
         if _JOB.record_checked:
             out.checked.extend(applicable(_JOB.packs, part.documents))
         out.errors.extend(part.errors)
@@ -321,14 +318,42 @@ def _chunks(entries: Sequence[Entry], jobs: int) -> Iterator[list[Any] | InputEr
         yield chunk
 
 
-def pool(jobs: int) -> Any:
-    """A pool of ``jobs`` forked workers, which leave Ctrl-C to this process."""
+def result(future: Any) -> Any:
+    """``future.result()``, waited for in steps. The OS gives a Ctrl-C to any
+    thread of the process, often one of the pool's helper threads; Python then
+    raises KeyboardInterrupt in this one only when it runs again, and an
+    endless wait for a chunk never returns to it before the chunk is done."""
+    from concurrent.futures import wait
+
+    while not future.done():
+        wait([future], timeout=0.2)
+    return future.result()
+
+
+@contextlib.contextmanager
+def pool(jobs: int) -> Iterator[Any]:
+    """A pool of ``jobs`` forked workers, which leave Ctrl-C to this process.
+    Leaving it normally waits for the work; leaving it by an exception (Ctrl-C,
+    an error a chunk raised) cancels the work not started and ends the workers
+    at once: the run is over (waiting would run every chunk queued, and a
+    worker left behind would hold this process's standard output open)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(
+    workers = ProcessPoolExecutor(
         max_workers=jobs, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker
     )
+    try:
+        yield workers
+    except BaseException:
+        # no public way to end them before Python 3.14 (terminate_workers);
+        # shutdown() forgets them
+        processes = list((getattr(workers, "_processes", None) or {}).values())
+        workers.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        raise
+    workers.shutdown(wait=True)
 
 
 def _run_chunks(
@@ -350,7 +375,7 @@ def _run_chunks(
                 assert isinstance(task, InputError)
                 yield Outcome(errors=[task])
                 continue
-            out = _unwire(future.result())
+            out = _unwire(result(future))
             if progress is not None and isinstance(task, list):
                 progress.advance(len(task))
             yield out
@@ -463,8 +488,9 @@ def _evaluate_inventory(
         gc.freeze()  # the documents stay shared with the workers: no GC pass copies them
         try:
             with pool(jobs) as workers:
+                futures = [workers.submit(_evaluate_range, b) for b in bounds[1:]]
                 for (start, _), (rows, where) in zip(
-                    bounds[1:], workers.map(_evaluate_range, bounds[1:]), strict=True
+                    bounds[1:], (result(f) for f in futures), strict=True
                 ):
                     found.extend(findings_of(rows))
                     positions.extend(start + i for i in where)

@@ -289,3 +289,16 @@ def test_a_host_that_cannot_start_is_not_started_again_and_again() -> None:
     assert lines[0].startswith("refused PK005 cannot start real OPA's process"), r.stdout
     assert lines[1] == "refused PK005 real OPA's process could not start (see above)", r.stdout
     assert r.stderr.count("Traceback") == 1, r.stderr  # the child's, once
+
+
+def test_opa_errors_cross_a_process_boundary() -> None:
+    """An OPA error raised in a ``check -j`` worker is read in the parent as
+    itself (it failed to unpickle: the pool reported itself broken)."""
+    import pickle
+
+    from policykit.engines.opa_host import OpaError, OpaUndefinedError
+
+    for err in (OpaError("eval_error", "x: conflict"), OpaUndefinedError("no such rule")):
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err)
+        assert (back.code, back.message, str(back)) == (err.code, err.message, str(err))

@@ -268,11 +268,12 @@ def test_other_engines_evaluate_in_the_workers(
     packs = load_packs([pack])
     params = {"finops": {"budgets": {"CC-1001": 1, "CC-2002": 1}}} if "finops" in pack else {}
     entries = list(plan([str(tree)]))
-    serial = check_entries(packs, entries, params, engine, jobs=1)
+    serial = check_entries(packs, entries, params, engine, jobs=1, record_checked=True)
     log.unlink()
-    both = check_entries(packs, entries, params, engine, jobs=2)
+    both = check_entries(packs, entries, params, engine, jobs=2, record_checked=True)
     pids = set(log.read_text().split())
     assert both.findings == serial.findings and serial.findings
+    assert both.checked == serial.checked and serial.checked  # JUnit's passing cases
     assert [e.one_line() for e in both.errors] == [e.one_line() for e in serial.errors]
     assert both.skipped == serial.skipped
     assert (both.files, both.objects) == (serial.files, serial.objects)

@@ -247,3 +247,16 @@ def test_a_shipped_file_is_read_the_same_either_way(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(resources, "__file__", "/nonexistent.zip/policykit/resources.py")
     assert resources.read_text("schemas", "config.schema.json") == direct
     assert json.loads(direct)["$schema"]
+
+
+def test_an_unknown_command_is_told_the_near_one() -> None:
+    """The lazy group suggests among every command, registered or not."""
+    import click
+    from click.testing import CliRunner
+
+    from policykit.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["chek"])
+    assert r.exit_code == 2 and "No such command 'chek'" in r.output
+    if hasattr(click.exceptions, "NoSuchCommand"):  # click 8.4+ suggests
+        assert "Did you mean 'check'?" in r.output

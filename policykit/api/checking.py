@@ -291,8 +291,9 @@ def check_entries(
     # built (and its packs and parameters validated) here, as the serial run does;
     # the workers inherit it
     engine = make_engine(engine_name, packs, params)
-    # another engine over the inventory: read in parallel, evaluated here
-    here = engine_name != "native" and engine.uses_inventory
+    # an engine over the inventory that cannot split its rules (all but the
+    # native one): read in parallel, evaluated here
+    here = engine.uses_inventory and getattr(engine, "select_rules", None) is None
     out = parallel.check(
         packs,
         entries,

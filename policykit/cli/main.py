@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 from importlib import import_module
-from typing import Any
 
 import click
 
@@ -42,33 +41,7 @@ commands of that module): ``policykit --version`` or ``check`` imports no other
 command's module and builds no other command's options
 (tests/test_startup.py holds this table to the modules' commands)."""
 
-# the shared options and helpers live in policykit.cli.options (no command module
-# imports main); these names stay importable from main as before, loaded when asked
-_FROM_OPTIONS = frozenset(
-    (
-        "EXIT_INTERNAL",
-        "crd_option",
-        "error_line",
-        "error_lines",
-        "handle_errors",
-        "load_crds",
-        "output_option",
-        "pack_option",
-        "param_option",
-        "parse_params",
-        "waiver_options",
-    )
-)
-
-__all__ = ["COMMANDS", "cli", "main", *sorted(_FROM_OPTIONS)]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _FROM_OPTIONS:
-        from policykit.cli import options
-
-        return getattr(options, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["COMMANDS", "cli", "main"]
 
 
 class _Commands(click.Group):
@@ -82,6 +55,21 @@ class _Commands(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMANDS:
             import_module(COMMANDS[cmd_name]).register(self)
         return self.commands.get(cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """click's, with every command (not only those registered so far) as
+        the suggestions of an unknown one ("Did you mean 'check'?", click 8.4+)."""
+        unknown = getattr(click.exceptions, "NoSuchCommand", None)
+        if unknown is None:
+            return super().resolve_command(ctx, args)
+        try:
+            return super().resolve_command(ctx, args)
+        except unknown as exc:
+            raise unknown(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

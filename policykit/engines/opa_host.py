@@ -57,12 +57,18 @@ class OpaError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a worker, read in the parent
+        return (type(self), (self.code, self.message))
+
 
 class OpaUndefinedError(OpaError):
     """The document asked for is undefined."""
 
     def __init__(self, message: str) -> None:
         super().__init__("undefined", message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.message,))
 
 
 @functools.cache

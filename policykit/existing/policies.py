@@ -273,7 +273,8 @@ def check(
         _RUN = run
         try:
             with parallel.pool(jobs) as pool:
-                wired = list(pool.map(_pooled_task, tasks))
+                futures = [pool.submit(_pooled_task, t) for t in tasks]
+                wired = [parallel.result(f) for f in futures]
         finally:
             _RUN = None
         parts = [(parallel.findings_of(rows), skip, errs) for rows, skip, errs in wired]

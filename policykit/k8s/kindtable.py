@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 EXTRA: dict[str, dict[str, Any]] = {
@@ -80,17 +79,18 @@ def from_openapi(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, KindInfo]:
-    raw = json.loads(resources.files("policykit.targets.k8s").joinpath("kinds.json").read_text())
-    raw.update(EXTRA)
-    return {
+    extra = {
         k: KindInfo(k, v["group"], tuple(v["versions"]), v["resource"], v["namespaced"])
-        for k, v in raw.items()
+        for k, v in EXTRA.items()
     }
+    return {**_builtin(), **extra}
 
 
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, KindInfo]:
-    raw = json.loads(resources.files("policykit.targets.k8s").joinpath("kinds.json").read_text())
+    from policykit.resources import read_text  # kinds.json, read once
+
+    raw = json.loads(read_text("targets", "k8s", "kinds.json"))
     return {
         k: KindInfo(k, v["group"], tuple(v["versions"]), v["resource"], v["namespaced"])
         for k, v in raw.items()

@@ -63,6 +63,21 @@ class GuardedLoader(fastyaml.FastResolve, _Base):  # type: ignore[misc]
     """PyYAML's C safe loader restricted to JSON values (tags of plain scalars
     remembered: :class:`policykit.loader.fastyaml.FastResolve`)."""
 
+    def construct_document(self, node: yaml.Node) -> Any:
+        """PyYAML's, which clears the constructor's state only when a document
+        succeeds: after one it refuses, its pending generators (the rest of a
+        mapping or sequence) would run at the start of the next document and
+        refuse it with the first's error (``? k: !!seq``, ``---``, ``a: yes``:
+        the second reported as "expected a sequence node"). Dropped here."""
+        try:
+            return super().construct_document(node)
+        except BaseException:
+            self.state_generators: list[Any] = []
+            self.constructed_objects: dict[Any, Any] = {}
+            self.recursive_objects: dict[Any, Any] = {}
+            self.deep_construct = False
+            raise
+
 
 def _problem(node: yaml.Node, text: str) -> yaml.constructor.ConstructorError:
     return yaml.constructor.ConstructorError(None, None, text, node.start_mark)
@@ -231,10 +246,8 @@ def yaml_documents(
                     except fastyaml.Fallback:  # beyond JSON's tags: PyYAML's constructor
                         value = loader.construct_document(node)
                 except yaml.MarkedYAMLError as exc:
-                    _forget(loader)
                     errors.append(_marked(exc, shown, error, f"document {index}: "))
                 except Exception as exc:  # a constructor's failure is the input's: one line
-                    _forget(loader)
                     errors.append(
                         error(
                             f"document {index}: unsupported YAML construct: "
@@ -276,19 +289,6 @@ def yaml_documents(
         )
     finally:
         loader.dispose()
-
-
-def _forget(loader: GuardedLoader) -> None:
-    """What PyYAML's constructor left of a document it failed on. Its
-    ``construct_document`` clears its state only when a document succeeds: after
-    a failure, the pending generators (the rest of a mapping or sequence) would
-    run at the start of the next document and fail it with the first's error
-    (``? k: !!seq`` then ``---`` ``a: yes``: the second refused, "expected a
-    sequence node")."""
-    loader.state_generators = []
-    loader.constructed_objects = {}
-    loader.recursive_objects = {}
-    loader.deep_construct = False
 
 
 def _marked(

@@ -26,7 +26,6 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -165,9 +164,9 @@ def regenerate() -> str:
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(
-        resources.files("policykit.targets.k8s").joinpath(_TABLE).read_text()
-    )
+    from policykit.resources import read_text
+
+    loaded: dict[str, Any] = json.loads(read_text("targets", "k8s", _TABLE))
     return loaded
 
 
