@@ -318,6 +318,15 @@ def _chunks(entries: Sequence[Entry], jobs: int) -> Iterator[list[Any] | InputEr
         yield chunk
 
 
+def even_slices(n: int, k: int) -> list[tuple[int, int]]:
+    """``range(n)`` in ``k`` (at most ``n``, at least one) consecutive slices
+    whose sizes differ by one at most, the larger first."""
+    k = max(1, min(k, n))
+    size, more = divmod(n, k)  # the first `more` slices take one more object
+    bounds = [i * size + min(i, more) for i in range(k + 1)]
+    return [(bounds[i], bounds[i + 1]) for i in range(k)]
+
+
 def result(future: Any) -> Any:
     """``future.result()``, waited for in steps. The OS gives a Ctrl-C to any
     thread of the process, often one of the pool's helper threads; Python then

@@ -254,10 +254,9 @@ def slices(n: int, workers: int) -> list[tuple[int, int]]:
     fewer than ``SLICE_MIN`` objects."""
     if n <= 0:
         return []
-    k = max(1, min(workers * 2, n // SLICE_MIN))
-    size, more = divmod(n, k)  # the first `more` slices take one more object
-    bounds = [i * size + min(i, more) for i in range(k + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(k)]
+    from policykit.parallel import even_slices
+
+    return even_slices(n, min(workers * 2, n // SLICE_MIN))
 
 
 _POOL_RUN: Run | None = None  # what forked workers read (inherited, never pickled)

@@ -261,7 +261,7 @@ def check(
     from policykit import parallel
 
     pooled = jobs > 1 and len(k8s) >= POOL_FROM and parallel.can_fork()
-    bounds = _slices(len(k8s), jobs * 2 if pooled else 1)
+    bounds = parallel.even_slices(len(k8s), jobs * 2 if pooled else 1)
     tasks: list[_Task] = [("gk", i, lo, hi) for i in range(len(policies.constraints))
                           for lo, hi in bounds]  # fmt: skip
     tasks += [("ky", j, lo, hi) for j in range(len(policies.kyverno)) for lo, hi in bounds]
@@ -292,13 +292,6 @@ def check(
                 reported.add(key)
                 policies.errors.append(err)
     return findings, sorted(skipped)
-
-
-def _slices(n: int, k: int) -> list[tuple[int, int]]:
-    k = max(1, min(k, n))
-    size, more = divmod(n, k)
-    bounds = [i * size + min(i, more) for i in range(k + 1)]
-    return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
 def _pooled_task(task: _Task) -> tuple[list[Any], set[str], list[PolicykitError]]:
