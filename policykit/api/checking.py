@@ -282,11 +282,7 @@ def check_entries(
     is the serial one). ``transform`` sees each file's result once read (in a
     worker when parallel); ``progress.advance(n)`` is told of files read."""
     if not parallel.worth_it(entries, jobs):
-        parts: Iterable[LoadResult] = load_entries(entries)
-        if transform is not None:
-            parts = _transformed(parts, transform)
-        if progress is not None:
-            parts = _advancing(parts, progress)
+        parts = read_entries(entries, 1, transform, progress)
         return check_stream(packs, parts, params, engine_name, record_checked=record_checked)
     # built (and its packs and parameters validated) here, as the serial run does;
     # the workers inherit it
@@ -318,6 +314,27 @@ def check_entries(
         params=engine.effective_params,
         checked=out.checked,
     )
+
+
+def read_entries(
+    entries: Sequence[Entry],
+    jobs: int,
+    transform: Callable[[LoadResult], None] | None = None,
+    progress: Any = None,
+) -> Iterable[LoadResult]:
+    """What ``entries`` hold, file by file, in order: read on ``jobs`` processes
+    for a large run (:mod:`policykit.parallel`), else as they are consumed.
+    ``transform`` and ``progress`` as :func:`check_entries`."""
+    if parallel.worth_it(entries, jobs):
+        return parallel.check(
+            [], entries, None, jobs=jobs, transform=transform, progress=progress
+        ).parts
+    parts: Iterable[LoadResult] = load_entries(entries)
+    if transform is not None:
+        parts = _transformed(parts, transform)
+    if progress is not None:
+        parts = _advancing(parts, progress)
+    return parts
 
 
 def _transformed(

@@ -14,6 +14,7 @@ from policykit.api.checking import (
     CheckReport,
     check_entries,
     check_stream,
+    read_entries,
     resolve,
 )
 from policykit.api.config import CheckConfig, UsageError, the_day, waivers_path
@@ -130,7 +131,8 @@ def run(
                 progress=progress_,
             )
         else:  # every object first: the policies see the inventory and namespaces
-            parts = _read(list(entries), jobs, registry, progress_)
+            transform = _crd_checker(registry) if registry else None
+            parts = read_entries(list(entries), jobs, transform, progress_)
             parts = foreign.documents_of(parts, seen)
             report = check_stream(
                 pack_objs, parts, sel.params, engine, record_checked=config.record_checked
@@ -177,35 +179,6 @@ def _waivers(config: CheckConfig, report: CheckReport) -> None:
     report.findings = outcome.findings
     report.expired_waivers = [waivers.expired_message(w, str(path)) for w in outcome.expired]
     report.stale_waivers = [waivers.stale_message(w, str(path)) for w in outcome.stale]
-
-
-def _read(
-    entries: list[Entry], jobs: int, registry: Any, progress: Any
-) -> Iterable[LoadResult]:
-    """What ``entries`` hold, file by file: read on ``jobs`` processes for a
-    large run (:mod:`policykit.parallel`), each object of a custom kind
-    checked against its CRD's schema."""
-    from policykit import parallel
-
-    if parallel.worth_it(entries, jobs):
-        transform = _crd_checker(registry) if registry else None
-        out = parallel.check([], entries, None, jobs=jobs, transform=transform, progress=progress)
-        return out.parts
-    from policykit.loader import load_entries
-
-    parts: Iterable[LoadResult] = load_entries(entries)
-    if progress is not None:
-        parts = progress.over(parts)
-    if registry:
-        parts = _schema_checked(parts, registry)
-    return parts
-
-
-def _schema_checked(parts: Iterable[LoadResult], registry: Any) -> Iterator[LoadResult]:
-    """Each file's objects checked against their CRDs' schemas (PK013 errors)."""
-    for part in parts:
-        part.errors.extend(registry.validate_all(part.documents))
-        yield part
 
 
 def _crd_checker(registry: Any) -> Any:

@@ -61,13 +61,11 @@ class _Commands(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         """click's, with every command (not only those registered so far) as
         the suggestions of an unknown one ("Did you mean 'check'?", click 8.4+)."""
-        unknown = getattr(click.exceptions, "NoSuchCommand", None)
-        if unknown is None:
-            return super().resolve_command(ctx, args)
+        unknown = getattr(click.exceptions, "NoSuchCommand", ())  # (): before click 8.4
         try:
             return super().resolve_command(ctx, args)
         except unknown as exc:
-            raise unknown(
+            raise type(exc)(
                 exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
             ) from None
 

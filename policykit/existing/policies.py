@@ -240,7 +240,6 @@ def check(
     ``jobs`` > 1 (and at least :data:`POOL_FROM` Kubernetes objects): each
     policy over slices of the objects on that many forked processes, merged
     in the serial order (findings, the errors and what was skipped)."""
-    global _RUN
     k8s = [d for d in docs if d.source == "kubernetes"]
     inventory = gk.inventory_of([d.obj for d in k8s]) if policies.constraints else None
     namespaces = {
@@ -266,18 +265,7 @@ def check(
                           for lo, hi in bounds]  # fmt: skip
     tasks += [("ky", j, lo, hi) for j in range(len(policies.kyverno)) for lo, hi in bounds]
     if pooled and len(tasks) > 1:
-        for runner, _ in policies.templates.values():
-            if runner is not None and inventory is not None:
-                with contextlib.suppress(PolicykitError):  # each task reports it
-                    runner.prepare(inventory)  # once here, not in every worker
-        _RUN = run
-        try:
-            with parallel.pool(jobs) as pool:
-                futures = [pool.submit(_pooled_task, t) for t in tasks]
-                wired = [parallel.result(f) for f in futures]
-        finally:
-            _RUN = None
-        parts = [(parallel.findings_of(rows), skip, errs) for rows, skip, errs in wired]
+        parts = _in_pool(run, tasks, jobs)
     else:
         parts = [_task(run, t) for t in tasks]
     findings: list[Finding] = []
@@ -287,11 +275,33 @@ def check(
         findings += found
         skipped |= skip
         for err in errors:  # one error per policy and message, in the serial order
-            key = (str(err.loc), err.message)
-            if key not in reported:
-                reported.add(key)
+            if _error_key(err) not in reported:
+                reported.add(_error_key(err))
                 policies.errors.append(err)
     return findings, sorted(skipped)
+
+
+def _error_key(err: PolicykitError) -> tuple[str, str]:
+    return str(err.loc), err.message
+
+
+def _in_pool(run: _Run, tasks: list[_Task], jobs: int) -> list[_Part]:
+    """``tasks`` on ``jobs`` forked workers, their parts in order."""
+    global _RUN
+    from policykit import parallel
+
+    for runner, _ in run.policies.templates.values():
+        if runner is not None and run.inventory is not None:
+            with contextlib.suppress(PolicykitError):  # each task reports it
+                runner.prepare(run.inventory)  # once here, not in every worker
+    _RUN = run
+    try:
+        with parallel.pool(jobs) as pool:
+            futures = [pool.submit(_pooled_task, t) for t in tasks]
+            wired = [parallel.result(f) for f in futures]
+    finally:
+        _RUN = None
+    return [(parallel.findings_of(rows), skip, errs) for rows, skip, errs in wired]
 
 
 def _pooled_task(task: _Task) -> tuple[list[Any], set[str], list[PolicykitError]]:
@@ -304,19 +314,20 @@ def _pooled_task(task: _Task) -> tuple[list[Any], set[str], list[PolicykitError]
 
 def _task(run: _Run, task: _Task) -> _Part:
     """One policy over ``run.k8s[lo:hi]``: findings, what was skipped, and
-    each error where it occurred (the caller keeps the first of a message)."""
+    the errors, the first of each message (the caller keeps the first over
+    the tasks)."""
     kind, index, lo, hi = task
     docs = run.k8s[lo:hi]
     findings: list[Finding] = []
     skipped: set[str] = set()
-    errors: list[PolicykitError] = []
+    errors: dict[tuple[str, str], PolicykitError] = {}  # the first of each
     if kind == "gk":
         c = run.policies.constraints[index]
         runner, why = run.policies.templates[str(c.obj.get("kind"))]
         name = str((c.obj.get("metadata") or {}).get("name", ""))
         if runner is None:
             skipped.add(f"constraint {name}: {why}")
-            return findings, skipped, errors
+            return findings, skipped, []
         spec = c.obj.get("spec") or {}
         severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
         results = gk.evaluate_many(
@@ -330,16 +341,16 @@ def _task(run: _Run, task: _Task) -> _Part:
             if isinstance(found, gk.Unsupported):
                 skipped.add(f"constraint {name}: {found.message}")
             elif isinstance(found, PolicykitError):  # this constraint on this object
-                errors.append(found)
+                errors.setdefault(_error_key(found), found)
             else:
                 findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
-        return findings, skipped, errors
+        return findings, skipped, list(errors.values())
     p = run.policies.kyverno[index]
     for d in docs:
         try:
             outcomes = ky.evaluate(p.obj, d.obj, run.ctx)
         except PolicykitError as exc:
-            errors.append(exc)
+            errors.setdefault(_error_key(exc), exc)
             continue
         for o in outcomes:
             rule = f"{o.policy}/{o.rule}" if o.rule else o.policy
@@ -349,7 +360,7 @@ def _task(run: _Run, task: _Task) -> _Part:
                 severity = "deny" if o.action == "Enforce" else "warn"
                 text = o.message if o.status == "fail" else f"error: {o.message}"
                 findings.append(_finding(d, rule, "kyverno", severity, text))
-    return findings, skipped, errors
+    return findings, skipped, list(errors.values())
 
 
 def documents_of(parts: Any, into: list[Document]) -> Any:
