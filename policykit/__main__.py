@@ -1,6 +1,5 @@
 """``python -m policykit`` is the ``policykit`` command."""
 
-
 try:
     from policykit.cli.main import main
 except KeyboardInterrupt:  # Ctrl-C while the command loads: no traceback

@@ -10,14 +10,15 @@ Exit codes (documented in README and docs/cli.md):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from policykit.frozen import frozen
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_INPUT = 2
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceLoc:
     """Where a user wrote something: a file and a 1-based line (0 = unknown)."""
 

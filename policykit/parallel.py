@@ -39,11 +39,11 @@ check`` of one file imports it.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from policykit.cores import default_jobs as default_jobs
 from policykit.errors import InputError
 
 if TYPE_CHECKING:
@@ -91,17 +91,6 @@ def applicable(packs: Sequence[Pack], docs: Iterable[Document]) -> list[Checked]
 
 class Advance(Protocol):
     def advance(self, n: int = 1) -> None: ...
-
-
-def default_jobs() -> int:
-    """The number of cores this process may use."""
-    count = getattr(os, "process_cpu_count", None)  # Python 3.13+
-    if count is not None:
-        return int(count() or 1)
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def can_fork() -> bool:

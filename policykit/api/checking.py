@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policykit import __version__, parallel
+from policykit import __version__
 from policykit.config import Config, find_config
 from policykit.engines.base import Engine
 from policykit.engines.native import NativeEngine, uses_inventory
@@ -246,7 +246,7 @@ def check_stream(
         else:
             findings.extend(engine.evaluate_all(part.documents))
         if record_checked:
-            checked.extend(parallel.applicable(packs, part.documents))
+            checked.extend(_applicable(packs, part.documents))
         errors.extend(part.errors)
         skipped.extend(part.skipped)
         files += part.files
@@ -281,7 +281,7 @@ def check_entries(
     on ``jobs`` processes for a large run (:mod:`policykit.parallel`; the report
     is the serial one). ``transform`` sees each file's result once read (in a
     worker when parallel); ``progress.advance(n)`` is told of files read."""
-    if not parallel.worth_it(entries, jobs):
+    if not _pooled(entries, jobs):
         parts = read_entries(entries, 1, transform, progress)
         return check_stream(packs, parts, params, engine_name, record_checked=record_checked)
     # built (and its packs and parameters validated) here, as the serial run does;
@@ -290,6 +290,8 @@ def check_entries(
     # an engine over the inventory that cannot split its rules (all but the
     # native one): read in parallel, evaluated here
     here = engine.uses_inventory and getattr(engine, "select_rules", None) is None
+    from policykit import parallel
+
     out = parallel.check(
         packs,
         entries,
@@ -325,7 +327,9 @@ def read_entries(
     """What ``entries`` hold, file by file, in order: read on ``jobs`` processes
     for a large run (:mod:`policykit.parallel`), else as they are consumed.
     ``transform`` and ``progress`` as :func:`check_entries`."""
-    if parallel.worth_it(entries, jobs):
+    if _pooled(entries, jobs):
+        from policykit import parallel
+
         return parallel.check(
             [], entries, None, jobs=jobs, transform=transform, progress=progress
         ).parts
@@ -368,3 +372,19 @@ def check_paths(
         return check_entries(pack_objs, entries, params or {}, jobs=jobs)
     parts = iter_load(paths, include=include, exclude=exclude)
     return check_stream(pack_objs, parts, params or {})
+
+
+def _pooled(entries: Sequence[Entry], jobs: int) -> bool:
+    """Whether ``entries`` are read on a pool (:func:`policykit.parallel.worth_it`);
+    a run of one file does not import the pool (issue 21: start-up)."""
+    if jobs <= 1 or len(entries) <= 1:
+        return False
+    from policykit import parallel
+
+    return parallel.worth_it(entries, jobs)
+
+
+def _applicable(packs: Sequence[Pack], docs: Sequence[Document]) -> list[Checked]:
+    from policykit import parallel
+
+    return parallel.applicable(packs, docs)

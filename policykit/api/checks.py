@@ -73,7 +73,7 @@ def run(
     findings (baseline and waivers applied), the errors, the waivers expired or
     stale, the policies not run, and :attr:`CheckReport.exit_code`.
     ``progress(paths)``: a context that shows the run's progress (or yields None)."""
-    from policykit.parallel import default_jobs
+    from policykit.cores import default_jobs
 
     sel = resolve(
         paths=config.paths,

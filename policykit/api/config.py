@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from policykit.frozen import frozen
 
 if TYPE_CHECKING:
     from policykit.waivers import Waiver
@@ -19,7 +21,7 @@ class UsageError(Exception):
     it needs): the command line shows it as a usage error (exit 2)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CheckConfig:
     """A ``check`` run: what ``policykit check`` takes as options. Empty
     sequences and ``None`` mean the configuration's value (``policykit.yaml``),
@@ -43,7 +45,7 @@ class CheckConfig:
     record_checked: bool = False  # per object, the rules that applied (JUnit)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BuildConfig:
     """A ``build`` run: the target (a name of :mod:`policykit.targets.registry`
     or ``all``), where it goes and how."""

@@ -20,11 +20,12 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from itertools import groupby
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import click
+
+from policykit.frozen import frozen
 
 if TYPE_CHECKING:  # rich and the library load when a command draws (start-up: issue 21)
     from rich.console import Console, RenderableType
@@ -44,7 +45,7 @@ FALLBACK_WIDTH = 160  # no COLUMNS and no terminal at all (a CI log): wide table
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ui:
     """The group options of ``policykit``: ``-q/--quiet``, ``--no-color``."""
 

@@ -28,8 +28,8 @@ the object under review).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
+from policykit.frozen import frozen
 from policykit.ir.nodes import (
     TRUE,
     And,
@@ -49,7 +49,7 @@ from policykit.ir.nodes import (
 _BINDERS = (Count, Sum, Filter, Quantifier)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Join:
     """``Filter(var, Objects(), body)`` read as an equi-join.
 
@@ -65,7 +65,7 @@ class Join:
     rest: tuple[Pred, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Grouped:
     """``Sum(var, <join filter>, term)`` or ``Count(var, <join filter>, body)``
     whose ``term``/``body`` reads only ``var``: one total per join key."""

@@ -14,8 +14,10 @@ implemented by :mod:`policykit.ir.evaluate` (the reference engine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Literal as TLiteral
+
+from policykit.frozen import frozen
 
 # A scalar JSON value a rule may contain as a literal.
 Scalar = str | int | float | bool | None
@@ -67,7 +69,7 @@ class Pred(Node):
 # --- values -----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Path(Value):
     """A field path from a root: the object (``object``) or a bound variable.
 
@@ -80,35 +82,35 @@ class Path(Value):
     segments: tuple[str | int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Literal(Value):
     """A constant: a scalar or a flat list of scalars."""
 
     value: LiteralValue
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Param(Value):
     """A pack parameter, supplied as data; its default lives in the pack."""
 
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Length(Value):
     """Number of code points of a string, items of a list or keys of an object."""
 
     operand: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Quantity(Value):
     """A Kubernetes quantity ("500m", "2Gi", "1.5", 3) as a number in base units."""
 
     operand: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Arith(Value):
     """Arithmetic on two numbers; division by zero is *missing*."""
 
@@ -117,7 +119,7 @@ class Arith(Value):
     right: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Default(Value):
     """``operand`` if it is present and not null, else ``fallback``."""
 
@@ -125,14 +127,14 @@ class Default(Value):
     fallback: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Keys(Value):
     """The keys of an object as a list (sorted); *missing* if not an object."""
 
     operand: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Count(Value):
     """How many items of ``collection`` satisfy ``body`` (``var`` bound to each)."""
 
@@ -141,7 +143,7 @@ class Count(Value):
     body: Pred
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Sum(Value):
     """Sum of ``term`` over ``collection``; items whose term is not a number add 0."""
 
@@ -150,7 +152,7 @@ class Sum(Value):
     term: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Index(Value):
     """``base[key]`` for an object ``base`` and a string ``key`` computed at run
     time (a price by GPU type, a budget by cost center); *missing* when
@@ -160,7 +162,7 @@ class Index(Value):
     key: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Filter(Value):
     """The items of the list ``collection`` that satisfy ``body``, in order;
     *missing* when ``collection`` is not a list."""
@@ -170,7 +172,7 @@ class Filter(Value):
     body: Pred
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Objects(Value):
     """Every *other* object of the inventory, as a list: in CI the objects
     checked in the same run, at admission what the target can see (Gatekeeper's
@@ -182,7 +184,7 @@ class Objects(Value):
 # --- predicates -------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Compare(Pred):
     """``left op right``; false when either side is missing.
 
@@ -195,29 +197,29 @@ class Compare(Pred):
     right: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class And(Pred):
     items: tuple[Pred, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Or(Pred):
     items: tuple[Pred, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Not(Pred):
     item: Pred
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Exists(Pred):
     """True when ``operand`` is present and not null."""
 
     operand: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Matches(Pred):
     """``subject`` is a string in which ``pattern`` (dialect: docs/semantics.md) is found."""
 
@@ -225,7 +227,7 @@ class Matches(Pred):
     pattern: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StrOp(Pred):
     """startswith / endswith / contains on two strings; false otherwise."""
 
@@ -234,7 +236,7 @@ class StrOp(Pred):
     arg: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class In(Pred):
     """``element`` equals (as ``==``) some item of the list ``collection``."""
 
@@ -242,7 +244,7 @@ class In(Pred):
     collection: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Quantifier(Pred):
     """all / any item of ``collection`` satisfies ``body``.
 
@@ -256,7 +258,7 @@ class Quantifier(Pred):
     body: Pred
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IsType(Pred):
     """``operand`` is present and of JSON type ``type_name``."""
 

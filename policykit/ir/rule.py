@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 from typing import Literal as TLiteral
 
 from policykit.errors import DefinitionError, SourceLoc
+from policykit.frozen import frozen
 from policykit.ir.nodes import OBJECT_ROOT, Path, Pred, Value
 
 Severity = TLiteral["deny", "warn", "info"]
@@ -32,7 +33,7 @@ SEMVER_RE = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Selector:
     """Which objects a rule applies to. Empty fields select everything.
 
@@ -54,7 +55,7 @@ class Selector:
     entity_types: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Message:
     """A message template: literal text and values interpolated into it.
 
@@ -92,7 +93,7 @@ def describe_value(v: Value) -> str:
     return type(v).__name__
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Each:
     """Evaluate a rule once per item of ``collection`` (``var`` bound to it).
 
@@ -104,7 +105,7 @@ class Each:
     collection: Value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rule:
     """One rule: a finding is produced when ``condition`` holds."""
 
@@ -152,7 +153,7 @@ class Rule:
             )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ParamSpec:
     """A pack parameter: its JSON Schema, default and description."""
 
@@ -162,7 +163,7 @@ class ParamSpec:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Pack:
     """A named, versioned group of rules and the parameters they use."""
 

@@ -121,7 +121,6 @@ REQUEST_VARIABLES = ("object", "oldObject", "request", "params", "namespaceObjec
 """The variables of an admission request (the policies' ``variables`` aside)."""
 
 
-
 class Review:
     """One object under admission, seen by many policies (``verify`` runs every
     policy on each object): its kind, looked up once, its AdmissionRequest

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.frozen import frozen
 from policykit.loader import yamlsafe
 from policykit.loader.yamlsafe import read_text, safe_name
 from policykit.model import Document
@@ -77,7 +78,7 @@ TEST_API_VERSION = "policykit.dev/v1alpha1"
 """policykit's own rule tests (``kind: Test``) are skipped, not checked."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Skipped:
     file: str
     index: int
