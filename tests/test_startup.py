@@ -114,13 +114,16 @@ CHECK_ONE_FILE_NEVER = (
     "policykit.library",
     "policykit.baseline",
     "policykit.k8s.crds",
+    "policykit.parallel",
+    "multiprocessing",
     "tomllib",
     "hashlib",
     "xml.etree.ElementTree",
 )
 """``policykit check one-file.yaml`` as a pre-commit hook runs it, output piped
 (plain lines): no rich, no build/test/verify, no baseline without --baseline, no
-CRD tables without CRDs, no TOML parser for a pyproject.toml that is not ours."""
+CRD tables without CRDs, no TOML parser for a pyproject.toml that is not ours,
+no process pool for one file."""
 
 
 def test_checking_one_file_piped_loads_only_the_check_path(tmp_path: Path) -> None:
