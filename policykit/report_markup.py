@@ -86,7 +86,8 @@ def sarif_log(tool: str, rules: list[dict[str, Any]], run: dict[str, Any]) -> di
 
 # characters XML 1.0 cannot carry, even escaped (C0 controls but tab/LF/CR,
 # surrogates, U+FFFE/U+FFFF)
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# (compiled by the first XML document, and kept by ``re``: not on check's path)
+_XML_ILLEGAL = "[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 
 
 def _xml_escape(m: re.Match[str]) -> str:
@@ -101,7 +102,8 @@ def xml_document(root: ET.Element) -> str:
 
     ET.indent(root)
     text = ET.tostring(root, encoding="unicode")
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + _XML_ILLEGAL.sub(_xml_escape, text) + "\n"
+    text = re.sub(_XML_ILLEGAL, _xml_escape, text)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"
 
 
 def gh_data(s: str) -> str:

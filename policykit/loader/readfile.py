@@ -47,7 +47,9 @@ def max_alias_bytes() -> int:
 
 # --- names -------------------------------------------------------------------------
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_UNPRINTABLE = r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]"
+"""Compiled when a name needs it (``re`` keeps it): a class of surrogates takes
+milliseconds to compile, and most runs meet none (issue 21: start-up)."""
 
 
 def _escape_char(m: re.Match[str]) -> str:
@@ -60,7 +62,9 @@ def _escape_char(m: re.Match[str]) -> str:
 def safe_name(name: str) -> str:
     """A file name as shown in reports: one line, valid UTF-8 (bytes that are
     not UTF-8 and control characters are written ``\\xNN``)."""
-    return _UNPRINTABLE.sub(_escape_char, name) if _UNPRINTABLE.search(name) else name
+    if name.isascii() and name.isprintable():  # no control character: most names
+        return name
+    return re.sub(_UNPRINTABLE, _escape_char, name)
 
 
 # --- files -------------------------------------------------------------------------
