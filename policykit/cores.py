@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 
+MIN_FILES = 256
+"""Below this many files a run stays in one process: starting the pool and
+sending results back costs more than it saves (benchmarks/bench_cores.py)."""
+
 
 def default_jobs() -> int:
     """The number of cores this process may use."""

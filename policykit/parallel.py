@@ -1,7 +1,7 @@
 """Checking a large run on every core (``policykit check --jobs N``).
 
-A run of at least :data:`MIN_FILES` files is cut into chunks of consecutive
-files, handed to a pool of ``jobs`` worker processes
+A run of at least :data:`policykit.cores.MIN_FILES` files is cut into chunks
+of consecutive files, handed to a pool of ``jobs`` worker processes
 (:class:`concurrent.futures.ProcessPoolExecutor`), and the chunks' results are
 merged in the order of the files, so the report is byte for byte the serial
 one (findings are sorted as :func:`policykit.api.check_stream` sorts them;
@@ -31,9 +31,8 @@ files).
 
 The workers are forked (``fork`` start method, POSIX): packs, parameters and the
 hook that checks custom resources are inherited, never pickled. Where ``fork``
-is not available the run stays serial. Importing this module is cheap (the
-loader, the evaluator and the reports load when a run needs them): ``policykit
-check`` of one file imports it.
+is not available the run stays serial. A run too small for a pool does not
+import this module (``api/checking.py: _pooled``).
 """
 
 from __future__ import annotations
@@ -43,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from policykit import cores
 from policykit.cores import default_jobs as default_jobs
 from policykit.errors import InputError
 
@@ -53,9 +53,6 @@ if TYPE_CHECKING:
     from policykit.model import Document, Finding
     from policykit.reports import Checked
 
-MIN_FILES = 256
-"""Below this many files a run stays in one process: starting the pool and
-sending results back costs more than it saves (benchmarks/bench_cores.py)."""
 CHUNK_MAX = 64
 """Files per chunk at most: small enough to balance the workers and to move a
 progress bar, large enough to keep the per-task cost (a pickle each way) low."""
@@ -105,7 +102,7 @@ def worth_it(entries: Sequence[Entry], jobs: int) -> bool:
     if jobs <= 1 or any(e.stdin for e in entries):
         return False
     files = sum(1 for e in entries if e.path is not None)
-    return files >= MIN_FILES and can_fork()
+    return files >= cores.MIN_FILES and can_fork()
 
 
 @dataclass(slots=True)

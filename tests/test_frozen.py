@@ -22,7 +22,7 @@ def _body() -> dict[str, Any]:
     out of comparison, one left out of the hash, one left out of the repr,
     one not taken by ``__init__`` and set by ``__post_init__``."""
 
-    def __post_init__(self: Any) -> None:
+    def post_init(self: Any) -> None:
         object.__setattr__(self, "derived", len(self.name))
 
     return {
@@ -43,7 +43,7 @@ def _body() -> dict[str, Any]:
         "meta": dataclasses.field(default=None, hash=False),
         "secret": dataclasses.field(default="s", repr=False),
         "derived": dataclasses.field(init=False, default=0),
-        "__post_init__": __post_init__,
+        "__post_init__": post_init,
     }
 
 
@@ -78,7 +78,9 @@ def _shown(text: str) -> str:
 
 
 @given(hashables, hashables)
-def test_equality_hash_and_repr_are_the_dataclass_ones(a: dict[str, Any], b: dict[str, Any]) -> None:
+def test_equality_hash_and_repr_are_the_dataclass_ones(
+    a: dict[str, Any], b: dict[str, Any]
+) -> None:
     fa, pa = _both(a)
     fb, pb = _both(b)
     assert (fa == fb) is (pa == pb)
@@ -121,7 +123,8 @@ def test_frozen_errors_and_slots() -> None:
         f.other = 1
     assert Frozen.__slots__ == Plain.__slots__
     assert Frozen.__match_args__ == Plain.__match_args__
-    assert [f.name for f in dataclasses.fields(Frozen)] == [f.name for f in dataclasses.fields(Plain)]
+    names = [f.name for f in dataclasses.fields(Frozen)]
+    assert names == [f.name for f in dataclasses.fields(Plain)]
     assert Frozen.__doc__ == Plain.__doc__ == "A test class."
 
 
@@ -143,12 +146,12 @@ def test_replace_asdict_pickle_copy(a: dict[str, Any]) -> None:
     for obj in (f, p):
         for twin in (
             pickle.loads(pickle.dumps(obj)),
-            pickle.loads(pickle.dumps(obj, protocol=2)),
+            *(pickle.loads(pickle.dumps(obj, protocol=p)) for p in range(6)),
             copy.copy(obj),
             copy.deepcopy(obj),
         ):
             assert type(twin) is type(obj)
-            assert dataclasses.astuple(twin) == dataclasses.astuple(obj)
+            assert repr(dataclasses.astuple(twin)) == repr(dataclasses.astuple(obj))  # NaN too
             assert twin.derived == obj.derived
             with pytest.raises(dataclasses.FrozenInstanceError):
                 twin.name = "x"
@@ -163,6 +166,42 @@ def test_a_class_defining_what_frozen_shares_is_refused() -> None:
 
             def __eq__(self, other: object) -> bool:
                 return True
+
+
+def test_dataclass_params_subclasses_and_recursive_repr() -> None:
+    assert Frozen.__dataclass_params__.frozen and Plain.__dataclass_params__.frozen
+    assert Frozen.__dataclass_params__.eq and Frozen.__dataclass_params__.repr
+    for base in (Frozen, Plain):
+        # a frozen dataclass may derive from either; a mutable one from neither
+        sub = dataclasses.dataclass(frozen=True, slots=True)(
+            type("Sub", (base,), {"__annotations__": {"extra": "int"}, "extra": 0})
+        )
+        obj = sub("n", 1, extra=2)
+        assert obj.extra == 2 and obj.derived == 1
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            obj.extra = 3
+        with pytest.raises(TypeError, match="cannot inherit non-frozen dataclass"):
+            dataclasses.dataclass(type("Mutable", (base,), {"__annotations__": {"y": "int"}}))
+        # @frozen over a dataclass base is the dataclass's own
+        again = frozen(type("Again", (base,), {"__annotations__": {"z": "int"}, "z": 0}))
+        assert again("n", 1, z=5).z == 5
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            again("n", 1).z = 1
+    loop_f, loop_p = Frozen("n", []), Plain("n", [])
+    loop_f.value.append(loop_f)
+    loop_p.value.append(loop_p)
+    assert _shown(repr(loop_f)) == repr(loop_p)
+    assert "[...]" in repr(loop_f)
+
+
+def test_a_field_init_does_not_set_is_refused() -> None:
+    """``_setattr`` lets a field be assigned once; ``__init__`` must be that once."""
+    with pytest.raises(TypeError, match="field 'y' has init=False and no default"):
+
+        @frozen
+        class Late:
+            x: int
+            y: int = dataclasses.field(init=False)
 
 
 def test_policykit_ir_nodes_are_frozen_value_classes() -> None:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from benchmarks.bench_inventory import objects as workloads
 from benchmarks.generate import component, deployment
-from policykit import api, parallel
+from policykit import api, cores, parallel
 from policykit.cli.main import cli
 from policykit.loader import Entry, plan
 from tests.conftest import ROOT
@@ -50,7 +50,7 @@ def _tree(root: Path, n: int = 60) -> Path:
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # a small tree, cut in many chunks: every merge path is taken
-    monkeypatch.setattr(parallel, "MIN_FILES", 1)
+    monkeypatch.setattr(cores, "MIN_FILES", 1)
     monkeypatch.setattr(parallel, "CHUNK_MAX", 5)
     monkeypatch.setattr(parallel, "MIN_OBJECTS_PER_TASK", 16)
     monkeypatch.setattr(parallel, "INVENTORY_POOL_MIN", 1)  # the inventory rules' pool too
@@ -100,7 +100,7 @@ def test_inventory_findings_come_from_the_parallel_run(
 def test_small_runs_and_stdin_stay_serial(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     entries = list(plan([str(_tree(tmp_path / "t", n=7))]))
     assert not parallel.worth_it(entries, 8)  # fewer than MIN_FILES files
-    monkeypatch.setattr(parallel, "MIN_FILES", 1)
+    monkeypatch.setattr(cores, "MIN_FILES", 1)
     assert parallel.worth_it(entries, 2)
     assert not parallel.worth_it(entries, 1)
     assert not parallel.worth_it([*entries, Entry(stdin=True)], 2)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from policykit import __version__
+from policykit import __version__, cores
 from policykit.config import Config, find_config
 from policykit.engines.base import Engine
 from policykit.engines.native import NativeEngine, uses_inventory
@@ -376,8 +376,8 @@ def check_paths(
 
 def _pooled(entries: Sequence[Entry], jobs: int) -> bool:
     """Whether ``entries`` are read on a pool (:func:`policykit.parallel.worth_it`);
-    a run of one file does not import the pool (issue 21: start-up)."""
-    if jobs <= 1 or len(entries) <= 1:
+    a run too small for one does not import it (issue 21: start-up)."""
+    if jobs <= 1 or len(entries) < cores.MIN_FILES:
         return False
     from policykit import parallel
 

@@ -1,7 +1,8 @@
 """Expression nodes of the policykit IR.
 
-Every node is a frozen, slotted dataclass that states what a rule *means*, never
-how a target spells it. There are two sorts of node:
+Every node is a frozen, slotted dataclass (made by :func:`policykit.frozen.frozen`,
+which defines it faster) that states what a rule *means*, never how a target
+spells it. There are two sorts of node:
 
 * :class:`Value` nodes evaluate to a JSON value, or to *missing* (a field that is
   absent, a path through a non-object, a quantity that does not parse ...);
