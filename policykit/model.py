@@ -173,3 +173,18 @@ def findings_of(doc: Document, hits: Iterable[tuple[Rule, str, str, int | None]]
             )
         )
     return out
+
+
+REPORT_VERSION = 1
+"""The ``check --format json`` document's version (schemas/report.schema.json)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """An object and the rules that applied to it (for JUnit's passing cases)."""
+
+    file: str
+    line: int
+    doc_index: int
+    object: ObjectRef
+    rules: tuple[tuple[str, str], ...]  # (pack, rule id)

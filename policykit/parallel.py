@@ -50,8 +50,7 @@ if TYPE_CHECKING:
     from policykit.engines.base import Engine
     from policykit.ir.rule import Pack
     from policykit.loader import Entry, LoadResult, Skipped
-    from policykit.model import Document, Finding
-    from policykit.reports import Checked
+    from policykit.model import Checked, Document, Finding
 
 CHUNK_MAX = 64
 """Files per chunk at most: small enough to balance the workers and to move a
@@ -71,8 +70,7 @@ def applicable(packs: Sequence[Pack], docs: Iterable[Document]) -> list[Checked]
     """Per object, the rules that apply to it (JUnit's passing test cases): the
     one pipeline step both a serial run (:mod:`policykit.api`) and a worker run."""
     from policykit.ir.evaluate import selector_matches
-    from policykit.model import object_ref
-    from policykit.reports import Checked
+    from policykit.model import Checked, object_ref
 
     out = []
     for d in docs:

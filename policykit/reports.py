@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from policykit.errors import PolicykitError
 from policykit.ir.rule import SEVERITY_RANK, Pack
-from policykit.model import Finding, ObjectRef
+from policykit.model import REPORT_VERSION as REPORT_VERSION
+from policykit.model import Checked as Checked
+from policykit.model import Finding
 from policykit.report_markup import INFO_URI as INFO_URI
 from policykit.report_markup import LEVELS as LEVELS
 from policykit.report_markup import SARIF_SCHEMA as SARIF_SCHEMA
@@ -49,20 +50,7 @@ from policykit.reports_verify import verify_github as verify_github
 from policykit.reports_verify import verify_junit as verify_junit
 from policykit.reports_verify import verify_sarif as verify_sarif
 
-REPORT_VERSION = 1
-"""The ``check --format json`` document's version (schemas/report.schema.json)."""
 GITHUB = {"deny": "error", "warn": "warning", "info": "notice"}
-
-
-@dataclass(frozen=True, slots=True)
-class Checked:
-    """An object and the rules that applied to it (for JUnit's passing cases)."""
-
-    file: str
-    line: int
-    doc_index: int
-    object: ObjectRef
-    rules: tuple[tuple[str, str], ...]  # (pack, rule id)
 
 
 def fingerprint(f: Finding) -> str:

@@ -116,6 +116,8 @@ CHECK_ONE_FILE_NEVER = (
     "policykit.k8s.crds",
     "policykit.parallel",
     "multiprocessing",
+    "policykit.reports",  # the text lines only (policykit/reports_text.py)
+    "policykit.report_markup",
     "tomllib",
     "hashlib",
     "xml.etree.ElementTree",
@@ -123,7 +125,7 @@ CHECK_ONE_FILE_NEVER = (
 """``policykit check one-file.yaml`` as a pre-commit hook runs it, output piped
 (plain lines): no rich, no build/test/verify, no baseline without --baseline, no
 CRD tables without CRDs, no TOML parser for a pyproject.toml that is not ours,
-no process pool for one file."""
+no process pool for one file, no report format but the lines."""
 
 
 def test_checking_one_file_piped_loads_only_the_check_path(tmp_path: Path) -> None:

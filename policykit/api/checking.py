@@ -25,9 +25,8 @@ from policykit.loader import (
     load_entries,
     plan,
 )
-from policykit.model import Document, Finding
+from policykit.model import REPORT_VERSION, Checked, Document, Finding
 from policykit.packs import load_packs
-from policykit.reports import REPORT_VERSION, Checked
 from policykit.safeio import is_dir
 
 

@@ -409,11 +409,13 @@ def emit_report(
     if fmt == "table" and output is None and render.stdout_is_terminal():
         render.print_summary(_console(), report, limit)
         return
-    from policykit import reports
+    if fmt in ("table", "text"):  # the lines alone: no other format is imported
+        from policykit.reports_text import text as lines
 
-    if fmt in ("table", "text"):
-        text = reports.render(report, "text", quiet=render.ui().quiet)
+        text = lines(report, quiet=render.ui().quiet)
     else:
+        from policykit import reports
+
         text = reports.render(report, fmt)
     try:
         write_output(output, text)
