@@ -111,6 +111,7 @@ def run(
         third_party = foreign.load(list(config.policies), gatekeeper_engine("auto"))
     engine = config.engine
     jobs = config.jobs or default_jobs()
+    transform = _crd_checker(registry) if registry else None
     shown = progress(sel.paths) if progress is not None else contextlib.nullcontext(None)
     in_force = crds.using(registry) if registry is not None else contextlib.nullcontext()
     with shown as bar, in_force:
@@ -127,11 +128,10 @@ def run(
                 engine,
                 jobs=jobs,
                 record_checked=config.record_checked,
-                transform=_crd_checker(registry) if registry else None,
+                transform=transform,
                 progress=progress_,
             )
         else:  # every object first: the policies see the inventory and namespaces
-            transform = _crd_checker(registry) if registry else None
             parts = read_entries(list(entries), jobs, transform, progress_)
             parts = foreign.documents_of(parts, seen)
             report = check_stream(

@@ -37,7 +37,6 @@ if TYPE_CHECKING:  # rich and the library load when a command draws (start-up: i
     from policykit.ir.rule import Pack
     from policykit.model import Finding
 
-REPORT_VERSION = 1  # policykit.model.REPORT_VERSION (the rules document too)
 _STYLE = {"deny": "bold red", "warn": "yellow", "info": "cyan"}
 _TONE = {"deny": "bold red", "warn": "yellow"}  # the summary's pieces (reports_text)
 _OBJECTS_SHOWN = 3  # objects named per rule in the terminal summary
@@ -331,6 +330,8 @@ def summary_text(report: CheckReport) -> Text:
 
 
 def rules_json(packs: list[Pack]) -> dict[str, Any]:
+    from policykit.model import REPORT_VERSION  # the check report's version
+
     return {
         "version": REPORT_VERSION,
         "rules": [
