@@ -323,6 +323,17 @@ def result(future: Any) -> Any:
     return future.result()
 
 
+def completed(futures: Iterable[Any]) -> Iterator[Any]:
+    """Each of ``futures`` once it is done, in the order they finish, waited
+    for in steps as :func:`result` waits."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        yield from done
+
+
 @contextlib.contextmanager
 def pool(jobs: int) -> Iterator[Any]:
     """A pool of ``jobs`` forked workers, which leave Ctrl-C to this process.

@@ -265,28 +265,34 @@ _POOL_RUN: Run | None = None  # what forked workers read (inherited, never pickl
 def _in_pool(
     run: Run, order: list[str], all_units: list[Unit], workers: int, progress: Progress
 ) -> dict[_Task, _Part]:
-    """The slices on forked workers; what a worker could not finish is left out
-    of the result (the caller runs it here). Real OPA runs in a process of its
-    own (:mod:`policykit.engines.opa_host`): each worker starts its own. The
-    workers are let finish (not terminated), so that each stops its OPA
-    process: reaped, its CPU time is counted with the worker's."""
-    import multiprocessing
+    """The slices on forked workers (:func:`policykit.parallel.pool`, as
+    ``check -j``: Ctrl-C ends the run at once); what a worker could not finish
+    is left out of the result (the caller runs it here). Real OPA runs in a
+    process of its own (:mod:`policykit.engines.opa_host`): each worker starts
+    its own. A run that ends normally lets the workers finish (not terminated),
+    so that each stops its OPA process: reaped, its CPU time is counted with
+    the worker's."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from policykit import parallel
 
     global _POOL_RUN
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not parallel.can_fork():
         return {}
     tasks = _tasks(run, all_units, workers)
     progress.phase(", ".join(order), len(tasks))
     _POOL_RUN = run
     parts: dict[_Task, _Part] = {}
     try:
-        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks) or 1)) as pool:
-            for got in pool.imap_unordered(_pool_task, tasks):
+        with parallel.pool(min(workers, len(tasks) or 1)) as pool:
+            for future in parallel.completed([pool.submit(_pool_task, t) for t in tasks]):
+                try:
+                    got = future.result()
+                except BrokenProcessPool:  # a worker died: the caller runs its task
+                    got = None
                 if got is not None:
                     parts.update(got)
                 progress.advance()
-            pool.close()
-            pool.join()
     finally:
         _POOL_RUN = None
     return parts

@@ -404,3 +404,42 @@ def test_ctrl_c_ends_a_pool_run_after_the_chunks_in_progress(tmp_path: Path) -> 
     assert err.strip().splitlines()[-1] == "policykit: interrupted", err
     assert took < 3, f"{took:.1f} s after Ctrl-C"  # one chunk per worker, not the run
     assert not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_group_ends_a_verify_pool_with_real_opa(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches every process of the group: ``verify``'s
+    workers (real OPA in a process of each) leave it to the parent, which ends
+    them; the OPA process whose asker is gone ends quietly (it printed a
+    BrokenPipeError traceback)."""
+    import random
+
+    from benchmarks.generate import component, deployment
+
+    rng = random.Random(11)
+    for i in range(1600):
+        folder = tmp_path / "tree" / f"r{i % 16:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        make = deployment if i % 2 else component
+        (folder / f"o{i:04d}.yaml").write_text(make(rng, i))
+    p = subprocess.Popen(
+        [sys.executable, "-m", "policykit", "verify", "tree", "--format", "json",
+         "-o", "out.json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own group, as a terminal's foreground job
+    )  # fmt: skip
+    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+    deadline = time.monotonic() + 120
+    while p.poll() is None and len(children.read_text().split()) < 2:  # the pool runs
+        assert time.monotonic() < deadline, "no pool started"
+        time.sleep(0.05)
+    time.sleep(1.0)  # real OPA's tasks go first: each worker has asked its OPA process
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGINT)
+    sent = time.monotonic()
+    _, err = p.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert p.returncode == 130, (p.returncode, err)
+    assert err.strip().splitlines() == ["policykit: interrupted"], err
+    assert took < 5, f"{took:.1f} s after Ctrl-C"
+    assert not (tmp_path / "out.json").exists()

@@ -81,9 +81,12 @@ def main() -> None:
             data = json.dumps(answer, ensure_ascii=False).encode("utf-8")
         except (TypeError, ValueError, UnicodeEncodeError) as exc:
             data = json.dumps(["error", "internal", f"unserializable result: {exc}"]).encode()
-        out.write(struct.pack(">I", len(data)))
-        out.write(data)
-        out.flush()
+        try:
+            out.write(struct.pack(">I", len(data)))
+            out.write(data)
+            out.flush()
+        except BrokenPipeError:  # the process that asked is gone (Ctrl-C ended it)
+            os._exit(0)  # quietly: no traceback, no flush of the closed pipe at exit
 
 
 if __name__ == "__main__":
