@@ -311,27 +311,23 @@ def even_slices(n: int, k: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1]) for i in range(k)]
 
 
-def result(future: Any) -> Any:
-    """``future.result()``, waited for in steps. The OS gives a Ctrl-C to any
-    thread of the process, often one of the pool's helper threads; Python then
-    raises KeyboardInterrupt in this one only when it runs again, and an
-    endless wait for a chunk never returns to it before the chunk is done."""
-    from concurrent.futures import wait
-
-    while not future.done():
-        wait([future], timeout=0.2)
-    return future.result()
-
-
 def completed(futures: Iterable[Any]) -> Iterator[Any]:
     """Each of ``futures`` once it is done, in the order they finish, waited
-    for in steps as :func:`result` waits."""
+    for in steps. The OS gives a Ctrl-C to any thread of the process, often
+    one of the pool's helper threads; Python then raises KeyboardInterrupt in
+    this one only when it runs again, and an endless wait for a chunk never
+    returns to it before the chunk is done."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
     pending = set(futures)
     while pending:
         done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
         yield from done
+
+
+def result(future: Any) -> Any:
+    """``future.result()``, waited for in steps (:func:`completed`)."""
+    return next(completed([future])).result()
 
 
 @contextlib.contextmanager
