@@ -443,3 +443,21 @@ def test_ctrl_c_to_the_group_ends_a_verify_pool_with_real_opa(tmp_path: Path) ->
     assert err.strip().splitlines() == ["policykit: interrupted"], err
     assert took < 5, f"{took:.1f} s after Ctrl-C"
     assert not (tmp_path / "out.json").exists()
+
+
+def test_ctrl_c_in_a_finalizer_ends_the_run() -> None:
+    """Python prints a KeyboardInterrupt raised in a ``__del__`` ("Exception
+    ignored") and goes on: a Ctrl-C while regopy freed an interpreter was lost,
+    the run ending 0 with a traceback. The command line ends it: one line, 130."""
+    code = (
+        "import policykit.cli\n"
+        "class Freed:\n"
+        "    def __del__(self):\n"
+        "        raise KeyboardInterrupt\n"
+        "Freed()\n"
+        "print('went on')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert r.stderr.strip().splitlines() == ["policykit: interrupted"], r.stderr
+    assert "went on" not in r.stdout
