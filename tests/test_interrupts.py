@@ -371,6 +371,37 @@ def test_build_into_a_new_directory_and_again(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
 
 
+def _interrupt_the_pool(
+    tmp_path: Path, args: list[str], after: float, *, group: bool
+) -> tuple[str, float]:
+    """``policykit ARGS`` in ``tmp_path``, interrupted ``after`` seconds into its
+    pool (to the process, or ``group``: to its whole group, as a terminal's
+    Ctrl-C); its standard error and the seconds it took to end. It must exit
+    130 and leave no ``out.json``."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "policykit", *args, "--format", "json", "-o", "out.json"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=group,  # its own group, as a terminal's foreground job
+    )  # fmt: skip
+    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
+    deadline = time.monotonic() + 120
+    while p.poll() is None and len(children.read_text().split()) < 2:  # the pool runs
+        assert time.monotonic() < deadline, "no pool started"
+        time.sleep(0.05)
+    time.sleep(after)
+    assert p.poll() is None, "the run ended before it could be interrupted"
+    if group:
+        os.killpg(p.pid, signal.SIGINT)
+    else:
+        p.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, err = p.communicate(timeout=120)
+    took = time.monotonic() - sent
+    assert p.returncode == 130, (p.returncode, err)
+    assert not (tmp_path / "out.json").exists()
+    return err, took
+
+
 @pytest.mark.slow
 def test_ctrl_c_ends_a_pool_run_after_the_chunks_in_progress(tmp_path: Path) -> None:
     """``check -j 2 --engine rego`` evaluates in the workers: Ctrl-C cancels
@@ -384,26 +415,10 @@ def test_ctrl_c_ends_a_pool_run_after_the_chunks_in_progress(tmp_path: Path) -> 
         folder = tmp_path / "tree" / f"r{i % 40:02d}"
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"d{i:04d}.yaml").write_text(deployment(rng, i))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "policykit", "check", "tree", "--engine", "rego", "-j", "2",
-         "--format", "json", "-o", "out.json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
-    deadline = time.monotonic() + 60
-    while p.poll() is None and len(children.read_text().split()) < 2:  # the pool runs
-        assert time.monotonic() < deadline, "no pool started"
-        time.sleep(0.05)
-    time.sleep(0.5)
-    assert p.poll() is None, "the run ended before it could be interrupted"
-    p.send_signal(signal.SIGINT)
-    sent = time.monotonic()
-    _, err = p.communicate(timeout=120)
-    took = time.monotonic() - sent
-    assert p.returncode == 130, (p.returncode, err)
+    args = ["check", "tree", "--engine", "rego", "-j", "2"]
+    err, took = _interrupt_the_pool(tmp_path, args, 0.5, group=False)
     assert err.strip().splitlines()[-1] == "policykit: interrupted", err
     assert took < 3, f"{took:.1f} s after Ctrl-C"  # one chunk per worker, not the run
-    assert not (tmp_path / "out.json").exists()
 
 
 @pytest.mark.slow
@@ -422,27 +437,10 @@ def test_ctrl_c_to_the_group_ends_a_verify_pool_with_real_opa(tmp_path: Path) ->
         folder.mkdir(parents=True, exist_ok=True)
         make = deployment if i % 2 else component
         (folder / f"o{i:04d}.yaml").write_text(make(rng, i))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "policykit", "verify", "tree", "--format", "json",
-         "-o", "out.json"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,  # its own group, as a terminal's foreground job
-    )  # fmt: skip
-    children = Path(f"/proc/{p.pid}/task/{p.pid}/children")
-    deadline = time.monotonic() + 120
-    while p.poll() is None and len(children.read_text().split()) < 2:  # the pool runs
-        assert time.monotonic() < deadline, "no pool started"
-        time.sleep(0.05)
-    time.sleep(1.0)  # real OPA's tasks go first: each worker has asked its OPA process
-    assert p.poll() is None, "the run ended before it could be interrupted"
-    os.killpg(p.pid, signal.SIGINT)
-    sent = time.monotonic()
-    _, err = p.communicate(timeout=120)
-    took = time.monotonic() - sent
-    assert p.returncode == 130, (p.returncode, err)
+    # real OPA's tasks go first: a second in, each worker has asked its OPA process
+    err, took = _interrupt_the_pool(tmp_path, ["verify", "tree"], 1.0, group=True)
     assert err.strip().splitlines() == ["policykit: interrupted"], err
     assert took < 5, f"{took:.1f} s after Ctrl-C"
-    assert not (tmp_path / "out.json").exists()
 
 
 def test_ctrl_c_in_a_finalizer_ends_the_run() -> None:
