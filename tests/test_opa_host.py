@@ -302,3 +302,62 @@ def test_opa_errors_cross_a_process_boundary() -> None:
         back = pickle.loads(pickle.dumps(err))
         assert type(back) is type(err)
         assert (back.code, back.message, str(back)) == (err.code, err.message, str(err))
+
+
+def _frame(body: bytes) -> bytes:
+    return len(body).to_bytes(4, "big") + body
+
+
+def _text(s: str) -> bytes:
+    raw = s.encode()
+    return len(raw).to_bytes(4, "big") + raw
+
+
+def test_the_child_passes_json_through_and_answers_a_bad_request_with_an_error() -> None:
+    """The child hands the input's JSON text to OPA and OPA's answer back
+    unparsed; a request it cannot read is an error envelope, and the next
+    request is still answered."""
+    import json
+
+    from policykit.engines.opa_host import CHILD, bindings_dir
+
+    requests = [
+        b"new 0\n",
+        b"policy 1\n" + _text("x.rego") + _text("package x\n\na := input.v\n"),
+        # an input as the parent encodes it: a large integer stays exact
+        b"eval 1\n" + _text("x.a") + b'{"v": 123456789012345678901234567890}',
+        b"eval 1\n" + _text("x.a") + b"[1,",  # not JSON: OPA says so
+        b"eval 9\n" + _text("x.a"),  # no such engine
+        b"eval 1\n" + (100).to_bytes(4, "big") + b"x.a",  # a string cut short
+        b"policy 1\n" + _text("y\0.rego") + _text("package y\n"),  # a NUL
+        b"frobnicate 1\n",
+        b"eval 1\n" + _text("x.a") + b'{"v": "\\u00e9"}',
+    ]
+    r = subprocess.run(
+        [sys.executable, "-I", "-S", str(CHILD), str(bindings_dir())],
+        input=b"".join(_frame(b) for b in requests),
+        capture_output=True,
+        timeout=60,
+    )
+    answers, at = [], 0
+    while at < len(r.stdout):
+        size = int.from_bytes(r.stdout[at : at + 4], "big")
+        answers.append(json.loads(r.stdout[at + 4 : at + 4 + size]))
+        at += 4 + size
+    assert len(answers) == len(requests), r.stderr
+    assert answers[0] == {"result": 1} and answers[1]["result"] is True
+    assert answers[2]["result"][0]["expressions"][0]["value"] == 123456789012345678901234567890
+    codes = [a["error"]["code"] for a in answers[3:8]]
+    assert codes == ["invalid_json", "invalid_handle", "invalid_argument", "invalid_argument",
+                     "internal"], answers  # fmt: skip
+    assert answers[8]["result"][0]["expressions"][0]["value"] == "é"
+    assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
+
+
+def test_rego_print_output_goes_to_standard_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``opa_bindings`` writes a ``print()`` of a policy: location, message."""
+    e = opa.OpaEngine()
+    e.add_policy("p.rego", 'package p\n\na := 1 if {\n\tprint("seen", input.v)\n}\n')
+    assert e.eval_document("p.a", {"v": 7}) == 1
+    e.close()
+    assert capsys.readouterr().err == "p.rego:4: seen 7\n"

@@ -19,9 +19,11 @@ and :class:`OpaEngine` here forwards to it. Two reasons (docs/engines.md,
 
 The interface is the part of ``opa_bindings.OpaEngine`` policykit uses:
 ``add_policy``, ``add_data``, ``eval_document``, ``eval_query``, ``close``, with its errors
-(:class:`OpaError`, :class:`OpaUndefinedError`) and its JSON encoding (the
-child encodes values as the bindings do). A call costs a pipe round trip
-(tens of microseconds): batch objects, as ``verify`` and the Rego engines do.
+(:class:`OpaError`, :class:`OpaUndefinedError`) and its JSON encoding: values
+are encoded here as the bindings encode them, and the child hands the text to
+OPA's C interface and OPA's answer back without parsing either. A call costs a
+pipe round trip (tens of microseconds): batch objects, as ``verify`` and the
+Rego engines do.
 """
 
 from __future__ import annotations
@@ -106,6 +108,26 @@ def _dumps(value: Any) -> bytes:
         raise OpaError("invalid_argument", f"value is not valid UTF-8: {exc}") from None
 
 
+def _text(text: str) -> bytes:
+    """A string argument, length-prefixed, refused as ``opa_bindings`` refuses
+    it: a NUL would cut it short in C, a lone surrogate would become U+FFFD."""
+    if "\0" in text:
+        raise OpaError("invalid_argument", "string contains a NUL character")
+    try:
+        raw = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise OpaError("invalid_argument", f"string is not valid UTF-8: {exc}") from None
+    return struct.pack(">I", len(raw)) + raw
+
+
+def _result(envelope: dict[str, Any]) -> Any:
+    """An evaluation's result set, its prints written as ``opa_bindings``
+    writes them (to standard error)."""
+    for p in envelope.get("prints") or ():
+        sys.stderr.write(f"{p.get('location', '')}: {p.get('message', '')}\n")
+    return envelope.get("result")
+
+
 def _unavailable(
     message: str, hint: str = "reinstall it: python -m policykit.engines.opa_install"
 ) -> Exception:
@@ -137,19 +159,19 @@ class _Host:
         self._in: IO[bytes] = self.proc.stdin
         self._out: IO[bytes] = self.proc.stdout
 
-    def call(self, op: str, ident: int, args: bytes = b"") -> Any:
-        """One request and its answer (:mod:`policykit.engines.opa_child`)."""
+    def call(self, op: str, ident: int, args: bytes = b"") -> dict[str, Any]:
+        """One request and its answer, OPA's envelope
+        (:mod:`policykit.engines.opa_child`); :class:`OpaError` for an error."""
         with self.lock:
             while self.released:
                 self._exchange("close", self.released.pop())
-            answer = self._exchange(op, ident, args)
-        if answer[0] == "ok":
-            return answer[1]
-        if answer[0] == "undefined":
-            raise OpaUndefinedError(answer[1])
-        raise OpaError(answer[1], answer[2])
+            envelope = self._exchange(op, ident, args)
+        error = envelope.get("error")
+        if error is not None:
+            raise OpaError(str(error.get("code", "unknown")), str(error.get("message", "")))
+        return envelope
 
-    def _exchange(self, op: str, ident: int, args: bytes = b"") -> list[Any]:
+    def _exchange(self, op: str, ident: int, args: bytes = b"") -> dict[str, Any]:
         body = f"{op} {ident}\n".encode() + args
         try:
             self._in.write(struct.pack(">I", len(body)))
@@ -157,7 +179,7 @@ class _Host:
             self._in.flush()
             head = self._out.read(4)
             if len(head) == 4:
-                answer: list[Any] = json.loads(self._out.read(struct.unpack(">I", head)[0]))
+                answer: dict[str, Any] = json.loads(self._out.read(struct.unpack(">I", head)[0]))
                 self.answered = True
                 return answer
         except (OSError, ValueError):
@@ -281,7 +303,7 @@ class OpaEngine:
                 raise OpaError("closed", "engine has been closed")
             current = host()
             if self._host is not current:
-                ident = current.call("new", 0)
+                ident = int(current.call("new", 0)["result"])
                 for op, args in self._added:
                     current.call(op, ident, args)
                 self._host, self._id = current, ident
@@ -295,23 +317,28 @@ class OpaEngine:
 
     def add_policy(self, path: str, source: str) -> None:
         """Add a Rego module under ``path``."""
-        self._change("policy", _dumps([path, source]))
+        self._change("policy", _text(path) + _text(source))
 
     def add_data(self, value: Any, path: str = "") -> None:
         """Deep-merge ``value`` into the data document at dotted ``path``."""
-        self._change("data", _dumps([path, value]))
+        self._change("data", _text(path) + _dumps(value))
 
     def eval_document(self, path: str, input: Any = None) -> Any:
         """The value of ``data.<path>`` with ``input`` (:class:`OpaUndefinedError`
         when undefined)."""
+        args = _text(path) + (b"" if input is None else _dumps(input))
         where, ident = self._bound()
-        return where.call("eval", ident, _dumps([path, input]))
+        rs = _result(where.call("eval", ident, args))
+        if not rs or not rs[0].get("expressions"):
+            raise OpaUndefinedError(f"{'data.' + path if path else 'data'} is undefined")
+        return rs[0]["expressions"][0]["value"]
 
     def eval_query(self, query: str, input: Any = None) -> list[dict[str, Any]]:
         """The bindings of each result of ``query`` with ``input``."""
+        args = _text(query) + (b"" if input is None else _dumps(input))
         where, ident = self._bound()
-        got: list[dict[str, Any]] = where.call("query", ident, _dumps([query, input]))
-        return got
+        rs = _result(where.call("query", ident, args))
+        return [r.get("bindings", {}) for r in rs] if rs else []
 
     def close(self) -> None:
         """Release the engine in the host (sent before the host's next request:
