@@ -316,8 +316,8 @@ class RegopyGroups:
     runner is built only if an object needs it. An object some but not all of a
     group's constraints select, a template that is not policykit's, and a
     group query regopy fails on run on one
-    :class:`~policykit.k8s.gatekeeper.TemplateRunner` per template, which
-    reports errors as before."""
+    :class:`~policykit.k8s.gatekeeper.TemplateRunner` per template that
+    selects it, which reports errors as before."""
 
     def __init__(
         self,
@@ -400,9 +400,13 @@ class RegopyGroups:
                 if got is not None and len(got) == len(members):
                     for i, msgs in zip(members, got, strict=True):
                         out[i] = msgs
+        # one spec.match leaves out gives none, as gk.evaluate would, and
+        # needs no runner of its own
         return [
             got
             if got is not None
+            else []
+            if not on[i]
             else [
                 v.message for v in gk.evaluate(self._runner(i), c, obj, inventory=self.inventory(c))
             ]
