@@ -45,7 +45,6 @@ from policykit.engines.rego import OpaEngine, load_opa
 from policykit.errors import PolicykitError
 from policykit.ir.rule import Pack
 from policykit.k8s import gatekeeper as gk
-from policykit.k8s.gatekeeper_source import PACKAGE_RE
 from policykit.k8s.request import request_for
 from policykit.model import Document, Finding
 from policykit.targets.rego.printer import string as rego_string
@@ -83,9 +82,7 @@ class Templates:
             src = gk.template_source(t)
             if src.engine != "Rego":
                 return None
-            found = PACKAGE_RE.search(src.modules["template.rego"])
-            assert found is not None
-            packages.append(found.group(1))
+            packages.append(src.package)
             for text in src.modules.values():  # a shared library once, by content
                 modules[hashlib.sha256(text.encode()).hexdigest()[:16] + ".rego"] = text
         if len(set(packages)) != len(packages) or {_HARNESS, _JOINT, _DATA} & set(packages):
@@ -365,11 +362,8 @@ class RegopyGroups:
         modules: dict[str, str] = {}
         packages: list[str] = []
         for i in members:
-            source = self._sources[i].modules
-            found = PACKAGE_RE.search(source["template.rego"])
-            assert found is not None
-            packages.append(found.group(1))
-            for text in regopy_modules(dict(source)).values():
+            packages.append(self._sources[i].package)
+            for text in regopy_modules(dict(self._sources[i].modules)).values():
                 modules[hashlib.sha256(text.encode()).hexdigest()[:16] + ".rego"] = text
         if len(set(packages)) != len(packages) or _REGOPY_HARNESS in packages:
             return None

@@ -21,7 +21,6 @@ from policykit.engines.rego import load_opa
 from policykit.errors import PolicyError, PolicykitError, SourceLoc
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.gatekeeper_source import (
-    PACKAGE_RE,
     TemplateSource,
     is_policykit_template,
     regopy_patterns,
@@ -122,9 +121,7 @@ class TemplateRunner:
         modules = self.source.modules.values()
         self.reads_inventory = any(_MAY_READ_INVENTORY.search(t) for t in modules)
         if self.source.engine == "Rego":
-            found = PACKAGE_RE.search(self.source.modules["template.rego"])
-            assert found is not None
-            self.package = found.group(1)
+            self.package = self.source.package
             self._prepare(None)  # compile errors surface now
 
     def prepare(self, inventory: Mapping[str, Any] | None) -> None:

@@ -148,6 +148,14 @@ class TemplateSource:
     modules: dict[str, str]
     cel: Mapping[str, Any]
 
+    @property
+    def package(self) -> str:
+        """The package of a Rego template's own module (``template_source``
+        refuses one without)."""
+        found = PACKAGE_RE.search(self.modules["template.rego"])
+        assert found is not None
+        return found.group(1)
+
 
 def template_source(template: Mapping[str, Any], where: SourceLoc | None = None) -> TemplateSource:
     spec = template.get("spec") if isinstance(template.get("spec"), dict) else None
