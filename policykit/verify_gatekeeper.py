@@ -279,8 +279,7 @@ class Joint:
     ) -> tuple[list[list[Finding]], _MESSAGES] | None:
         """Per document, its bundle findings; per admitted document, per
         constraint, its messages (None: not matched)."""
-        # with an inventory, one query: the bundle's join indexes are built once
-        chunk = max(len(docs), 1) if self.engine.inventory is not None else CHUNK
+        chunk = self.engine.batch_size(len(docs))
         findings: list[list[Finding]] = []
         messages: _MESSAGES = []
         for lo in range(0, len(docs), chunk):

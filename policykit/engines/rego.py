@@ -126,6 +126,12 @@ class _RegoBase:
     def _query(self, entry: str, input_doc: Any) -> Any:
         raise NotImplementedError
 
+    def batch_size(self, n: int) -> int:
+        """Objects per batch query, for a run of ``n``: with an inventory, all
+        of them in one query (the indexes of its joins are rules that OPA and
+        regopy evaluate once per query), else :attr:`chunk`."""
+        return max(n, 1) if self.inventory is not None else self.chunk
+
     def raw_batch(self, objects: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         """One list of finding objects (as Rego returns them) per input object."""
         out: list[list[dict[str, Any]]] = []
@@ -133,9 +139,7 @@ class _RegoBase:
             for o in objects:
                 out.append(self._query("violations", o) or [])
             return out
-        # With an inventory, one query for the whole run: the indexes of its
-        # joins are rules that OPA and regopy evaluate once per query.
-        chunk = max(len(objects), 1) if self.inventory is not None else self.chunk
+        chunk = self.batch_size(len(objects))
         for i in range(0, len(objects), chunk):
             part = objects[i : i + chunk]
             result = self._query("batch", {"objects": part})
