@@ -17,7 +17,9 @@ on the same tree, and the growth per doubling of n.
    pack) ≤ 0.75x the one-core floor's wall time.
 3. Start-up, best of 7: ``policykit --version`` ≤ 150 ms and ≤ 6x ``python -c
    pass``; ``check`` of one file ≤ 250 ms.
-4. ``verify`` of ``--verify`` objects (every target) < 10 s.
+4. ``verify`` of ``--verify`` objects (every target) < 10 s; its ratio to
+   the one-core floor over ``--n`` manifests is printed beside it (the goal is
+   absolute, the ratio says how much of the figure is the machine's phase).
 5. ``policykit test`` over every gator suite under ``--suites`` (e.g. the
    ``library/`` folder of a gatekeeper-library checkout: 49 suites) in one
    call < 5 s. Skipped without ``--suites``.
@@ -90,9 +92,10 @@ def _row(what: str, n: int, wall: float, cpu: float, mb: float, floor: float, pr
 
 def scaled(
     label: str, trees: list[tuple[int, Path]], args: list[str], floor_py: Path
-) -> list[tuple[int, float, float]]:
-    """Floor and policykit on each tree: (n, policykit wall ÷ floor wall, growth)."""
-    out: list[tuple[int, float, float]] = []
+) -> list[tuple[int, float, float, float]]:
+    """Floor and policykit on each tree: (n, policykit wall ÷ floor wall,
+    growth, floor wall)."""
+    out: list[tuple[int, float, float, float]] = []
     prev_floor = prev = 0.0
     for n, root in trees:
         fw, fc, fm, _ = run([PY, str(floor_py), str(root)])
@@ -100,7 +103,7 @@ def scaled(
         assert code in (0, 1), (label, code)
         print(_row("floor (CSafeLoader, 1 core)", n, fw, fc, fm, fw, prev_floor), flush=True)
         print(_row(label, n, w, c, m, fw, prev), flush=True)
-        out.append((n, w / fw, w / prev if prev else 0.0))
+        out.append((n, w / fw, w / prev if prev else 0.0, fw))
         prev_floor, prev = fw, w
     return out
 
@@ -132,15 +135,15 @@ def main() -> None:
     sizes = [int(s) for s in args.mixed.split(",")]
     mixed_trees = [(n, mixed_tree(base / f"mixed-{n}", n)) for n in sizes]
     four = scaled(f"check 4 packs -j {args.jobs}", mixed_trees, ["check", ".", *jobs], floor_py)
-    n, ratio, _ = four[-1]
+    n, ratio, _, _ = four[-1]
     goals.append((f"4 packs over {n} mixed objects ≤ 2x the floor", f"{ratio:.2f}x", ratio <= 2))
-    worst = max((g for _, _, g in four[1:]), default=0.0)
+    worst = max((g for _, _, g, _ in four[1:]), default=0.0)
     goals.append(("… growth per doubling ≤ 2.3", f"{worst:.2f}", 0 < worst <= 2.3))
 
     manifest_trees = [(m, tree(base / f"tree-{m}", m)) for m in (args.n // 4, args.n // 2, args.n)]
     starter = ["check", ".", "--pack", "policykit.packs.starter", *jobs]
     cores = scaled(f"check starter -j {args.jobs}", manifest_trees, starter, floor_py)
-    n, ratio, _ = cores[-1]
+    n, ratio, _, floor_n = cores[-1]
     goals.append(
         (f"{n} manifests on {args.jobs} cores ≤ 0.75x the floor", f"{ratio:.2f}x", ratio <= 0.75)
     )
@@ -148,9 +151,15 @@ def main() -> None:
     root = tree(base / f"tree-{args.verify}", args.verify)
     during = cpu_ticks()
     w, c, m, _ = run(policykit("verify", ".", "--format", "json", "-o", os.devnull), cwd=root)
-    print(_row("verify (every target)", args.verify, w, c, m, 0, 0), flush=True)
-    print(f"  (steal time meanwhile: {steal_since(during)})", flush=True)
-    goals.append((f"verify of {args.verify} objects < 10 s", f"{w:.1f} s (CPU {c:.1f})", w < 10))
+    print(_row("verify (every target)", args.verify, w, c, m, floor_n, 0), flush=True)
+    print(f"  (÷ the floor over {n} manifests; steal time meanwhile: {steal_since(during)})")
+    goals.append(
+        (
+            f"verify of {args.verify} objects < 10 s",
+            f"{w:.1f} s (CPU {c:.1f}; {w / floor_n:.2f}x the {n} floor)",
+            w < 10,
+        )
+    )
 
     if args.suites is not None:
         count = sum(1 for _ in args.suites.rglob("suite.yaml"))
