@@ -169,16 +169,20 @@ def _renamed(pair: tuple[Any, Any], name: str, parameters: Any) -> tuple[Any, An
 def test_constraints_with_equal_parameters_share_a_review_and_match_is_kept() -> None:
     """Templates grouped by their constraints' parameters give, object by
     object, what one template and one object per query give (``--oracle``):
-    each constraint's parameters reach its template only, and a constraint
-    whose ``spec.match`` leaves an object out gives None."""
+    each constraint's parameters reach its template only (the three that read
+    none share K8S-004's input), and a constraint whose ``spec.match`` leaves
+    an object out gives None."""
     _opa()
     from policykit.k8s import gatekeeper as gk
-    from policykit.verify_gatekeeper import TemplatesBatch
+    from policykit.verify_gatekeeper import _DATA, TemplatesBatch
 
     pairs, labels, plain = _grouped_pairs()
     batch = TemplatesBatch(pairs, None)
     assert batch.ok
-    assert batch.templates.groups == [[*plain, 5], labels, [4]]
+    assert batch.templates.groups == [sorted(plain + labels), [4], [5]]
+    assert batch.templates.data[_DATA] == [
+        pairs[labels[0]][1]["spec"]["parameters"], pairs[4][1]["spec"]["parameters"], {},
+    ]  # fmt: skip
     objs = [d.obj for d in generated_docs(120, 11) if d.source == "kubernetes"]
     got = batch.messages(objs)
     assert got is not None
@@ -308,8 +312,8 @@ def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.Monke
 
     pairs, labels, plain = _grouped_pairs()
     groups = RegopyGroups(pairs, lambda c: None)
-    assert [m for m, _, _ in groups.groups] == [[*plain, 5]]
-    assert set(groups._runners) == {labels[0], 4}  # a group's own runners: when needed
+    assert [m for m, _, _ in groups.groups] == [sorted(plain + labels)]
+    assert set(groups._runners) == {4, 5}  # a group's own runners: when needed
     queries: list[bool] = []
     real = regopy.Interpreter.query_bundle_entrypoint
 
@@ -325,7 +329,7 @@ def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.Monke
         queries.clear()
         got = groups.messages(obj)
         prod = obj["metadata"]["namespace"] == "prod-apps"
-        assert len(queries) == (3 if prod else 5)  # the group, K8S-004 and its twin
+        assert len(queries) == (3 if prod else 5)  # the group (K8S-004's), the twin, the bare
         queries.clear()
         for i, (r, (_, c)) in enumerate(zip(runners, pairs, strict=True)):
             want = [v.message for v in gk.evaluate(r, c, obj)]
@@ -334,10 +338,35 @@ def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.Monke
     assert fired[4] == len(objs) and fired[5] == 0 and 0 < fired[labels[0]] < len(objs)
     assert sum(fired[i] for i in plain)  # something to compare in the group
     # staging-apps needed the group's own runners, but for the one that selects prod-apps only
-    assert set(groups._runners) == {*plain, 5, labels[0], 4} - {0}
+    assert set(groups._runners) == {*plain, *labels, 4, 5} - {0}
     monkeypatch.setattr(groups, "_query", lambda bundle, doc: None)  # regopy fails on it
     for obj in objs[:6]:
         each = [gk.evaluate(r, c, obj) for r, (_, c) in zip(runners, pairs, strict=True)]
         assert [sorted(m) for m in groups.messages(obj)] == [
             sorted(v.message for v in e) for e in each
         ]
+
+
+def test_a_template_that_reads_no_parameters_joins_the_first_group() -> None:
+    """Constraints share an input when their parameters are equal; one whose
+    template never reads them (a policykit template without ``parameters`` in
+    its Rego) joins the first group, whatever its own parameters; a template
+    policykit did not generate is taken to read them."""
+    from policykit.verify_gatekeeper import _sees_parameters, parameter_groups
+
+    def c(params: Any) -> dict[str, Any]:
+        return {"spec": {"parameters": params}} if params is not None else {"spec": {}}
+
+    cs = [c({"a": 1}), c(None), c({"a": 2}), c({"a": 1}), c({"b": 1})]
+    sees = [True, False, True, True, False]
+    assert parameter_groups(cs, sees) == [([0, 1, 3, 4], {"a": 1}), ([2], {"a": 2})]
+    assert parameter_groups(cs, [True] * 5) == [
+        ([0, 3], {"a": 1}), ([1], {}), ([2], {"a": 2}), ([4], {"b": 1}),
+    ]  # fmt: skip
+    assert parameter_groups(cs[1:2] + cs[4:], [False, False]) == [([0, 1], {})]
+    assert parameter_groups([], []) == []
+    pairs, _, plain = _grouped_pairs()
+    assert [_sees_parameters(t) for t, _ in pairs] == [i not in plain for i in range(6)]
+    foreign = copy.deepcopy(pairs[plain[0]][0])
+    foreign["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+    assert _sees_parameters(foreign)
