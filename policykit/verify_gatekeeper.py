@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -153,14 +154,21 @@ def _parameters(constraint: Mapping[str, Any]) -> Any:
     return p if p is not None else {}
 
 
+_INPUT_BUT_REVIEW = re.compile(r"\binput\b(?!\.review\b)")
+
+
 def _sees_parameters(template: Mapping[str, Any]) -> bool:
     """Whether the template may read ``input.parameters``: any but one
-    policykit generated whose Rego never names them (its compiler reads a
-    rule's parameters as ``input.parameters.<name>`` and nothing else of the
-    input but ``input.review``)."""
+    policykit generated whose Rego reads nothing of its input but
+    ``input.review`` (its compiler reads a rule's parameters as
+    ``input.parameters.<name>``; ``tests/test_verify_shared_opa.py`` holds
+    every shipped pack's templates to that). The word ``input`` anywhere else,
+    a comment or a message included, counts as a read: a false alarm costs a
+    group, never a wrong result."""
     if not gk.is_policykit_template(template):
         return True
-    return any("parameters" in text for text in gk.template_source(template).modules.values())
+    modules = gk.template_source(template).modules.values()
+    return any(_INPUT_BUT_REVIEW.search(text) for text in modules)
 
 
 def parameter_groups(
@@ -187,9 +195,10 @@ def parameter_groups(
 
 
 def _harness(packages: Sequence[str], groups: Sequence[Sequence[int]]) -> str:
-    """``gk``: per object, per group of constraints with equal parameters, per
-    constraint of the group, the ``msg`` of each violation (``[]`` where
-    ``spec.match`` leaves the object out: the template is not evaluated)."""
+    """``gk``: per object, per group of constraints that share an input
+    (:func:`parameter_groups`), per constraint of the group, the ``msg`` of
+    each violation (``[]`` where ``spec.match`` leaves the object out: the
+    template is not evaluated)."""
     lines = [f"package {_HARNESS}", ""]
     for i, pkg in enumerate(packages):
         lines += [
@@ -335,17 +344,16 @@ class Joint:
 
 class RegopyGroups:
     """The templates in regopy, for ``verify``: the templates whose
-    constraints have equal parameters (:func:`parameter_groups`) and the same
-    ``data`` share one regopy bundle, queried once per object with the review Gatekeeper gives
-    each of them, instead of once per template (regopy turns the whole input
-    into its own terms on every query: the starter pack's four templates in
-    2 queries, 4.3-5.1 against 6.2-6.7 ms per Deployment; regopy crashes on
-    ``with input as`` over a ref, so not one query). A grouped template's own
-    runner is built only if an object needs it. An object some but not all of a
-    group's constraints select, a template that is not policykit's, and a
-    group query regopy fails on run on one
+    constraints can share an input (:func:`parameter_groups`) and the same
+    ``data`` share one regopy bundle, queried once per object that one of them
+    selects, with the review Gatekeeper gives each of them, instead of once per
+    template (regopy turns the whole input into its own terms on every query:
+    the starter pack's four templates in one query; regopy crashes on ``with
+    input as`` over a ref, so one query per group, not per object). A grouped
+    template's own runner is built only if an object needs it. A template that
+    is not policykit's, and a group query regopy fails on, run on one
     :class:`~policykit.k8s.gatekeeper.TemplateRunner` per template that
-    selects it, which reports errors as before."""
+    selects the object, which reports errors as before."""
 
     def __init__(
         self,
@@ -424,11 +432,14 @@ class RegopyGroups:
         review = request_for(obj, "CREATE")
         review["object"] = obj
         for members, bundle, parameters in self.groups:
-            if all(on[i] for i in members):
+            # a member spec.match leaves out is evaluated too, and what it
+            # gives is dropped (if it errors, the query gives None and the
+            # selected members run one by one)
+            if any(on[i] for i in members):
                 got = self._query(bundle, {"review": review, "parameters": parameters})
                 if got is not None and len(got) == len(members):
                     for i, msgs in zip(members, got, strict=True):
-                        out[i] = msgs
+                        out[i] = msgs if on[i] else []
         # one spec.match leaves out gives none, as gk.evaluate would, and
         # needs no runner of its own
         return [

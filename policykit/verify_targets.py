@@ -5,7 +5,7 @@ so a large run can hand slices to several processes (:mod:`policykit.verify`).
 * ``rego`` / ``opa``: the OPA bundle's modules in regopy and real OPA (finding
   for finding);
 * ``gatekeeper``: each ConstraintTemplate + Constraint through the Gatekeeper
-  harness (regopy, templates with equal parameters in one bundle; real OPA in
+  harness (regopy, templates that can share an input in one bundle; real OPA in
   batch, :mod:`policykit.verify_gatekeeper`): the set of (rule, message);
 * ``opa`` and Gatekeeper in real OPA together (:data:`JOINT`, when both run
   over every object): one engine and one query per chunk, each object sent

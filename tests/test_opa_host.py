@@ -331,6 +331,7 @@ def test_the_child_passes_json_through_and_answers_a_bad_request_with_an_error()
         b"eval 1\n" + (100).to_bytes(4, "big") + b"x.a",  # a string cut short
         b"policy 1\n" + _text("y\0.rego") + _text("package y\n"),  # a NUL
         b"frobnicate 1\n",
+        b"\xff 1\n",  # not UTF-8
         b"eval 1\n" + _text("x.a") + b'{"v": "\\u00e9"}',
     ]
     r = subprocess.run(
@@ -347,10 +348,10 @@ def test_the_child_passes_json_through_and_answers_a_bad_request_with_an_error()
     assert len(answers) == len(requests), r.stderr
     assert answers[0] == {"result": 1} and answers[1]["result"] is True
     assert answers[2]["result"][0]["expressions"][0]["value"] == 123456789012345678901234567890
-    codes = [a["error"]["code"] for a in answers[3:8]]
+    codes = [a["error"]["code"] for a in answers[3:9]]
     assert codes == ["invalid_json", "invalid_handle", "invalid_argument", "invalid_argument",
-                     "internal"], answers  # fmt: skip
-    assert answers[8]["result"][0]["expressions"][0]["value"] == "é"
+                     "internal", "invalid_argument"], answers  # fmt: skip
+    assert answers[9]["result"][0]["expressions"][0]["value"] == "é"
     assert r.returncode == 0 and b"Traceback" not in r.stderr, r.stderr
 
 
@@ -361,3 +362,32 @@ def test_rego_print_output_goes_to_standard_error(capsys: pytest.CaptureFixture[
     assert e.eval_document("p.a", {"v": 7}) == 1
     e.close()
     assert capsys.readouterr().err == "p.rego:4: seen 7\n"
+
+
+def test_arguments_and_answers_the_parent_cannot_pass_are_errors_and_the_host_goes_on() -> None:
+    """A NUL or a lone surrogate in a path or query is refused before it is
+    sent (``invalid_argument``, as the bindings refuse it); a closed engine says
+    so first; an answer nested deeper than Python's parser goes is an error,
+    and the same process answers the next request."""
+    from policykit.engines import opa_host
+
+    e = opa.OpaEngine()
+    e.add_policy("d.rego", "package d\n\na := json.unmarshal(input.s)\n\nb := input.v\n")
+    pid = opa_host.host().proc.pid
+    for call in (
+        lambda: e.eval_document("d.\ud800"),
+        lambda: e.eval_query('x := "\0"'),
+        lambda: e.add_data({"k": 1}, "p\ud800"),
+    ):
+        with pytest.raises(opa.OpaError) as bad:
+            call()
+        assert bad.value.code == "invalid_argument"
+    with pytest.raises(opa.OpaError) as deep:
+        e.eval_document("d.a", {"s": "[" * 5000 + "]" * 5000})
+    assert deep.value.code == "internal" and "unreadable answer" in deep.value.message
+    assert e.eval_document("d.b", {"v": 5}) == 5
+    assert opa_host.host().proc.pid == pid  # not ended, not started again
+    e.close()
+    with pytest.raises(opa.OpaError) as closed:
+        e.eval_document("d.\ud800")
+    assert closed.value.code == "closed"

@@ -2,9 +2,10 @@
 ``opa`` target's bundle and the Gatekeeper templates are evaluated in one
 query per chunk, each object sent to OPA once; the report is the one the two
 runners give apart, and when the shared engine cannot run, the two run apart
-(reporting errors as before). The templates' harness evaluates constraints
-with equal parameters under one ``with input as`` and leaves out what
-``spec.match`` does not select; regopy's template bundles are built once per
+(reporting errors as before). The templates' harness evaluates the
+constraints that can share an input (equal parameters, or a template that
+reads none) under one ``with input as`` and leaves out what ``spec.match``
+does not select; regopy's template bundles are built once per
 content; the pool's slices are even."""
 
 from __future__ import annotations
@@ -301,10 +302,11 @@ def _grouped_pairs() -> tuple[list[tuple[Any, Any]], list[int], list[int]]:
 
 
 def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The templates whose constraints have equal parameters share one regopy
+    """The templates whose constraints can share an input share one regopy
     query per object; what each constraint gives is what one template and one
-    object per query give; an object a group's constraints do not all select
-    runs template by template, and so does a group query that fails."""
+    object per query give, and none for one whose ``spec.match`` leaves the
+    object out (its runner is never built); a group query that fails runs
+    template by template."""
     import regopy
 
     from policykit.k8s import gatekeeper as gk
@@ -328,8 +330,7 @@ def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.Monke
     for obj in objs:
         queries.clear()
         got = groups.messages(obj)
-        prod = obj["metadata"]["namespace"] == "prod-apps"
-        assert len(queries) == (3 if prod else 5)  # the group (K8S-004's), the twin, the bare
+        assert len(queries) == 3  # the group (with K8S-004), the twin, the bare
         queries.clear()
         for i, (r, (_, c)) in enumerate(zip(runners, pairs, strict=True)):
             want = [v.message for v in gk.evaluate(r, c, obj)]
@@ -337,8 +338,7 @@ def test_regopy_runs_a_group_of_templates_in_one_query(monkeypatch: pytest.Monke
             fired[i] += len(want)
     assert fired[4] == len(objs) and fired[5] == 0 and 0 < fired[labels[0]] < len(objs)
     assert sum(fired[i] for i in plain)  # something to compare in the group
-    # staging-apps needed the group's own runners, but for the one that selects prod-apps only
-    assert set(groups._runners) == {*plain, *labels, 4, 5} - {0}
+    assert set(groups._runners) == {4, 5}  # no object needed a group's own
     monkeypatch.setattr(groups, "_query", lambda bundle, doc: None)  # regopy fails on it
     for obj in objs[:6]:
         each = [gk.evaluate(r, c, obj) for r, (_, c) in zip(runners, pairs, strict=True)]
@@ -370,3 +370,38 @@ def test_a_template_that_reads_no_parameters_joins_the_first_group() -> None:
     foreign = copy.deepcopy(pairs[plain[0]][0])
     foreign["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
     assert _sees_parameters(foreign)
+
+
+def test_a_shipped_template_reads_of_its_input_the_review_and_its_parameters_only() -> None:
+    """What ``_sees_parameters`` relies on: every Gatekeeper template of the
+    shipped packs (and the example's) reads ``input.review`` and
+    ``input.parameters`` only, so one that never names ``input.parameters``
+    gives the same result whatever parameters its input carries."""
+    import re
+
+    from policykit.config import load_config_file
+    from policykit.engines.native import NativeEngine
+    from policykit.k8s import gatekeeper as gk
+    from policykit.packs import load_packs
+    from policykit.targets import gatekeeper as gk_target
+    from policykit.verify_gatekeeper import _sees_parameters
+    from tests.conftest import ROOT
+
+    cfg = load_config_file(ROOT / "examples" / "platform" / "policykit.yaml")
+    runs = [
+        (["policykit.packs.starter", "examples/packs/acme.py"], {}),
+        (list(cfg.packs), cfg.params),
+    ]
+    seen = {True: 0, False: 0}
+    for names, params in runs:
+        packs = load_packs([str(ROOT / n) if n.endswith(".py") else n for n in names])
+        files, _ = gk_target.build(packs, NativeEngine(packs, params).effective_params)
+        for name, items in files.items():
+            for t in items if name.startswith("templates/") else ():
+                texts = gk.template_source(t).modules.values()
+                reads = {m for text in texts for m in re.findall(r"\binput\b(?:\.\w+)?", text)}
+                assert reads <= {"input.review", "input.parameters"}, (t["metadata"], reads)
+                sees = _sees_parameters(t)
+                assert sees == ("input.parameters" in reads), t["metadata"]["name"]
+                seen[sees] += 1
+    assert seen[True] and seen[False]  # both kinds are there

@@ -20,7 +20,10 @@ input, or nothing for none) and ``query`` (query, then as ``eval``), where
 a string is a 4-byte length and its UTF-8. The answer is the JSON envelope
 of OPA's C interface: ``{"result": ...}`` (``eval`` and ``query``: OPA's
 result set, and ``"prints"``), or ``{"error": {"code": ..., "message":
-...}}``. ``new`` answers a fresh engine id. End of input ends the process.
+...}}``. ``new`` answers ``{"result": ID}``, a fresh engine id (OPA's
+handle). A request this process cannot read gets an error envelope of its
+own (``invalid_handle``, ``invalid_argument``, ``internal``), and the next
+request is read as usual. End of input ends the process.
 """
 
 import ctypes
@@ -78,8 +81,9 @@ def main() -> None:
         if len(body) < size:  # its input ended in the middle of a request
             return
         end = body.index(b"\n") if b"\n" in body else len(body)
-        op, _, ident_text = body[:end].decode().partition(" ")
+        op = ""
         try:
+            op, _, ident_text = body[:end].decode().partition(" ")
             ident = int(ident_text or 0)
             if op == "new":
                 made = int(lib.OpaNew())

@@ -120,6 +120,18 @@ def _text(text: str) -> bytes:
     return struct.pack(">I", len(raw)) + raw
 
 
+def _envelope(raw: bytes) -> dict[str, Any]:
+    """An answer of OPA's process; one Python cannot read (a value nested
+    deeper than its parser goes) is an error, and the process goes on."""
+    try:
+        got = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        got = {"error": {"code": "internal", "message": f"unreadable answer: {exc}"}}
+    if not isinstance(got, dict):
+        return {"error": {"code": "internal", "message": "unreadable answer: not an object"}}
+    return got
+
+
 def _result(envelope: dict[str, Any]) -> Any:
     """An evaluation's result set, its prints written as ``opa_bindings``
     writes them (to standard error)."""
@@ -179,9 +191,11 @@ class _Host:
             self._in.flush()
             head = self._out.read(4)
             if len(head) == 4:
-                answer: dict[str, Any] = json.loads(self._out.read(struct.unpack(">I", head)[0]))
-                self.answered = True
-                return answer
+                size = struct.unpack(">I", head)[0]
+                raw = self._out.read(size)
+                if len(raw) == size:
+                    self.answered = True
+                    return _envelope(raw)
         except (OSError, ValueError):
             pass
         except BaseException:
@@ -284,8 +298,9 @@ atexit.register(_at_exit)
 
 class OpaEngine:
     """An OPA engine in this process's host. What is added to it is kept, as
-    the JSON sent, so that a forked child (or a host started again) can build
-    it again: the policies and data live twice, once here and once in OPA."""
+    the request sent (its strings length-prefixed, its value as JSON), so that
+    a forked child (or a host started again) can build it again: the policies
+    and data live twice, once here and once in OPA."""
 
     def __init__(self) -> None:
         self._added: list[tuple[str, bytes]] = []
@@ -309,6 +324,11 @@ class OpaEngine:
                 self._host, self._id = current, ident
             return current, self._id
 
+    def _open(self) -> None:
+        """``closed`` first, as the bindings check it before their arguments."""
+        if self._closed:
+            raise OpaError("closed", "engine has been closed")
+
     def _change(self, op: str, args: bytes) -> None:
         with self._lock:  # kept in the order the host saw them
             where, ident = self._bound()
@@ -317,15 +337,18 @@ class OpaEngine:
 
     def add_policy(self, path: str, source: str) -> None:
         """Add a Rego module under ``path``."""
+        self._open()
         self._change("policy", _text(path) + _text(source))
 
     def add_data(self, value: Any, path: str = "") -> None:
         """Deep-merge ``value`` into the data document at dotted ``path``."""
+        self._open()
         self._change("data", _text(path) + _dumps(value))
 
     def eval_document(self, path: str, input: Any = None) -> Any:
         """The value of ``data.<path>`` with ``input`` (:class:`OpaUndefinedError`
         when undefined)."""
+        self._open()
         args = _text(path) + (b"" if input is None else _dumps(input))
         where, ident = self._bound()
         rs = _result(where.call("eval", ident, args))
@@ -335,6 +358,7 @@ class OpaEngine:
 
     def eval_query(self, query: str, input: Any = None) -> list[dict[str, Any]]:
         """The bindings of each result of ``query`` with ``input``."""
+        self._open()
         args = _text(query) + (b"" if input is None else _dumps(input))
         where, ident = self._bound()
         rs = _result(where.call("query", ident, args))
