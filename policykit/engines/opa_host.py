@@ -314,8 +314,7 @@ class OpaEngine:
         """The host and id of this engine in this process (built there again,
         from what was added, in a forked child or a host started again)."""
         with self._lock:  # one rebuild when several threads find it stale
-            if self._closed:
-                raise OpaError("closed", "engine has been closed")
+            self._open()
             current = host()
             if self._host is not current:
                 ident = int(current.call("new", 0)["result"])
