@@ -352,6 +352,7 @@ def test_a_template_that_reads_no_parameters_joins_the_first_group() -> None:
     template never reads them (a policykit template without ``parameters`` in
     its Rego) joins the first group, whatever its own parameters; a template
     policykit did not generate is taken to read them."""
+    from policykit.k8s import gatekeeper as gk
     from policykit.verify_gatekeeper import _sees_parameters, parameter_groups
 
     def c(params: Any) -> dict[str, Any]:
@@ -366,10 +367,11 @@ def test_a_template_that_reads_no_parameters_joins_the_first_group() -> None:
     assert parameter_groups(cs[1:2] + cs[4:], [False, False]) == [([0, 1], {})]
     assert parameter_groups([], []) == []
     pairs, _, plain = _grouped_pairs()
-    assert [_sees_parameters(t) for t, _ in pairs] == [i not in plain for i in range(6)]
+    sees = [_sees_parameters(t, gk.template_source(t)) for t, _ in pairs]
+    assert sees == [i not in plain for i in range(6)]
     foreign = copy.deepcopy(pairs[plain[0]][0])
     foreign["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
-    assert _sees_parameters(foreign)
+    assert _sees_parameters(foreign, gk.template_source(foreign))
 
 
 def test_a_shipped_template_reads_of_its_input_the_review_and_its_parameters_only() -> None:
@@ -401,7 +403,7 @@ def test_a_shipped_template_reads_of_its_input_the_review_and_its_parameters_onl
                 texts = gk.template_source(t).modules.values()
                 reads = {m for text in texts for m in re.findall(r"\binput\b(?:\.\w+)?", text)}
                 assert reads <= {"input.review", "input.parameters"}, (t["metadata"], reads)
-                sees = _sees_parameters(t)
+                sees = _sees_parameters(t, gk.template_source(t))
                 assert sees == ("input.parameters" in reads), t["metadata"]["name"]
                 seen[sees] += 1
     assert seen[True] and seen[False]  # both kinds are there
