@@ -79,18 +79,17 @@ def from_openapi(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, KindInfo]:
-    extra = {
-        k: KindInfo(k, v["group"], tuple(v["versions"]), v["resource"], v["namespaced"])
-        for k, v in EXTRA.items()
-    }
-    return {**_builtin(), **extra}
+    return {**_builtin(), **_infos(EXTRA)}
 
 
 @lru_cache(maxsize=1)
 def _builtin() -> dict[str, KindInfo]:
     from policykit.resources import read_text  # kinds.json, read once
 
-    raw = json.loads(read_text("targets", "k8s", "kinds.json"))
+    return _infos(json.loads(read_text("targets", "k8s", "kinds.json")))
+
+
+def _infos(raw: dict[str, dict[str, Any]]) -> dict[str, KindInfo]:
     return {
         k: KindInfo(k, v["group"], tuple(v["versions"]), v["resource"], v["namespaced"])
         for k, v in raw.items()
