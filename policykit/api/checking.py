@@ -324,16 +324,19 @@ def read_entries(
     jobs: int,
     transform: Callable[[LoadResult], None] | None = None,
     progress: Any = None,
+    meanwhile: Callable[[], None] | None = None,
 ) -> Iterable[LoadResult]:
     """What ``entries`` hold, file by file, in order: read on ``jobs`` processes
     for a large run (:mod:`policykit.parallel`), else as they are consumed.
-    ``transform`` and ``progress`` as :func:`check_entries`."""
+    ``transform`` and ``progress`` as :func:`check_entries`; ``meanwhile`` runs
+    here while the workers read (not at all for a serial run)."""
     if _pooled(entries, jobs):
         from policykit import parallel
 
         return parallel.check(
-            [], entries, None, jobs=jobs, transform=transform, progress=progress
-        ).parts
+            [], entries, None, jobs=jobs, transform=transform, progress=progress,
+            meanwhile=meanwhile,
+        ).parts  # fmt: skip
     parts: Iterable[LoadResult] = load_entries(entries)
     if transform is not None:
         parts = _transformed(parts, transform)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from policykit.api.checking import resolve
+from policykit.api.checking import read_entries, resolve
 from policykit.api.checks import ShowProgress, plan_files
 from policykit.api.config import UsageError, active_waivers
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, PolicykitError
@@ -181,17 +181,9 @@ def verify(
 def _read(entries: list[Any], steps: Any) -> Iterable[Any]:
     """What the files hold, in their order: on every core for a large run
     (the parse costs about as much as every target together), else here."""
-    from policykit import parallel
-    from policykit.loader import load_entries
+    from policykit.cores import default_jobs
 
-    jobs = parallel.default_jobs()
-    if not parallel.worth_it(entries, jobs):
-        here: Iterable[Any] = steps.over(load_entries(entries))
-        return here
-    parts: list[Any] = parallel.check(
-        [], entries, None, jobs=jobs, progress=steps, meanwhile=_import_runners
-    ).parts
-    return parts
+    return read_entries(entries, default_jobs(), progress=steps, meanwhile=_import_runners)
 
 
 def _import_runners() -> None:
