@@ -8,11 +8,18 @@ stays light.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# Not ``from typing import TYPE_CHECKING``: typing (and re with it) is most of
+# the cost of ``import policykit``, and until ``policykit/__main__.py`` runs, a
+# Ctrl-C is Python's own traceback. mypy reads a module-level TYPE_CHECKING as
+# typing's.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from policykit.decision import Decision
     from policykit.library import ObjectError, Policy
     from policykit.model import Finding, ObjectRef

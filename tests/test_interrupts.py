@@ -133,7 +133,10 @@ def test_real_sigint_at_any_moment_never_prints_a_traceback(tmp_path: Path) -> N
         time.sleep(delay)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=60)
-        if "init_import_site" in err:  # the interpreter's own start, before any policykit code
+        if "Traceback" in err and "policykit/__main__.py" not in err:
+            # Python's own start (site, runpy, the package's light __init__) before
+            # policykit's entry point runs: no program can catch a Ctrl-C there. A
+            # loaded CI machine once took 0.3 s to get there.
             continue
         assert "Traceback" not in err, err
         assert p.returncode in (0, 1, 2, 130), (p.returncode, err)
