@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from policykit.loader import safe_name
+from policykit.wording import plural
 
 if TYPE_CHECKING:
     from policykit.api import CheckReport
@@ -51,11 +52,6 @@ def finding_line(f: Finding) -> str:
     """The one line of ``f`` (without its line break)."""
     where = f"{f.file or STDIN}:{f.line}" if f.line else f.file or STDIN
     return one_line(f"{where}: {f.severity} {f.rule} {f.object}: {f.message}")
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 file``, ``2 files``, ``0 files`` (``many``: an irregular plural)."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def summary_parts(report: CheckReport) -> list[tuple[str, str]]:

@@ -25,7 +25,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from policykit.cli.main import cli
-from policykit.cli.render import plural, trim_lines
+from policykit.cli.render import trim_lines
+from policykit.wording import plural
 from tests.conftest import ROOT
 
 SGR_COLOUR = re.compile(r"\x1b\[[0-9;]*(?:3[0-9]|9[0-7])[0-9;]*m")  # a foreground colour

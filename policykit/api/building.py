@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from policykit.api.config import BuildConfig, active_waivers
 from policykit.errors import ErrorList, PolicykitError, SourceLoc
+from policykit.wording import plural
 
 if TYPE_CHECKING:
     from policykit.ir.rule import Pack
     from policykit.targets.k8s.manifests import Skipped
     from policykit.targets.rego.bundle import Bundle, Signing
     from policykit.waivers import Waiver
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word if n == 1 else word + 's'}"
 
 
 @dataclass(slots=True)
@@ -154,8 +151,8 @@ class BuildResult:
         rev = bundle.manifest["revision"]
         signed = f", signed {self.signing.alg}" if self.signing else ""
         note = (
-            f"wrote {shown} ({_plural(len(blob), 'byte')}, "
-            f"{_plural(len(bundle.modules()), 'module')}, revision {rev}{signed})"
+            f"wrote {shown} ({plural(len(blob), 'byte')}, "
+            f"{plural(len(bundle.modules()), 'module')}, revision {rev}{signed})"
         )
         return {"": blob}, [note]
 
@@ -199,7 +196,7 @@ class BuildResult:
             ]
         ).removeprefix("---\n")
         n = sum(len(d) for d in files.values())
-        counts = f"{_plural(n, 'manifest')} in {_plural(len(files), 'file')}"
+        counts = f"{plural(n, 'manifest')} in {plural(len(files), 'file')}"
         notes = [f"wrote {shown} ({counts}, target {target})"]
         notes += [f"  waiver not carried: {x.waiver.describe()}: {x.reason}" for x in missed]
         return {k: v.encode("utf-8") for k, v in texts.items()}, notes, list(skipped)
@@ -218,7 +215,7 @@ def _jsonschema(
     index = json.loads(texts["index.json"])["rules"]
     n = sum(1 for r in index if r["covered"])
     notes.append(
-        f"wrote {shown} ({n} of {_plural(len(index), 'rule')} as JSON Schema; the rest: index.json)"
+        f"wrote {shown} ({n} of {plural(len(index), 'rule')} as JSON Schema; the rest: index.json)"
     )
     return {name: text.encode("utf-8") for name, text in texts.items()}, notes
 

@@ -20,7 +20,7 @@ from policykit.cli.options import (
     parse_params,
     waiver_options,
 )
-from policykit.cli.render import plural
+from policykit.wording import plural
 
 ALGORITHMS = (
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",

@@ -64,11 +64,6 @@ def ui() -> Ui:
     return obj if isinstance(obj, Ui) else Ui(color=not no_color_env())
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    """``1 file``, ``2 files``, ``0 files`` (``many``: an irregular plural)."""
-    return f"{n} {word if n == 1 else many or word + 's'}"
-
-
 def width() -> int:
     """``COLUMNS``, else the width of a standard stream that is a terminal
     (stdout, stderr, stdin), else :data:`FALLBACK_WIDTH`."""
