@@ -524,15 +524,91 @@ def test_kyverno_match_and_exclude() -> None:
     assert not ky.matches({"resources": {"kinds": ["Pod/status"]}}, pod, ctx)
     assert ky.matches({"resources": {"annotations": {"a": "y*"}}}, pod, ctx)
     assert not ky.matches({"resources": {"kinds": ["Pod"], "operations": ["DELETE"]}}, pod, ctx)
+    admins = {
+        "any": [
+            {"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "Group", "name": "admins"}]}
+        ]
+    }
+    user = ky.Context(groups=("devs",), user_given=True)
+    assert not ky.matches(admins, pod, user)
+    assert ky.matches(admins, pod, ky.Context(groups=("admins",), user_given=True))
+
+
+# --- the Kyverno CLI's reading of match/exclude (kyverno/kyverno pkg/engine/utils/match.go) ---
+
+_CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "shop"}}
+
+
+def test_kyverno_match_without_user_info_drops_the_user_part_exclude_keeps_it() -> None:
+    """With no userinfo file the CLI's request info is empty: a match filter's
+    subjects/roles/clusterRoles are dropped (matchesResourceDescriptionMatchHelper),
+    an exclude or PolicyException filter's are held to the empty user."""
+    ctx = ky.Context()
+    for who in (
+        {"subjects": [{"kind": "Group", "name": "devs"}]},
+        {"clusterRoles": ["edit"]},
+        {"roles": ["shop:admin"]},
+        {"subjects": [{"kind": "Group", "name": "system:authenticated"}]},
+    ):
+        block = {"any": [{"resources": {"kinds": ["ConfigMap"]}, **who}]}
+        assert ky.matches(block, _CM, ctx), who
+        assert not ky.matches(block, _CM, ctx, "exclude"), who
+        assert not ky.matches(block, _CM, ctx, "exception"), who
+    given = ky.Context(cluster_roles=("edit",), user_given=True)
+    block = {"any": [{"resources": {"kinds": ["ConfigMap"]}, "clusterRoles": ["edit"]}]}
+    assert ky.matches(block, _CM, given) and ky.matches(block, _CM, given, "exclude")
     assert not ky.matches(
-        {
-            "any": [
-                {"resources": {"kinds": ["Pod"]}, "subjects": [{"kind": "Group", "name": "admins"}]}
-            ]
-        },
-        pod,
-        ctx,
+        {"any": [{"resources": {"kinds": ["ConfigMap"]}, "clusterRoles": ["admin"]}]}, _CM, given
     )
+
+
+def test_kyverno_selectors_resolve_wildcards_and_namespace_selector_cases() -> None:
+    """``matchLabels`` wildcards are resolved against the labels first
+    (pkg/engine/wildcards ReplaceInSelector); a namespaceSelector never matches
+    a Namespace in a rule (an exception ignores it there) and holds a
+    cluster-scoped object to no labels."""
+    ctx = ky.Context(namespace_labels={"shop": {"env": "prod"}})
+    cm = {**_CM, "metadata": {**_CM["metadata"], "labels": {"tier": "frontend", "app": "web"}}}
+
+    def sel(selector: dict[str, Any], key: str = "selector") -> dict[str, Any]:
+        return {"resources": {"kinds": ["*"], key: selector}}
+
+    assert ky.matches(sel({"matchLabels": {"tier": "fr*"}}), cm, ctx)
+    assert ky.matches(sel({"matchLabels": {"ti?r": "*", "app": "web"}}), cm, ctx)
+    assert not ky.matches(sel({"matchLabels": {"tier": "back*"}}), cm, ctx)
+    assert not ky.matches(sel({"matchLabels": {"tier": "fr*", "app": "db"}}), cm, ctx)
+    assert ky.matches(sel({"matchLabels": {"env": "p*"}}, "namespaceSelector"), cm, ctx)
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+    assert not ky.matches(sel({}, "namespaceSelector"), namespace, ctx)
+    assert ky.matches(sel({}, "namespaceSelector"), namespace, ctx, "exception")
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {}}
+    assert not ky.matches(sel({"matchLabels": {"env": "prod"}}, "namespaceSelector"), role, ctx)
+    assert ky.matches(sel({}, "namespaceSelector"), role, ctx)
+
+
+def test_a_namespaced_kyverno_policy_applies_in_its_namespace_only() -> None:
+    """pkg/engine/utils/match.go: "policy and resource namespaces mismatch"."""
+    policy = {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "Policy",
+        "metadata": {"name": "p", "namespace": "shop"},
+        "spec": {
+            "validationFailureAction": "Enforce",
+            "rules": [
+                {
+                    "name": "r",
+                    "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+                    "validate": {"message": "no", "deny": {}},
+                }
+            ],
+        },
+    }
+    elsewhere = {**_CM, "metadata": {"name": "c", "namespace": "other"}}
+    got = {o.status for o in ky.evaluate(policy, _CM, ky.Context())}
+    assert got == {"fail"}
+    assert [o.applied for o in ky.evaluate(policy, elsewhere, ky.Context())] == [False]
+    cluster = {**policy, "kind": "ClusterPolicy", "metadata": {"name": "p"}}
+    assert {o.status for o in ky.evaluate(cluster, elsewhere, ky.Context())} == {"fail"}
 
 
 @pytest.mark.parametrize(

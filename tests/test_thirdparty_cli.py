@@ -277,3 +277,36 @@ def test_a_template_that_cannot_evaluate_is_an_error_case_not_a_crash(tmp_path: 
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "a"}}
     with pytest.raises(PolicykitError, match="regopy could not evaluate the template"):
         gk.evaluate(gk.TemplateRunner(template, "rego"), constraint, pod)
+
+
+def test_check_policy_puts_kyverno_objects_without_a_namespace_in_default(tmp_path: Path) -> None:
+    """``kyverno apply`` loads a namespaced object without a namespace into
+    ``default`` (cmd/cli/kubectl-kyverno/resource/resource.go YamlToUnstructured),
+    as ``policykit test`` already did; ``check --policy`` now does too. A
+    cluster-scoped object stays without one, and the finding names the object
+    as the file wrote it."""
+    (tmp_path / "objs.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bare}\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: placed, namespace: shop}\n---\n"
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: cr}\n"
+    )
+    (tmp_path / "policy.yaml").write_text(
+        """apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: only-default}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: in-default
+    match: {any: [{resources: {kinds: [ConfigMap, ClusterRole], namespaces: [default]}}]}
+    validate:
+      message: "{{ request.object.metadata.namespace }}"
+      deny: {}
+"""
+    )
+    objs, policy = str(tmp_path / "objs.yaml"), str(tmp_path / "policy.yaml")
+    r = CliRunner().invoke(cli, ["check", objs, "--policy", policy, "--format", "json"])
+    assert r.exit_code == 1, r.output
+    found = json.loads(r.output)["findings"]
+    got = [(f["object"]["name"], f["object"]["namespace"], f["message"]) for f in found]
+    assert got == [("bare", "", "default")]

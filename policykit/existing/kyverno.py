@@ -28,8 +28,9 @@ from policykit.k8s.autogen import AUTOGEN_ANNOTATION, POD_CONTROLLERS, vpol_spec
 from policykit.k8s.celtexts import cel_texts, refuse_outside, unknown_library
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.exceptions import legacy_exception
+from policykit.k8s.kinds import for_object
 from policykit.k8s.matching import label_selector_matches, matches
-from policykit.k8s.request import Context, admission_data, namespace_of
+from policykit.k8s.request import Context, admission_data, metadata, namespace_of
 from policykit.k8s.validating import (
     Outcome,
     Status,
@@ -115,6 +116,34 @@ def _unsupported_rule(rule: Mapping[str, Any]) -> str | None:
     return None
 
 
+_NIL_MAPS = frozenset(
+    {"annotations", "labels", "matchLabels", "nodeSelector", "data", "stringData"}
+)
+
+
+def _nil_maps(node: Any) -> Any:
+    """Empty maps for the known map fields left empty in YAML (``labels:``), as
+    the CLI's ``normalizeNilMaps`` does (cmd/cli/kubectl-kyverno/resource/resource.go)."""
+    if isinstance(node, dict):
+        return {k: {} if v is None and k in _NIL_MAPS else _nil_maps(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_nil_maps(v) if isinstance(v, dict) else v for v in node]
+    return node
+
+
+def cli_resource(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A resource as the Kyverno CLI loads it (``kyverno apply`` and ``kyverno
+    test``: cmd/cli/kubectl-kyverno/resource/resource.go ``YamlToUnstructured``),
+    a copy: a namespaced kind without a namespace gets ``default`` (a kind the
+    CLI does not know counts as namespaced), and empty map fields become maps."""
+    out: dict[str, Any] = _nil_maps(dict(obj))
+    meta = out.get("metadata") if isinstance(out.get("metadata"), dict) else None
+    info = for_object(out)
+    if (info is None or info.namespaced) and not (meta or {}).get("namespace"):
+        out["metadata"] = {**(meta or {}), "namespace": "default"}
+    return out
+
+
 def _params_for(spec: Mapping[str, Any], ctx: Context) -> Any:
     kind = spec.get("paramKind")
     ref = spec.get("paramRef")
@@ -147,10 +176,19 @@ def evaluate_legacy(
     name = policy_name(policy)
     spec = policy.get("spec") or {}
     default_action = str(spec.get("validationFailureAction") or "Audit").capitalize()
+    # a namespaced Policy applies in its own namespace only ("policy and
+    # resource namespaces mismatch": pkg/engine/utils/match.go
+    # MatchesResourceDescription; a Namespace object's own namespace is "")
+    own = str(metadata(policy).get("namespace") or "") if policy.get("kind") == "Policy" else ""
+    elsewhere = bool(own) and own != str(metadata(obj).get("namespace") or "")
     out: list[Outcome] = []
     for rule in legacy_rules(policy):
         rname = str(rule.get("name", ""))
-        if not matches(rule.get("match"), obj, ctx) or matches(rule.get("exclude"), obj, ctx):
+        if (
+            elsewhere
+            or not matches(rule.get("match"), obj, ctx)
+            or matches(rule.get("exclude"), obj, ctx, "exclude")
+        ):
             out.append(Outcome(name, rname, "skip", applied=False))
             continue
         try:

@@ -222,6 +222,9 @@ class _Run:
     namespace_of: list[dict[str, Any] | None]
     inventory: Any
     ctx: ky.Context
+    # each object as the Kyverno CLI loads it (a namespace for a namespaced
+    # kind without one, ...): what the Kyverno policies see
+    kyverno_objects: list[dict[str, Any]]
 
 
 _Task = tuple[str, int, int, int]  # ("gk" | "ky", policy index, objects [lo, hi))
@@ -256,7 +259,8 @@ def check(
     namespace_of = [
         namespaces.get(str((d.obj.get("metadata") or {}).get("namespace"))) for d in k8s
     ]
-    run = _Run(policies, k8s, namespace_of, inventory, ctx)
+    kyverno_objects = [ky.cli_resource(d.obj) for d in k8s] if policies.kyverno else []
+    run = _Run(policies, k8s, namespace_of, inventory, ctx, kyverno_objects)
     from policykit import parallel
 
     pooled = jobs > 1 and len(k8s) >= POOL_FROM and parallel.can_fork()
@@ -346,9 +350,9 @@ def _task(run: _Run, task: _Task) -> _Part:
                 findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
         return findings, skipped, list(errors.values())
     p = run.policies.kyverno[index]
-    for d in docs:
+    for d, obj in zip(docs, run.kyverno_objects[lo:hi], strict=True):
         try:
-            outcomes = ky.evaluate(p.obj, d.obj, run.ctx)
+            outcomes = ky.evaluate(p.obj, obj, run.ctx)
         except PolicykitError as exc:
             errors.setdefault(_error_key(exc), exc)
             continue

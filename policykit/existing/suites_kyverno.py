@@ -36,37 +36,16 @@ def _load_all(
     return out
 
 
-_NIL_MAPS = frozenset(
-    {"annotations", "labels", "matchLabels", "nodeSelector", "data", "stringData"}
-)
-
-
-def _nil_maps(node: Any) -> Any:
-    """Empty maps for the known map fields left empty in YAML (``labels:``), as
-    the CLI's ``normalizeNilMaps`` does (cmd/cli/kubectl-kyverno/resource/resource.go)."""
-    if isinstance(node, dict):
-        return {k: {} if v is None and k in _NIL_MAPS else _nil_maps(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_nil_maps(v) if isinstance(v, dict) else v for v in node]
-    return node
-
-
 def _cli_resources(docs: Sequence[Document]) -> list[Document]:
-    """Resources as ``kyverno test`` loads them (cmd/cli/kubectl-kyverno/resource/
-    resource.go ``YamlToUnstructured``): a namespaced kind without a namespace gets
-    ``default`` (a kind the CLI does not know counts as namespaced), empty map
-    fields become maps; then one object per group, kind, namespace and name, the
-    first one read (cmd/cli/kubectl-kyverno/resource/duplicate.go
-    ``RemoveDuplicates``, called from commands/test/test.go)."""
+    """Resources as ``kyverno test`` loads them (:func:`ky.cli_resource`), then
+    one object per group, kind, namespace and name, the first one read
+    (cmd/cli/kubectl-kyverno/resource/duplicate.go ``RemoveDuplicates``, called
+    from commands/test/test.go)."""
     out: list[Document] = []
     seen: set[tuple[str, str, str, str]] = set()
     for doc in docs:
-        obj = _nil_maps(doc.obj)
+        obj = ky.cli_resource(doc.obj)
         meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else None
-        info = for_object(obj)
-        if (info is None or info.namespaced) and not (meta or {}).get("namespace"):
-            obj["metadata"] = {**(meta or {}), "namespace": "default"}
-            meta = obj["metadata"]
         key = (
             str(obj.get("apiVersion", "")).rpartition("/")[0],
             str(obj.get("kind", "")),
@@ -132,6 +111,7 @@ def _context(
             ctx.groups = tuple(user.get("groups") or ctx.groups)
             ctx.roles = tuple(info.get("roles") or ())
             ctx.cluster_roles = tuple(info.get("clusterRoles") or ())
+            ctx.user_given = True
     if test.get("context"):
         # kind Context: spec.resources back resource.Get/List, spec.images
         # image.GetMetadata (cmd/cli/kubectl-kyverno/apis/v1alpha1/context.go,

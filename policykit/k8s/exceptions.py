@@ -135,6 +135,6 @@ def legacy_exception(policy: str, rule: str, obj: Mapping[str, Any], ctx: Contex
             e.get("policyName") == policy and rule in (e.get("ruleNames") or [])
             for e in spec.get("exceptions") or []
         )
-        if named and matches(spec.get("match"), obj, ctx):
+        if named and matches(spec.get("match"), obj, ctx, "exception"):
             return True
     return False

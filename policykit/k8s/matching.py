@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from policykit.engines.cel import CelEvalError, View, program
-from policykit.k8s.kinds import NAMESPACE_NAME_LABEL, KindInfo, for_object
+from policykit.k8s.kinds import NAMESPACE_NAME_LABEL, KindInfo
 from policykit.k8s.request import Context, metadata, namespace_of
 
 
@@ -154,6 +154,36 @@ def _wild(pattern: str, value: str) -> bool:
     return fnmatch.fnmatchcase(value, pattern)
 
 
+def _has_wild(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+def kyverno_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
+    """Kyverno's ``CheckSelector`` (``pkg/utils/match/labels.go``): a
+    ``matchLabels`` entry whose key or value holds ``*`` or ``?`` first becomes
+    the first label it matches both ways, else the text with each wildcard
+    written ``0`` (``pkg/engine/wildcards/wildcards.go`` ``ReplaceInSelector``);
+    then ``metav1.LabelSelector``."""
+    given = selector.get("matchLabels")
+    if isinstance(given, Mapping) and any(_has_wild(f"{k}{v}") for k, v in given.items()):
+        resolved: dict[str, Any] = {}
+        for k, v in given.items():
+            key, value = str(k), str(v)
+            if not (_has_wild(key) or _has_wild(value)):
+                resolved[k] = v
+                continue
+            for k1, v1 in labels.items():
+                if _wild(key, str(k1)) and _wild(value, str(v1)):
+                    key, value = str(k1), str(v1)
+                    break
+            else:
+                key = key.replace("*", "0").replace("?", "0")
+                value = value.replace("*", "0").replace("?", "0")
+            resolved[key] = value
+        selector = {**selector, "matchLabels": resolved}
+    return label_selector_matches(selector, labels)
+
+
 def _kind_matches(spec: str, obj: Mapping[str, Any]) -> bool:
     """``Kind``, ``version/Kind``, ``group/version/Kind`` (wildcards allowed);
     a subresource (``Pod/status``) never matches the resource itself."""
@@ -170,7 +200,14 @@ def _kind_matches(spec: str, obj: Mapping[str, Any]) -> bool:
     return _wild(parts[0], group) and _wild(parts[1], version) and _wild(parts[2], kind)
 
 
-def _description_matches(rd: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> bool:
+Mode = Literal["match", "exclude", "exception"]
+"""Which block a filter is in: a rule's ``match`` or ``exclude``, or a
+PolicyException's ``match`` (``pkg/engine/utils/exceptions.go``)."""
+
+
+def _description_matches(
+    rd: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context, mode: Mode
+) -> bool:
     meta = metadata(obj)
     kinds = rd.get("kinds") or []
     if kinds and not any(_kind_matches(str(k), obj) for k in kinds):
@@ -186,59 +223,79 @@ def _description_matches(rd: Mapping[str, Any], obj: Mapping[str, Any], ctx: Con
     for k, v in (rd.get("annotations") or {}).items():
         if k not in annotations or not _wild(str(v), str(annotations[k])):
             return False
-    if rd.get("selector") is not None and not label_selector_matches(
+    if rd.get("selector") is not None and not kyverno_selector_matches(
         rd["selector"], meta.get("labels") or {}
     ):
         return False
     if rd.get("namespaceSelector") is not None:
-        info = for_object(dict(obj))
-        if info is None or info.namespaced or obj.get("kind") == "Namespace":
-            labels = ctx.namespace_labels.get(namespace_of(obj), {})
-            if obj.get("kind") == "Namespace":
-                labels = {**labels, **(meta.get("labels") or {})}
-            if not label_selector_matches(rd["namespaceSelector"], labels):
+        # a rule's filter never matches a Namespace ("namespace selector is not
+        # applicable for namespace resource"), an exception's ignores the
+        # selector there; a cluster-scoped object is held to the labels of
+        # namespace "": none (pkg/engine/utils/match.go
+        # doesResourceMatchConditionBlock, exceptions.go checkResourceDescription)
+        if obj.get("kind") == "Namespace":
+            if mode != "exception":
+                return False
+        elif obj.get("kind"):
+            labels = ctx.namespace_labels.get(str(meta.get("namespace") or ""), {})
+            if not kyverno_selector_matches(rd["namespaceSelector"], labels):
                 return False
     return True
 
 
 def _user_matches(f: Mapping[str, Any], ctx: Context) -> bool:
-    if f.get("roles") and not set(f["roles"]) & set(ctx.roles):
+    """The filter's roles, clusterRoles and subjects against the context's user:
+    with no user given (no userinfo file) the CLI's request carries an empty
+    one, which no role, cluster role, group or named user matches."""
+    given = ctx.user_given
+    roles, cluster_roles = (ctx.roles, ctx.cluster_roles) if given else ((), ())
+    username, groups = (ctx.username, ctx.groups) if given else ("", ())
+    if f.get("roles") and not set(f["roles"]) & set(roles):
         return False
-    if f.get("clusterRoles") and not set(f["clusterRoles"]) & set(ctx.cluster_roles):
+    if f.get("clusterRoles") and not set(f["clusterRoles"]) & set(cluster_roles):
         return False
     subjects = f.get("subjects") or []
     if not subjects:
         return True
     for s in subjects:
         kind, name = s.get("kind"), str(s.get("name", ""))
-        if kind == "User" and _wild(name, ctx.username):
+        if kind == "User" and _wild(name, username):
             return True
-        if kind == "Group" and any(_wild(name, g) for g in ctx.groups):
+        if kind == "Group" and any(_wild(name, g) for g in groups):
             return True
-        if kind == "ServiceAccount" and ctx.username == (
+        if kind == "ServiceAccount" and username == (
             f"system:serviceaccount:{s.get('namespace', '')}:{name}"
         ):
             return True
     return False
 
 
-def _filter_matches(f: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context) -> bool:
+def _filter_matches(f: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context, mode: Mode) -> bool:
     rd = f.get("resources")
-    if rd is not None and not _description_matches(rd, obj, ctx):
+    if rd is not None and not _description_matches(rd, obj, ctx, mode):
         return False
-    return _user_matches(f, ctx)
+    # a rule's match filter drops its user part when the request has no user
+    # info (matchesResourceDescriptionMatchHelper); exclude and exception
+    # filters keep it
+    return (mode == "match" and not ctx.user_given) or _user_matches(f, ctx)
 
 
-def matches(block: Mapping[str, Any] | None, obj: Mapping[str, Any], ctx: Context) -> bool:
-    """A Kyverno ``match``/``exclude`` block: ``any`` (one filter), ``all``
-    (every filter) or a single filter at the top."""
+def matches(
+    block: Mapping[str, Any] | None,
+    obj: Mapping[str, Any],
+    ctx: Context,
+    mode: Mode = "match",
+) -> bool:
+    """A Kyverno ``match``, ``exclude`` or PolicyException ``match`` block
+    (``mode``): ``any`` (one filter), ``all`` (every filter) or a single filter
+    at the top."""
     if not block:
         return False
     if block.get("any"):
-        return any(_filter_matches(f, obj, ctx) for f in block["any"])
+        return any(_filter_matches(f, obj, ctx, mode) for f in block["any"])
     if block.get("all"):
-        return all(_filter_matches(f, obj, ctx) for f in block["all"])
-    return _filter_matches(block, obj, ctx)
+        return all(_filter_matches(f, obj, ctx, mode) for f in block["all"])
+    return _filter_matches(block, obj, ctx, mode)
 
 
 # --- Gatekeeper spec.match ----------------------------------------------------------

@@ -29,6 +29,9 @@ class Context:
     groups: tuple[str, ...] = ("system:authenticated",)
     roles: tuple[str, ...] = ()
     cluster_roles: tuple[str, ...] = ()
+    # a userinfo file was given: Kyverno match/exclude filters read the user
+    # above; without one they see the CLI's empty request info
+    user_given: bool = False
     params: Sequence[Mapping[str, Any]] = ()
     exceptions: Sequence[Mapping[str, Any]] = ()
     old_object: Mapping[str, Any] | None = None
