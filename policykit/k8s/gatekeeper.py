@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import copy
 import hashlib
 import json
 import re
@@ -19,6 +20,7 @@ from typing import Any, Literal
 from policykit.engines.cel import CelEvalError, program
 from policykit.engines.rego import load_opa
 from policykit.errors import PolicyError, PolicykitError, SourceLoc
+from policykit.k8s import defaulting
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.gatekeeper_source import (
     TemplateSource,
@@ -120,9 +122,33 @@ class TemplateRunner:
         self._runner: Any = None  # one regopy interpreter, its input set per query
         modules = self.source.modules.values()
         self.reads_inventory = any(_MAY_READ_INVENTORY.search(t) for t in modules)
+        schema: Any = template
+        for key in ("spec", "crd", "spec", "validation", "openAPIV3Schema"):
+            schema = schema.get(key) if isinstance(schema, Mapping) else None
+        # the schema of spec.parameters, when it has defaults to fill in
+        wrapped = {"properties": {"parameters": schema}}
+        self._parameters_schema = schema if defaulting.has_defaults(wrapped) else None
+        self._defaulted: tuple[Any, dict[str, Any]] | None = None  # (constraint, with defaults)
         if self.source.engine == "Rego":
             self.package = self.source.package
             self._prepare(None)  # compile errors surface now
+
+    def with_defaults(self, constraint: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``constraint`` as Gatekeeper keeps it: the defaults of the template's
+        parameter schema filled into ``spec.parameters`` (:mod:`policykit.k8s.defaulting`;
+        a copy, made once for the constraint last asked about)."""
+        schema = self._parameters_schema
+        if schema is None:
+            return constraint
+        last = self._defaulted
+        if last is not None and last[0] is constraint:
+            return last[1]
+        made = copy.deepcopy(dict(constraint))
+        spec = made.get("spec")
+        if isinstance(spec, dict):
+            defaulting.default(spec, {"properties": {"parameters": schema}})
+        self._defaulted = (constraint, made)
+        return made
 
     def prepare(self, inventory: Mapping[str, Any] | None) -> None:
         """Build the engine for ``inventory`` now (before a fork: workers then
@@ -217,9 +243,15 @@ class TemplateRunner:
         review: Mapping[str, Any],
         parameters: Any,
         inventory: Mapping[str, Any] | None = None,
+        constraint: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
+        """The template's violations of ``review`` under a constraint's
+        ``parameters`` (``constraint``: the whole constraint, which a CEL
+        template reads as ``params``; default: one holding ``parameters``)."""
         if self.source.engine == "K8sNativeValidation":
-            return self._cel(review, parameters)
+            if constraint is None:
+                constraint = {"spec": {} if parameters is None else {"parameters": parameters}}
+            return self._cel(review, constraint)
         doc = {"review": review, "parameters": parameters if parameters is not None else {}}
         compiled = self._prepare(inventory)
         if self.engine == "rego":
@@ -292,22 +324,28 @@ class TemplateRunner:
             for found in got
         ]
 
-    def _cel(self, review: Mapping[str, Any], parameters: Any) -> list[dict[str, Any]]:
-        """Gatekeeper's CEL engine: ``variables.params`` and ``variables.anyObject``
-        (the object, or oldObject on DELETE), then the source's variables,
-        match conditions and validations; an evaluation error is a violation
-        under ``failurePolicy: Fail`` (the default) and nothing under ``Ignore``."""
+    def _cel(
+        self, review: Mapping[str, Any], constraint: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Gatekeeper's CEL engine: ``params`` is the constraint
+        (pkg/drivers/k8scel/driver.go), ``variables.params`` its
+        ``spec.parameters`` (null without) and ``variables.anyObject`` the
+        object, or oldObject on DELETE (pkg/drivers/k8scel/transform/
+        cel_snippets.go); then the source's variables, match conditions and
+        validations; an evaluation error is a violation under ``failurePolicy:
+        Fail`` (the default) and nothing under ``Ignore``."""
         src = self.source.cel
         obj = review.get("object")
         any_object = review.get("oldObject") if review.get("operation") == "DELETE" else obj
         request = {k: v for k, v in review.items() if k not in ("object", "oldObject")}
-        params = parameters if parameters is not None else {}
+        spec = constraint.get("spec")
+        params = spec.get("parameters") if isinstance(spec, Mapping) else None
         data: dict[str, Any] = {
             "object": obj,
             "oldObject": review.get("oldObject"),
             "request": request,
             "namespaceObject": review.get("namespaceObject"),
-            "params": params,
+            "params": constraint,
         }
         try:
             for cond in src.get("matchConditions") or src.get("matchCondition") or []:
@@ -384,9 +422,11 @@ def evaluate(
         review["namespaceObject"] = namespace_object
     name = constraint["metadata"]["name"]
     action = spec.get("enforcementAction", "deny")
+    constraint = runner.with_defaults(constraint)
+    parameters = (constraint.get("spec") or {}).get("parameters")
     return [
         Violation(name, action, str(v["msg"]), v.get("details"))
-        for v in runner.violations(review, spec.get("parameters"), inventory)
+        for v in runner.violations(review, parameters, inventory, constraint)
     ]
 
 
@@ -443,7 +483,8 @@ def evaluate_many(
             review["namespaceObject"] = ns
         reviews.append(review)
         at.append(i)
-    parameters = spec.get("parameters")
+    constraint = runner.with_defaults(constraint)
+    parameters = (constraint.get("spec") or {}).get("parameters")
     for lo in range(0, len(reviews), CHUNK):
         part = reviews[lo : lo + CHUNK]
         many = runner.violations_many(part, parameters, inventory)
@@ -452,7 +493,7 @@ def evaluate_many(
                 found = (
                     many[j]
                     if many is not None
-                    else runner.violations(review, parameters, inventory)
+                    else runner.violations(review, parameters, inventory, constraint)
                 )
             except PolicykitError as exc:
                 out[at[lo + j]] = exc
