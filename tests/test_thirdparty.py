@@ -6,6 +6,7 @@ reported as skipped, never as a pass."""
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -745,3 +746,44 @@ def test_clusterpolicy_cel_params_from_param_resources() -> None:
     assert ky.evaluate(policy, deploy, ky.Context(params=[limits]))[0].status == "pass"
     # no parameter resource: an evaluation error, not a pass
     assert ky.evaluate(policy, deploy, ky.Context())[0].status == "error"
+
+
+def test_kyverno_failure_action_overrides() -> None:
+    """pkg/engine/api/engineresponse.go matchOverride and ruleAction: the rule's
+    failureActionOverrides, then its failureAction, then the spec's
+    validationFailureActionOverrides, then validationFailureAction."""
+    rule = {
+        "name": "r",
+        "match": {"any": [{"resources": {"kinds": ["ConfigMap"]}}]},
+        "validate": {"message": "no", "deny": {}},
+    }
+    policy: dict[str, Any] = {
+        "apiVersion": "kyverno.io/v1",
+        "kind": "ClusterPolicy",
+        "metadata": {"name": "p"},
+        "spec": {
+            "validationFailureAction": "Audit",
+            "validationFailureActionOverrides": [
+                {"action": "Bogus", "namespaces": ["*"]},  # not a valid action: passed over
+                {"action": "Enforce", "namespaces": ["prod-*"]},
+                {"action": "Enforce", "namespaceSelector": {"matchLabels": {"tier": "gold"}}},
+            ],
+            "rules": [rule],
+        },
+    }
+    ctx = ky.Context(namespace_labels={"shop": {"tier": "gold"}})
+
+    def action(ns: str, p: dict[str, Any] = policy) -> str:
+        obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": ns}}
+        (outcome,) = ky.evaluate(p, obj, ctx)
+        assert outcome.status == "fail"
+        return outcome.action
+
+    assert [action(ns) for ns in ("prod-eu", "dev", "shop")] == ["Enforce", "Audit", "Enforce"]
+    ruled = copy.deepcopy(policy)
+    ruled["spec"]["rules"][0]["validate"]["failureAction"] = "Audit"  # the rule's own wins
+    assert action("prod-eu", ruled) == "Audit"
+    ruled["spec"]["rules"][0]["validate"]["failureActionOverrides"] = [
+        {"action": "Enforce", "namespaces": ["dev"]}
+    ]
+    assert [action(ns, ruled) for ns in ("dev", "prod-eu")] == ["Enforce", "Audit"]

@@ -18,6 +18,7 @@ preconditions on CEL rules, CEL libraries that reach outside the object
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ from policykit.k8s.celtexts import cel_texts, refuse_outside, unknown_library
 from policykit.k8s.errors import Unsupported
 from policykit.k8s.exceptions import legacy_exception
 from policykit.k8s.kinds import for_object
-from policykit.k8s.matching import label_selector_matches, matches
+from policykit.k8s.matching import kyverno_selector_matches, label_selector_matches, matches
 from policykit.k8s.request import Context, admission_data, metadata, namespace_of
 from policykit.k8s.validating import (
     Outcome,
@@ -175,7 +176,11 @@ def evaluate_legacy(
     apply to the resource."""
     name = policy_name(policy)
     spec = policy.get("spec") or {}
-    default_action = str(spec.get("validationFailureAction") or "Audit").capitalize()
+    default_action = str(
+        _override(spec.get("validationFailureActionOverrides"), obj, ctx)
+        or spec.get("validationFailureAction")
+        or "Audit"
+    ).capitalize()
     # a namespaced Policy applies in its own namespace only ("policy and
     # resource namespaces mismatch": pkg/engine/utils/match.go
     # MatchesResourceDescription; a Namespace object's own namespace is "")
@@ -198,6 +203,37 @@ def evaluate_legacy(
     return out
 
 
+def _override(overrides: Any, obj: Mapping[str, Any], ctx: Context) -> str | None:
+    """The action of the first override whose namespaces and namespaceSelector
+    hold for the object (Kyverno's ``matchOverride``, pkg/engine/api/
+    engineresponse.go: no namespaces and no selector is every namespace;
+    an action other than Enforce/Audit is passed over), else None."""
+    if not isinstance(overrides, list):
+        return None
+    ns = str(metadata(obj).get("namespace") or "")
+    labels = ctx.namespace_labels.get(ns, {})
+    for o in overrides:
+        if not isinstance(o, Mapping) or o.get("action") not in _ACTIONS:
+            continue
+        selector = o.get("namespaceSelector")
+        namespaces = o.get("namespaces")
+        if namespaces is None:
+            places = True
+        else:
+            places = isinstance(namespaces, list) and any(
+                fnmatch.fnmatchcase(ns, str(n)) for n in namespaces
+            )
+        if places and (
+            selector is None
+            or (isinstance(selector, Mapping) and kyverno_selector_matches(selector, labels))
+        ):
+            return str(o["action"])
+    return None
+
+
+_ACTIONS = ("Enforce", "Audit", "enforce", "audit")  # ValidationFailureAction.IsValid
+
+
 def _legacy_rule(
     name: str, rule: Mapping[str, Any], default_action: str, obj: Mapping[str, Any], ctx: Context
 ) -> Outcome:
@@ -206,7 +242,11 @@ def _legacy_rule(
     if why is not None:
         raise Unsupported(f"rule {rname} of {name} uses {why}")
     validate = rule["validate"]
-    action = str(validate.get("failureAction") or default_action).capitalize()
+    action = str(
+        _override(validate.get("failureActionOverrides"), obj, ctx)
+        or validate.get("failureAction")
+        or default_action
+    ).capitalize()
     if kyverno_classic.is_classic(validate):
         if legacy_exception(name.rpartition("/")[2], rname, obj, ctx):
             return Outcome(name, rname, "skip", "a PolicyException applies", action)
