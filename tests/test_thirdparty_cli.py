@@ -310,3 +310,61 @@ spec:
     found = json.loads(r.output)["findings"]
     got = [(f["object"]["name"], f["object"]["namespace"], f["message"]) for f in found]
     assert got == [("bare", "", "default")]
+
+
+def test_check_policy_runs_validating_admission_policies() -> None:
+    """A ValidatingAdmissionPolicy as ``kyverno apply`` runs it offline
+    (pkg/admissionpolicy/validate.go): through each binding naming it (its
+    matchResources and validationActions), or alone without one (Deny); an
+    expression that errors is a finding in the API server's words under
+    failurePolicy Fail and nothing under Ignore; paramKind is unsupported,
+    never a pass (tests/fixtures/thirdparty/vap)."""
+    vap = FIX / "vap"
+    args = ["check", str(vap / "objs.yaml"), "--policy", str(vap / "vap.yaml")]
+    r = CliRunner().invoke(cli, [*args, "--format", "json", "--pack", "policykit.packs.starter"])
+    assert r.exit_code == 1, r.output
+    report = json.loads(r.stdout)
+    got = [
+        (f["rule"], f["pack"], f["severity"], f["object"]["name"], f["message"])
+        for f in report["findings"]
+        if f["pack"] == "vap"
+    ]
+    assert got == [
+        # the binding's namespaceSelector: the Namespace "shop" in the input is env=prod
+        ("max-replicas", "vap", "warn", "big", "replicas 5 > 3"),
+        (
+            "need-team",
+            "vap",
+            "deny",
+            "nolabels",
+            "error: expression 'object.metadata.labels.team != ''' resulted in error: "
+            "no such key: labels",
+        ),
+    ]
+    assert report["unsupported"] == [
+        "ValidatingAdmissionPolicy with-params uses paramKind (parameter resources)"
+    ]
+    r = CliRunner().invoke(cli, [*args, "--format", "sarif"])
+    rules = {d["id"]: d for d in json.loads(r.stdout)["runs"][0]["tool"]["driver"]["rules"]}
+    assert rules["max-replicas"]["defaultConfiguration"]["level"] == "warning"
+    assert rules["need-team"]["defaultConfiguration"]["level"] == "error"
+    assert rules["need-team"]["properties"]["pack"] == "vap"
+
+
+def test_a_kyverno_test_naming_a_validating_admission_policy_is_an_error_that_says_so(
+    tmp_path: Path,
+) -> None:
+    shutil.copy(FIX / "vap/vap.yaml", tmp_path / "vap.yaml")
+    shutil.copy(FIX / "vap/objs.yaml", tmp_path / "objs.yaml")
+    (tmp_path / "kyverno-test.yaml").write_text(
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: {name: t}\n"
+        "policies: [vap.yaml]\nresources: [objs.yaml]\n"
+        "results:\n- {policy: max-replicas, resources: [big], kind: Deployment, result: fail}\n"
+    )
+    cases, errors = collect([str(tmp_path)], "opa")
+    assert cases == []
+    assert [e.message for e in errors] == [
+        "policy 'max-replicas' is a ValidatingAdmissionPolicy: policykit test does not run "
+        "those in kyverno tests"
+    ]
+    assert errors[0].hint.startswith("policykit check --policy")

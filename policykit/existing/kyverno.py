@@ -19,6 +19,7 @@ preconditions on CEL rules, CEL libraries that reach outside the object
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -260,12 +261,19 @@ def _legacy_rule(
     return _legacy_cel(name, rule, action, obj, ctx)
 
 
-def _cel_error(expression: str, exc: CelEvalError) -> str:
+def cel_error(expression: str, exc: CelEvalError) -> str:
     """The API server's text for an expression that errors
     (k8s.io/apiserver/pkg/admission/plugin/cel/filter.go)."""
     detail = exc.message.removeprefix("CEL evaluation error: ")
     detail = detail.removesuffix(f" in {expression[:120]}")
+    # cel-cpp's words for a missing key, in cel-go's (common/types/err.go)
+    missing = _CPP_NO_SUCH_KEY.fullmatch(detail)
+    if missing is not None:
+        detail = f"no such key: {missing.group(1)}"
     return f"expression '{expression}' resulted in error: {detail}"
+
+
+_CPP_NO_SUCH_KEY = re.compile(r'NOT_FOUND: Key not found in map : "((?:[^"\\]|\\.)*)"')
 
 
 def _legacy_cel(
@@ -297,7 +305,7 @@ def _legacy_cel(
                     return Outcome(name, rname, "skip", "cel preconditions not met", action)
             except CelEvalError as exc:
                 unknown_library(exc, f"rule {rname} of {name}")
-                return Outcome(name, rname, "fail", _cel_error(expression, exc), action)
+                return Outcome(name, rname, "fail", cel_error(expression, exc), action)
         bind_variables(cel.get("variables") or [], data)
         for v in cel.get("expressions") or []:
             expression = str(v.get("expression", ""))
@@ -306,7 +314,7 @@ def _legacy_cel(
                 failed = failed_validations([with_message], data)
             except CelEvalError as exc:
                 unknown_library(exc, f"rule {rname} of {name}")
-                return Outcome(name, rname, "fail", _cel_error(expression, exc), action)
+                return Outcome(name, rname, "fail", cel_error(expression, exc), action)
             if failed:
                 return Outcome(name, rname, "fail", failed[0], action)
     return Outcome(name, rname, "pass", "", action)

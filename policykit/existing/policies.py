@@ -35,6 +35,7 @@ from typing import Any
 
 from policykit.errors import InputError, PolicyError, PolicykitError, SourceLoc
 from policykit.existing import kyverno as ky
+from policykit.existing import vap
 from policykit.k8s import gatekeeper as gk
 from policykit.loader import load_paths
 from policykit.model import Document, Finding, object_ref
@@ -47,6 +48,8 @@ class PolicySet:
     templates: dict[str, tuple[gk.TemplateRunner | None, str]] = field(default_factory=dict)
     constraints: list[Document] = field(default_factory=list)
     kyverno: list[Document] = field(default_factory=list)
+    vaps: list[Document] = field(default_factory=list)  # ValidatingAdmissionPolicies
+    vap_bindings: list[dict[str, Any]] = field(default_factory=list)
     unsupported: set[str] = field(default_factory=set)
     # policies that could not be loaded or evaluated: input errors of the report
     errors: list[PolicykitError] = field(default_factory=list)
@@ -85,6 +88,14 @@ def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
             out.constraints.append(doc)
         elif ky.is_policy(doc.obj):
             out.kyverno.append(doc)
+        elif vap.kind_of(doc.obj) == vap.POLICY_KIND:
+            why = vap.problem(doc.obj)
+            if why is None:
+                out.vaps.append(doc)
+            else:
+                out.unsupported.add(why)
+        elif vap.kind_of(doc.obj) == vap.BINDING_KIND:
+            out.vap_bindings.append(doc.obj)
     kept = []
     for c in out.constraints:
         if str(c.obj.get("kind")) in failed:
@@ -100,10 +111,12 @@ def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
                 )
             )
     out.constraints = [c for c in kept if str(c.obj.get("kind")) in out.templates]
-    if not (out.templates or out.constraints or out.kyverno) and not errors:
+    found = out.templates or out.constraints or out.kyverno or out.vaps or out.unsupported
+    if not found and not errors:
         errors.append(
             InputError(
-                "no ConstraintTemplate, Constraint or Kyverno policy found",
+                "no ConstraintTemplate, Constraint, Kyverno policy or "
+                "ValidatingAdmissionPolicy found",
                 loc=SourceLoc(", ".join(paths)),
             )
         )
@@ -195,6 +208,17 @@ def descriptors(policies: PolicySet) -> list[dict[str, Any]]:
                     level,
                 )
             )
+    for d in policies.vaps:
+        name = str((d.obj.get("metadata") or {}).get("name", ""))
+        if name in seen:
+            continue
+        seen.add(name)
+        worst = min(
+            (vap.severity(b) for b in vap.bindings_for(d.obj, policies.vap_bindings)),
+            key=("deny", "warn", "info").index,
+        )
+        level = {"deny": "error", "warn": "warning"}.get(worst, "note")
+        out.append(_descriptor(name, "vap", f"{vap.POLICY_KIND} {name}", "", "", level))
     return out
 
 
@@ -227,7 +251,7 @@ class _Run:
     kyverno_objects: list[dict[str, Any]]
 
 
-_Task = tuple[str, int, int, int]  # ("gk" | "ky", policy index, objects [lo, hi))
+_Task = tuple[str, int, int, int]  # ("gk" | "ky" | "vap", policy index, objects [lo, hi))
 _Part = tuple[list[Finding], set[str], list[PolicykitError]]
 
 POOL_FROM = 256
@@ -259,7 +283,9 @@ def check(
     namespace_of = [
         namespaces.get(str((d.obj.get("metadata") or {}).get("namespace"))) for d in k8s
     ]
-    kyverno_objects = [ky.cli_resource(d.obj) for d in k8s] if policies.kyverno else []
+    kyverno_objects = (
+        [ky.cli_resource(d.obj) for d in k8s] if policies.kyverno or policies.vaps else []
+    )
     run = _Run(policies, k8s, namespace_of, inventory, ctx, kyverno_objects)
     from policykit import parallel
 
@@ -268,6 +294,7 @@ def check(
     tasks: list[_Task] = [("gk", i, lo, hi) for i in range(len(policies.constraints))
                           for lo, hi in bounds]  # fmt: skip
     tasks += [("ky", j, lo, hi) for j in range(len(policies.kyverno)) for lo, hi in bounds]
+    tasks += [("vap", k, lo, hi) for k in range(len(policies.vaps)) for lo, hi in bounds]
     if pooled and len(tasks) > 1:
         parts = _in_pool(run, tasks, jobs)
     else:
@@ -349,6 +376,8 @@ def _task(run: _Run, task: _Task) -> _Part:
             else:
                 findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
         return findings, skipped, list(errors.values())
+    if kind == "vap":
+        return _vap_task(run, index, lo, hi), skipped, []
     p = run.policies.kyverno[index]
     for d, obj in zip(docs, run.kyverno_objects[lo:hi], strict=True):
         try:
@@ -365,6 +394,23 @@ def _task(run: _Run, task: _Task) -> _Part:
                 text = o.message if o.status == "fail" else f"error: {o.message}"
                 findings.append(_finding(d, rule, "kyverno", severity, text))
     return findings, skipped, list(errors.values())
+
+
+def _vap_task(run: _Run, index: int, lo: int, hi: int) -> list[Finding]:
+    """A ValidatingAdmissionPolicy over ``run.k8s[lo:hi]`` (:mod:`policykit.existing.vap`),
+    each object as the Kyverno CLI loads it, in the Namespace the input holds."""
+    from policykit.k8s.request import session
+
+    policy = run.policies.vaps[index].obj
+    name = str((policy.get("metadata") or {}).get("name", ""))
+    bindings = vap.bindings_for(policy, run.policies.vap_bindings)
+    findings: list[Finding] = []
+    objs = run.kyverno_objects[lo:hi]
+    with session():  # the policy read once, each object converted to CEL once
+        for d, obj, ns in zip(run.k8s[lo:hi], objs, run.namespace_of[lo:hi], strict=True):
+            for severity, message in vap.failures(policy, bindings, obj, ns):
+                findings.append(_finding(d, name, "vap", severity, message))
+    return findings
 
 
 def documents_of(parts: Any, into: list[Document]) -> Any:
