@@ -203,11 +203,42 @@ def staged_dir(dest: Path) -> Iterator[Path]:
             remove(old)
 
 
+def _write_all(fd: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
 def write_atomic(path: Path, content: bytes) -> None:
     """Write ``content`` to ``path`` through a temporary file: never a partial
     file, and no temporary file left whatever is interrupted (its name is
-    chosen before it exists, so the ``finally`` can always remove it)."""
+    chosen before it exists, so the ``finally`` can always remove it).
+
+    What is not a regular file is written as it is, never replaced: a device
+    (``-o /dev/null``, ``/dev/stdout``), a FIFO, a socket, whether named
+    directly or through symbolic links. A symbolic link to a regular file (or
+    to a name not yet made) stays a link: its target is what is replaced."""
     path = Path(path)
+    try:
+        st: os.stat_result | None = path.stat()  # through symbolic links
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        try:
+            fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+            try:
+                _write_all(fd, content)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise BundleError(
+                f"cannot write {path}: {exc.strerror or exc}",
+                loc=SourceLoc(str(path)),
+                hint="choose a writable --out path",
+            ) from None
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path()
     tmp = temp_name(directory / path.name)
     try:
@@ -216,9 +247,7 @@ def write_atomic(path: Path, content: bytes) -> None:
         fd = os.open(tmp, flags, 0o644)
         try:
             os.fchmod(fd, 0o644)  # whatever the umask, as before
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, content)
         finally:
             os.close(fd)
         tmp.replace(path)

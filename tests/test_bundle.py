@@ -146,6 +146,41 @@ def test_atomic_write_leaves_nothing_partial(tmp_path: Path) -> None:
     assert not leftovers
 
 
+def test_output_that_is_not_a_regular_file_is_written_not_replaced(tmp_path: Path) -> None:
+    """``-o /dev/null``, ``--out /dev/stdout`` or a FIFO: written as it is (it
+    was replaced by a regular file, a device node of a CI container
+    included); a symbolic link stays a link and its target is replaced."""
+    import stat
+    import threading
+
+    to_null = tmp_path / "to-null"
+    to_null.symlink_to("/dev/null")
+    write_atomic(to_null, b"data")
+    assert to_null.is_symlink() and stat.S_ISCHR(Path("/dev/null").stat().st_mode)
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_atomic(fifo, b"through the pipe")
+    reader.join(10)
+    assert got == [b"through the pipe"] and stat.S_ISFIFO(fifo.stat().st_mode)
+
+    real = tmp_path / "reports" / "real.json"
+    real.parent.mkdir()
+    real.write_bytes(b"old")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    write_atomic(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to(tmp_path / "reports" / "made.json")
+    write_atomic(dangling, b"made")
+    assert dangling.is_symlink() and (tmp_path / "reports" / "made.json").read_bytes() == b"made"
+    assert not list(tmp_path.rglob(".*"))  # no temporary file left
+
+
 def test_tampered_or_garbage_bundles_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not a gzip tar"):
         Bundle.unpack(b"not a bundle", "x.tar.gz")
