@@ -36,7 +36,9 @@ from typing import Any
 from policykit.errors import InputError, PolicyError, PolicykitError, SourceLoc
 from policykit.existing import kyverno as ky
 from policykit.existing import vap
+from policykit.existing.malformed import MALFORMED, malformed
 from policykit.k8s import gatekeeper as gk
+from policykit.k8s.autogen import vpol_specs
 from policykit.loader import load_paths
 from policykit.model import Document, Finding, object_ref
 
@@ -56,10 +58,36 @@ class PolicySet:
     template_docs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def _doc_name(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata")
+    return repr(str(meta.get("name", ""))) if isinstance(meta, dict) else "(no metadata)"
+
+
 def _template_kind(obj: dict[str, Any]) -> str:
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    assert isinstance(spec, dict)
-    return str((((spec.get("crd") or {}).get("spec") or {}).get("names") or {}).get("kind", ""))
+    node: Any = obj
+    for key in ("spec", "crd", "spec", "names", "kind"):
+        node = node.get(key) if isinstance(node, dict) else None
+    return str(node or "")
+
+
+def _check_shape(obj: dict[str, Any]) -> None:
+    """Raise one of :data:`MALFORMED` when a policy's parts that every step
+    reads (its metadata, spec, rules and what is generated from them for Pod
+    controllers) do not have their kinds' types."""
+    for part in ("metadata", "spec"):
+        if obj.get(part) is not None and not isinstance(obj[part], dict):
+            raise TypeError(f"{part} is a {type(obj[part]).__name__}, not a map")
+    meta = obj.get("metadata") or {}
+    for part in ("labels", "annotations"):
+        if meta.get(part) is not None and not isinstance(meta[part], dict):
+            raise TypeError(f"metadata.{part} is not a map")
+    if ky.is_policy(obj):
+        if obj.get("kind") in ("ClusterPolicy", "Policy"):
+            rules = ky.legacy_rules(obj)
+        else:
+            rules = [spec for _, spec in vpol_specs(obj)]
+        if not all(isinstance(r, dict) for r in rules):
+            raise TypeError("a rule is not a map")
 
 
 def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
@@ -84,17 +112,36 @@ def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
             except PolicykitError as exc:
                 errors.append(exc)
                 failed.add(_template_kind(doc.obj))
-        elif api.startswith("constraints.gatekeeper.sh/"):
-            out.constraints.append(doc)
-        elif ky.is_policy(doc.obj):
-            out.kyverno.append(doc)
+            except MALFORMED as exc:
+                errors.append(malformed(f"ConstraintTemplate {_doc_name(doc.obj)}", where, exc))
+                failed.add(_template_kind(doc.obj))
+        elif api.startswith("constraints.gatekeeper.sh/") or ky.is_policy(doc.obj):
+            try:
+                _check_shape(doc.obj)
+            except MALFORMED as exc:
+                errors.append(malformed(f"{kind} {_doc_name(doc.obj)}", where, exc))
+                continue
+            if ky.is_policy(doc.obj):
+                out.kyverno.append(doc)
+            else:
+                out.constraints.append(doc)
         elif vap.kind_of(doc.obj) == vap.POLICY_KIND:
+            try:
+                _check_shape(doc.obj)
+            except MALFORMED as exc:
+                errors.append(malformed(f"{kind} {_doc_name(doc.obj)}", where, exc))
+                continue
             why = vap.problem(doc.obj)
             if why is None:
                 out.vaps.append(doc)
             else:
                 out.unsupported.add(why)
         elif vap.kind_of(doc.obj) == vap.BINDING_KIND:
+            try:
+                _check_shape(doc.obj)
+            except MALFORMED as exc:
+                errors.append(malformed(f"{kind} {_doc_name(doc.obj)}", where, exc))
+                continue
             out.vap_bindings.append(doc.obj)
     kept = []
     for c in out.constraints:
@@ -354,36 +401,31 @@ def _task(run: _Run, task: _Task) -> _Part:
     errors: dict[tuple[str, str], PolicykitError] = {}  # the first of each
     if kind == "gk":
         c = run.policies.constraints[index]
-        runner, why = run.policies.templates[str(c.obj.get("kind"))]
-        name = str((c.obj.get("metadata") or {}).get("name", ""))
-        if runner is None:
-            skipped.add(f"constraint {name}: {why}")
-            return findings, skipped, []
-        spec = c.obj.get("spec") or {}
-        severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
-        results = gk.evaluate_many(
-            runner,
-            c.obj,
-            [d.obj for d in docs],
-            run.namespace_of[lo:hi],
-            inventory=run.inventory,
-        )
-        for d, found in zip(docs, results, strict=True):
-            if isinstance(found, gk.Unsupported):
-                skipped.add(f"constraint {name}: {found.message}")
-            elif isinstance(found, PolicykitError):  # this constraint on this object
-                errors.setdefault(_error_key(found), found)
-            else:
-                findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
-        return findings, skipped, list(errors.values())
+        try:
+            return _gk_task(run, c, docs, lo, hi)
+        except MALFORMED as exc:
+            where = SourceLoc(c.file, c.line)
+            return [], set(), [malformed(f"{c.obj.get('kind')} {_doc_name(c.obj)}", where, exc)]
     if kind == "vap":
-        return _vap_task(run, index, lo, hi), skipped, []
+        v = run.policies.vaps[index]
+        try:
+            return _vap_task(run, index, lo, hi), skipped, []
+        except MALFORMED as exc:
+            where = SourceLoc(v.file, v.line)
+            what = f"ValidatingAdmissionPolicy {_doc_name(v.obj)}"
+            return [], set(), [malformed(what, where, exc)]
     p = run.policies.kyverno[index]
     for d, obj in zip(docs, run.kyverno_objects[lo:hi], strict=True):
         try:
             outcomes = ky.evaluate(p.obj, obj, run.ctx)
         except PolicykitError as exc:
             errors.setdefault(_error_key(exc), exc)
+            continue
+        except MALFORMED as exc:
+            err = malformed(
+                f"{p.obj.get('kind')} {_doc_name(p.obj)}", SourceLoc(p.file, p.line), exc
+            )
+            errors.setdefault(_error_key(err), err)
             continue
         for o in outcomes:
             rule = f"{o.policy}/{o.rule}" if o.rule else o.policy
@@ -393,6 +435,35 @@ def _task(run: _Run, task: _Task) -> _Part:
                 severity = "deny" if o.action == "Enforce" else "warn"
                 text = o.message if o.status == "fail" else f"error: {o.message}"
                 findings.append(_finding(d, rule, "kyverno", severity, text))
+    return findings, skipped, list(errors.values())
+
+
+def _gk_task(run: _Run, c: Document, docs: Sequence[Document], lo: int, hi: int) -> _Part:
+    """A constraint over ``docs`` (``run.k8s[lo:hi]``)."""
+    findings: list[Finding] = []
+    skipped: set[str] = set()
+    errors: dict[tuple[str, str], PolicykitError] = {}
+    runner, why = run.policies.templates[str(c.obj.get("kind"))]
+    name = str((c.obj.get("metadata") or {}).get("name", ""))
+    if runner is None:
+        skipped.add(f"constraint {name}: {why}")
+        return findings, skipped, []
+    spec = c.obj.get("spec") or {}
+    severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
+    results = gk.evaluate_many(
+        runner,
+        c.obj,
+        [d.obj for d in docs],
+        run.namespace_of[lo:hi],
+        inventory=run.inventory,
+    )
+    for d, found in zip(docs, results, strict=True):
+        if isinstance(found, gk.Unsupported):
+            skipped.add(f"constraint {name}: {found.message}")
+        elif isinstance(found, PolicykitError):  # this constraint on this object
+            errors.setdefault(_error_key(found), found)
+        else:
+            findings += [_finding(d, name, "gatekeeper", severity, v.message) for v in found]
     return findings, skipped, list(errors.values())
 
 

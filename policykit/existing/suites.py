@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from policykit.errors import InputError, PolicykitError, SourceLoc, raise_all
+from policykit.existing.malformed import MALFORMED, malformed
 from policykit.existing.suites_common import error_case as error_case
 from policykit.existing.suites_gator import _expect as _expect
 from policykit.existing.suites_gator import _Templates
@@ -73,6 +74,10 @@ def run(paths: Sequence[str], engine: gk.Engine = "rego") -> list[CaseResult]:
     return results
 
 
+def loc0(path: Path) -> SourceLoc:
+    return SourceLoc(path.as_posix(), 1)
+
+
 def collect(
     paths: Sequence[str], engine: gk.Engine = "rego"
 ) -> tuple[list[CaseResult], list[PolicykitError]]:
@@ -100,7 +105,10 @@ def collect(
             path in explicit and KYVERNO_TEST_API in text and "kind: Test" in text
         ):
             found += 1
-            got, errs = run_kyverno_test(path, text)
+            try:
+                got, errs = run_kyverno_test(path, text)
+            except MALFORMED as exc:  # what the finer checks did not catch: this file alone
+                got, errs = [], [malformed("a policy or resource of the test", loc0(path), exc)]
             results += got
             errors += errs
             continue
@@ -120,7 +128,11 @@ def collect(
         for doc in loaded.documents:
             if doc.obj.get("apiVersion") == SUITE_API and doc.obj.get("kind") == "Suite":
                 found += 1
-                got, errs = run_gator(doc, text, templates)
+                try:
+                    got, errs = run_gator(doc, text, templates)
+                except MALFORMED as exc:  # what the finer checks did not catch: this suite
+                    where = SourceLoc(doc.file, doc.line)
+                    got, errs = [], [malformed("a template, constraint or object", where, exc)]
                 results += got
                 errors += errs
     if not found and not errors:

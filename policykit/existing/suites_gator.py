@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.existing.malformed import MALFORMED, malformed
 from policykit.existing.suites_common import named_objects, relative_path, shape_error
 from policykit.k8s import gatekeeper as gk
 from policykit.loader.lines import YamlLines
@@ -48,10 +49,13 @@ class _Templates:
     def get(self, doc: Document) -> gk.TemplateRunner:
         key = f"{doc.file}#{doc.index}"
         if key not in self.cache:
+            where = SourceLoc(doc.file, doc.line)
             try:
-                self.cache[key] = _compiled(doc.obj, self.engine, SourceLoc(doc.file, doc.line))
+                self.cache[key] = _compiled(doc.obj, self.engine, where)
             except PolicykitError as exc:
                 self.cache[key] = exc
+            except MALFORMED as exc:
+                self.cache[key] = malformed("the ConstraintTemplate", where, exc)
         got = self.cache[key]
         if isinstance(got, PolicykitError):
             raise got
@@ -180,6 +184,13 @@ def run_gator(
                     reason = exc.message
                 except PolicykitError as exc:
                     errors.append(exc)
+                    continue
+                except MALFORMED as exc:  # the constraint or an object of the case
+                    errors.append(
+                        malformed(
+                            f"the constraint or an object of case {cname!r}", loc("cases", ci), exc
+                        )
+                    )
                     continue
                 if found is None:
                     continue

@@ -12,6 +12,7 @@ from policykit.engines.cel import Lookups
 from policykit.errors import InputError, PolicykitError, SourceLoc
 from policykit.existing import kyverno as ky
 from policykit.existing import vap
+from policykit.existing.malformed import MALFORMED, malformed
 from policykit.existing.suites_common import named_objects, relative_path, shape_error
 from policykit.k8s.kinds import for_object
 from policykit.loader.lines import YamlLines
@@ -279,7 +280,14 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
             )
             key = (pname, id(doc), op)
             if key not in cache:
-                cache[key] = ky.evaluate(policy, doc.obj, dataclasses.replace(ctx, operation=op))
+                try:
+                    cache[key] = ky.evaluate(
+                        policy, doc.obj, dataclasses.replace(ctx, operation=op)
+                    )
+                except MALFORMED as exc:
+                    errors.append(malformed(f"policy {pname!r} or resource {label!r}", rloc, exc))
+                    cache[key] = []
+                    continue
             outcomes = cache[key]
             if rule and legacy:
                 outcomes = [o for o in outcomes if o.rule in _rule_names(rule)]
