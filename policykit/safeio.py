@@ -237,8 +237,9 @@ def write_atomic(path: Path, content: bytes) -> None:
                 hint="choose a writable --out path",
             ) from None
         return
-    if path.is_symlink():
-        path = Path(os.path.realpath(path))
+    with contextlib.suppress(OSError):  # a name too long ...: the write reports it
+        if path.is_symlink():
+            path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path()
     tmp = temp_name(directory / path.name)
     try:
