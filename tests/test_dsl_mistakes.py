@@ -14,12 +14,15 @@ from typing import Any
 
 import jsonschema
 import pytest
+from click.testing import CliRunner
 
+from policykit.cli.main import cli
 from policykit.dsl import P, PackBuilder, param, select
 from policykit.engines.native import NativeEngine
 from policykit.errors import DefinitionError, PackLoadError
 from policykit.ir import serialize
 from policykit.packs import load_packs
+from tests.conftest import ROOT
 
 
 def _line_of(marker: str) -> int:
@@ -534,3 +537,15 @@ def test_a_pack_loads_under_cProfile() -> None:
 
         assert sys.getprofile() is profiler  # still profiling
     assert [r.id for r in pk.build().rules] == ["PROF-001"]
+
+
+@pytest.mark.parametrize("code", ["0", "1", "'bye'"])
+def test_a_pack_that_exits_while_imported_is_a_pack_error(tmp_path: Path, code: str) -> None:
+    """``sys.exit(0)`` in a pack ended ``policykit check`` with exit 0 and no
+    report: a CI gate that passed without checking anything."""
+    pack = tmp_path / "leaves.py"
+    pack.write_text(f"import sys\nsys.exit({code})\n")
+    with pytest.raises(PackLoadError, match=r"called sys\.exit\(.*\) while being imported"):
+        load_packs([str(pack)])
+    r = CliRunner().invoke(cli, ["check", str(ROOT / "examples/kubernetes"), "--pack", str(pack)])
+    assert r.exit_code == 2 and "PK003" in r.output, r.output

@@ -407,6 +407,20 @@ def test_a_param_value_with_a_bad_tag_is_a_usage_error(tmp_path: Path) -> None:
     assert "not valid YAML" in result.stderr and "Traceback" not in result.output
 
 
+def test_a_param_that_is_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 in ``--param`` (the shell passes it as a
+    surrogate) was an internal error when the value was encoded."""
+    tree = tree_with(tmp_path, "other.yaml", GOOD.encode())
+    proc = subprocess.run(
+        [sys.executable, "-m", "policykit", "check", str(tree), "--pack", PACK,
+         "--param", os.fsdecode(b"starter.lifecycles=\xff")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "starter.lifecycles=\\xff: not UTF-8 text" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr
+
+
 def test_check_dash_with_standard_input_closed_is_an_input_error(tmp_path: Path) -> None:
     """``check -`` started with standard input closed (a CI job with no stdin) was
     exit 3 (AttributeError on None); it is one input-error line, exit 2."""

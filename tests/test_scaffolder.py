@@ -522,3 +522,19 @@ def test_x_policykit_kind_names_the_entity_kind() -> None:
     assert any("CATALOG-012" in m for m in drift(_kind_template(None, None)))
     assert not any("CATALOG-012" in m for m in drift(_kind_template("API", None)))
     assert any("CATALOG-012" in m for m in drift(_kind_template("Resource", None)))
+
+
+def test_a_required_list_of_odd_items_is_read_not_crashed_on() -> None:
+    """``required: [[]]`` in a Template's step made ``check`` an internal
+    error (``set()`` of a list); a non-string item names no parameter."""
+    from policykit.scaffolder.mapping import parameters
+
+    tpl = {
+        "spec": {
+            "parameters": [
+                {"required": [[], 5, {"a": 1}, "name"], "properties": {"name": {}, "owner": {}}}
+            ]
+        }
+    }
+    got = parameters(tpl)
+    assert {n: p.required for n, p in got.items()} == {"name": True, "owner": False}

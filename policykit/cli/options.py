@@ -123,6 +123,11 @@ def parse_params(values: tuple[str, ...]) -> dict[str, dict[str, Any]]:
 
     out: dict[str, dict[str, Any]] = {}
     for item in values:
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:  # a byte that is not UTF-8 (the shell's, as a surrogate)
+            shown = os.fsencode(item).decode("utf-8", "backslashreplace")
+            raise click.BadParameter(f"{shown}: not UTF-8 text", param_hint="--param") from None
         key, sep, raw = item.partition("=")
         pack, dot, name = key.partition(".")
         if not sep or not dot or not pack or not name:

@@ -108,6 +108,12 @@ def load_pack_source(source: str, base: Path | None = None) -> list[Pack]:
             f"syntax error in pack: {exc.msg}",
             loc=SourceLoc(exc.filename or source, exc.lineno or 0),
         ) from None
+    except SystemExit as exc:  # a pack that exits on import must not end the run as it likes
+        raise PackLoadError(
+            f"pack {source} called sys.exit({exc.code!r}) while being imported",
+            loc=SourceLoc(source),
+            hint="a pack module defines packs; it must not exit",
+        ) from None
     except Exception as exc:
         import traceback  # the error path only (start-up, issue 21)
 

@@ -111,7 +111,7 @@ def parameters(tpl: dict[str, Any]) -> dict[str, Parameter]:
         if not isinstance(step, dict) or not isinstance(step.get("properties"), dict):
             continue
         req = step.get("required")
-        required = set(req) if isinstance(req, list) else set()
+        required = {r for r in req if isinstance(r, str)} if isinstance(req, list) else set()
         for name, schema in step["properties"].items():
             if isinstance(name, str) and isinstance(schema, dict) and name not in out:
                 out[name] = Parameter(name, i, schema, name in required)
