@@ -376,6 +376,29 @@ CASES = {
         "not structural: openAPIV3Schema.properties.spec.properties.gpus has no type",
     ),
     "clash.yaml": (CLASH, "defines kind Deployment, a built-in Kubernetes kind of group apps"),
+    # a schema that cannot validate anything: validating an object was an internal error
+    "minimum-text.yaml": (
+        _variant(
+            spec__versions__0__schema__openAPIV3Schema__properties__spec__properties__gpus={
+                "type": "integer",
+                "minimum": "0",
+            }
+        ),
+        "the schema is invalid: openAPIV3Schema.properties.spec.properties.gpus.minimum: "
+        "'0' is not of type 'number'",
+    ),
+    "unknown-type.yaml": (
+        _variant(
+            spec__versions__0__schema__openAPIV3Schema__properties__spec__properties__gpus={
+                "type": "int"
+            }
+        ),
+        "the schema is invalid: openAPIV3Schema.properties.spec.properties.gpus.type:",
+    ),
+    "required-list.yaml": (
+        _variant(spec__versions__0__schema__openAPIV3Schema__properties__spec__required=[["x"]]),
+        "the schema is invalid: openAPIV3Schema: TypeError",
+    ),
 }
 
 

@@ -308,6 +308,8 @@ def parse(obj: Mapping[str, Any], file: str = "") -> Crd:
         assert isinstance(schema, dict)
         problem = structural_problem(schema)
         _need(problem is None, f"version {vname}: the schema is not structural: {problem}", name)
+        problem = schema_problem(schema)
+        _need(problem is None, f"version {vname}: the schema is invalid: {problem}", name)
         versions.append(
             CrdVersion(vname, v.get("served") is True, v.get("storage") is True, schema)
         )
@@ -344,6 +346,23 @@ def structural_problem(schema: Any, path: str = "openAPIV3Schema") -> str | None
             why = structural_problem(sub, f"{path}.{key}")
             if why:
                 return why
+    return None
+
+
+def schema_problem(schema: Mapping[str, Any]) -> str | None:
+    """Why ``schema`` cannot validate anything (``minimum: "0"``, ``type: s``,
+    ``required: 5``, ``pattern: 5`` ...: its JSON Schema fails the 2020-12
+    meta-schema), or None. Such a schema made validating an object an
+    internal error."""
+    import jsonschema
+
+    try:
+        jsonschema.Draft202012Validator.check_schema(to_json_schema(schema, root=True))
+    except jsonschema.SchemaError as exc:
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.path)
+        return f"openAPIV3Schema{at}: {exc.message}"
+    except (TypeError, ValueError, AttributeError) as exc:  # a keyword of the wrong shape
+        return f"openAPIV3Schema: {type(exc).__name__}: {exc}"
     return None
 
 
