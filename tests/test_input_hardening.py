@@ -433,3 +433,23 @@ def test_check_dash_with_standard_input_closed_is_an_input_error(tmp_path: Path)
     assert proc.returncode == 2, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if "PK" in ln]
     assert len(errors) == 1 and "standard input is closed" in errors[0], proc.stderr
+
+
+def test_parameters_for_a_pack_the_run_does_not_load_are_refused(tmp_path: Path) -> None:
+    """``params`` keyed by a pack's module (``policykit.packs.starter``) or a
+    typo were ignored and the defaults used; the keys of ``--param``, and of
+    the configuration when its packs are the ones run, must name a loaded pack."""
+    tree = tree_with(tmp_path, "other.yaml", GOOD.encode())
+    r = CliRunner().invoke(cli, ["check", str(tree), "--pack", PACK, "--param", "nopack.x=1"])
+    assert r.exit_code == 2, r.output
+    assert "PK102 parameters for 'nopack', which this run does not load" in r.stderr
+    assert "keyed by a pack's name: starter" in r.stderr
+    (tree / "policykit.yaml").write_text(
+        f"packs: [{PACK}]\nparams:\n  {PACK}: {{lifecycles: [x]}}\n"
+    )
+    r = CliRunner().invoke(cli, ["check", str(tree)])
+    assert r.exit_code == 2 and f"parameters for '{PACK}'" in r.stderr, r.output
+    # the configuration's parameters are not the run's when --pack chooses other packs
+    (tree / "policykit.yaml").write_text("params:\n  finops: {budgets: {}}\n")
+    r = CliRunner().invoke(cli, ["check", str(tree), "--pack", PACK])
+    assert r.exit_code in (0, 1), r.output

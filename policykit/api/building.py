@@ -18,6 +18,7 @@ from policykit.errors import ErrorList, PolicykitError, SourceLoc
 from policykit.wording import plural
 
 if TYPE_CHECKING:
+    from policykit.api.checking import Selection
     from policykit.ir.rule import Pack
     from policykit.targets.k8s.manifests import Skipped
     from policykit.targets.rego.bundle import Bundle, Signing
@@ -243,22 +244,18 @@ def build(config: BuildConfig, default_templates: Sequence[str] = ()) -> BuildRe
     sel = resolve(packs=config.packs, params=config.params, crds=config.crds)
     registry_ = crds.load(sel.crds)
     with crds.using(registry_):
-        return _build(config, sel.packs, sel.params, list(config.templates) or sel.paths)
+        return _build(config, sel, list(config.templates) or sel.paths)
 
 
-def _build(
-    config: BuildConfig,
-    pack_names: list[str],
-    pack_params: Mapping[str, Mapping[str, Any]],
-    templates: Sequence[str],
-) -> BuildResult:
+def _build(config: BuildConfig, sel: Selection, templates: Sequence[str]) -> BuildResult:
     from policykit.ir.check import check_pack
-    from policykit.packs import load_packs
+    from policykit.packs import load_packs, refuse_unknown_packs
     from policykit.targets import capabilities, registry
     from policykit.targets.rego.bundle import Signing
 
-    pack_objs = load_packs(pack_names)
-    effective = {p.name: check_pack(p, pack_params.get(p.name, {})) for p in pack_objs}
+    pack_objs = load_packs(sel.packs)
+    refuse_unknown_packs(pack_objs, sel.named)
+    effective = {p.name: check_pack(p, sel.params.get(p.name, {})) for p in pack_objs}
     wanted = registry.names() if config.target == "all" else [config.target]
     waiver_error = None
     in_force: list[Waiver] = []

@@ -125,6 +125,9 @@ class Selection:
     params: dict[str, dict[str, Any]]
     fail_on: str
     crds: list[str] = field(default_factory=list)  # CRD files or folders (--crd, else crds:)
+    # the params keys that must each name a pack the run loads: the caller's
+    # (--param), and the configuration's when its packs are the ones run
+    named: frozenset[str] = frozenset()
 
 
 def resolve(
@@ -148,6 +151,7 @@ def resolve(
     merged_params = {k: dict(v) for k, v in cfg.params.items()}
     for pack, values in (params or {}).items():
         merged_params.setdefault(pack, {}).update(values)
+    named = set(params or {}) | (set(cfg.params) if not packs else set())
     return Selection(
         packs=list(packs) or cfg.packs,
         paths=list(paths) or cfg.paths,
@@ -156,6 +160,7 @@ def resolve(
         params=merged_params,
         fail_on=fail_on or cfg.fail_on or "deny",
         crds=list(crds) or list(cfg.crds),
+        named=frozenset(named),
     )
 
 

@@ -41,14 +41,16 @@ def register(cli: click.Group) -> None:
         Exit 0 when in sync (or rewritten), 1 with --check when not, 2 on errors.
         """
         from policykit.api import resolve
-        from policykit.packs import load_packs
+        from policykit.packs import load_packs, refuse_unknown_packs
         from policykit.safeio import write_atomic
         from policykit.scaffolder.sync import sync_paths
 
         sel = resolve(paths=paths, packs=packs, params=parse_params(params))
         if not sel.paths:
             raise click.UsageError("no PATHS given and none configured")
-        results = sync_paths(sel.paths, load_packs(sel.packs), sel.params)
+        pack_objs = load_packs(sel.packs)
+        refuse_unknown_packs(pack_objs, sel.named)
+        results = sync_paths(sel.paths, pack_objs, sel.params)
         for r in results:
             for line in r.notes:
                 click.echo(f"policykit: {line}", err=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -174,3 +175,19 @@ def _without_duplicates(packs: list[Pack]) -> list[Pack]:
                 )
         out.append(pack if len(keep) == len(pack.rules) else replace(pack, rules=tuple(keep)))
     return out
+
+
+def refuse_unknown_packs(packs: Sequence[Pack], keys: Iterable[str]) -> None:
+    """:class:`ParameterError` (PK102) for parameters given to a pack the run
+    does not load: they were silently ignored and the defaults used (a
+    budget keyed by the pack's module, ``policykit.packs.finops``, instead
+    of its name, ``finops``)."""
+    names = {p.name for p in packs}
+    unknown = sorted(k for k in keys if k not in names)
+    if unknown:
+        from policykit.errors import ParameterError
+
+        raise ParameterError(
+            f"parameters for {', '.join(repr(k) for k in unknown)}, which this run does not load",
+            hint="params are keyed by a pack's name: " + ", ".join(sorted(names)),
+        )
