@@ -12,6 +12,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -223,3 +224,31 @@ def test_a_refused_document_leaves_nothing_to_the_next() -> None:
         assert docs[0][0] == ("map", [(("str", "a"), ("bool", True))])
         assert docs[1][0] == ("map", [(("str", "b"), ("seq", [("bool", True), ("int", 8)]))])
         assert len(errors) == 2 and all("unhashable" in e for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("metadata: {name: d1}\nmetadata: {name: d2}\n", 2),
+        ("a:\n  b: 1\n  c: 2\n  b: 3\n", 4),
+        ("a: {1: x, 0x1: y}\n", 1),  # one int key written twice
+        ("- name: a\n  image: x\n  name: b\n", 3),
+    ],
+)
+def test_a_key_a_mapping_holds_twice_is_refused_on_both_paths(text: str, line: int) -> None:
+    """kubectl, Helm and Backstage refuse a mapping with a repeated key; the
+    last one silently won. One error at the repeated key, the next document
+    still read."""
+    doc = text + "---\nok: 1\n"
+    for path in (nullcontext(), plain_pyyaml()):
+        with path:
+            docs, errors = read(doc)
+        assert [d[0] for d in docs] == [("map", [(("str", "ok"), ("int", 1))])]
+        assert len(errors) == 1 and "found duplicate key" in errors[0], errors
+        assert errors[0].startswith(f"f.yaml:{line}:"), errors
+
+
+def test_a_merge_key_brings_keys_the_mapping_may_override() -> None:
+    same_as_pyyaml("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  p: 3\nc:\n  <<: [*x, {r: 1}]\n  r: 2\n")
+    docs, errors = read("a: &x {p: 1}\nb:\n  <<: *x\n  p: 3\n")
+    assert errors == [] and docs[0][0][1][1][1] == ("map", [(("str", "p"), ("int", 3))])

@@ -134,6 +134,8 @@ def build(loader: Any, node: yaml.Node, aliases: bool) -> Any:
                         hash(key)
                     except TypeError:  # an unhashable key: PyYAML's error
                         raise Fallback from None
+                if key in out:  # a duplicate: the loader's error
+                    raise Fallback
                 if type(v) is scalar and v.tag == STR:
                     out[key] = v.value
                 else:

@@ -78,6 +78,33 @@ class GuardedLoader(fastyaml.FastResolve, _Base):  # type: ignore[misc]
             self.deep_construct = False
             raise
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
+        """PyYAML's, refusing a key a mapping holds twice (the last one won,
+        silently): kubectl (go-yaml: "key already set in map"), Helm and
+        Backstage's reader refuse such a file. Keys a merge (``<<``) brings in
+        are not the mapping's own: its own keys override them, as YAML says.
+        Scalar keys are compared by value (``1`` and ``0x1`` are one key)."""
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                # scalar keys (a collection as a key is PyYAML's "unhashable key")
+                if key_node.tag == MERGE or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key = self.construct_object(key_node)
+                first = seen.setdefault(key, key_node)
+                if first is not key_node:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {_short(key)!r} (first at line "
+                        f"{first.start_mark.line + 1}); a mapping holds each key once",
+                        key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+MERGE = "tag:yaml.org,2002:merge"
+
 
 def _problem(node: yaml.Node, text: str) -> yaml.constructor.ConstructorError:
     return yaml.constructor.ConstructorError(None, None, text, node.start_mark)
