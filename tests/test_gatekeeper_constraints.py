@@ -8,6 +8,7 @@ pkg/drivers/k8scel/driver.go, transform/cel_snippets.go)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -192,3 +193,78 @@ def test_cel_templates_read_the_constraint_as_params() -> None:
     )
     bare = {**constraint, "kind": "PkNull", "spec": {}}  # no parameters: variables.params is null
     assert gk.evaluate(gk.TemplateRunner(null), bare, OBJ) == []
+
+
+@pytest.mark.parametrize(
+    ("scoped", "severity"),
+    [
+        ([{"action": "warn", "enforcementPoints": [{"name": "*"}]}], "warn"),
+        ([{"action": "deny", "enforcementPoints": [{"name": "validation.gatekeeper.sh"}]}], None),
+        (
+            [
+                {"action": "warn", "enforcementPoints": [{"name": "*"}]},
+                {"action": "deny", "enforcementPoints": [{"name": "gator.gatekeeper.sh"}]},
+            ],
+            "deny",
+        ),
+        ([{"action": "dryrun", "enforcementPoints": [{"name": "gator.gatekeeper.sh"}]}], "info"),
+    ],
+)
+def test_scoped_enforcement_is_read_at_gators_enforcement_point(
+    tmp_path: Path, scoped: list[dict[str, Any]], severity: str | None
+) -> None:
+    """``enforcementAction: scoped``: the actions whose enforcementPoints name
+    gator's point or ``*`` (frameworks constraint_client.go matches; gator test
+    fails on a deny among them); none: no result at all. It was always deny."""
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from policykit.cli.main import cli
+
+    runner = gk.TemplateRunner(_template({"rego": REGO}))
+    constraint = {
+        "apiVersion": "constraints.gatekeeper.sh/v1beta1",
+        "kind": "PkLabels",
+        "metadata": {"name": "need"},
+        "spec": {
+            "enforcementAction": "scoped",
+            "scopedEnforcementActions": scoped,
+            "parameters": {"labels": ["team"]},
+        },
+    }
+    found = gk.evaluate(runner, constraint, OBJ)
+    assert len(found) == (0 if severity is None else 1)
+    (tmp_path / "policies.yaml").write_text(
+        yaml.safe_dump_all([_template({"rego": REGO}), constraint], sort_keys=False)
+    )
+    (tmp_path / "obj.yaml").write_text(yaml.safe_dump(OBJ))
+    r = CliRunner().invoke(
+        cli,
+        ["check", str(tmp_path / "obj.yaml"), "--policy", str(tmp_path / "policies.yaml"),
+         "--pack", "policykit.packs.starter", "--format", "json"],
+    )  # fmt: skip
+    got = [f["severity"] for f in json.loads(r.stdout)["findings"] if f["pack"] == "gatekeeper"]
+    assert got == ([] if severity is None else [severity]), r.output
+
+
+def test_a_cel_template_expression_that_errors_reads_as_the_api_servers() -> None:
+    """Gatekeeper's CEL driver is the API server's validator: an expression
+    that errors under failurePolicy Fail is a violation whose message is
+    ``expression '…' resulted in error: no such key: …`` (cel-go's words; it
+    was cel-cpp's ``NOT_FOUND: Key not found in map``), the text gator
+    suites assert on."""
+    cel = {
+        "code": [
+            {
+                "engine": "K8sNativeValidation",
+                "source": {"validations": [{"expression": "object.spec.replicas < 3"}]},
+            }
+        ]
+    }
+    runner = gk.TemplateRunner(_template(cel, "PkErr"))
+    constraint = {"kind": "PkErr", "metadata": {"name": "c"}, "spec": {}}
+    assert [v.message for v in gk.evaluate(runner, constraint, OBJ)] == [
+        "expression 'object.spec.replicas < 3' resulted in error: no such key: spec"
+    ]

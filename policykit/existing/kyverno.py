@@ -19,7 +19,6 @@ preconditions on CEL rules, CEL libraries that reach outside the object
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +36,7 @@ from policykit.k8s.validating import (
     Outcome,
     Status,
     bind_variables,
+    cel_error,
     evaluate_vpol,
     failed_validations,
     policy_name,
@@ -259,21 +259,6 @@ def _legacy_rule(
     if legacy_exception(name.rpartition("/")[2], rname, obj, ctx):
         return Outcome(name, rname, "skip", "a PolicyException applies", action)
     return _legacy_cel(name, rule, action, obj, ctx)
-
-
-def cel_error(expression: str, exc: CelEvalError) -> str:
-    """The API server's text for an expression that errors
-    (k8s.io/apiserver/pkg/admission/plugin/cel/filter.go)."""
-    detail = exc.message.removeprefix("CEL evaluation error: ")
-    detail = detail.removesuffix(f" in {expression[:120]}")
-    # cel-cpp's words for a missing key, in cel-go's (common/types/err.go)
-    missing = _CPP_NO_SUCH_KEY.fullmatch(detail)
-    if missing is not None:
-        detail = f"no such key: {missing.group(1)}"
-    return f"expression '{expression}' resulted in error: {detail}"
-
-
-_CPP_NO_SUCH_KEY = re.compile(r'NOT_FOUND: Key not found in map : "((?:[^"\\]|\\.)*)"')
 
 
 def _legacy_cel(

@@ -6,7 +6,9 @@ into the same report as findings.
   template, on every Kubernetes object checked; ``data.inventory`` is built
   from all the objects checked, as the cluster would replicate them, and a
   namespace's labels come from a Namespace among them. Severity follows
-  ``enforcementAction`` (deny/scoped → deny, warn → warn, dryrun → info); the
+  ``enforcementAction`` (deny → deny, warn → warn, dryrun → info; ``scoped``:
+  the strongest of its actions at gator's enforcement point, and no finding
+  when none names it); the
   finding's rule is the constraint's name, its pack ``gatekeeper``.
 * Kyverno: every rule's ``fail`` (and ``error``) is a finding, rule
   ``<policy>/<rule>``, pack ``kyverno``; Enforce → deny, Audit → warn.
@@ -42,7 +44,19 @@ from policykit.k8s.autogen import vpol_specs
 from policykit.loader import load_paths
 from policykit.model import Document, Finding, object_ref
 
-_GK_SEVERITY = {"deny": "deny", "scoped": "deny", "warn": "warn", "dryrun": "info"}
+_GK_SEVERITY = {"deny": "deny", "warn": "warn", "dryrun": "info"}
+
+
+def _gk_severity(constraint: dict[str, Any]) -> str:
+    """A constraint's findings' severity: its ``enforcementAction``, or for
+    ``scoped`` the strongest of its actions at gator's enforcement point
+    (gator test fails on a ``deny`` among them: cmd/gator/test/test.go)."""
+    scoped = gk.scoped_actions(constraint)
+    if scoped is not None:
+        return next((_GK_SEVERITY[a] for a in _GK_SEVERITY if a in scoped), "info")
+    return _GK_SEVERITY.get(
+        str((constraint.get("spec") or {}).get("enforcementAction", "deny")), "deny"
+    )
 
 
 @dataclass(slots=True)
@@ -210,8 +224,7 @@ def descriptors(policies: PolicySet) -> list[dict[str, Any]]:
         seen.add(name)
         template = policies.template_docs.get(str(c.obj.get("kind")), {})
         ann = (template.get("metadata") or {}).get("annotations") or {}
-        action = str((c.obj.get("spec") or {}).get("enforcementAction", "deny"))
-        severity = _GK_SEVERITY.get(action, "deny")
+        severity = _gk_severity(c.obj)
         level = {"deny": "error", "warn": "warning"}.get(severity, "note")
         title = str(ann.get("metadata.gatekeeper.sh/title") or f"{c.obj.get('kind')} {name}")
         out.append(
@@ -448,8 +461,7 @@ def _gk_task(run: _Run, c: Document, docs: Sequence[Document], lo: int, hi: int)
     if runner is None:
         skipped.add(f"constraint {name}: {why}")
         return findings, skipped, []
-    spec = c.obj.get("spec") or {}
-    severity = _GK_SEVERITY.get(str(spec.get("enforcementAction", "deny")), "deny")
+    severity = _gk_severity(c.obj)
     results = gk.evaluate_many(
         runner,
         c.obj,

@@ -19,7 +19,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from policykit.engines.cel import CelEvalError
-from policykit.existing.kyverno import cel_error
 from policykit.k8s import validating as admission
 from policykit.k8s.request import metadata
 
@@ -66,18 +65,6 @@ def severity(binding: Mapping[str, Any]) -> str:
     return "warn" if "Warn" in actions else "info"
 
 
-def _error_text(policy: Mapping[str, Any], exc: CelEvalError) -> str:
-    """The API server's text for the expression of ``policy`` that erred
-    (``expression '…' resulted in error: …``), when the error names it."""
-    spec = policy.get("spec") or {}
-    for part in ("validations", "variables", "matchConditions"):
-        for item in spec.get(part) or []:
-            expression = str((item or {}).get("expression", ""))
-            if expression and exc.message.endswith(f" in {expression[:120]}"):
-                return cel_error(expression, exc)
-    return exc.message
-
-
 def failures(
     policy: Mapping[str, Any],
     bindings: Sequence[Mapping[str, Any]],
@@ -95,7 +82,13 @@ def failures(
         except CelEvalError as exc:
             if str((policy.get("spec") or {}).get("failurePolicy") or "Fail") == "Ignore":
                 continue
-            out.append((severity(binding), f"error: {_error_text(policy, exc)}"))
+            spec = policy.get("spec") or {}
+            items = [
+                *(spec.get("validations") or []),
+                *(spec.get("variables") or []),
+                *(spec.get("matchConditions") or []),
+            ]
+            out.append((severity(binding), f"error: {admission.error_text(exc, items)}"))
             continue
         out += [(severity(binding), d.message) for d in decisions]
     return out

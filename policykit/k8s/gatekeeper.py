@@ -31,7 +31,7 @@ from policykit.k8s.gatekeeper_source import (
 from policykit.k8s.kinds import for_object
 from policykit.k8s.matching import gatekeeper_match as match
 from policykit.k8s.request import request_for
-from policykit.k8s.validating import bind_variables, failed_validations
+from policykit.k8s.validating import bind_variables, error_text, failed_validations
 
 __all__ = [
     "Engine",
@@ -363,7 +363,12 @@ class TemplateRunner:
         except CelEvalError as exc:
             if src.get("failurePolicy") == "Ignore":
                 return []
-            messages = [exc.message]
+            items = [
+                *(src.get("validations") or []),
+                *(src.get("variables") or []),
+                *(src.get("matchConditions") or src.get("matchCondition") or []),
+            ]
+            messages = [error_text(exc, items)]
         return [{"msg": m, "details": {}} for m in messages]
 
 
@@ -416,7 +421,9 @@ def evaluate(
         review = request_for(obj, operation)
         review["object"] = obj
         target = obj
-    if target is None or not match(spec.get("match"), target, namespace_object):
+    if target is None or scoped_actions(constraint) == ():
+        return []  # nothing to review, or not enforced at gator's point
+    if not match(spec.get("match"), target, namespace_object):
         return []
     if namespace_object is not None:
         review["namespaceObject"] = namespace_object
@@ -428,6 +435,31 @@ def evaluate(
         Violation(name, action, str(v["msg"]), v.get("details"))
         for v in runner.violations(review, parameters, inventory, constraint)
     ]
+
+
+GATOR_POINT = "gator.gatekeeper.sh"
+"""The enforcement point policykit evaluates constraints at, as gator does
+(gatekeeper pkg/gator/test/test.go, verify/runner.go)."""
+
+
+def scoped_actions(constraint: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """For a constraint whose ``enforcementAction`` is ``scoped``, the actions
+    of its ``scopedEnforcementActions`` that name gator's enforcement point
+    or ``*`` (frameworks constraint_client.go ``matches``; none: the
+    constraint is not enforced there and gives no result); None otherwise."""
+    spec = constraint.get("spec")
+    if not isinstance(spec, Mapping) or spec.get("enforcementAction") != "scoped":
+        return None
+    actions: list[str] = []
+    for entry in spec.get("scopedEnforcementActions") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        points = [
+            p.get("name") for p in entry.get("enforcementPoints") or [] if isinstance(p, Mapping)
+        ]
+        if "*" in points or GATOR_POINT in points:
+            actions.append(str(entry.get("action", "")).lower())
+    return tuple(dict.fromkeys(actions))
 
 
 _MANY = "policykit_many"
@@ -468,6 +500,8 @@ def evaluate_many(
     name = constraint["metadata"]["name"]
     action = spec.get("enforcementAction", "deny")
     out: list[list[Violation] | PolicykitError] = [[] for _ in objs]
+    if scoped_actions(constraint) == ():  # not enforced at gator's point
+        return out
     reviews: list[dict[str, Any]] = []
     at: list[int] = []
     for i, (obj, ns) in enumerate(zip(objs, namespace_objects, strict=True)):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -147,6 +148,32 @@ def failed_validations(
     return [
         message_of(v, data) for v in validations if program(v["expression"]).eval(data) is not True
     ]
+
+
+def cel_error(expression: str, exc: CelEvalError) -> str:
+    """The API server's text for an expression that errors
+    (k8s.io/apiserver/pkg/admission/plugin/cel/filter.go)."""
+    detail = exc.message.removeprefix("CEL evaluation error: ")
+    detail = detail.removesuffix(f" in {expression[:120]}")
+    # cel-cpp's words for a missing key, in cel-go's (common/types/err.go)
+    missing = _CPP_NO_SUCH_KEY.fullmatch(detail)
+    if missing is not None:
+        detail = f"no such key: {missing.group(1)}"
+    return f"expression '{expression}' resulted in error: {detail}"
+
+
+_CPP_NO_SUCH_KEY = re.compile(r'NOT_FOUND: Key not found in map : "((?:[^"\\]|\\.)*)"')
+
+
+def error_text(exc: CelEvalError, items: Sequence[Mapping[str, Any]]) -> str:
+    """:func:`cel_error` of the expression among ``items`` (validations,
+    variables, match conditions) that erred, when the error names it; else
+    the error's own text."""
+    for item in items:
+        expression = str((item or {}).get("expression", "")) if isinstance(item, Mapping) else ""
+        if expression and exc.message.endswith(f" in {expression[:120]}"):
+            return cel_error(expression, exc)
+    return exc.message
 
 
 # --- ValidatingAdmissionPolicy ---------------------------------------------------------
