@@ -89,6 +89,11 @@ def classify(obj: Any, source: DocSource | None = None) -> DocSource:
         )
     if kind == "List" and isinstance(obj.get("items"), list):
         raise ObjectError("a List is not checked as one object", hint="check_many(obj['items'])")
+    from policykit.loader import metadata_problem
+
+    wrong = metadata_problem(obj if type(obj) is dict else dict(obj))
+    if wrong is not None:  # as the reader of files says it (policykit.loader)
+        raise ObjectError(wrong, hint="metadata is a map; its name and namespace are strings")
     found = source_of(obj if type(obj) is dict else dict(obj))
     if source is not None and found != source:
         what = "a Backstage entity" if found == "backstage" else "a Kubernetes object"

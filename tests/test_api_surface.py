@@ -175,6 +175,9 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
         ({**ENTITY, "kind": None}, "no apiVersion/kind"),
         ({"kind": "Component", "metadata": {"name": "x"}}, "no apiVersion/kind"),
         ({"apiVersion": "v1", "kind": "List", "items": [ENTITY]}, "a List"),
+        # what `policykit check` refuses in a file, the api refuses too
+        ({**ENTITY, "metadata": ["payments"]}, "metadata is a list, not a map"),
+        ({**ENTITY, "metadata": {"name": 5}}, "metadata.name is a number, not a string"),
     ],
 )
 @pytest.mark.parametrize("engine", ENGINES)

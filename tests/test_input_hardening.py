@@ -453,3 +453,33 @@ def test_parameters_for_a_pack_the_run_does_not_load_are_refused(tmp_path: Path)
     (tree / "policykit.yaml").write_text("params:\n  finops: {budgets: {}}\n")
     r = CliRunner().invoke(cli, ["check", str(tree), "--pack", PACK])
     assert r.exit_code in (0, 1), r.output
+
+
+@pytest.mark.parametrize(
+    ("head", "said"),
+    [
+        ("apiVersion: 5\nkind: Deployment\n", "apiVersion is a number, not a string"),
+        ("apiVersion: v1\nkind: [Pod]\n", "kind is a list, not a string"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: [x]\n", "metadata is a list, not a map"),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: 5}\n",
+            "metadata.name is a number, not a string",
+        ),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: {a: 1}}\n",
+            "metadata.namespace is a map, not a string",
+        ),
+    ],
+)
+def test_a_manifest_of_the_wrong_shape_is_an_input_error(head: str, said: str) -> None:
+    """A manifest whose apiVersion, kind or metadata has the wrong type was
+    skipped as "not an object", or checked under an empty name: every consumer
+    (the API server, Backstage) refuses it. The next document is still read."""
+    from policykit.loader import load_yaml_text
+
+    got = load_yaml_text(head + "---\napiVersion: v1\nkind: Pod\nmetadata: {name: ok}\n", "m.yaml")
+    assert [d.obj["metadata"]["name"] for d in got.documents] == ["ok"]
+    assert [e.message for e in got.errors] == [f"document 0: {said}"]
+    assert got.skipped == []
+    helm_values = load_yaml_text("replicas: 3\nimage: {tag: x}\n", "values.yaml")
+    assert helm_values.errors == [] and len(helm_values.skipped) == 1  # still skipped

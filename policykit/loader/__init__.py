@@ -207,14 +207,55 @@ def _add(
                 )
         return
     if not _is_object(obj):
+        wrong = _wrong_type(obj, ("apiVersion", "kind"))
+        if wrong is not None:  # a manifest written wrong, not another kind of file
+            result.errors.append(
+                InputError(f"document {index}: {wrong}", loc=SourceLoc(file, line))
+            )
+            return
         result.skipped.append(
             Skipped(file, index, line, "no apiVersion/kind: not a Kubernetes object or entity")
         )
+        return
+    wrong = metadata_problem(obj)
+    if wrong is not None:
+        result.errors.append(InputError(f"document {index}: {wrong}", loc=SourceLoc(file, line)))
         return
     if obj["apiVersion"] == TEST_API_VERSION and obj["kind"] == "Test":
         result.skipped.append(Skipped(file, index, line, "a policykit rule test (policykit test)"))
         return
     result.documents.append(Document(obj, file, index, line))
+
+
+def _wrong_type(obj: dict[str, Any], keys: tuple[str, ...], at: str = "") -> str | None:
+    """The first of ``keys`` that ``obj`` holds as something other than text."""
+    for key in keys:
+        value = obj.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{at}{key} is {_what(value)}, not a string"
+    return None
+
+
+def _what(value: Any) -> str:
+    """``value``'s YAML type, as a user reads it ("a number", "a list")."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "a map"
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
+def metadata_problem(obj: dict[str, Any]) -> str | None:
+    """Why an object's ``metadata`` cannot be what every Kubernetes object and
+    Backstage entity has (a map whose name and namespace are text), or None."""
+    meta = obj.get("metadata")
+    if meta is None:
+        return None
+    if not isinstance(meta, dict):
+        return f"metadata is {_what(meta)}, not a map"
+    return _wrong_type(meta, ("name", "namespace", "generateName"), "metadata.")
 
 
 def _is_object(obj: dict[str, Any]) -> bool:
