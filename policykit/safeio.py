@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,18 @@ def _write_all(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _own_stream(st: os.stat_result | None) -> int | None:
+    """1 or 2 when ``st`` is this process's standard output or error (``-o
+    /dev/stdout``, ``/proc/self/fd/2``, whatever they point to), else None."""
+    if st is None:
+        return None
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if os.path.samestat(st, os.fstat(fd)):
+                return fd
+    return None
+
+
 def write_atomic(path: Path, content: bytes) -> None:
     """Write ``content`` to ``path`` through a temporary file: never a partial
     file, and no temporary file left whatever is interrupted (its name is
@@ -223,6 +236,18 @@ def write_atomic(path: Path, content: bytes) -> None:
         st: os.stat_result | None = path.stat()  # through symbolic links
     except OSError:
         st = None
+    own = _own_stream(st)
+    if own is not None:  # -o /dev/stdout: the stream itself (appending, if the shell does)
+        stream = sys.stdout if own == 1 else sys.stderr
+        with contextlib.suppress(Exception):
+            stream.flush()
+        try:
+            _write_all(own, content)
+        except OSError as exc:
+            raise BundleError(
+                f"cannot write {path}: {exc.strerror or exc}", loc=SourceLoc(str(path))
+            ) from None
+        return
     if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         try:
             fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))

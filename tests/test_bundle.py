@@ -181,6 +181,25 @@ def test_output_that_is_not_a_regular_file_is_written_not_replaced(tmp_path: Pat
     assert not list(tmp_path.rglob(".*"))  # no temporary file left
 
 
+def test_output_to_the_processs_own_stdout_appends_to_it(tmp_path: Path) -> None:
+    """``-o /dev/stdout >> log``: the report goes to the stream itself (it
+    replaced the log file through the link, losing what it held)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    log.write_text("before\n")
+    code = (
+        "import sys; from pathlib import Path; from policykit.safeio import write_atomic; "
+        "print('printed', flush=True); write_atomic(Path('/dev/stdout'), b'report\\n'); "
+        "print('after')"
+    )
+    with log.open("a") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, check=True, timeout=60)
+    assert log.read_text() == "before\nprinted\nreport\nafter\n"
+    assert not [p for p in tmp_path.iterdir() if p.name != "log"]
+
+
 def test_tampered_or_garbage_bundles_are_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not a gzip tar"):
         Bundle.unpack(b"not a bundle", "x.tar.gz")

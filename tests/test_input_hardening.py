@@ -459,6 +459,10 @@ def test_parameters_for_a_pack_the_run_does_not_load_are_refused(tmp_path: Path)
     ("head", "said"),
     [
         ("apiVersion: 5\nkind: Deployment\n", "apiVersion is a number, not a string"),
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {labels: [a]}\n",
+            "metadata.labels is a list, not a map",
+        ),
         ("apiVersion: v1\nkind: [Pod]\n", "kind is a list, not a string"),
         ("apiVersion: v1\nkind: Pod\nmetadata: [x]\n", "metadata is a list, not a map"),
         (
@@ -481,5 +485,6 @@ def test_a_manifest_of_the_wrong_shape_is_an_input_error(head: str, said: str) -
     assert [d.obj["metadata"]["name"] for d in got.documents] == ["ok"]
     assert [e.message for e in got.errors] == [f"document 0: {said}"]
     assert got.skipped == []
-    helm_values = load_yaml_text("replicas: 3\nimage: {tag: x}\n", "values.yaml")
-    assert helm_values.errors == [] and len(helm_values.skipped) == 1  # still skipped
+    for other in ("replicas: 3\nimage: {tag: x}\n", "apiVersion: 1\ndatasources: []\n"):
+        got = load_yaml_text(other, "values.yaml")  # Helm values, Grafana provisioning
+        assert got.errors == [] and len(got.skipped) == 1  # still skipped

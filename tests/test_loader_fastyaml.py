@@ -250,5 +250,10 @@ def test_a_key_a_mapping_holds_twice_is_refused_on_both_paths(text: str, line: i
 
 def test_a_merge_key_brings_keys_the_mapping_may_override() -> None:
     same_as_pyyaml("a: &x {p: 1, q: 2}\nb:\n  <<: *x\n  p: 3\nc:\n  <<: [*x, {r: 1}]\n  r: 2\n")
+    # a merged mapping that itself merges: PyYAML rewrites its keys when first merged
+    nested = "base: &base {a: 1}\nx: {y: &mid {<<: *base, a: 2}}\nz: {<<: *mid}\n"
+    docs, errors = read(nested)
+    assert errors == [], errors
+    assert yamlsafe.load_yaml(nested, "f.yaml") == yaml.safe_load(nested)  # PyYAML's values
     docs, errors = read("a: &x {p: 1}\nb:\n  <<: *x\n  p: 3\n")
     assert errors == [] and docs[0][0][1][1][1] == ("map", [(("str", "p"), ("int", 3))])

@@ -115,3 +115,42 @@ def test_one_malformed_gator_suite_keeps_the_others(tmp_path: Path) -> None:
     assert good and all(c["status"] == "pass" for c in good), good
     bad = [c for c in report["cases"] if "/bad/" in c["file"]]
     assert bad and all(c["status"] == "error" and "malformed" in c["reason"] for c in bad), bad
+
+
+def test_a_malformed_kyverno_evaluation_is_an_error_for_every_result_on_it(
+    tmp_path: Path,
+) -> None:
+    """One evaluation serves every result naming the same policy, resource and
+    operation: when it fails on a malformed policy, each of them is an error
+    (the second read an empty, remembered outcome: a PASS "excluded")."""
+    (tmp_path / "policy.yaml").write_text(
+        """apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: p}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: r1
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    exclude: {any: [{resources: {annotations: "x"}}]}
+    validate: {message: one, deny: {}}
+  - name: r2
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    validate: {message: two, deny: {}}
+"""
+    )
+    (tmp_path / "resources.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: pod1, namespace: a}\n"
+    )
+    (tmp_path / "kyverno-test.yaml").write_text(
+        "apiVersion: cli.kyverno.io/v1alpha1\nkind: Test\nmetadata: {name: t}\n"
+        "policies: [policy.yaml]\nresources: [resources.yaml]\nresults:\n"
+        "- {policy: p, rule: r1, resources: [pod1], kind: Pod, result: fail}\n"
+        "- {policy: p, rule: r2, resources: [pod1], kind: Pod, result: fail}\n"
+    )
+    from policykit.existing.suites import collect
+
+    cases, errors = collect([str(tmp_path)], "rego")
+    assert cases == []
+    assert [(e.code, e.loc.line) for e in errors] == [("PK400", 7), ("PK400", 8)]  # the results
+    assert all("malformed" in e.message for e in errors)

@@ -109,8 +109,9 @@ def _context(
         if path is not None:
             info = _yaml_file(path, errors, "userinfo")
             user = info.get("userInfo") or {}
-            ctx.username = str(user.get("username", ctx.username))
-            ctx.groups = tuple(user.get("groups") or ctx.groups)
+            # what the file leaves out is empty, as in the CLI's RequestInfo
+            ctx.username = str(user.get("username") or "")
+            ctx.groups = tuple(str(g) for g in user.get("groups") or ())
             ctx.roles = tuple(info.get("roles") or ())
             ctx.cluster_roles = tuple(info.get("clusterRoles") or ())
             ctx.user_given = True
@@ -214,7 +215,7 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
     ctx, values = _context(test, base, loc0, errors)
     by_name = {ky.policy_name(p): p for p in policies}
     out: list[CaseResult] = []
-    cache: dict[tuple[str, int, str], list[ky.Outcome]] = {}
+    cache: dict[tuple[str, int, str], list[ky.Outcome] | PolicykitError] = {}
     rule_names: dict[str, set[str]] = {}
     for ri, result in enumerate(test.get("results") or []):
         rloc = SourceLoc(file, lines.line("results", ri))
@@ -285,10 +286,14 @@ def run_kyverno_test(path: Path, text: str) -> tuple[list[CaseResult], list[Poli
                         policy, doc.obj, dataclasses.replace(ctx, operation=op)
                     )
                 except MALFORMED as exc:
-                    errors.append(malformed(f"policy {pname!r} or resource {label!r}", rloc, exc))
-                    cache[key] = []
-                    continue
-            outcomes = cache[key]
+                    cache[key] = malformed(f"policy {pname!r} or resource {label!r}", rloc, exc)
+            got = cache[key]
+            if isinstance(got, PolicykitError):  # each result on it: an error, never a pass
+                errors.append(
+                    got if got.loc == rloc else type(got)(got.message, loc=rloc, hint=got.hint)
+                )
+                continue
+            outcomes = got
             if rule and legacy:
                 outcomes = [o for o in outcomes if o.rule in _rule_names(rule)]
             if legacy:

@@ -207,8 +207,11 @@ def _add(
                 )
         return
     if not _is_object(obj):
-        wrong = _wrong_type(obj, ("apiVersion", "kind"))
-        if wrong is not None:  # a manifest written wrong, not another kind of file
+        # a manifest written wrong (both fields there, one not text), not another
+        # kind of file: Grafana's provisioning files say "apiVersion: 1" and no kind
+        both = obj.get("apiVersion") is not None and obj.get("kind") is not None
+        wrong = _wrong_type(obj, ("apiVersion", "kind")) if both else None
+        if wrong is not None:
             result.errors.append(
                 InputError(f"document {index}: {wrong}", loc=SourceLoc(file, line))
             )
@@ -255,6 +258,9 @@ def metadata_problem(obj: dict[str, Any]) -> str | None:
         return None
     if not isinstance(meta, dict):
         return f"metadata is {_what(meta)}, not a map"
+    for part in ("labels", "annotations"):
+        if meta.get(part) is not None and not isinstance(meta[part], dict):
+            return f"metadata.{part} is {_what(meta[part])}, not a map"
     return _wrong_type(meta, ("name", "namespace", "generateName"), "metadata.")
 
 

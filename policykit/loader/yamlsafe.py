@@ -69,6 +69,7 @@ class GuardedLoader(fastyaml.FastResolve, _Base):  # type: ignore[misc]
         mapping or sequence) would run at the start of the next document and
         refuse it with the first's error (``? k: !!seq``, ``---``, ``a: yes``:
         the second reported as "expected a sequence node"). Dropped here."""
+        self._pk_checked: set[int] = set()  # the mappings flatten_mapping checked
         try:
             return super().construct_document(node)
         except BaseException:
@@ -78,13 +79,17 @@ class GuardedLoader(fastyaml.FastResolve, _Base):  # type: ignore[misc]
             self.deep_construct = False
             raise
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Any:
-        """PyYAML's, refusing a key a mapping holds twice (the last one won,
-        silently): kubectl (go-yaml: "key already set in map"), Helm and
-        Backstage's reader refuse such a file. Keys a merge (``<<``) brings in
-        are not the mapping's own: its own keys override them, as YAML says.
-        Scalar keys are compared by value (``1`` and ``0x1`` are one key)."""
-        if isinstance(node, yaml.MappingNode):
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        """PyYAML's, refusing first a key the mapping holds twice (the last one
+        won, silently): kubectl (go-yaml: "key already set in map"), Helm and
+        Backstage's reader refuse such a file. Checked here, on the node's own
+        keys before any merge (``<<``) adds to them (a merge may also rewrite
+        a merged node's keys in place, later: each node is checked once, when
+        first seen); its own keys override merged ones, as YAML says. Scalar
+        keys are compared by value (``1`` and ``0x1`` are one key)."""
+        checked = self._pk_checked
+        if id(node) not in checked:
+            checked.add(id(node))
             seen: dict[Any, yaml.Node] = {}
             for key_node, _ in node.value:
                 # scalar keys (a collection as a key is PyYAML's "unhashable key")
@@ -100,7 +105,7 @@ class GuardedLoader(fastyaml.FastResolve, _Base):  # type: ignore[misc]
                         f"{first.start_mark.line + 1}); a mapping holds each key once",
                         key_node.start_mark,
                     )
-        return super().construct_mapping(node, deep=deep)
+        super().flatten_mapping(node)
 
 
 MERGE = "tag:yaml.org,2002:merge"
