@@ -368,3 +368,64 @@ def test_a_kyverno_test_naming_a_validating_admission_policy_is_an_error_that_sa
         "those in kyverno tests"
     ]
     assert errors[0].hint.startswith("policykit check --policy")
+
+
+def test_a_vap_sees_the_namespace_of_an_object_whose_namespace_is_not_in_the_input() -> None:
+    """``namespaceObject`` is the input's Namespace, else one with the object's
+    namespace name (an object without one is in ``default``, as the CLI loads
+    it); it was null, and reading it an error."""
+    vap = FIX / "vap"
+    r = CliRunner().invoke(
+        cli,
+        ["check", str(vap / "configmaps.yaml"), "--policy", str(vap / "namespace-object.yaml"),
+         "--pack", "policykit.packs.starter", "--format", "json"],
+    )  # fmt: skip
+    found = [(f["object"]["name"], f["message"]) for f in json.loads(r.stdout)["findings"]]
+    assert found == [("a", "not in kube-system")], r.output
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        ("Ignore", ["too many"]),
+        (
+            "Fail",
+            [
+                "too many",
+                "error: expression 'object.spec.nope.x == 1' resulted in error: no such key: nope",
+            ],
+        ),
+    ],
+)
+def test_each_vap_validation_is_its_own_decision(
+    tmp_path: Path, failure: str, expected: list[str]
+) -> None:
+    """As the API server's validator: a validation that errs is a decision of
+    its own under Fail and none under Ignore; the others are evaluated either
+    way (one error hid every other validation, and under Ignore all of them)."""
+    (tmp_path / "vap.yaml").write_text(
+        f"""apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: p}}
+spec:
+  failurePolicy: {failure}
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}}
+  validations:
+  - expression: "object.spec.nope.x == 1"
+  - expression: "object.spec.replicas <= 5"
+    message: too many
+"""
+    )
+    (tmp_path / "d.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: a}\n"
+        "spec: {replicas: 9}\n"
+    )
+    r = CliRunner().invoke(
+        cli,
+        ["check", str(tmp_path / "d.yaml"), "--policy", str(tmp_path / "vap.yaml"),
+         "--pack", "policykit.packs.starter", "--format", "json"],
+    )  # fmt: skip
+    got = [f["message"] for f in json.loads(r.stdout)["findings"] if f["pack"] == "vap"]
+    assert sorted(got) == sorted(expected), r.output

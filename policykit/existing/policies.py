@@ -489,8 +489,14 @@ def _vap_task(run: _Run, index: int, lo: int, hi: int) -> list[Finding]:
     bindings = vap.bindings_for(policy, run.policies.vap_bindings)
     findings: list[Finding] = []
     objs = run.kyverno_objects[lo:hi]
-    with session():  # the policy read once, each object converted to CEL once
-        for d, obj, ns in zip(run.k8s[lo:hi], objs, run.namespace_of[lo:hi], strict=True):
+    namespaces = run.ctx.namespaces  # the Namespace objects among the input, by name
+    with session() as s:  # the policy read once, each object converted to CEL once
+        for d, obj in zip(run.k8s[lo:hi], objs, strict=True):
+            # the object's Namespace: the input's, else its name and the label the
+            # API server gives every namespace (None when it is in none)
+            ns = namespaces.get(str((obj.get("metadata") or {}).get("namespace") or ""))
+            if ns is None:
+                ns = s.review(obj).namespace_object()
             for severity, message in vap.failures(policy, bindings, obj, ns):
                 findings.append(_finding(d, name, "vap", severity, message))
     return findings

@@ -1,9 +1,13 @@
 """Existing ValidatingAdmissionPolicies (and their bindings) in ``check
---policy``, as ``kyverno apply`` runs them offline (kyverno/kyverno
-``pkg/admissionpolicy/validate.go`` ``Validate``): a policy with no binding
-is evaluated on every object its ``matchConstraints`` select; with bindings,
-through each binding that names it (its ``matchResources`` narrowing them).
-The evaluation is the API server's (:func:`policykit.k8s.validating.evaluate_vap`).
+--policy``, as the API server evaluates them
+(:func:`policykit.k8s.validating.evaluate_vap`): through each binding that
+names the policy, its ``matchConstraints`` and the binding's
+``matchResources`` selecting the objects; a policy with no binding is
+evaluated alone on what its ``matchConstraints`` select, as ``kyverno
+apply`` does offline (kyverno/kyverno ``pkg/admissionpolicy/validate.go``
+``Validate``). Where the Kyverno CLI departs from the API server with
+bindings (it skips ``matchConstraints``, keeps the last binding's response
+and ignores ``validationActions``), policykit follows the API server.
 
 A failed validation is a finding of the policy, at the severity of the
 binding's ``validationActions`` (``Deny`` a deny, ``Warn`` a warn, ``Audit``
@@ -77,17 +81,11 @@ def failures(
     for binding in bindings:
         try:
             decisions = admission.evaluate_vap(
-                policy, binding, obj, namespace_object=namespace_object
+                policy, binding, obj, namespace_object=namespace_object, each=True
             )
-        except CelEvalError as exc:
-            if str((policy.get("spec") or {}).get("failurePolicy") or "Fail") == "Ignore":
-                continue
+        except CelEvalError as exc:  # a match condition erred under failurePolicy Fail
             spec = policy.get("spec") or {}
-            items = [
-                *(spec.get("validations") or []),
-                *(spec.get("variables") or []),
-                *(spec.get("matchConditions") or []),
-            ]
+            items = [*(spec.get("matchConditions") or []), *(spec.get("variables") or [])]
             out.append((severity(binding), f"error: {admission.error_text(exc, items)}"))
             continue
         out += [(severity(binding), d.message) for d in decisions]

@@ -249,11 +249,19 @@ def evaluate_vap(
     *,
     operation: str = "CREATE",
     namespace_object: Mapping[str, Any] | None = None,
+    each: bool = False,
 ) -> list[Decision]:
     """A ValidatingAdmissionPolicy through one of its bindings. In a
     :func:`~policykit.k8s.request.session` the policy is read once, and the
     policies evaluated on one object share its review: its conversion to
-    CEL, and the variables they declare alike, evaluated once."""
+    CEL, and the variables they declare alike, evaluated once.
+
+    An expression that errors raises :class:`CelEvalError`; with ``each``, it
+    is a decision of its own, as in the API server's validator (k8s.io/apiserver
+    ``pkg/admission/plugin/policy/validating/validator.go``): under
+    ``failurePolicy: Fail`` one whose message is ``error: expression '…'
+    resulted in error: …``, under ``Ignore`` none; the other validations are
+    evaluated either way."""
     s = current_session()
     if s is None:
         vap, review = _prepare_vap(policy, binding), Review(obj)
@@ -279,10 +287,33 @@ def evaluate_vap(
     if vap.conditions and not conditions_hold(vap.conditions, bindings.plain, vap.failure):
         return []
     scope = bindings.bind(vap.variables)
+    if each:
+        return [
+            Decision(vap.name, vap.rule, vap.actions, message)
+            for message in _each_validation(vap.validations, scope, vap.failure)
+        ]
     return [
         Decision(vap.name, vap.rule, vap.actions, message)
         for message in failed_validations(vap.validations, scope)
     ]
+
+
+def _each_validation(
+    validations: Sequence[Mapping[str, Any]], scope: Mapping[str, Any] | View, failure: str
+) -> list[str]:
+    """The message of each validation that is not true, or errs (``error: …``,
+    under ``failure`` Fail)."""
+    out: list[str] = []
+    for v in validations:
+        try:
+            ok = program(str(v["expression"])).eval(scope) is True
+        except CelEvalError as exc:
+            if failure != "Ignore":
+                out.append(f"error: {error_text(exc, [v])}")
+            continue
+        if not ok:
+            out.append(message_of(v, scope))
+    return out
 
 
 # --- Kyverno ValidatingPolicy ----------------------------------------------------------
