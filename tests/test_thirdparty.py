@@ -581,7 +581,9 @@ def test_kyverno_selectors_resolve_wildcards_and_namespace_selector_cases() -> N
     assert ky.matches(sel({"matchLabels": {"env": "p*"}}, "namespaceSelector"), cm, ctx)
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
     assert not ky.matches(sel({}, "namespaceSelector"), namespace, ctx)
-    assert ky.matches(sel({}, "namespaceSelector"), namespace, ctx, "exception")
+    exception = {"any": [sel({}, "namespaceSelector")]}  # an exception's block: any/all only
+    assert ky.matches(exception, namespace, ctx, "exception")
+    assert not ky.matches(sel({}, "namespaceSelector"), namespace, ctx, "exception")
     role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {}}
     assert not ky.matches(sel({"matchLabels": {"env": "prod"}}, "namespaceSelector"), role, ctx)
     assert ky.matches(sel({}, "namespaceSelector"), role, ctx)
@@ -787,3 +789,25 @@ def test_kyverno_failure_action_overrides() -> None:
         {"action": "Enforce", "namespaces": ["dev"]}
     ]
     assert [action(ns, ruled) for ns in ("dev", "prod-eu")] == ["Enforce", "Audit"]
+
+
+def test_kyverno_empty_filters_select_nothing() -> None:
+    """Kyverno's IsEmpty: an empty filter never matches (a rule's: "match
+    cannot be empty", its user part dropped without user info; an exclude's;
+    an exception's), and an exception's block is any/all only. A
+    ServiceAccount subject is a wildcard (pkg/utils/match CheckSubjects)."""
+    ctx = ky.Context()
+    subjects_only = {"subjects": [{"kind": "Group", "name": "devs"}]}
+    for mode in ("match", "exclude", "exception"):
+        assert not ky.matches({"any": [{}]}, _CM, ctx, mode), mode
+        assert not ky.matches({"any": [{"resources": {"kinds": []}}]}, _CM, ctx, mode), mode
+    assert not ky.matches({"any": [subjects_only]}, _CM, ctx)  # no user info: empty
+    given = ky.Context(groups=("devs",), user_given=True)
+    assert ky.matches({"any": [subjects_only]}, _CM, given)
+    assert not ky.matches({"resources": {"kinds": ["ConfigMap"]}}, _CM, ctx, "exception")
+    assert ky.matches({"resources": {"kinds": ["ConfigMap"]}}, _CM, ctx)  # a rule's legacy form
+    sa = ky.Context(username="system:serviceaccount:ci:deployer-7", user_given=True)
+    wild = {
+        "any": [{"subjects": [{"kind": "ServiceAccount", "namespace": "ci", "name": "deployer-*"}]}]
+    }
+    assert ky.matches(wild, _CM, sa)

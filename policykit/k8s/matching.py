@@ -263,14 +263,39 @@ def _user_matches(f: Mapping[str, Any], ctx: Context) -> bool:
             return True
         if kind == "Group" and any(_wild(name, g) for g in groups):
             return True
-        if kind == "ServiceAccount" and username == (
-            f"system:serviceaccount:{s.get('namespace', '')}:{name}"
+        if kind == "ServiceAccount" and _wild(
+            f"system:serviceaccount:{s.get('namespace', '')}:{name}", username
         ):
             return True
     return False
 
 
+_DESCRIPTION_KEYS = (
+    "kinds", "name", "names", "namespaces", "annotations", "selector", "namespaceSelector",
+    "operations",
+)  # fmt: skip
+
+
+def _empty_filter(f: Mapping[str, Any], with_user: bool) -> bool:
+    """Kyverno's ``IsEmpty`` of a filter's resource description (and, with
+    ``with_user``, of its user part): nothing that could select an object."""
+    rd = f.get("resources")
+    described = isinstance(rd, Mapping) and any(
+        # a selector is there when given, even empty (a nil pointer in Go is not)
+        rd.get(k) is not None if k.endswith("elector") else bool(rd.get(k))
+        for k in _DESCRIPTION_KEYS
+    )
+    if described:
+        return False
+    return not (with_user and any(f.get(k) for k in ("roles", "clusterRoles", "subjects")))
+
+
 def _filter_matches(f: Mapping[str, Any], obj: Mapping[str, Any], ctx: Context, mode: Mode) -> bool:
+    # an empty filter selects nothing: a match filter ("match cannot be empty",
+    # its user part dropped without user info), an exclude filter, an
+    # exception's (checkResourceFilter: IsEmpty)
+    if _empty_filter(f, with_user=mode != "match" or ctx.user_given):
+        return False
     rd = f.get("resources")
     if rd is not None and not _description_matches(rd, obj, ctx, mode):
         return False
@@ -295,7 +320,8 @@ def matches(
         return any(_filter_matches(f, obj, ctx, mode) for f in block["any"])
     if block.get("all"):
         return all(_filter_matches(f, obj, ctx, mode) for f in block["all"])
-    return _filter_matches(block, obj, ctx, mode)
+    # a rule's block may be one filter (its legacy form); an exception's may not
+    return mode != "exception" and _filter_matches(block, obj, ctx, mode)
 
 
 # --- Gatekeeper spec.match ----------------------------------------------------------
