@@ -244,9 +244,7 @@ def write_atomic(path: Path, content: bytes) -> None:
         try:
             _write_all(own, content)
         except OSError as exc:
-            raise BundleError(
-                f"cannot write {path}: {exc.strerror or exc}", loc=SourceLoc(str(path))
-            ) from None
+            raise _cannot_write(path, exc) from None
         return
     if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
         try:
@@ -256,11 +254,7 @@ def write_atomic(path: Path, content: bytes) -> None:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise BundleError(
-                f"cannot write {path}: {exc.strerror or exc}",
-                loc=SourceLoc(str(path)),
-                hint="choose a writable --out path",
-            ) from None
+            raise _cannot_write(path, exc) from None
         return
     with contextlib.suppress(OSError):  # a name too long ...: the write reports it
         if path.is_symlink():
@@ -278,10 +272,14 @@ def write_atomic(path: Path, content: bytes) -> None:
             os.close(fd)
         tmp.replace(path)
     except OSError as exc:
-        raise BundleError(
-            f"cannot write {path}: {exc.strerror or exc}",
-            loc=SourceLoc(str(path)),
-            hint="choose a writable --out path",
-        ) from None
+        raise _cannot_write(path, exc) from None
     finally:
         remove(tmp)  # gone already when the replace happened
+
+
+def _cannot_write(path: Path, exc: OSError) -> BundleError:
+    return BundleError(
+        f"cannot write {path}: {exc.strerror or exc}",
+        loc=SourceLoc(str(path)),
+        hint="choose a writable --out path",
+    )

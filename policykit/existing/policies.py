@@ -84,6 +84,18 @@ def _template_kind(obj: dict[str, Any]) -> str:
     return str(node or "")
 
 
+def _well_shaped(doc: Document, errors: list[PolicykitError]) -> bool:
+    """Whether ``doc`` has its kind's shape (:func:`_check_shape`); if not, its
+    error is added to ``errors``."""
+    try:
+        _check_shape(doc.obj)
+    except MALFORMED as exc:
+        what = f"{doc.obj.get('kind')} {_doc_name(doc.obj)}"
+        errors.append(malformed(what, SourceLoc(doc.file, doc.line), exc))
+        return False
+    return True
+
+
 def _check_shape(obj: dict[str, Any]) -> None:
     """Raise one of :data:`MALFORMED` when a policy's parts that every step
     reads (its metadata, spec, rules and what is generated from them for Pod
@@ -130,32 +142,15 @@ def load(paths: Sequence[str], engine: gk.Engine) -> PolicySet:
                 errors.append(malformed(f"ConstraintTemplate {_doc_name(doc.obj)}", where, exc))
                 failed.add(_template_kind(doc.obj))
         elif api.startswith("constraints.gatekeeper.sh/") or ky.is_policy(doc.obj):
-            try:
-                _check_shape(doc.obj)
-            except MALFORMED as exc:
-                errors.append(malformed(f"{kind} {_doc_name(doc.obj)}", where, exc))
-                continue
-            if ky.is_policy(doc.obj):
-                out.kyverno.append(doc)
-            else:
-                out.constraints.append(doc)
+            if _well_shaped(doc, errors):
+                (out.kyverno if ky.is_policy(doc.obj) else out.constraints).append(doc)
         elif vap.kind_of(doc.obj) == vap.POLICY_KIND:
-            try:
-                _check_shape(doc.obj)
-            except MALFORMED as exc:
-                errors.append(malformed(f"{kind} {_doc_name(doc.obj)}", where, exc))
-                continue
-            why = vap.problem(doc.obj)
+            why = vap.problem(doc.obj) if _well_shaped(doc, errors) else ""
             if why is None:
                 out.vaps.append(doc)
-            else:
+            elif why:
                 out.unsupported.add(why)
-        elif vap.kind_of(doc.obj) == vap.BINDING_KIND:
-            try:
-                _check_shape(doc.obj)
-            except MALFORMED as exc:
-                errors.append(malformed(f"{kind} {_doc_name(doc.obj)}", where, exc))
-                continue
+        elif vap.kind_of(doc.obj) == vap.BINDING_KIND and _well_shaped(doc, errors):
             out.vap_bindings.append(doc.obj)
     kept = []
     for c in out.constraints:
