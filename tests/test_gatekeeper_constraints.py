@@ -193,6 +193,27 @@ def test_cel_templates_read_the_constraint_as_params() -> None:
     )
     bare = {**constraint, "kind": "PkNull", "spec": {}}  # no parameters: variables.params is null
     assert gk.evaluate(gk.TemplateRunner(null), bare, OBJ) == []
+    action = {
+        "code": [
+            {
+                "engine": "K8sNativeValidation",
+                "source": {
+                    "validations": [
+                        {
+                            "expression": "false",
+                            "messageExpression": "params.spec.enforcementAction",
+                        }
+                    ]
+                },
+            }
+        ]
+    }
+    runner = gk.TemplateRunner(_template(action, "PkAction"))
+    for spec, said in (({}, "deny"), ({"enforcementAction": "warn"}, "warn")):
+        got = gk.evaluate(
+            runner, {"kind": "PkAction", "metadata": {"name": "c"}, "spec": spec}, OBJ
+        )
+        assert [v.message for v in got] == [said]  # the constraint CRD's default: deny
 
 
 @pytest.mark.parametrize(

@@ -340,6 +340,9 @@ class TemplateRunner:
         request = {k: v for k, v in review.items() if k not in ("object", "oldObject")}
         spec = constraint.get("spec")
         params = spec.get("parameters") if isinstance(spec, Mapping) else None
+        if isinstance(spec, Mapping) and "enforcementAction" not in spec:
+            # the constraint CRD's own default (frameworks crds/schema.go CreateSchema)
+            constraint = {**constraint, "spec": {**spec, "enforcementAction": "deny"}}
         data: dict[str, Any] = {
             "object": obj,
             "oldObject": review.get("oldObject"),
