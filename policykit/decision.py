@@ -35,6 +35,7 @@ from policykit.toolcall import (
     AGENT_API_PREFIX,
     API_VERSION,
     KIND,
+    M_OBJECT,
     NO_RULES,
     PREFIX,
     as_call,
@@ -42,6 +43,7 @@ from policykit.toolcall import (
     problems,
     refusal,
 )
+from policykit.values import plain
 
 __all__ = ["Decider", "Decision", "as_call", "decide", "denied"]
 
@@ -216,13 +218,33 @@ class Decider:
         # in rule order, so the hits need no sorting
         self._rules = sorted(rules, key=lambda r: rank[id(r[0].rule)])
 
-    def __call__(self, call: Any) -> Decision:
+    def prepare(self, call: Any) -> tuple[Any, Decision | None]:
+        """The call as the rules read it, and the denial of a call no rule can
+        decide (no rule decides calls, or the call is not one: each reason
+        starts ``policykit:``), else None. A well-formed call is itself; one
+        made of other mapping, sequence, str or number types (an
+        ``enum.StrEnum`` action, ruamel.yaml's types) is read as plain values
+        (:func:`policykit.values.plain`): the rules test exact types."""
         if not self._decides:
-            return Decision(False, True, False, (NO_RULES,))
-        if not well_formed(call):
-            bad = problems(call)
-            if bad:
-                return Decision(False, True, False, tuple(PREFIX + m for m in bad))
+            return call, Decision(False, True, False, (NO_RULES,))
+        if well_formed(call):
+            return call, None
+        bad = problems(call)
+        if bad:
+            return call, Decision(False, True, False, tuple(PREFIX + m for m in bad))
+        try:
+            return plain(call), None
+        except RecursionError:
+            return call, Decision(False, True, False, (f"{PREFIX}{M_OBJECT} (nested too deeply)",))
+
+    def __call__(self, call: Any) -> Decision:
+        call, refused = self.prepare(call)
+        if refused is not None:
+            return refused
+        return self.decide_prepared(call)
+
+    def decide_prepared(self, call: Any) -> Decision:
+        """The decision of a call :meth:`prepare` gave (and did not refuse)."""
         obj = as_call(call)
         inventory = self._engine.inventory
         reasons: list[str] = []

@@ -23,6 +23,7 @@ The page ``docs/python.md`` has worked, tested examples.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,10 +32,12 @@ from typing import Any, Literal
 from policykit.decision import Decider, Decision
 from policykit.engines.base import DecidingEngine, Engine
 from policykit.engines.native import NativeEngine, uses_inventory
-from policykit.errors import InputError
+from policykit.errors import InputError, PolicykitError
 from policykit.ir.rule import Pack
 from policykit.model import DocSource, Document, Finding, source_of
 from policykit.packs import load_packs
+from policykit.toolcall import M_OBJECT, PREFIX
+from policykit.values import plain as _plain
 
 __all__ = ["ENGINES", "Decision", "EngineName", "Finding", "ObjectError", "Policy"]
 
@@ -256,6 +259,7 @@ class Policy:
                 entity, or not of ``source``.
             EngineLimitation: regopy cannot read this object (``PK010``).
         """
+        obj = _plain(obj)
         classify(obj, source)
         doc = Document(obj if type(obj) is dict else dict(obj), file, 0, line)
         with self._lock:
@@ -293,8 +297,9 @@ class Policy:
                 entity, or not of ``source``; the message names its position.
         """
         docs: list[Document] = []
-        for i, obj in enumerate(objs):
+        for i, given in enumerate(objs):
             try:
+                obj = _plain(given)
                 classify(obj, source)
             except ObjectError as exc:
                 raise ObjectError(f"object {i}: {exc.message}", hint=exc.hint) from None
@@ -330,17 +335,33 @@ class Policy:
             The [`Decision`][policykit.decision.Decision]; the same on every engine.
         """
         with self._lock:
-            if self._rego is None:  # native
-                return self._decider(call)
-            return Decision.from_json(self._rego.decide(call))
+            return self._decide(call)
 
     def decide_many(self, calls: Iterable[Any]) -> list[Decision]:
         """[`decide`][policykit.library.Policy.decide] for each call, in order."""
         with self._lock:
-            if self._rego is None:  # native
-                return [self._decider(c) for c in calls]
-            rego = self._rego
-            return [Decision.from_json(rego.decide(c)) for c in calls]
+            return [self._decide(c) for c in calls]
+
+    def _decide(self, call: Any) -> Decision:
+        """One decision (the lock held). Whatever the engine, the call is made
+        of plain values first, and one the rules cannot decide is refused here
+        with its reasons (Rego engines raised for what JSON cannot carry:
+        NaN, a set, a loop); real OPA and regopy decide the rest."""
+        call, refused = self._decider.prepare(call)
+        if refused is not None:
+            return refused
+        if self._rego is None:  # native: reads only the fields its rules read
+            return self._decider.decide_prepared(call)
+        try:  # the Rego engines take the whole call as JSON: what JSON cannot carry is refused
+            call = _plain(call)
+            json.dumps(call, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            why = f"{PREFIX}{M_OBJECT} (a value JSON has no form for: NaN, Infinity, a set ...)"
+            return Decision(False, True, False, (why,))
+        try:
+            return Decision.from_json(self._rego.decide(call))
+        except PolicykitError as exc:  # a value the engine cannot read (PK010): never allowed
+            return Decision(False, True, False, (f"{PREFIX}{exc.message}",))
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self._packs)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any, Final
 
@@ -197,3 +198,47 @@ def from_decimal(d: Decimal) -> int | float:
     if d == d.to_integral_value() and abs(d) < MAX_SAFE_INT:
         return int(d)
     return float(d)
+
+
+_EXACT = (str, int, float, bool, type(None))
+
+
+def plain(value: Any) -> Any:
+    """``value`` with only the exact types the engines read (``dict``, ``list``,
+    ``str``, ``int``, ``float``, ``bool``, ``None``): a mapping becomes a dict,
+    a tuple a list, a subclass of str/int/float/bool (ruamel.yaml's round-trip
+    scalars, an ``enum.StrEnum``) its base value. The engines test exact types,
+    so such an object read as something else: a ruamel-loaded manifest's
+    containers were never seen. Anything else is kept as it is. ``value``
+    itself when it is plain already (no copy)."""
+    return value if _is_plain(value) else _plain(value)
+
+
+def _is_plain(value: Any) -> bool:
+    t = type(value)
+    if t is dict:
+        return all(type(k) in _EXACT and _is_plain(v) for k, v in value.items())
+    if t is list:
+        return all(_is_plain(v) for v in value)
+    return t in _EXACT or not isinstance(value, _CONVERTED)
+
+
+def _plain(value: Any) -> Any:
+    if type(value) in _EXACT:
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, Mapping):
+        return {_plain(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return value
+
+
+_CONVERTED = (Mapping, list, tuple, str, int, float)

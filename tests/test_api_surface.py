@@ -229,6 +229,78 @@ def test_decide_never_raises_for_a_bad_call(policies: dict[str, Policy]) -> None
             assert d.deny and not d.allow and d.reasons[0].startswith("policykit:")
 
 
+def test_decide_agrees_on_every_engine_for_values_beyond_json(
+    policies: dict[str, Policy],
+) -> None:
+    """Values a gateway may hand over that JSON has no form for (a set, NaN,
+    a loop), integers beyond int64 (regopy wrapped 2**64 to 0 and allowed a
+    call costing it) or beyond a float, and str/int subclasses (an
+    ``enum.StrEnum`` action read as no action at all by the native engine):
+    each engine gives the same decision, never an exception, never allow."""
+    import enum
+
+    class Action(enum.StrEnum):
+        WRITE = "write"
+
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    cases = {
+        "enum": _with("action", Action.WRITE),
+        "nan": _with("args.cost_usd", float("nan")),
+        "2**64": _with("args.cost_usd", 2**64),
+        "10**400": _with("args.cost_usd", 10**400),
+        "negative": _with("spend_so_far", -(2**64) + 5),
+    }
+    for name, call in cases.items():
+        got = {engine: policies[engine].decide(call) for engine in ENGINES}
+        assert all(d.deny and not d.allow for d in got.values()) or name == "enum", (name, got)
+        if name != "10**400":  # beyond a float regopy refuses the call (PK010): a deny too
+            verdicts = {(d.allow, d.deny, d.needs_approval) for d in got.values()}
+            assert len(verdicts) == 1, (name, got)
+    assert got["native"].reasons[0].startswith("policykit:")
+    # a value JSON has no form for, in a field no rule reads: the native engine
+    # decides on what its rules read; the Rego engines, which take the whole
+    # call as JSON, refuse it (never an exception, never allow)
+    for odd in (_with("args.x", {1, 2}), _with("args", loop)):
+        assert policies["native"].decide(odd) == policies["native"].decide(ALLOWED)
+        for engine in ("opa", "regopy"):
+            d = policies[engine].decide(odd)
+            assert d.deny and not d.allow and d.reasons[0].startswith("policykit:"), (engine, d)
+
+
+def test_check_reads_containers_of_any_mapping_and_sequence_type(
+    policies: dict[str, Policy],
+) -> None:
+    """A manifest loaded by ruamel.yaml's round trip (CommentedMap, CommentedSeq,
+    its scalar types) or built of OrderedDicts and tuples: the same findings
+    as the plain one (the native engine saw no containers: a false K8S-004
+    and the real findings missed)."""
+    import collections
+
+    import ruamel.yaml
+
+    text = (PLATFORM / "deploy").glob("*.yaml")
+    docs = [(p, d) for p in sorted(text) for d in _docs(p) if d.get("kind") == "Deployment"][:3]
+    assert docs
+    for path, plain in docs:
+        ruamel_docs = [
+            d
+            for d in ruamel.yaml.YAML().load_all(path.read_text())
+            if d and d.get("kind") == plain["kind"]
+        ]
+        twin = next(d for d in ruamel_docs if d["metadata"]["name"] == plain["metadata"]["name"])
+
+        def odd(v: Any) -> Any:
+            if isinstance(v, dict):
+                return collections.OrderedDict((k, odd(x)) for k, x in v.items())
+            return tuple(odd(x) for x in v) if isinstance(v, list) else v
+
+        for engine in ENGINES:
+            want = [f.to_json() for f in policies[engine].check(plain)]
+            assert [f.to_json() for f in policies[engine].check(twin)] == want, engine
+            assert [f.to_json() for f in policies[engine].check(odd(plain))] == want, engine
+
+
 def test_engine_names() -> None:
     assert Policy([], engine="rego").engine == "regopy"  # type: ignore[arg-type]  # CLI's name
     with pytest.raises(ValueError, match="unknown engine 'cel'"):

@@ -286,7 +286,9 @@ def regopy_input(value: Any) -> Any:
         if t is bool:
             return int(put_bool(p, v))
         if t is int:
-            return int(put_int(p, v))
+            if -_INT64 <= v < _INT64:
+                return int(put_int(p, v))
+            return int(put_float(p, _wide(v)))  # regoInputInt wraps it modulo 2**64
         if t is float:
             return int(put_float(p, v))
         if v is None:
@@ -299,12 +301,31 @@ def regopy_input(value: Any) -> Any:
     except (_Foreign, ctypes.ArgumentError):
         rs.rego_free_input(handle)
         return regopy.Input(value)  # its own checks and errors
+    except BaseException:
+        rs.rego_free_input(handle)
+        raise
     if bad:
         rs.rego_free_input(handle)
         return regopy.Input(value)  # raises regopy's RegoError
     out = regopy.Input.__new__(regopy.Input)
     out._impl = handle  # freed by Input.__del__
     return out
+
+
+_INT64 = 2**63
+
+
+def _wide(v: int) -> float:
+    """An integer beyond int64 as the nearest float (regopy's integers are
+    int64: ``regoInputInt`` wrapped 2**64 to 0, and a call costing 2**64 USD was
+    allowed); :class:`EngineLimitation` beyond the floats."""
+    try:
+        return float(v)
+    except OverflowError:
+        raise EngineLimitation(
+            f"regopy cannot read the integer {str(v)[:20]}... ({len(str(v))} digits)",
+            hint="check it with --engine opa or --engine native",
+        ) from None
 
 
 class _Foreign(Exception):
