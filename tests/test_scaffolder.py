@@ -538,3 +538,33 @@ def test_a_required_list_of_odd_items_is_read_not_crashed_on() -> None:
     }
     got = parameters(tpl)
     assert {n: p.required for n, p in got.items()} == {"name": True, "owner": False}
+
+
+def test_scaffold_sync_reads_odd_templates_and_fails_on_unreadable_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A template with no parameters, or ``spec: null``, has nothing to sync
+    (it was an internal error, exit 3); a file that cannot be read (a repeated
+    key, not UTF-8) or a path that does not exist is an error line and exit 2
+    (it was a note and exit 0: "templates in sync", a CI gate passed)."""
+    from click.testing import CliRunner
+
+    from policykit.cli.main import cli
+
+    monkeypatch.chdir(tmp_path)
+    head = "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\n"
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "ok/none.yaml").write_text(head + "metadata: {name: a}\nspec: {steps: []}\n")
+    (tmp_path / "ok/null.yaml").write_text(head + "metadata: {name: b}\nspec: null\n")
+    r = CliRunner().invoke(cli, ["scaffold", "sync", "--check", "ok"])
+    assert r.exit_code == 0 and "templates in sync" in r.stderr, r.output
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad/dup.yaml").write_text(head + "metadata: {name: c}\nmetadata: {name: d}\n")
+    (tmp_path / "bad/latin1.yaml").write_bytes(
+        (head + "metadata: {name: caf\xe9}\n").encode("latin-1")
+    )
+    r = CliRunner().invoke(cli, ["scaffold", "sync", "--check", "bad", "missing.yaml"])
+    assert r.exit_code == 2, r.output
+    lines = [ln for ln in r.stderr.splitlines() if " PK001 " in ln]
+    assert [ln.split(":")[0] for ln in lines] == ["missing.yaml", "bad/dup.yaml", "bad/latin1.yaml"]
+    assert "templates in sync" not in r.stderr

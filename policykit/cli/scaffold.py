@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from policykit.cli.options import handle_errors, pack_option, param_option, parse_params
+from policykit.cli.options import (
+    error_lines,
+    handle_errors,
+    pack_option,
+    param_option,
+    parse_params,
+)
 
 
 def register(cli: click.Group) -> None:
@@ -51,9 +57,13 @@ def register(cli: click.Group) -> None:
         pack_objs = load_packs(sel.packs)
         refuse_unknown_packs(pack_objs, sel.named)
         results = sync_paths(sel.paths, pack_objs, sel.params)
+        errors = [e for r in results for e in r.errors]
         for r in results:
             for line in r.notes:
                 click.echo(f"policykit: {line}", err=True)
+        for e in errors:
+            for line in error_lines(e):
+                click.echo(line, err=True)
         changed = [r for r in results if r.changed]
         for r in changed:
             if check_only:
@@ -63,6 +73,8 @@ def register(cli: click.Group) -> None:
         verb = "would rewrite" if check_only else "rewrote"
         for r in changed:
             click.echo(f"{verb} {r.path.as_posix()}", err=True)
+        if errors:
+            sys.exit(2)  # what could not be read is never "in sync"
         if not changed:
             click.echo("policykit: templates in sync", err=True)
         sys.exit(1 if check_only and changed else 0)

@@ -29,7 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from policykit.errors import InputError, PolicykitError, SourceLoc
 from policykit.ir.rule import Pack
+from policykit.loader import load_yaml_text
+from policykit.safeio import read_text
 from policykit.scaffolder.drift import Constraint, constraints
 from policykit.scaffolder.mapping import (
     FieldPath,
@@ -93,6 +96,8 @@ class FileResult:
     before: str
     after: str
     notes: list[str] = field(default_factory=list)
+    # what could not be read or synced: the command reports each and exits 2
+    errors: list[PolicykitError] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -165,19 +170,42 @@ def sync_text(
     result = FileResult(path, text, text)
     if "scaffolder.backstage.io" not in text:
         return result
+    # the guarded reader first: what `policykit check` refuses (a repeated key,
+    # an alias bomb, nesting without end) is an error here too, never rewritten
+    checked = load_yaml_text(text, path.as_posix())
+    if checked.errors:
+        result.errors += checked.errors
+        return result
     y = _yaml()
     try:
         docs = list(y.load_all(text))
-    except Exception as e:  # not YAML ruamel can round-trip: leave it
-        result.notes.append(f"{path.as_posix()}: not synced ({type(e).__name__})")
+    except Exception as e:  # not YAML ruamel can round-trip
+        result.errors.append(
+            InputError(f"cannot be synced: {type(e).__name__}", loc=SourceLoc(path.as_posix()))
+        )
         return result
     cons = constraints(packs, params)
     changed = False
     for doc in docs:
-        if not is_template(_plain(doc)):
+        plain_doc = _plain(doc)
+        if not is_template(plain_doc):
             continue
-        tm = map_template(_plain(doc), path)
-        changed |= _sync_doc(doc, tm, cons, result.notes, path)
+        try:
+            tm = map_template(plain_doc, path)
+            changed |= _sync_doc(doc, tm, cons, result.notes, path)
+        except (TypeError, KeyError, AttributeError, IndexError, ValueError) as e:
+            name = (
+                (plain_doc.get("metadata") or {}).get("name")
+                if isinstance(plain_doc.get("metadata"), dict)
+                else None
+            )
+            result.errors.append(
+                InputError(
+                    f"template {name!r} cannot be synced: a field has the wrong type "
+                    f"({type(e).__name__}: {e})",
+                    loc=SourceLoc(path.as_posix()),
+                )
+            )
     if not changed:
         return result
     mapping, sequence, offset = guess_indent(text)
@@ -227,12 +255,15 @@ def _sync_doc(
             f"{path.as_posix()}: template {tm.name}: parameter {u.param} not mapped: {u.reason}"
         )
     changed = False
-    steps = doc["spec"]["parameters"]
+    spec = doc.get("spec")
+    steps: Any = spec.get("parameters") if isinstance(spec, Mapping) else None
+    if not tm.mapped or not isinstance(steps, Mapping | list):
+        return False  # no parameter feeds the entity: nothing to sync
     # one schema per parameter, over every field it fills (a parameter with
     # several x-policykit-field entries gets them all, once)
     for name in dict.fromkeys(m.param for m in tm.mapped):
         p = tm.parameters[name]
-        step = steps[p.step] if p.step is not None else steps
+        step: Any = steps[p.step] if p.step is not None else steps
         prop = step["properties"][name]
         if prop.get(SYNC_KEY) is False:
             continue
@@ -256,8 +287,14 @@ def _sync_doc(
             req = step.get("required")
             if req is None:
                 step["required"] = [name]
-            else:
+            elif isinstance(req, list):
                 req.append(name)
+            else:
+                notes.append(
+                    f"{path.as_posix()}: template {tm.name}: required is not a list; "
+                    f"{name} not made required"
+                )
+                continue
             changed = True
     return changed
 
@@ -269,10 +306,18 @@ def sync_paths(
 ) -> list[FileResult]:
     """Every ``*.yaml``/``*.yml`` file under ``paths``, synced (not written)."""
     out: list[FileResult] = []
+    for p in paths:
+        if not Path(p).exists():
+            missing = FileResult(Path(p), "", "")
+            missing.errors.append(InputError("no such file or directory", loc=SourceLoc(p)))
+            out.append(missing)
     for f in yaml_files(paths):
         try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = read_text(f, name=f.as_posix(), error=InputError)
+        except PolicykitError as exc:  # unreadable, not UTF-8 ...
+            bad = FileResult(f, "", "")
+            bad.errors.append(exc)
+            out.append(bad)
             continue
         out.append(sync_text(text, f, packs, params))
     return out
