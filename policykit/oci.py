@@ -200,11 +200,12 @@ def publish(
     limits: Limits | None = None,
 ) -> str:
     """Push ``bundle`` as an OPA bundle image; returns the layer digest."""
+    from policykit.targets.rego.bundle import Bundle, read_limited
     from policykit.targets.rego.bundle import Limits as BundleLimits
-    from policykit.targets.rego.bundle import read_limited
 
     ref = Reference.parse(reference)
     blob = read_limited(bundle, BundleLimits.from_env().total_size)  # a regular file only
+    Bundle.unpack(blob, str(bundle))  # a bundle OPA would load, or PK300: never push another file
     with _session(ref, plain_http, username, password, limits or Limits()) as (reg, creds, tmp):
         layer = tmp / LAYER_TITLE  # oras annotates the layer with this name
         layer.write_bytes(blob)
@@ -243,6 +244,9 @@ def pull(
     algo, _, want = str(digest).partition(":")
     if algo != "sha256" or hashlib.sha256(blob).hexdigest() != want:
         raise OciError(f"{ref.target}: the layer does not match its digest {digest}")
+    from policykit.targets.rego.bundle import Bundle
+
+    Bundle.unpack(blob, reference)  # what OPA would load, or PK300 (nothing written)
     write_atomic(out, blob)
     return str(digest)
 

@@ -422,9 +422,13 @@ def mutated_calls(draw: st.DrawFn) -> Any:
         if how == "drop" and isinstance(node, dict):
             del node[path[-1]]
         elif how == "add" and isinstance(node[path[-1]], dict):
-            node[path[-1]][draw(st.sampled_from(["x", "name", "tools", "cost_usd"]))] = draw(JSON)
+            key = draw(st.sampled_from(["x", "name", "tools", "cost_usd"]))
+            node[path[-1]][key] = copy.deepcopy(draw(JSON))
         else:
-            node[path[-1]] = draw(JSON)
+            # a copy: JSON samples shared {} and [] that a later mutation would
+            # change for every later example (Hypothesis: "data generation
+            # depending on external state")
+            node[path[-1]] = copy.deepcopy(draw(JSON))
     return call
 
 

@@ -381,3 +381,26 @@ def test_inspect_prints_hostile_manifest_text_literally(tmp_path: Path) -> None:
     path.write_bytes(_tgz([(".manifest", json.dumps(manifest).encode())]))
     r = CliRunner().invoke(cli, ["bundle", "inspect", str(path)])
     assert r.exit_code == 0 and "[bold]r[/x]" in r.output, r.output
+
+
+@pytest.mark.parametrize(
+    ("roots", "said"),
+    [
+        (["policykit", "policykit/params"], "overlapped roots"),
+        (["other"], "outside the bundle roots"),
+    ],
+)
+def test_a_manifest_whose_roots_opa_refuses_is_refused(roots: list[str], said: str) -> None:
+    """OPA's loader refuses overlapping roots and modules or data outside them;
+    ``bundle inspect`` and ``verify`` read such a bundle as good."""
+    import json
+
+    files = {
+        ".manifest": json.dumps({"revision": "r", "roots": roots}).encode(),
+        "policykit/main.rego": b"package policykit.main\n\nallow := true\n",
+        "policykit/params/data.json": b"{}",
+    }
+    with pytest.raises(BundleError, match=said):
+        Bundle.unpack(Bundle(files).pack(), "b.tar.gz")
+    files[".manifest"] = json.dumps({"revision": "r", "roots": ["policykit"]}).encode()
+    Bundle.unpack(Bundle(files).pack(), "b.tar.gz")  # the same bundle under one root

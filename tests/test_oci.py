@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from policykit.cli.main import cli
 from policykit.oci import CONFIG_TYPE, LAYER_TYPE, MANIFEST_TYPE, Reference
+from policykit.targets.rego.bundle import Bundle
 
 
 def _free_port() -> int:
@@ -209,7 +210,9 @@ def test_publish_does_not_leak_the_local_file_name(
 
 # -- a hostile registry on loopback: stalls, trickles, oversized answers ---------------
 
-_BLOB = b"\x1f\x8b not really a bundle"
+_BLOB = Bundle(
+    {".manifest": b'{"revision": "t", "roots": ["x"]}', "x/p.rego": b"package x\n\nallow := true\n"}
+).pack()  # a real bundle: pull refuses what OPA would not load
 _DIGEST = "sha256:" + hashlib.sha256(_BLOB).hexdigest()
 
 
@@ -339,3 +342,14 @@ def test_publish_reads_only_a_regular_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 2 and r.stderr.count("\n") == 1, r.stderr
     assert "PK300" in r.stderr and "not a regular file" in r.stderr, r.stderr
+
+
+def test_publish_refuses_what_is_not_a_bundle_before_the_network(tmp_path: Path) -> None:
+    """Any file was pushed as an OPA bundle (a truncated one, /etc/passwd)."""
+    text = tmp_path / "notes.tar.gz"
+    text.write_text("not a bundle\n")
+    truncated = tmp_path / "cut.tar.gz"
+    truncated.write_bytes(_BLOB[: len(_BLOB) // 2])
+    for path in (text, truncated):
+        code, out = _cli("publish", str(path), "oci://127.0.0.1:9/x:y", "--plain-http")
+        assert code == 2 and "PK300" in out and "127.0.0.1:9" not in out, out

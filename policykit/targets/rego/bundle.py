@@ -313,7 +313,10 @@ def json_depth(value: Any) -> int:
 def check_contents(files: Mapping[str, bytes], name: str, max_depth: int) -> None:
     """Refuse, one line each, what OPA's loader refuses: a ``.manifest`` that is
     not a JSON object, a ``data.json`` that is not JSON, Rego that is not UTF-8,
-    JSON nested deeper than ``max_depth``."""
+    JSON nested deeper than ``max_depth``; roots that overlap, or modules and
+    data outside the roots (:func:`validate_roots`, when the manifest names
+    roots)."""
+    roots: list[str] = []
     for path in sorted(files):
         loc = SourceLoc(f"{name}:{path}")
         content = files[path]
@@ -336,6 +339,22 @@ def check_contents(files: Mapping[str, bytes], name: str, max_depth: int) -> Non
                 content.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise BundleError(f"Rego module is not UTF-8 (byte {exc.start})", loc=loc) from None
+    if roots and all(roots):  # an empty root owns all of data: nothing to hold to
+        modules = {p: c.decode("utf-8") for p, c in files.items() if p.endswith(".rego")}
+        tree: dict[str, Any] = {}
+        for p, c in files.items():
+            if p.rsplit("/", 1)[-1] != "data.json":
+                continue
+            node = tree
+            for seg in p.split("/")[:-1]:
+                node = node.setdefault(seg, {})
+            value = load_json(c, "data.json", SourceLoc(f"{name}:{p}"), max_depth)
+            if isinstance(value, dict):
+                node.update(value)
+        try:
+            validate_roots(roots, modules, tree)
+        except BundleError as exc:
+            raise BundleError(exc.message, loc=SourceLoc(f"{name}:.manifest")) from None
 
 
 def build_bundle(
