@@ -549,3 +549,24 @@ def test_a_pack_that_exits_while_imported_is_a_pack_error(tmp_path: Path, code: 
         load_packs([str(pack)])
     r = CliRunner().invoke(cli, ["check", str(ROOT / "examples/kubernetes"), "--pack", str(pack)])
     assert r.exit_code == 2 and "PK003" in r.output, r.output
+
+
+def test_two_packs_of_one_name_in_one_module_is_a_pack_error(tmp_path: Path) -> None:
+    """The second was dropped silently (its rules never ran); naming the same
+    source twice still loads it once."""
+    pack = tmp_path / "dup.py"
+    pack.write_text(
+        "from policykit.dsl import PackBuilder, select\n"
+        "a = PackBuilder('dup', '1.0.0')\n"
+        "@a.rule('DUP-001', title='t', message='m', select=select(source='backstage'))\n"
+        "def r1(o):\n"
+        "    return o.metadata.name.absent()\n"
+        "b = PackBuilder('dup', '2.0.0')\n"
+        "@b.rule('DUP-002', title='t', message='m', select=select(source='backstage'))\n"
+        "def r2(o):\n"
+        "    return o.metadata.name.absent()\n"
+    )
+    with pytest.raises(PackLoadError, match=r"pack 'dup' is defined twice in"):
+        load_packs([str(pack)])
+    starter = load_packs(["policykit.packs.starter", "policykit.packs.starter"])
+    assert [p.name for p in starter] == ["starter"]

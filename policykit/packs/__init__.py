@@ -136,16 +136,16 @@ def load_pack_source(source: str, base: Path | None = None) -> list[Pack]:
 def load_packs(sources: list[str], base: Path | None = None) -> list[Pack]:
     """Packs from every source, in order; a pack name may appear only once."""
     packs: list[Pack] = []
-    names: dict[str, str] = {}
-    for src in sources or list(BUILTIN_PACKS):
+    names: dict[str, tuple[str, Pack]] = {}
+    for src in dict.fromkeys(sources or list(BUILTIN_PACKS)):  # --pack X --pack X: once
         for pack in load_pack_source(src, base):
             if pack.name in names:
-                if names[pack.name] == src:
-                    continue
-                raise PackLoadError(
-                    f"pack {pack.name!r} is defined by both {names[pack.name]} and {src}"
-                )
-            names[pack.name] = src
+                first_src, first = names[pack.name]
+                if first_src == src and (first is pack or first == pack):
+                    continue  # the same pack, reached twice in its module
+                where = f"twice in {src}" if first_src == src else f"by both {first_src} and {src}"
+                raise PackLoadError(f"pack {pack.name!r} is defined {where}")
+            names[pack.name] = (src, pack)
             packs.append(pack)
     return _without_duplicates(packs)
 
