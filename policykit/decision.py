@@ -82,6 +82,11 @@ class Decision:
         }
 
     @classmethod
+    def refused(cls, *reasons: str) -> Decision:
+        """The denial of a call no rule decides (each reason starts ``policykit:``)."""
+        return cls(False, True, False, reasons)
+
+    @classmethod
     def from_json(cls, doc: Any) -> Decision:
         """The decision a ``{allow, deny, needs_approval, reasons}`` document states.
 
@@ -226,16 +231,16 @@ class Decider:
         ``enum.StrEnum`` action, ruamel.yaml's types) is read as plain values
         (:func:`policykit.values.plain`): the rules test exact types."""
         if not self._decides:
-            return call, Decision(False, True, False, (NO_RULES,))
+            return call, Decision.refused(NO_RULES)
         if well_formed(call):
             return call, None
         bad = problems(call)
         if bad:
-            return call, Decision(False, True, False, tuple(PREFIX + m for m in bad))
+            return call, Decision.refused(*(PREFIX + m for m in bad))
         try:
             return plain(call), None
         except RecursionError:
-            return call, Decision(False, True, False, (f"{PREFIX}{M_OBJECT} (nested too deeply)",))
+            return call, Decision.refused(f"{PREFIX}{M_OBJECT} (nested too deeply)")
 
     def __call__(self, call: Any) -> Decision:
         call, refused = self.prepare(call)

@@ -357,11 +357,11 @@ class Policy:
             json.dumps(call, allow_nan=False)
         except (ValueError, TypeError, RecursionError):
             why = f"{PREFIX}{M_OBJECT} (a value JSON has no form for: NaN, Infinity, a set ...)"
-            return Decision(False, True, False, (why,))
+            return Decision.refused(why)
         try:
             return Decision.from_json(self._rego.decide(call))
         except PolicykitError as exc:  # a value the engine cannot read (PK010): never allowed
-            return Decision(False, True, False, (f"{PREFIX}{exc.message}",))
+            return Decision.refused(f"{PREFIX}{exc.message}")
 
     def __repr__(self) -> str:
         names = ", ".join(p.name for p in self._packs)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from policykit.errors import InputError, PolicykitError, SourceLoc
+from policykit.existing.malformed import MALFORMED
 from policykit.ir.rule import Pack
 from policykit.loader import load_yaml_text
 from policykit.safeio import read_text
@@ -193,12 +194,9 @@ def sync_text(
         try:
             tm = map_template(plain_doc, path)
             changed |= _sync_doc(doc, tm, cons, result.notes, path)
-        except (TypeError, KeyError, AttributeError, IndexError, ValueError) as e:
-            name = (
-                (plain_doc.get("metadata") or {}).get("name")
-                if isinstance(plain_doc.get("metadata"), dict)
-                else None
-            )
+        except MALFORMED as e:
+            meta = plain_doc.get("metadata")
+            name = meta.get("name") if isinstance(meta, dict) else None
             result.errors.append(
                 InputError(
                     f"template {name!r} cannot be synced: a field has the wrong type "
