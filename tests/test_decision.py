@@ -172,6 +172,22 @@ def test_past_the_budget_with_a_negative_cost_is_denied(engines: Engines) -> Non
     assert _all(engines, call) == _refused(tc.M_COST)
 
 
+@pytest.mark.parametrize("action", ["Write", "write ", "", "WRITE", "list", "wr\u0456te"])
+def test_an_action_the_pack_does_not_know_is_denied(engines: Engines, action: str) -> None:
+    """Before AGENT-106: approval_actions matched exactly, so "Write" (or a
+    Cyrillic i, U+0456) slipped past AGENT-111 and the call was allowed, no person asked."""
+    got = _all(engines, {**ALLOWED, "action": action})
+    assert not got["allow"] and got["deny"] and not got["needs_approval"]
+    assert [r for r in got["reasons"] if r.startswith("AGENT-106: ")] == [
+        f"AGENT-106: action '{action}' is not one of the known actions: the gateway must "
+        "classify the call (known_actions lists them; actions are matched exactly, case included)"
+    ]
+    for known, approval in (("read", False), ("write", True), ("delete", True)):
+        got = _all(engines, {**ALLOWED, "action": known})
+        assert got["allow"] is not approval and got["needs_approval"] is approval
+        assert not got["deny"]
+
+
 @pytest.mark.parametrize("call", [None, 5, "call", [ALLOWED], True, {}])
 def test_what_is_not_a_call_object_is_denied(engines: Engines, call: Any) -> None:
     got = _all(engines, call)

@@ -84,6 +84,13 @@ agents = PackBuilder(
             {"type": "array", "items": {"type": "string"}},
             "Actions of a tool call that always need human approval.",
         ),
+        "known_actions": param(
+            ["read", "write", "delete"],
+            {"type": "array", "items": {"type": "string"}},
+            "Every action a gateway may send; any other action is denied (the call is not "
+            "classified, so whether it needs approval is unknown). Keep approval_actions "
+            "within it.",
+        ),
     },
 )
 
@@ -274,6 +281,22 @@ def call_egress(o: Val) -> object:
 )
 def call_audited(o: Val) -> object:
     return ~(o.agent.spec.audit.enabled == True)  # noqa: E712 - builds IR
+
+
+@agents.rule(
+    "AGENT-106",
+    title="The call's action is one the pack knows",
+    select=CALL,
+    message="action '{action}' is not one of the known actions: the gateway must classify "
+    "the call (known_actions lists them; actions are matched exactly, case included)",
+    remediation="Send one of known_actions (read, write, delete by default), or add the action "
+    "to known_actions, and to approval_actions if it changes anything.",
+    tags=["agents", "runtime", "approval"],
+)
+def known_action(o: Val) -> object:
+    # fails closed: an action that approval_actions misses only by spelling
+    # ("Write", "write ", "") would otherwise be allowed without a person
+    return ~o.action.is_in(P("known_actions"))
 
 
 @agents.rule(
