@@ -213,6 +213,39 @@ def test_sync_touches_only_what_it_owns() -> None:
     assert not sync_text(r.after, Path("quirky.yaml"), packs, params).changed
 
 
+def test_sync_keeps_crlf_line_breaks_and_the_byte_order_mark(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Windows-edited template (CRLF, a UTF-8 BOM) keeps both: ruamel.yaml
+    writes LF and keeps the CR ending a comment, and the reader drops the BOM,
+    so sync rewrote every line of the file, leaving it of mixed line breaks."""
+    from click.testing import CliRunner
+
+    from policykit.cli.main import cli
+
+    packs, params = _platform()
+    crlf = QUIRKY.replace("\n", "\r\n")
+    r = sync_text(crlf, Path("quirky.yaml"), packs, params)
+    lf = sync_text(QUIRKY, Path("quirky.yaml"), packs, params)
+    assert r.changed and r.after == lf.after.replace("\n", "\r\n")
+    assert not sync_text(r.after, Path("quirky.yaml"), packs, params).changed
+    # LF stays LF, with no CR from anywhere
+    assert "\r" not in lf.after
+
+    repo = tmp_path / "platform"
+    shutil.copytree(PLATFORM, repo)
+    tpl = repo / "templates" / "quirky.yaml"
+    tpl.write_bytes(b"\xef\xbb\xbf" + crlf.encode())
+    monkeypatch.chdir(repo)
+    got = CliRunner().invoke(cli, ["scaffold", "sync", "templates/quirky.yaml"])
+    assert got.exit_code == 0, got.output
+    data = tpl.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\n") == data.count(b"\r\n")
+    assert data[3:].decode() == r.after
+    again = CliRunner().invoke(cli, ["scaffold", "sync", "--check", "templates/quirky.yaml"])
+    assert again.exit_code == 0 and "templates in sync" in again.stderr, again.output
+
+
 def test_a_file_in_sync_is_left_byte_for_byte() -> None:
     packs, params = _platform()
     for f in sorted((PLATFORM / "templates").glob("*.yaml")):

@@ -69,7 +69,7 @@ def register(cli: click.Group) -> None:
             if check_only:
                 click.echo(r.diff(), nl=False)
             else:
-                write_atomic(Path(r.path), r.after.encode("utf-8"))
+                write_atomic(Path(r.path), r.encoded())
         verb = "would rewrite" if check_only else "rewrote"
         for r in changed:
             click.echo(f"{verb} {r.path.as_posix()}", err=True)

@@ -21,6 +21,7 @@ mode, and is not written at all when nothing changes. A parameter marked
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import io
 import itertools
@@ -33,7 +34,7 @@ from policykit.errors import InputError, PolicykitError, SourceLoc
 from policykit.existing.malformed import MALFORMED
 from policykit.ir.rule import Pack
 from policykit.loader import load_yaml_text
-from policykit.safeio import read_text
+from policykit.loader.readfile import decode, read_bytes
 from policykit.scaffolder.drift import Constraint, constraints
 from policykit.scaffolder.mapping import (
     FieldPath,
@@ -99,6 +100,12 @@ class FileResult:
     notes: list[str] = field(default_factory=list)
     # what could not be read or synced: the command reports each and exits 2
     errors: list[PolicykitError] = field(default_factory=list)
+    bom: bool = False  # the file began with a UTF-8 byte order mark: kept
+
+    def encoded(self) -> bytes:
+        """``after`` as the file's bytes: UTF-8, with the byte order mark the
+        file had."""
+        return (codecs.BOM_UTF8 if self.bom else b"") + self.after.encode("utf-8")
 
     @property
     def changed(self) -> bool:
@@ -214,8 +221,17 @@ def sync_text(
     else:
         y.explicit_start = text.lstrip().startswith("---")
         y.dump_all(docs, buf)
-    result.after = buf.getvalue()
+    result.after = _line_breaks(buf.getvalue(), text)
     return result
+
+
+def _line_breaks(out: str, text: str) -> str:
+    """``out`` with the line breaks of ``text``: CRLF when its first line ends
+    in CRLF (ruamel.yaml writes LF, and keeps a CR that ends a comment, which
+    would leave a file of mixed breaks), else LF."""
+    first = text.find("\n")
+    lf = out.replace("\r\n", "\n")
+    return lf.replace("\n", "\r\n") if first > 0 and text[first - 1] == "\r" else lf
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,13 +327,16 @@ def sync_paths(
             out.append(missing)
     for f in yaml_files(paths):
         try:
-            text = read_text(f, name=f.as_posix(), error=InputError)
+            raw = read_bytes(f, name=f.as_posix(), error=InputError)
+            text = decode(raw, f.as_posix(), error=InputError)
         except PolicykitError as exc:  # unreadable, not UTF-8 ...
             bad = FileResult(f, "", "")
             bad.errors.append(exc)
             out.append(bad)
             continue
-        out.append(sync_text(text, f, packs, params))
+        synced = sync_text(text, f, packs, params)
+        synced.bom = raw.startswith(codecs.BOM_UTF8)
+        out.append(synced)
     return out
 
 
