@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from policykit.errors import ConfigError, SourceLoc
+from policykit.loader.lines import YamlLines
 from policykit.resources import load_schema
 from policykit.safeio import depth_excess, is_dir, is_file, load_yaml_node, read_text
 
@@ -33,9 +34,17 @@ class Config:
     fail_on: str | None = None
     base: Path = field(default_factory=Path.cwd)
     file: str | None = None
+    lines: YamlLines | None = field(default=None, repr=False, compare=False)  # YAML files
+
+    def loc(self, *path: str) -> SourceLoc | None:
+        """Where the key ``path`` is written in the file: its line in a YAML
+        file, else the file; None without a file."""
+        if self.file is None:
+            return None
+        return SourceLoc(self.file, self.lines.key_line(*path) if self.lines is not None else 0)
 
 
-def _validate(data: Any, file: str) -> dict[str, Any]:
+def _validate(data: Any, file: str, lines: YamlLines | None = None) -> dict[str, Any]:
     if data is None:
         data = {}
     from policykit.ir.check import surely_valid
@@ -51,12 +60,15 @@ def _validate(data: Any, file: str) -> dict[str, Any]:
     if errors:
         e = errors[0]
         where = ".".join(str(x) for x in e.absolute_path) or "(top level)"
-        raise ConfigError(f"{where}: {e.message}", loc=SourceLoc(file))
+        line = lines.line(*e.absolute_path) if lines is not None else 0
+        raise ConfigError(f"{where}: {e.message}", loc=SourceLoc(file, line))
     assert isinstance(data, dict)
     return data
 
 
-def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
+def _from_dict(
+    data: dict[str, Any], base: Path, file: str, lines: YamlLines | None = None
+) -> Config:
     def rel(p: str) -> str:
         # module names stay as they are; file paths become relative to the config
         if p.endswith((".py", ".json")) or "/" in p or is_file(base / p) or is_dir(base / p):
@@ -74,6 +86,7 @@ def _from_dict(data: dict[str, Any], base: Path, file: str) -> Config:
         fail_on=data.get("fail_on"),
         base=base,
         file=file,
+        lines=lines,
     )
 
 
@@ -95,9 +108,11 @@ def load_config_file(path: Path, parsed: dict[str, Any] | None = None) -> Config
             ) from None
         if depth_excess(data):
             raise ConfigError("[tool.policykit] nested too deeply", loc=SourceLoc(file))
+        lines = None
     else:
-        data = load_yaml_node(text, file, error=ConfigError)[0]
-    return _from_dict(_validate(data, file), path.parent, file)
+        data, node = load_yaml_node(text, file, error=ConfigError)
+        lines = YamlLines.of_node(node) if node is not None else None
+    return _from_dict(_validate(data, file, lines), path.parent, file, lines)
 
 
 def find_config(start: Path | None = None) -> Config:

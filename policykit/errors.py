@@ -77,9 +77,23 @@ class RegexDialectError(DefinitionError):
 
 
 class ParameterError(PolicykitError):
-    """A pack parameter value does not fit the pack's parameter schema."""
+    """A pack parameter value does not fit the pack's parameter schema.
+    ``pack``/``param``: which, when known (to say where it was given)."""
 
     code = "PK102"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        loc: SourceLoc | None = None,
+        hint: str = "",
+        pack: str | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, loc=loc, hint=hint)
+        self.pack = pack
+        self.param = param
 
 
 class InputError(PolicykitError):

@@ -72,6 +72,46 @@ def test_bad_policykit_yaml_is_one_line(here: Path, content: bytes, expect: str)
     assert expect in line
 
 
+CONFIG = """\
+# ACME
+packs: [policykit.packs.starter]
+params:
+  starter:
+    lifecycles: [production]
+    required_labels: 5
+  nosuch:
+    x: 1
+"""
+
+
+@pytest.mark.parametrize("command", [["check", "pod.yaml"], ["verify", "pod.yaml"], ["build"]])
+def test_a_bad_parameter_in_policykit_yaml_names_its_line(here: Path, command: list[str]) -> None:
+    """A parameter of policykit.yaml that does not fit its schema, or params for
+    a pack the run does not load, were "policykit: PK102 ...": no file, no line."""
+    (here / "policykit.yaml").write_text(CONFIG)
+    line = _one_error_line(_run(command))
+    assert line.startswith(f"{here / 'policykit.yaml'}:7: PK102 parameters for 'nosuch'"), line
+    (here / "policykit.yaml").write_text(CONFIG.replace("  nosuch:\n    x: 1\n", ""))
+    line = _one_error_line(_run(command))
+    assert line.startswith(f"{here / 'policykit.yaml'}:6: PK102 pack starter: parameter "), line
+    fixed = _run([*command, "--param", "starter.required_labels=[app]"])
+    assert fixed.exit_code in (0, 1) and "PK102" not in fixed.stderr, fixed.output
+    assert "required_labels: 5 is not of type 'array'" in line
+    # the command line's value wins: the error is the command line's, no file
+    line = _one_error_line(_run([*command, "--param", "starter.required_labels=7"]))
+    assert line.startswith("policykit: PK102 pack starter: parameter required_labels: 7"), line
+    mistyped = CONFIG.replace("  nosuch:\n    x: 1\n", "").replace("required_labels: 5", "nope: 1")
+    (here / "policykit.yaml").write_text(mistyped)
+    line = _one_error_line(_run(command))
+    assert line.startswith(f"{here / 'policykit.yaml'}:6: PK102 pack starter: unknown"), line
+
+
+def test_a_config_file_refused_by_its_schema_names_the_line(here: Path) -> None:
+    (here / "policykit.yaml").write_text("# top\npacks: [policykit.packs.starter]\nfail_on: 5\n")
+    line = _one_error_line(_run(["check", "pod.yaml"]))
+    assert line.startswith(f"{here / 'policykit.yaml'}:3: PK002 fail_on: 5 is not"), line
+
+
 def test_pyproject_that_is_not_utf8_is_not_a_crash(here: Path) -> None:
     # a pyproject.toml that cannot be read may not be ours: looked past, not a crash
     (here / "pyproject.toml").write_bytes(b"[tool.policykit]\npacks = ['\xff']\n")

@@ -249,12 +249,12 @@ def build(config: BuildConfig, default_templates: Sequence[str] = ()) -> BuildRe
 
 def _build(config: BuildConfig, sel: Selection, templates: Sequence[str]) -> BuildResult:
     from policykit.ir.check import check_pack
-    from policykit.packs import load_packs, refuse_unknown_packs
+    from policykit.packs import check_run_params, load_packs
     from policykit.targets import capabilities, registry
     from policykit.targets.rego.bundle import Signing
 
     pack_objs = load_packs(sel.packs)
-    refuse_unknown_packs(pack_objs, sel.named)
+    check_run_params(pack_objs, sel.named, sel.params, sel.where)
     effective = {p.name: check_pack(p, sel.params.get(p.name, {})) for p in pack_objs}
     wanted = registry.names() if config.target == "all" else [config.target]
     waiver_error = None

@@ -13,7 +13,14 @@ from policykit import __version__, cores
 from policykit.config import Config, find_config
 from policykit.engines.base import Engine
 from policykit.engines.native import NativeEngine, uses_inventory
-from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, InputError, PolicykitError
+from policykit.errors import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EXIT_OK,
+    InputError,
+    PolicykitError,
+    SourceLoc,
+)
 from policykit.ir.rule import SEVERITY_RANK, Pack
 from policykit.loader import (
     DEFAULT_EXCLUDE,
@@ -128,6 +135,9 @@ class Selection:
     # the params keys that must each name a pack the run loads: the caller's
     # (--param), and the configuration's when its packs are the ones run
     named: frozenset[str] = frozenset()
+    # where the configuration file gives params: (pack, None) the pack's key,
+    # (pack, name) a parameter; none for what the caller gave (it wins)
+    where: dict[tuple[str, str | None], SourceLoc] = field(default_factory=dict)
 
 
 def resolve(
@@ -152,6 +162,12 @@ def resolve(
     for pack, values in (params or {}).items():
         merged_params.setdefault(pack, {}).update(values)
     named = set(params or {}) | (set(cfg.params) if not packs else set())
+    where: dict[tuple[str, str | None], SourceLoc] = {}
+    for pack, values in cfg.params.items():
+        for name in (None, *values):
+            loc = cfg.loc("params", pack, *(() if name is None else (name,)))
+            if loc is not None and (name is None or name not in (params or {}).get(pack, {})):
+                where[(pack, name)] = loc
     return Selection(
         packs=list(packs) or cfg.packs,
         paths=list(paths) or cfg.paths,
@@ -161,6 +177,7 @@ def resolve(
         fail_on=fail_on or cfg.fail_on or "deny",
         crds=list(crds) or list(cfg.crds),
         named=frozenset(named),
+        where=where,
     )
 
 

@@ -86,7 +86,7 @@ def run(
     )
     if not sel.paths:
         raise UsageError("no PATHS given and none configured")
-    from policykit.packs import load_packs, refuse_unknown_packs
+    from policykit.packs import check_run_params, load_packs
 
     registry = None
     if sel.crds:  # jsonschema and the CRD tables load only when there are CRDs
@@ -94,7 +94,7 @@ def run(
 
         registry = crds.load(sel.crds)
     pack_objs = load_packs(sel.packs)
-    refuse_unknown_packs(pack_objs, sel.named)
+    check_run_params(pack_objs, sel.named, sel.params, sel.where)
     if config.update_baseline and config.baseline is None:
         raise UsageError("--update-baseline needs --baseline FILE")
     if config.baseline is not None:

@@ -125,7 +125,7 @@ def verify(
     (OPA not installed)."""
     from policykit.k8s import crds
     from policykit.loader import LoadResult
-    from policykit.packs import load_packs, refuse_unknown_packs
+    from policykit.packs import check_run_params, load_packs
 
     sel = resolve(paths=config.paths, packs=config.packs, params=config.params, crds=config.crds)
     if not sel.paths:
@@ -148,7 +148,7 @@ def verify(
                     "the bundle is verified in regopy"
                 )
     pack_objs = load_packs(sel.packs)
-    refuse_unknown_packs(pack_objs, sel.named)
+    check_run_params(pack_objs, sel.named, sel.params, sel.where)
     shown = progress(sel.paths) if progress is not None else contextlib.nullcontext(None)
     with shown as bar:
         steps = bar if bar is not None else _Quiet()

@@ -47,7 +47,7 @@ def register(cli: click.Group) -> None:
         Exit 0 when in sync (or rewritten), 1 with --check when not, 2 on errors.
         """
         from policykit.api import resolve
-        from policykit.packs import load_packs, refuse_unknown_packs
+        from policykit.packs import check_run_params, load_packs
         from policykit.safeio import write_atomic
         from policykit.scaffolder.sync import sync_paths
 
@@ -55,7 +55,7 @@ def register(cli: click.Group) -> None:
         if not sel.paths:
             raise click.UsageError("no PATHS given and none configured")
         pack_objs = load_packs(sel.packs)
-        refuse_unknown_packs(pack_objs, sel.named)
+        check_run_params(pack_objs, sel.named, sel.params, sel.where)
         results = sync_paths(sel.paths, pack_objs, sel.params)
         errors = [e for r in results for e in r.errors]
         for r in results:

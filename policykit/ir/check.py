@@ -353,6 +353,8 @@ def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
         raise ParameterError(
             f"pack {pack.name}: unknown parameter(s) {', '.join(unknown)}",
             hint="known: " + (", ".join(p.name for p in pack.params) or "none"),
+            pack=pack.name,
+            param=unknown[0],
         )
     merged = pack.defaults() | dict(values)
     schema = pack.param_schema()
@@ -365,7 +367,10 @@ def check_params(pack: Pack, values: Mapping[str, Any]) -> dict[str, Any]:
     if errors:
         e = errors[0]
         where = ".".join(str(x) for x in e.absolute_path) or "(root)"
-        raise ParameterError(f"pack {pack.name}: parameter {where}: {e.message}")
+        name = str(e.absolute_path[0]) if e.absolute_path else None
+        raise ParameterError(
+            f"pack {pack.name}: parameter {where}: {e.message}", pack=pack.name, param=name
+        )
     return merged
 
 

@@ -45,3 +45,18 @@ class YamlLines:
                 break
             best = node.start_mark.line + 1
         return best
+
+    def key_line(self, *path: str) -> int:
+        """The line of the last key of ``path`` (mapping keys), or of the
+        deepest node on the way that exists (:meth:`line`)."""
+        node = self.root
+        for i, step in enumerate(path):
+            if not isinstance(node, yaml.MappingNode):
+                break
+            pair = next(((k, v) for k, v in node.value if k.value == step), None)
+            if pair is None:
+                break
+            if i == len(path) - 1:
+                return int(pair[0].start_mark.line) + 1
+            node = pair[1]
+        return self.line(*path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
@@ -177,11 +177,16 @@ def _without_duplicates(packs: list[Pack]) -> list[Pack]:
     return out
 
 
-def refuse_unknown_packs(packs: Sequence[Pack], keys: Iterable[str]) -> None:
+def refuse_unknown_packs(
+    packs: Sequence[Pack],
+    keys: Iterable[str],
+    where: Mapping[tuple[str, str | None], SourceLoc] | None = None,
+) -> None:
     """:class:`ParameterError` (PK102) for parameters given to a pack the run
     does not load: they were silently ignored and the defaults used (a
     budget keyed by the pack's module, ``policykit.packs.finops``, instead
-    of its name, ``finops``)."""
+    of its name, ``finops``). ``where``: where the configuration file gives
+    each pack's params (``(pack, None)``), for the error's location."""
     names = {p.name for p in packs}
     unknown = sorted(k for k in keys if k not in names)
     if unknown:
@@ -190,4 +195,28 @@ def refuse_unknown_packs(packs: Sequence[Pack], keys: Iterable[str]) -> None:
         raise ParameterError(
             f"parameters for {', '.join(repr(k) for k in unknown)}, which this run does not load",
             hint="params are keyed by a pack's name: " + ", ".join(sorted(names)),
+            loc=(where or {}).get((unknown[0], None)),
         )
+
+
+def check_run_params(
+    packs: Sequence[Pack],
+    keys: Iterable[str],
+    params: Mapping[str, Mapping[str, Any]],
+    where: Mapping[tuple[str, str | None], SourceLoc],
+) -> None:
+    """The run's parameters before anything runs: :func:`refuse_unknown_packs`,
+    then each pack's values against its schema (PK102), located at the line of
+    the configuration file that gives the value (``where``: ``(pack, name)``;
+    a value the caller gave, ``--param``, has no file)."""
+    from policykit.errors import ParameterError
+    from policykit.ir.check import check_params
+
+    refuse_unknown_packs(packs, keys, where)
+    for pack in packs:
+        try:
+            check_params(pack, params.get(pack.name, {}))
+        except ParameterError as exc:
+            if exc.loc is None and exc.pack is not None:
+                exc.loc = where.get((exc.pack, exc.param))
+            raise
