@@ -59,6 +59,15 @@ class OciError(PolicykitError):
     code = "PK302"
 
 
+# The reference grammar of distribution/reference (reference.go, v0.5.0), which
+# registries and OPA's OCI downloader (through containerd) hold names to: a
+# repository is lowercase components, a tag at most 128 word characters.
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_HOST = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127}"
+
+
 @dataclass(frozen=True, slots=True)
 class Reference:
     host: str
@@ -67,6 +76,11 @@ class Reference:
 
     @classmethod
     def parse(cls, ref: str) -> Reference:
+        """``[oci://]HOST/REPO[:TAG]`` (tag ``latest`` by default), each part
+        held to the reference grammar: a name a registry would refuse (capitals,
+        spaces) is an error here, before any request is sent."""
+        import re
+
         text = ref.removeprefix("oci://")
         if "/" not in text:
             raise OciError(f"{ref!r} is not an OCI reference", hint="use oci://HOST/REPO:TAG")
@@ -76,6 +90,22 @@ class Reference:
         repo, _, tag = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
         if not repo or not tag:
             raise OciError(f"{ref!r} is not an OCI reference", hint="use oci://HOST/REPO:TAG")
+        if not re.fullmatch(_HOST, host):
+            raise OciError(
+                f"{ref!r}: {host!r} is not a registry host",
+                hint="a host name or IP address, with an optional :PORT",
+            )
+        if not re.fullmatch(rf"{_PATH_PART}(?:/{_PATH_PART})*", repo):
+            raise OciError(
+                f"{ref!r}: {repo!r} is not a repository name",
+                hint="lowercase letters and digits, parts joined by '.', '_', '__' or '-', "
+                "separated by '/'",
+            )
+        if not re.fullmatch(_TAG, tag):
+            raise OciError(
+                f"{ref!r}: {tag!r} is not a tag",
+                hint="at most 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
+            )
         return cls(host, repo, tag)
 
     @property

@@ -26,7 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from policykit.cli.main import cli
-from policykit.oci import CONFIG_TYPE, LAYER_TYPE, MANIFEST_TYPE, Reference
+from policykit.oci import CONFIG_TYPE, LAYER_TYPE, MANIFEST_TYPE, OciError, Reference
 from policykit.targets.rego.bundle import Bundle
 
 
@@ -182,6 +182,44 @@ def test_reference_parsing() -> None:
     assert (r.host, r.repository, r.tag) == ("ghcr.io", "acme/policies", "v1.2")
     r = Reference.parse("localhost:5000/policies")
     assert (r.host, r.repository, r.tag) == ("localhost:5000", "policies", "latest")
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "oci://ghcr.io/Acme/policies:v1",  # capitals: registries refuse the name
+        "oci://ghcr.io/acme/my policies:v1",
+        "oci://ghcr.io/acme/policies:v 1",
+        "oci://ghcr.io/acme/policies:-v1",
+        "oci://ghcr.io/acme/policies:" + "v" * 129,
+        "oci://ghcr.io/acme//policies:v1",
+        "oci://ghcr.io/acme/-policies:v1",
+        "oci://gh cr.io/acme/policies:v1",
+        "oci://ghcr.io/acme/policies:v1\n",
+    ],
+)
+def test_a_name_the_reference_grammar_refuses_is_one_line_before_any_request(
+    ref: str, tmp_path: Path
+) -> None:
+    """Capitals or spaces in a repository or tag reached the network (an HTTP
+    error from the registry, or a request to a malformed URL); they are refused
+    by distribution/reference's grammar first, with what a name may hold."""
+    with pytest.raises(OciError) as err:
+        Reference.parse(ref)
+    assert "is not a" in err.value.message and err.value.hint
+    code, out = _cli("pull", ref, "--out", str(tmp_path / "x"), "--timeout", "0.01")
+    assert code == 2 and "PK302" in out and "is not a" in out, out
+    assert not (tmp_path / "x").exists()
+
+
+def test_names_the_grammar_allows_are_parsed() -> None:
+    for ref, want in [
+        ("oci://127.0.0.1:5000/a/b__c.d-e--f:V1_x.y-z", ("127.0.0.1:5000", "a/b__c.d-e--f")),
+        ("[::1]:5000/policies:_", ("[::1]:5000", "policies")),
+        ("Registry.Example.COM/p0/q1", ("Registry.Example.COM", "p0/q1")),
+    ]:
+        r = Reference.parse(ref)
+        assert (r.host, r.repository) == want
 
 
 def test_missing_tag_is_one_line(registry: str, tmp_path: Path) -> None:
