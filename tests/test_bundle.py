@@ -75,6 +75,20 @@ def test_revision_digest_changes_with_content() -> None:
     assert other.manifest["revision"] != _bundle().manifest["revision"]
 
 
+@pytest.mark.parametrize("revision", ["v1\nmain", "v1\r", "v1\x1b[31m", "v1\x00"])
+def test_a_revision_with_a_control_character_is_refused(tmp_path: Path, revision: str) -> None:
+    """A line break in --revision was written into .manifest and printed into
+    build's one-line summary, splitting it; it is one error line, exit 2, and
+    nothing is written."""
+    out = tmp_path / "b.tar.gz"
+    args = ["build", "--pack", "policykit.packs.starter", "--out", str(out)]
+    r = CliRunner().invoke(cli, [*args, "--revision", revision])
+    assert r.exit_code == 2 and not out.exists(), r.output
+    assert r.stderr.count("\n") == 1 and "PK002 revision" in r.stderr, r.stderr
+    ok = CliRunner().invoke(cli, [*args, "--revision", "v1 déjà-vu"])
+    assert ok.exit_code == 0 and out.exists(), ok.output
+
+
 def test_custom_root_moves_every_package_and_data() -> None:
     bundle = _bundle(root="acme.policy")
     assert bundle.manifest["roots"] == ["acme/policy"]

@@ -241,6 +241,13 @@ def build(config: BuildConfig, default_templates: Sequence[str] = ()) -> BuildRe
     from policykit.api.checking import resolve
     from policykit.k8s import crds
 
+    if config.revision is not None and not config.revision.isprintable():
+        from policykit.errors import ConfigError
+
+        raise ConfigError(
+            f"revision {config.revision!r} holds a line break or another control character",
+            hint="give one line of printable text: OPA reports the revision as it is",
+        )
     sel = resolve(packs=config.packs, params=config.params, crds=config.crds)
     registry_ = crds.load(sel.crds)
     with crds.using(registry_):
