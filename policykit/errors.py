@@ -33,6 +33,10 @@ class PolicykitError(Exception):
     """Base of every error policykit reports to a user as one line."""
 
     code = "PK000"
+    per_document = False
+    """An error one document causes in an engine (a CEL expression that errs on
+    it, data an engine would read wrongly): that document's error entry, the
+    others still evaluated (:func:`policykit.engines.base.evaluate_guarded`)."""
 
     def __init__(self, message: str, *, loc: SourceLoc | None = None, hint: str = "") -> None:
         super().__init__(message)

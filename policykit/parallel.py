@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from policykit import cores
 from policykit.cores import default_jobs as default_jobs
-from policykit.errors import InputError
+from policykit.errors import InputError, PolicykitError
 
 if TYPE_CHECKING:
     from policykit.engines.base import Engine
@@ -109,6 +109,8 @@ class Outcome:
 
     findings: list[Finding] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
+    # objects the engine could not evaluate (evaluate_guarded), in their order
+    engine_errors: list[PolicykitError] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     checked: list[Checked] = field(default_factory=list)
     files: int = 0
@@ -191,17 +193,21 @@ def _wire(out: Outcome) -> tuple[Any, ...]:
         for p in out.parts
     ]
     rows = finding_rows(out.findings)
-    return rows, out.errors, out.skipped, out.checked, out.files, out.objects, parts, out.positions
+    return (
+        rows, out.errors, out.skipped, out.checked, out.files, out.objects, parts, out.positions,
+        out.engine_errors,
+    )  # fmt: skip
 
 
 def _unwire(wire: tuple[Any, ...]) -> Outcome:
     from policykit.loader import LoadResult
     from policykit.model import Document
 
-    rows, errors, skipped, checked, files, objects, parts, positions = wire
+    rows, errors, skipped, checked, files, objects, parts, positions, engine_errors = wire
     return Outcome(
         findings=findings_of(rows),
         errors=errors,
+        engine_errors=engine_errors,
         skipped=skipped,
         checked=checked,
         files=files,
@@ -259,7 +265,10 @@ def _check_chunk(paths: list[Any]) -> tuple[Any, ...]:
     engine = _JOB.engine
     out = Outcome()
     parts = _read(paths)
-    out.findings.extend(engine.evaluate_all([d for p in parts for d in p.documents]))
+    from policykit.engines.base import evaluate_guarded
+
+    docs = [d for p in parts for d in p.documents]
+    out.findings.extend(evaluate_guarded(engine, docs, out.engine_errors))
     for part in parts:
         if _JOB.record_checked:
             out.checked.extend(applicable(_JOB.packs, part.documents))
@@ -411,6 +420,7 @@ def check(
                 total.findings.extend(out.findings)
                 total.checked.extend(out.checked)
                 total.errors.extend(out.errors)
+                total.engine_errors.extend(out.engine_errors)
                 total.skipped.extend(out.skipped)
                 total.files += out.files
                 total.objects += out.objects

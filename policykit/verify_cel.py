@@ -19,7 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policykit.engines.cel import CelEvalError
 from policykit.k8s import validating as admission
+from policykit.k8s.kinds import as_admitted
 from policykit.k8s.request import Review, session
 from policykit.model import Document
 from policykit.targets.k8s import manifests
@@ -56,20 +58,34 @@ class _Cel:
     exceptions: list[dict[str, Any]]
 
     def compare(
-        self, doc: Document, review: Review, report: VerifyReport, ref: str | None = None
+        self,
+        doc: Document,
+        obj: dict[str, Any],
+        review: Review,
+        report: VerifyReport,
+        ref: str | None = None,
     ) -> None:
-        """Every policy on ``doc`` (in a session: ``review`` is its review),
-        compared with the reference (``ref``: ``str(doc.ref)``, when made)."""
+        """Every policy on ``doc`` (``obj``: as admission sees it,
+        :func:`~policykit.k8s.kinds.as_admitted`; in a session: ``review`` is
+        its review), compared with the reference (``ref``: ``str(doc.ref)``,
+        when made). An expression that errs is the policy's answer, as in the
+        API server under ``failurePolicy: Fail`` (``error: expression '…'
+        resulted in error: …``): a disagreement on that object, never the
+        end of the run."""
         ns = review.namespace_object()
-        obj = doc.obj
         got: dict[str, str] = {}
         for p, binding in self.pairs:
             if binding is not None:  # a VAP and its binding
-                decisions = admission.evaluate_vap(p, binding, obj, namespace_object=ns)
+                decisions = admission.evaluate_vap(p, binding, obj, namespace_object=ns, each=True)
             else:
-                decisions = admission.evaluate_kyverno(
-                    p, obj, exceptions=self.exceptions, namespace_object=ns
-                )
+                try:
+                    decisions = admission.evaluate_kyverno(
+                        p, obj, exceptions=self.exceptions, namespace_object=ns
+                    )
+                except CelEvalError as exc:
+                    texts = p["spec"].get("validations") or []
+                    got[admission.rule_of(p)] = f"error: {admission.error_text(exc, texts)}"
+                    continue
             for dec in decisions:
                 got[dec.rule] = dec.message
         static = self.static
@@ -116,7 +132,8 @@ def cel_runner(run: Run, unit: Unit) -> Runner:
         with session() as s:
             for doc in docs:
                 progress.advance()
-                target.compare(doc, s.review(doc.obj), report)
+                obj = as_admitted(doc.obj)
+                target.compare(doc, obj, s.review(obj), report)
 
     return cel
 
@@ -135,9 +152,10 @@ def joint_runner(run: Run) -> Joint:
         def both(docs: Sequence[Document], vap_report: VerifyReport, ky: VerifyReport) -> None:
             with session() as s:
                 for doc in docs:
-                    review, ref = s.review(doc.obj), str(doc.ref)
-                    vap.compare(doc, review, vap_report, ref)
-                    kyverno.compare(doc, review, ky, ref)
+                    obj = as_admitted(doc.obj)
+                    review, ref = s.review(obj), str(doc.ref)
+                    vap.compare(doc, obj, review, vap_report, ref)
+                    kyverno.compare(doc, obj, review, ky, ref)
 
         built = run.states[JOINT_CEL] = both
     assert callable(built)

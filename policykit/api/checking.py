@@ -11,13 +11,12 @@ from typing import Any
 
 from policykit import __version__, cores
 from policykit.config import Config, find_config
-from policykit.engines.base import Engine
+from policykit.engines.base import Engine, evaluate_guarded
 from policykit.engines.native import NativeEngine, uses_inventory
 from policykit.errors import (
     EXIT_FINDINGS,
     EXIT_INPUT,
     EXIT_OK,
-    InputError,
     PolicykitError,
     SourceLoc,
 )
@@ -251,7 +250,10 @@ def check_stream(
         engine.set_inventory([d.obj for part in parts for d in part.documents])
     checked: list[Checked] = []
     findings: list[Finding] = []
-    errors: list[InputError] = []
+    errors: list[PolicykitError] = []
+    # an object an engine could not evaluate: after the files' own errors, in
+    # the order of the objects (the parallel run's order too)
+    engine_errors: list[PolicykitError] = []
     skipped: list[Skipped] = []
     files = objects = 0
     # an engine that evaluates in batches (real OPA) is given documents across
@@ -262,10 +264,10 @@ def check_stream(
         if batch:
             pending.extend(part.documents)
             if len(pending) >= batch:
-                findings.extend(engine.evaluate_all(pending))
+                findings.extend(evaluate_guarded(engine, pending, engine_errors))
                 pending = []
         else:
-            findings.extend(engine.evaluate_all(part.documents))
+            findings.extend(evaluate_guarded(engine, part.documents, engine_errors))
         if record_checked:
             from policykit.parallel import applicable  # JUnit only: not on check's path
 
@@ -275,12 +277,12 @@ def check_stream(
         files += part.files
         objects += len(part.documents)
     if pending:
-        findings.extend(engine.evaluate_all(pending))
+        findings.extend(evaluate_guarded(engine, pending, engine_errors))
     findings.sort(key=Finding.sort_key)
     return CheckReport(
         packs=packs,
         findings=findings,
-        errors=list(errors),
+        errors=errors + engine_errors,
         skipped=skipped,
         files=files,
         objects=objects,
@@ -332,7 +334,7 @@ def check_entries(
     return CheckReport(
         packs=packs,
         findings=out.findings,
-        errors=list(out.errors),
+        errors=[*out.errors, *out.engine_errors],
         skipped=out.skipped,
         files=out.files,
         objects=out.objects,

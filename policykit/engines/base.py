@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from policykit.errors import PolicykitError
     from policykit.model import Document, Finding
 
-__all__ = ["DecidingEngine", "Engine"]
+__all__ = ["DecidingEngine", "Engine", "evaluate_guarded"]
 
 
 @runtime_checkable
@@ -53,3 +54,42 @@ class DecidingEngine(Engine, Protocol):
     def decide(self, call: Any) -> dict[str, Any]:
         """The decision for one tool call, as JSON."""
         ...
+
+
+def evaluate_guarded(
+    engine: Engine, docs: Sequence[Document], errors: list[PolicykitError]
+) -> list[Finding]:
+    """``engine.evaluate_all(docs)``, where an error one document causes (an
+    error class marked ``per_document``) becomes that document's error entry
+    in ``errors``, at its file and line, and every other document is still
+    evaluated: one bad input never loses the report. A batch that raises one
+    is evaluated again document by document, to find which."""
+    from policykit.errors import PolicykitError
+
+    try:
+        return engine.evaluate_all(docs)
+    except PolicykitError as exc:
+        if not exc.per_document:
+            raise
+    out: list[Finding] = []
+    for doc in docs:
+        try:
+            out.extend(engine.evaluate_all([doc]))
+        except PolicykitError as exc:
+            if not exc.per_document:
+                raise
+            errors.append(on_document(exc, doc))
+    return out
+
+
+def on_document(exc: PolicykitError, doc: Document) -> PolicykitError:
+    """``exc`` as the error entry of ``doc``: at its file and line, naming it."""
+    import copy
+
+    from policykit.errors import SourceLoc
+
+    err = copy.copy(exc)
+    err.message = f"{doc.ref}: {exc.message}"
+    err.loc = SourceLoc(doc.file, doc.line)
+    err.hint = exc.hint or "this object was not evaluated by this engine; --engine native checks it"
+    return err

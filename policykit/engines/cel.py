@@ -46,6 +46,7 @@ class CelEvalError(PolicykitError):
     """A CEL expression failed to compile or evaluate."""
 
     code = "PK006"
+    per_document = True
 
 
 def _q(v: Mapping[str, Any]) -> k8s_quantity.Quantity:
@@ -368,6 +369,12 @@ class CelEngine:
         """Nothing to keep: no CEL rule reads the inventory (:attr:`uses_inventory`)."""
 
     def evaluate_object(self, obj: Mapping[str, Any]) -> list[tuple[CelRule, str, int | None]]:
+        """Each rule's findings on ``obj``, as an admission policy sees it: a
+        built-in kind with no null field (:func:`policykit.k8s.kinds.as_admitted`)."""
+        from policykit.k8s.kinds import as_admitted
+
+        if isinstance(obj, dict):
+            obj = as_admitted(obj)
         data = {"object": obj}
         out: list[tuple[CelRule, str, int | None]] = []
         for r in self.rules:

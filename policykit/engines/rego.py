@@ -38,6 +38,7 @@ class EngineLimitation(PolicykitError):
     """Data an engine is known to read wrongly (docs/engines.md)."""
 
     code = "PK010"
+    per_document = True
 
 
 def quote_wrapped(v: Any) -> str | None:

@@ -22,7 +22,16 @@ from policykit.k8s.kindtable import EXTRA, KindInfo, builtin, from_openapi, tabl
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 """The label the API server gives every namespace: its name."""
 
-__all__ = ["EXTRA", "KindInfo", "builtin", "for_object", "from_openapi", "lookup", "table"]
+__all__ = [
+    "EXTRA",
+    "KindInfo",
+    "as_admitted",
+    "builtin",
+    "for_object",
+    "from_openapi",
+    "lookup",
+    "table",
+]
 
 
 def lookup(kind: str) -> KindInfo | None:
@@ -38,3 +47,37 @@ def for_object(obj: dict[str, Any]) -> KindInfo | None:
         return None
     group = api.rsplit("/", 1)[0] if "/" in api else ""
     return info if group == info.group else None
+
+
+def as_admitted(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` as the API server gives a built-in kind to admission: with no
+    field written as ``null``. The server decodes the object into its Go type
+    before admission (k8s.io/apimachinery's JSON decoding), where a null
+    pointer, map or slice is nil and left out of the object admission sees
+    (``omitempty``), and a null struct is its zero value: an admission
+    expression never meets a null field there, so the local harness drops
+    them too (``resources:`` or ``labels:`` left empty in a manifest made
+    every CEL policy reading past them err). A copy only when there is a
+    null; other kinds (custom resources, Backstage entities) as they are."""
+    kind = obj.get("kind")
+    if not isinstance(kind, str) or builtin(kind) is None:
+        return obj
+    if active().lookup(kind) is not None or for_object(obj) is None:
+        return obj
+    return _without_nulls(obj) if _has_null(obj) else obj
+
+
+def _has_null(v: Any) -> bool:
+    if isinstance(v, dict):
+        return any(x is None or _has_null(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_null(x) for x in v)
+    return False
+
+
+def _without_nulls(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _without_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_without_nulls(x) for x in v]
+    return v

@@ -1,0 +1,165 @@
+"""An object an engine cannot evaluate is that object's error entry, never the
+end of the run (one bad input never loses the report), and a built-in kind
+reaches the CEL targets as the API server gives it to admission: with no field
+written as null (policykit.k8s.kinds.as_admitted).
+
+Before: a Deployment with an empty ``resources:``, ``securityContext:`` or
+``labels:`` (Helm output, a commented-out block) ended ``check --engine cel``
+and ``verify`` with one PK006 line, exit 2 and no report; a field of the wrong
+type (``replicas: true``) did the same, or ended ``verify`` with a PK402 that
+blamed a missing CEL function."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policykit import cores
+from policykit.cli.main import cli
+from policykit.k8s.kinds import as_admitted
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: shop
+  labels:
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.25
+          resources:
+          securityContext:
+"""
+
+PACK = """\
+from policykit.dsl import PackBuilder, select
+
+replicas = PackBuilder("replicas", "0.1.0")
+
+
+@replicas.rule("REP-001", title="Two replicas at least", select=select(kinds=["Deployment"]),
+               message="{metadata.name} runs {spec.replicas} replica(s)")
+def few(o):
+    return o.spec.replicas.default(1) < 2
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> tuple[int, dict[str, object], str]:
+    out = tmp_path / "report.json"
+    r = CliRunner().invoke(cli, [*args, "--format", "json", "-o", str(out)])
+    return r.exit_code, json.loads(out.read_text()), r.stderr
+
+
+def test_null_fields_of_a_built_in_kind_give_the_reference_findings_in_cel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("d.yaml").write_text(DEPLOYMENT.format(name="web", replicas="null"))
+    got = {}
+    for engine in ("native", "cel"):
+        code, report, _ = _run(tmp_path, "check", "d.yaml", "--engine", engine)
+        assert code == 1 and report["errors"] == [], (engine, report["errors"])
+        got[engine] = [(f["rule"], f["message"]) for f in report["findings"]]
+    assert got["cel"] == got["native"] and {r for r, _ in got["native"]} >= {"K8S-001", "K8S-004"}
+    code, report, _ = _run(tmp_path, "verify", "d.yaml")
+    assert code == 0 and report["mismatches"] == [], report
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_object_cel_cannot_evaluate_is_its_error_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """``replicas: true`` errs in CEL (double(bool)): that file is one PK006
+    entry at its line, naming the object; every other file is still checked,
+    the JSON report is written (exit 2), serial and on a pool alike."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cores, "MIN_FILES", 1)
+    Path("pack.py").write_text(PACK)
+    Path("a-bad.yaml").write_text(DEPLOYMENT.format(name="bad", replicas="true"))
+    Path("b-one.yaml").write_text(DEPLOYMENT.format(name="one", replicas=1))
+    Path("c-two.yaml").write_text(DEPLOYMENT.format(name="two", replicas=2))
+    args = ("check", ".", "--pack", "pack.py", "--engine", "cel", "--jobs", str(jobs))
+    code, report, stderr = _run(tmp_path, *args)
+    assert code == 2, stderr
+    (err,) = report["errors"]
+    assert (err["file"], err["line"], err["code"]) == ("a-bad.yaml", 1, "PK006")
+    assert err["message"].startswith("Deployment/shop/bad: CEL evaluation error")
+    assert [(f["rule"], f["file"]) for f in report["findings"]] == [("REP-001", "b-one.yaml")]
+    assert "a-bad.yaml:1: PK006 Deployment/shop/bad: " in stderr
+
+
+def test_verify_reports_a_cel_error_as_that_objects_disagreement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API server under failurePolicy Fail denies with the expression's
+    error: a disagreement on that object, for both CEL targets; the run goes on."""
+    monkeypatch.chdir(tmp_path)
+    Path("pack.py").write_text(PACK)
+    Path("a-bad.yaml").write_text(DEPLOYMENT.format(name="bad", replicas="true"))
+    Path("b-one.yaml").write_text(DEPLOYMENT.format(name="one", replicas=1))
+    code, report, stderr = _run(tmp_path, "verify", ".", "--pack", "pack.py")
+    assert code == 1, stderr
+    assert report["compared"]["vap"] == 2 and report["compared"]["kyverno"] == 2
+    bad = {(m["target"], m["file"]) for m in report["mismatches"]}
+    assert bad == {("vap", "a-bad.yaml"), ("kyverno", "a-bad.yaml")}, report["mismatches"]
+    for m in report["mismatches"]:
+        assert m["expected"] is None and m["got"].startswith("error: "), m
+        assert "double(bool)" in m["got"]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(spec=JSON, meta=st.dictionaries(st.text(max_size=3), JSON, max_size=3))
+def test_as_admitted_drops_exactly_the_null_fields_of_built_in_kinds(
+    spec: object, meta: dict[str, object]
+) -> None:
+    def nulls(v: object) -> bool:
+        if isinstance(v, dict):
+            return any(x is None or nulls(x) for x in v.values())
+        return isinstance(v, list) and any(nulls(x) for x in v)
+
+    def same_but_nulls(a: object, b: object) -> bool:
+        if isinstance(a, dict):
+            return (
+                isinstance(b, dict)
+                and list(b) == [k for k, x in a.items() if x is not None]
+                and all(same_but_nulls(a[k], b[k]) for k in b)
+            )
+        if isinstance(a, list):
+            return isinstance(b, list) and len(a) == len(b) and all(map(same_but_nulls, a, b))
+        return a == b
+
+    obj = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta, "spec": spec}
+    before = json.dumps(obj)
+    got = as_admitted(obj)
+    assert json.dumps(obj) == before  # never changed in place
+    assert not nulls(got) and same_but_nulls(obj, got)
+    assert (got is obj) is not nulls(obj)
+    # custom resources and Backstage entities keep what they hold
+    for api, kind in (
+        ("acme.io/v1", "Widget"),
+        ("backstage.io/v1alpha1", "Component"),
+        ("v1", "Deployment"),
+    ):
+        other = {**obj, "apiVersion": api, "kind": kind}
+        assert as_admitted(other) is other
