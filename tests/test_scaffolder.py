@@ -246,6 +246,22 @@ def test_sync_keeps_crlf_line_breaks_and_the_byte_order_mark(
     assert again.exit_code == 0 and "templates in sync" in again.stderr, again.output
 
 
+def test_templates_in_a_repository_under_a_hidden_folder_are_found(tmp_path: Path) -> None:
+    """A checkout under a hidden folder (~/.jenkins/workspace/...) had every
+    template skipped: sync --check printed "templates in sync" and exited 0
+    while check reported the drift. Hidden folders *inside* the path stay skipped."""
+    from policykit.scaffolder.sync import sync_paths, yaml_files
+
+    packs, params = _platform()
+    repo = tmp_path / ".jenkins" / "workspace" / "repo"
+    (repo / "templates" / ".cache").mkdir(parents=True)
+    (repo / "templates" / "quirky.yaml").write_text(QUIRKY)
+    (repo / "templates" / ".cache" / "old.yaml").write_text(QUIRKY)
+    assert yaml_files([str(repo)]) == [repo / "templates" / "quirky.yaml"]
+    (result,) = sync_paths([str(repo / "templates")], packs, params)
+    assert result.changed and result.path == repo / "templates" / "quirky.yaml"
+
+
 def test_a_file_in_sync_is_left_byte_for_byte() -> None:
     packs, params = _platform()
     for f in sorted((PLATFORM / "templates").glob("*.yaml")):

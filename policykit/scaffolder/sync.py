@@ -346,12 +346,17 @@ def yaml_files(paths: Sequence[str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
+            # hidden folders and node_modules *under* p: p itself may sit in
+            # one (a CI workspace under ~/.jenkins), as check reads it there
             out += sorted(
                 x
                 for x in p.rglob("*")
                 if x.suffix in (".yaml", ".yml")
                 and x.is_file()
-                and not any(part.startswith(".") or part == "node_modules" for part in x.parts)
+                and not any(
+                    part.startswith(".") or part == "node_modules"
+                    for part in x.relative_to(p).parts
+                )
             )
         elif p.is_file():
             out.append(p)
