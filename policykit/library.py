@@ -161,6 +161,14 @@ class Policy:
             else:  # one object per query: faster than batches in regopy (docs/engines.md)
                 self._rego = RegopyEngine(self._packs, params, mode="object")
             self._engine = self._rego
+        from policykit.api.checking import CATALOG_PACK
+
+        if any(p.name == CATALOG_PACK for p in self._packs):
+            # the catalog pack's built-in template check (CATALOG-016), as
+            # `policykit check` runs it: a drifting Template is not let in
+            from policykit.scaffolder.drift import wrap
+
+            self._engine = wrap(self._engine, self._packs, params or {})
         self._name: EngineName = name
 
     @classmethod

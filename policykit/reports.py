@@ -255,12 +255,24 @@ def _json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+def _check_junit(r: Any) -> str:
+    """A check report as JUnit: a case per rule and checked object, which the
+    run must have recorded (``record_checked``); without them the report had no
+    case at all and passed, whatever was found."""
+    if not r.recorded and r.objects:
+        raise ValueError(
+            "a JUnit report needs the objects each rule checked: run the check with "
+            "record_checked=True (CheckConfig), as `policykit check --format junit` does"
+        )
+    return junit(
+        r.packs, r.checked, r.findings, r.errors, fail_on=r.fail_on, expired=r.expired_waivers
+    )
+
+
 _CHECK: dict[str, Any] = {
     "json": lambda r, quiet: _json(r.to_json()),
     "sarif": lambda r, quiet: dumps_sarif(sarif(r.packs, r.findings, r.errors, r.rule_descriptors)),
-    "junit": lambda r, quiet: junit(
-        r.packs, r.checked, r.findings, r.errors, fail_on=r.fail_on, expired=r.expired_waivers
-    ),
+    "junit": lambda r, quiet: _check_junit(r),
     "github": lambda r, quiet: github(r.findings, r.errors),
     "text": lambda r, quiet: check_text(r, quiet=quiet),
 }

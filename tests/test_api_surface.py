@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import subprocess
 import sys
 import threading
@@ -19,14 +20,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policykit
-from policykit import Decision, Finding, ObjectError, ObjectRef, Policy
+from policykit import Decision, Finding, ObjectError, ObjectRef, Policy, api
 from policykit import toolcall as tc
 from policykit.api import check as check_files
 from policykit.decision import Decider, decide, well_formed
 from policykit.engines.native import NativeEngine
 from policykit.errors import InputError, PolicykitError
 from policykit.packs import load_packs
-from tests.conftest import ROOT, examples
+from tests.conftest import ROOT, examples, run_policykit
 from tests.test_decision import ALLOWED, EXPENSIVE, JSON, MALFORMED, _with, calls
 
 PLATFORM = ROOT / "examples/platform"
@@ -151,6 +152,25 @@ def test_findings_are_those_of_the_json_report(monkeypatch: pytest.MonkeyPatch) 
     assert sorted(map(entry, (f for fs in ours for f in fs)), key=str) == sorted(
         map(entry, report.findings), key=str
     )
+
+
+@pytest.mark.parametrize("engine", ["native", "opa", "regopy"])
+def test_templates_are_checked_for_drift_as_by_the_cli(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: str
+) -> None:
+    """Policy.check ran no CATALOG-016: a catalog processor built on the api
+    (docs/python.md) let in a Template whose form drifts from the rules, which
+    `policykit check` refuses."""
+    from tests.test_scaffolder import QUIRKY
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "template.yaml").write_text(QUIRKY)
+    report = check_files(["template.yaml"], packs=["policykit.packs.catalog"], params=PARAMS)
+    cli = sorted((f.rule, f.message) for f in report.findings)
+    assert "CATALOG-016" in {r for r, _ in cli}, cli
+    policy = Policy.load(packs=["policykit.packs.catalog"], params=PARAMS, engine=engine)  # type: ignore[arg-type]
+    ours = sorted((f.rule, f.message) for f in policy.check(yaml.safe_load(QUIRKY)))
+    assert ours == cli
 
 
 # --- what cannot be checked is an error --------------------------------------------------
@@ -481,3 +501,55 @@ def test_the_native_decision_is_cheaper_than_the_former_path() -> None:
                 fn()
             best[name] = min(best[name], time.process_time() - t)
     assert best["policy"] * 1.5 < best["former"], best
+
+
+# --- the api refuses what the command line refuses, before anything runs --------------
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda: api.CheckConfig(fail_on="error"), "fail_on 'error' is not one of: deny, warn"),
+        (lambda: api.CheckConfig(engine="cell"), "engine 'cell' is not one of: native"),
+        (lambda: api.CheckConfig(today="2026-13-01"), "today '2026-13-01' is not a date"),
+        (lambda: api.CheckConfig(today=5), "today 5 is not a date"),
+        (lambda: api.BuildConfig(today="soon"), "today 'soon' is not a date"),
+        (lambda: api.VerifyConfig(targets=("nope",)), "target 'nope' is not one of: rego"),
+        (lambda: api.TestConfig(run="("), "run '(' is not a regular expression"),
+        (lambda: api.TestConfig(engine="cel"), "engine 'cel' is not one of: auto, opa, rego"),
+    ],
+)
+def test_a_config_the_command_line_would_refuse_is_a_usage_error(make: Any, said: str) -> None:
+    """They were a KeyError after the whole run (fail_on), a ValueError, a
+    TypeError, a re.error: now the UsageError the CLI shows as exit 2."""
+    with pytest.raises(api.UsageError) as err:
+        make()
+    assert said in str(err.value)
+
+
+def test_one_string_for_paths_is_one_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """paths="examples/kubernetes" was iterated one character at a time, and
+    its "/" walked the whole filesystem."""
+    monkeypatch.chdir(ROOT)
+    config = api.CheckConfig(paths="examples/kubernetes", packs="policykit.packs.starter")  # type: ignore[arg-type]
+    assert config.paths == ("examples/kubernetes",) and config.packs == ("policykit.packs.starter",)
+    assert api.CheckConfig(today="2026-05-01").today == datetime.date(2026, 5, 1)
+    report = api.check(config)
+    assert report.files == len(list((ROOT / "examples/kubernetes").iterdir()))
+
+
+def test_junit_of_a_report_without_checked_objects_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It rendered `tests="0" failures="0"` (a passing CI) for a run with findings."""
+    from policykit import reports
+
+    monkeypatch.chdir(ROOT)
+    args = {"paths": ("examples/kubernetes",), "packs": ("policykit.packs.starter",)}
+    report = api.check(api.CheckConfig(**args))
+    assert report.exit_code == 1
+    with pytest.raises(ValueError, match="record_checked=True"):
+        reports.render(report, "junit")
+    full = reports.render(api.check(api.CheckConfig(**args, record_checked=True)), "junit")
+    cli = run_policykit("check", *args["paths"], "--pack", args["packs"][0], "--format", "junit")
+    assert 'failures="0"' not in full.splitlines()[1] and full == cli.stdout

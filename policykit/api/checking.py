@@ -46,6 +46,7 @@ class CheckReport:
     objects: int
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     checked: list[Checked] = field(default_factory=list)  # only with record_checked
+    recorded: bool = False  # ``checked`` was recorded (record_checked): JUnit needs it
 
     fixed: int | None = None  # baseline entries no longer found (None: no baseline)
     expired_waivers: list[str] = field(default_factory=list)  # each fails the run
@@ -288,6 +289,7 @@ def check_stream(
         objects=objects,
         params=engine.effective_params,
         checked=checked,
+        recorded=record_checked,
     )
 
 
@@ -340,6 +342,7 @@ def check_entries(
         objects=out.objects,
         params=engine.effective_params,
         checked=out.checked,
+        recorded=record_checked,
     )
 
 

@@ -5,7 +5,7 @@ and the waiver file and day every command resolves the same way."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +19,38 @@ if TYPE_CHECKING:
 class UsageError(Exception):
     """A request that cannot run as given (no paths, an option without the one
     it needs): the command line shows it as a usage error (exit 2)."""
+
+
+def as_tuples(config: Any, *names: str) -> None:
+    """Each field ``names`` of a frozen ``config`` that was given one string: a
+    tuple of it (``paths="repo"`` meant one path; iterated, it was one path per
+    character, and ``/`` walked the whole filesystem)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, str):
+            object.__setattr__(config, name, (value,))
+
+
+def one_of(what: str, value: Any, allowed: Sequence[str | None]) -> None:
+    """:class:`UsageError` unless ``value`` is one of ``allowed`` (as the
+    command line's choices refuse it, before anything runs)."""
+    if value not in allowed:
+        shown = ", ".join(a for a in allowed if a is not None)
+        raise UsageError(f"{what} {value!r} is not one of: {shown}")
+
+
+def as_day(config: Any, name: str = "today") -> None:
+    """The field ``name`` given as ``YYYY-MM-DD`` text: that date."""
+    value = getattr(config, name)
+    if value is None or isinstance(value, datetime.date):
+        return
+    if isinstance(value, str):
+        try:
+            object.__setattr__(config, name, datetime.date.fromisoformat(value))
+            return
+        except ValueError:
+            pass
+    raise UsageError(f"{name} {value!r} is not a date (a datetime.date or 'YYYY-MM-DD')")
 
 
 @frozen
@@ -44,6 +76,14 @@ class CheckConfig:
     today: datetime.date | None = None  # the day waivers expire against (default: UTC today)
     record_checked: bool = False  # per object, the rules that applied (JUnit)
 
+    def __post_init__(self) -> None:
+        from policykit.api.checking import ENGINES
+
+        as_tuples(self, "paths", "packs", "include", "exclude", "crds", "policies")
+        one_of("fail_on", self.fail_on, (None, "deny", "warn", "info"))
+        one_of("engine", self.engine, ENGINES)
+        as_day(self)
+
 
 @frozen
 class BuildConfig:
@@ -66,6 +106,10 @@ class BuildConfig:
     waivers: Path | None = None
     today: datetime.date | None = None
     crds: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        as_tuples(self, "templates", "packs", "crds")
+        as_day(self)
 
 
 def waivers_path(waivers_file: Path | None) -> Path | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from policykit.api.checks import gatekeeper_engine
-from policykit.api.config import UsageError
+from policykit.api.config import UsageError, as_tuples, one_of
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, ErrorList, PolicykitError
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "skipped": "SKIP", "error": "ERROR"}
@@ -27,6 +27,17 @@ class TestConfig:
     paths: tuple[str, ...] = ()
     engine: str = "auto"
     run: str | None = None
+
+    def __post_init__(self) -> None:
+        import re
+
+        as_tuples(self, "paths")
+        one_of("engine", self.engine, ("auto", "opa", "rego"))
+        if self.run is not None:
+            try:
+                re.compile(self.run)
+            except re.error as exc:
+                raise UsageError(f"run {self.run!r} is not a regular expression: {exc}") from None
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from policykit.api.checking import read_entries, resolve
 from policykit.api.checks import ShowProgress, plan_files
-from policykit.api.config import UsageError, active_waivers
+from policykit.api.config import UsageError, active_waivers, as_day, as_tuples, one_of
 from policykit.errors import EXIT_FINDINGS, EXIT_INPUT, EXIT_OK, PolicykitError
 
 if TYPE_CHECKING:
@@ -35,6 +35,15 @@ class VerifyConfig:
     today: datetime.date | None = None
     crds: tuple[str, ...] = ()
     no_ignore: bool = False
+
+    def __post_init__(self) -> None:
+        as_tuples(self, "paths", "packs", "targets", "crds")
+        if self.targets:
+            from policykit.verify import TARGETS
+
+            for target in self.targets:
+                one_of("target", target, TARGETS)
+        as_day(self)
 
 
 @dataclass(slots=True)
