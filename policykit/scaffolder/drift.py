@@ -252,7 +252,7 @@ def _candidates(p: Mapping[str, Any], r: Mapping[str, Any]) -> list[Any]:
             v = s.get(k)
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 nums += [v - 1, v, v + 1, v - 0.5, v + 0.5]
-    return [*out, *nums, True, False, None, [], {}]
+    return [*out, *nums, True, False, None, [], {}, *([x] for x in out)]
 
 
 def decide(param: Parameter, schema: Any, required: bool) -> Verdict:

@@ -11,12 +11,16 @@ the mapping, first match wins per parameter:
    ``${{ parameters.x }}`` at a field;
 3. a ``fetch:template`` step passing ``values.v: ${{ parameters.x }}`` with a
    skeleton (``input.url``, a relative path) in the repository whose
-   ``catalog-info.yaml`` holds ``${{ values.v }}`` at a field.
+   ``catalog-info.yaml`` holds ``${{ values.v }}`` or ``${{ values.v | dump }}``
+   at a field (``dump`` writes the value as JSON, which YAML reads back as the
+   same value: Backstage's sample skeletons use it).
 
 A parameter used by such a step in a way none of these explains (the skeleton
-is not in the repository, or the field takes ``"prefix-${{ values.v }}"``) is
-*unmapped*, with the reason: callers report it, never drop it. Parameters no
-entity-producing step uses (``repoUrl`` for ``publish:github``) fill no field.
+is not in the repository or not readable, or the field takes
+``"prefix-${{ values.v }}"``) is *unmapped*, with the reason: callers report
+it, never drop it. Parameters no entity-producing step uses (``repoUrl`` for
+``publish:github``, a value the skeleton's ``catalog-info.yaml`` never reads)
+fill no field.
 
 The entity's kind and ``spec.type`` come from the ``catalog:write`` entity or
 the skeleton when literal there, else ``x-policykit-kind`` on the template's
@@ -40,6 +44,10 @@ _EXPR = r"^\$\{\{\s*%s(?:\.([A-Za-z_$][\w$]*)|\[['\"]([^'\"]+)['\"]\])\s*\}\}$"
 PARAM_EXPR = re.compile(_EXPR % "parameters")
 VALUES_EXPR = re.compile(_EXPR % "values")
 ANY_PARAM = re.compile(r"parameters(?:\.([A-Za-z_$][\w$]*)|\[['\"]([^'\"]+)['\"]\])")
+_REF = r"values(?:\.([A-Za-z_$][\w$]*)|\[['\"]([^'\"]+)['\"]\])"
+VALUES_DUMP = re.compile(r"^\$\{\{\s*" + _REF + r"\s*\|\s*dump\s*\}\}$")
+ANY_VALUE = re.compile(r"(?<![\w$.])" + _REF)
+TEMPLATE_EXPR = re.compile(r"\$\{\{.*?\}\}", re.DOTALL)
 _KEYED = (("metadata", "annotations"), ("metadata", "labels"))
 
 FieldPath = tuple[str, ...]
@@ -193,35 +201,12 @@ def map_template(tpl: dict[str, Any], file: str | Path | None = None) -> Templat
             skel_path, skel = _skeleton_entity(base, inp.get("url"))
             if isinstance(skel, dict):
                 entity_kinds.append((skel.get("kind"), (skel.get("spec") or {}).get("type")))
-            by_value: dict[str, list[FieldPath]] = {}
-            if isinstance(skel, dict):
-                for path, v in _walk(skel):
-                    m = VALUES_EXPR.match(v) if isinstance(v, str) else None
-                    if m:
-                        by_value.setdefault(_expr_name(m), []).append(path)
+            fetch = _Fetch(inp, skel_path, skel)
             for vname, v in inp["values"].items():
-                if not isinstance(v, str):
-                    continue
-                m = PARAM_EXPR.match(v)
-                params_used = [_expr_name(x) for x in ANY_PARAM.finditer(v)]
-                for param in params_used:
-                    if param in explicit or param not in out.parameters:
-                        continue
-                    if skel_path is None:
-                        why.setdefault(
-                            param,
-                            f"fetch:template passes it as values.{vname}, but the skeleton "
-                            f"{inp.get('url')!r} is not in the repository (set {FIELD_KEY})",
-                        )
-                    elif not m:
-                        why.setdefault(
-                            param, f"values.{vname} is computed from it ({v!r}; set {FIELD_KEY})"
-                        )
-                    elif vname in by_value:
-                        for path in by_value[vname]:
-                            add(param, path, f"skeleton {skel_path.as_posix()}")
+                if isinstance(vname, str) and isinstance(v, str):
+                    fetch.use(vname, v, out.parameters, explicit, add, why)
     for k, t in entity_kinds:
-        if isinstance(k, str) and not VALUES_EXPR.match(k) and not PARAM_EXPR.match(k):
+        if isinstance(k, str) and "${{" not in k:  # literal, not a value filled in
             out.kind = k
             if isinstance(t, str) and "${{" not in t:
                 out.entity_type = t
@@ -232,6 +217,94 @@ def map_template(tpl: dict[str, Any], file: str | Path | None = None) -> Templat
         elif pname in why:
             out.unmapped.append(Unmapped(pname, why[pname]))
     return out
+
+
+@dataclass(slots=True)
+class _SkeletonUses:
+    """Where a skeleton's catalog-info reads each of the values passed to it.
+
+    ``exact``: fields that hold the value itself (``${{ values.v }}`` or
+    ``${{ values.v | dump }}``), so the field's rules are the parameter's.
+    ``computed``: the first field whose text merely uses it (a prefix, a
+    filter, two values joined): the entity gets something the parameter's
+    schema does not describe, so the parameter is reported, not mapped there.
+    """
+
+    exact: dict[str, list[FieldPath]] = field(default_factory=dict)
+    computed: dict[str, tuple[FieldPath, str]] = field(default_factory=dict)
+
+
+def _skeleton_uses(skel: Any) -> _SkeletonUses:
+    """The values the skeleton entity ``skel`` reads, field by field."""
+    out = _SkeletonUses()
+    for path, v in _walk(skel):
+        if not isinstance(v, str):
+            continue
+        m = VALUES_EXPR.match(v) or VALUES_DUMP.match(v)
+        if m:
+            out.exact.setdefault(_expr_name(m), []).append(path)
+            continue
+        for expr in TEMPLATE_EXPR.findall(v):
+            for x in ANY_VALUE.finditer(expr):
+                out.computed.setdefault(_expr_name(x), (path, v))
+    return out
+
+
+class _Fetch:
+    """One ``fetch:template`` step: maps the parameters its ``values`` pass
+    through to the skeleton's catalog-info fields (rule 3), or says why not."""
+
+    def __init__(self, inp: dict[str, Any], skel_path: Path | None, skel: Any) -> None:
+        self.url = inp.get("url")
+        self.skel_path = skel_path
+        self.skel = skel
+        self.uses = _skeleton_uses(skel) if isinstance(skel, dict) else _SkeletonUses()
+
+    def use(
+        self,
+        vname: str,
+        v: str,
+        params: dict[str, Parameter],
+        explicit: set[str],
+        add: Any,
+        why: dict[str, str],
+    ) -> None:
+        """Map (``add``) or explain (``why``) each parameter ``values.vname: v`` uses."""
+        whole = PARAM_EXPR.match(v) is not None
+        for param in (_expr_name(x) for x in ANY_PARAM.finditer(v)):
+            if param in explicit or param not in params:
+                continue
+            if whole and self.skel_path is not None:
+                for path in self.uses.exact.get(vname, []):
+                    add(param, path, f"skeleton {self.skel_path.as_posix()}")
+            reason = self.reason(vname, v, whole)
+            if reason:
+                why.setdefault(param, reason)
+
+    def reason(self, vname: str, v: str, whole: bool) -> str | None:
+        """Why ``values.vname`` cannot be followed to an entity field as a
+        whole value (None: it can, or the skeleton's catalog-info never reads
+        it, so it fills no field)."""
+        if self.skel_path is None:
+            return (
+                f"fetch:template passes it as values.{vname}, but the skeleton "
+                f"{self.url!r} is not in the repository (set {FIELD_KEY})"
+            )
+        if not isinstance(self.skel, dict):
+            return (
+                f"fetch:template passes it as values.{vname}, but the skeleton's "
+                f"{self.skel_path.as_posix()} is not one YAML mapping policykit can read "
+                f"(set {FIELD_KEY})"
+            )
+        if not whole:
+            return f"values.{vname} is computed from it ({v!r}; set {FIELD_KEY})"
+        if vname in self.uses.computed:
+            fld, text = self.uses.computed[vname]
+            return (
+                f"values.{vname} is computed in the skeleton "
+                f"({field_name(fld)}: {text!r}; set {FIELD_KEY})"
+            )
+        return None
 
 
 def _use(

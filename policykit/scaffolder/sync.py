@@ -32,6 +32,7 @@ from typing import Any
 
 from policykit.errors import InputError, PolicykitError, SourceLoc
 from policykit.existing.malformed import MALFORMED
+from policykit.ir.check import check_pack
 from policykit.ir.rule import Pack
 from policykit.loader import load_yaml_text
 from policykit.loader.readfile import decode, read_bytes
@@ -43,6 +44,7 @@ from policykit.scaffolder.mapping import (
     is_template,
     map_template,
 )
+from policykit.targets.jsonschema.fields import field_gaps
 
 SYNC_KEY = "x-policykit-sync"
 OWNED = (
@@ -193,6 +195,12 @@ def sync_text(
         )
         return result
     cons = constraints(packs, params)
+    gaps = [
+        (r, f, why)
+        for p in packs
+        for r in p.rules
+        for f, why in field_gaps(r, check_pack(p, params.get(p.name, {}))).items()
+    ]
     changed = False
     for doc in docs:
         plain_doc = _plain(doc)
@@ -200,7 +208,7 @@ def sync_text(
             continue
         try:
             tm = map_template(plain_doc, path)
-            changed |= _sync_doc(doc, tm, cons, result.notes, path)
+            changed |= _sync_doc(doc, tm, cons, result.notes, path, gaps)
         except MALFORMED as e:
             meta = plain_doc.get("metadata")
             name = meta.get("name") if isinstance(meta, dict) else None
@@ -262,7 +270,12 @@ def parameter_schema(tm: TemplateMap, param: str, cons: Sequence[Constraint]) ->
 
 
 def _sync_doc(
-    doc: Any, tm: TemplateMap, cons: Sequence[Constraint], notes: list[str], path: Path
+    doc: Any,
+    tm: TemplateMap,
+    cons: Sequence[Constraint],
+    notes: list[str],
+    path: Path,
+    gaps: Sequence[tuple[Any, FieldPath, str]] = (),
 ) -> bool:
     for u in tm.unmapped:
         notes.append(
@@ -284,9 +297,14 @@ def _sync_doc(
         ps = parameter_schema(tm, name, cons)
         for fld in ps.fields:
             if not any(c.field == fld for c in ps.constraints):
+                why = [
+                    f"{r.id} constrains it, but no form schema can carry it: {g}"
+                    for r, f, g in gaps
+                    if f == fld and selector_applies(r.selector, tm.kind, tm.entity_type)
+                ]
                 notes.append(
                     f"{path.as_posix()}: template {tm.name}: parameter {name} fills "
-                    f"{field_name(fld)}, which no rule constrains"
+                    f"{field_name(fld)}, " + ("; ".join(why) or "which no rule constrains")
                 )
         want = ps.schema
         for k in OWNED:
@@ -311,6 +329,14 @@ def _sync_doc(
                 continue
             changed = True
     return changed
+
+
+def selector_applies(sel: Any, kind: str, entity_type: str | None) -> bool:
+    """Whether a rule's selector takes the entity a template creates (its
+    kind and ``spec.type``): the rules a note about the template may name."""
+    return (not sel.kinds or kind in sel.kinds) and (
+        not sel.entity_types or entity_type in sel.entity_types
+    )
 
 
 def sync_paths(

@@ -50,13 +50,13 @@ def field_rules(rule: Rule, params: Mapping[str, Any]) -> list[FieldRule] | str:
     each field's schema accepts exactly the values the rule accepts there.
     Schemas use only draft-07 keywords (what Backstage's form runs)."""
     sel = rule.selector
-    if rule.each is not None:
-        return "the rule is evaluated per list item (each)"
     if sel.source == "kubernetes":
         return "the rule is for Kubernetes objects"
     if sel.namespaces or sel.exclude_namespaces or sel.labels or sel.api_versions:
         return "the rule selects by namespace, label or apiVersion"
     rule = fold_rule(rule, params)
+    if rule.each is not None:
+        return _each_field(rule, params)
     groups: dict[tuple[str, ...], list[ir.Pred]] = {}
     for part in _disjuncts(rule.condition):
         paths = {n for n in ir.walk(part) if isinstance(n, ir.Path)}
@@ -101,6 +101,67 @@ def field_rules(rule: Rule, params: Mapping[str, Any]) -> list[FieldRule] | str:
             )
         )
     return out
+
+
+def each_field(rule: Rule) -> tuple[str, ...] | None:
+    """The entity field an ``each`` rule iterates over, when it is one plain
+    field (``metadata.tags``); None for a rule without ``each`` or one over a
+    computed list. Callers name the rule against that field when it has no
+    form schema, rather than call the field unconstrained."""
+    coll = rule.each.collection if rule.each is not None else None
+    if not isinstance(coll, ir.Path) or coll.root != ir.OBJECT_ROOT or not coll.segments:
+        return None
+    if any(not isinstance(s, str) for s in coll.segments):
+        return None
+    return tuple(str(s) for s in coll.segments)
+
+
+def field_gaps(rule: Rule, params: Mapping[str, Any]) -> dict[tuple[str, ...], str]:
+    """The entity fields ``rule`` constrains that get no form schema from it,
+    each with why: the list an ``each`` rule iterates when what it asks of an
+    item does not compile. A form filling that field is then not checked by
+    the rule, and saying "no rule constrains it" would be false. A rule on
+    Kubernetes objects constrains no entity a template creates: no gap."""
+    segs = each_field(rule)
+    if segs is None or rule.selector.source == "kubernetes":
+        return {}
+    got = field_rules(rule, params)
+    return {segs: got} if isinstance(got, str) else {}
+
+
+def _each_field(rule: Rule, params: Mapping[str, Any]) -> list[FieldRule] | str:
+    """:func:`field_rules` of an ``each`` rule: one schema for the list field,
+    ``items`` holding what every item must be.
+
+    Compiled as :meth:`SchemaCompiler.rule_ok` compiles ``each`` ("no item
+    makes the condition true"), with the list as the root, so it is exact in the
+    same way: a value that is not a list, or no value, has no item and no
+    finding, and ``items`` constrains arrays only. The message goes inside
+    ``items``, so ajv-errors' ``${0}`` is the offending item, as ``{item}`` is
+    in the rule's message."""
+    assert rule.each is not None
+    segs = each_field(rule)
+    if segs is None:
+        return "the rule is evaluated per item of a computed list (each), not of one field"
+    fld = ir.Path(ir.OBJECT_ROOT, segs)
+    per_item = ir.Quantifier("any", rule.each.var, fld, rule.condition)
+    try:
+        ok = SchemaCompiler(params).field_ok(dataclasses.replace(rule, condition=per_item), fld)
+    except UnsupportedError as e:
+        return f"per list item (each): {e.message}"
+    if _uses(ok, "prefixItems"):  # scaffolder forms run draft-07, which lacks it
+        return "the items' schema needs prefixItems (draft 2020-12)"
+    message = form_message(rule, params, ir.Path(rule.each.var, ()))
+    schema = _items_with_messages(simplify(ok), message)
+    return [FieldRule(".".join(segs), schema, False, message, segs)]
+
+
+def _items_with_messages(schema: Schema, message: str) -> Schema:
+    """``{"items": s}`` with ``message`` on ``s`` (see :func:`with_messages`),
+    so the form names the rule at the item that breaks it."""
+    if isinstance(schema, dict) and set(schema) == {"items"}:
+        return {"items": with_messages(schema["items"], message)}
+    return with_messages(schema, message)
 
 
 def _disjuncts(p: ir.Pred) -> list[ir.Pred]:
