@@ -105,15 +105,34 @@ _scalar(v) := v if {
 
 # Integral numbers print as integers; others rounded half away from zero to six
 # decimals, trailing zeros removed, never in exponent form.
-number(v) := _signed(v < 0, format_int(abs(v), 10)) if v == round(v)
+# From 9e18 on, beyond int64, as JSON gives it: regopy's round, floor and
+# format_int wrap there, and rego-cpp printed "... is out of range for a
+# int64_t" on standard output, into a JSON report written there. (Such
+# magnitudes are outside what the targets agree on: docs/semantics.md.)
+number(v) := json.marshal(v) if abs(v) >= 9000000000000000000
 
-number(v) := s if {
-	v != round(v)
-	n6 := round(abs(v) * 1000000)
-	whole := floor(n6 / 1000000)
-	frac := n6 - (whole * 1000000)
-	s := _signed(v < 0, concat("", [format_int(whole, 10), _fraction(frac)]))
+number(v) := _signed(v < 0, format_int(abs(v), 10)) if {
+	abs(v) < 9000000000000000000
+	v == round(v)
 }
+
+# The whole part and the fraction apart: scaling the whole value by 10^6 first
+# passed int64 from ~9.2e12 on, and regopy's format_int wrapped it (a negative
+# number, or the run's report cut).
+number(v) := s if {
+	abs(v) < 9000000000000000000
+	v != round(v)
+	a := abs(v)
+	w := floor(a)
+	d := a - w
+	f := round(d * 1000000)
+	parts := _carry(w, f)
+	s := _signed(v < 0, concat("", [format_int(parts[0], 10), _fraction(parts[1])]))
+}
+
+_carry(w, f) := [w + 1, 0] if f == 1000000
+
+_carry(w, f) := [w, f] if f != 1000000
 
 _fraction(frac) := "" if frac == 0
 

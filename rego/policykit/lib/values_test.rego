@@ -42,6 +42,26 @@ test_render_fractions if {
 	values.render(1234567.5) == "1234567.5"
 }
 
+# Past 9.2e12 the whole value times 10^6 left int64: regopy rendered
+# 9223372036854.5 as a negative number, and 1e20 as nothing, printing on
+# standard output.
+test_render_large_fractions if {
+	values.render(1099511627776.5) == "1099511627776.5"
+	values.render(9223372036854.5) == "9223372036854.5"
+	values.render(-9223372036854.25) == "-9223372036854.25"
+	values.render(68719476735.75) == "68719476735.75"
+	values.render(0.9999995) == "1"
+	values.render(2.9999999) == "3"
+}
+
+test_render_beyond_int64_is_never_negative_nor_empty if {
+	s := values.render(1e20)
+	startswith(s, "1")
+	not contains(s, "-")
+	t := values.render(-1e20)
+	startswith(t, "-1")
+}
+
 test_render_lists_and_objects if {
 	values.render(["a", 1, true, null, [1], {"k": 1}]) == "[a, 1, true, , <list>, <object>]"
 	values.render({"a": 1}) == "<object>"
