@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import ctypes
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -68,6 +69,43 @@ def refuse_quoted(value: Any, where: str, loc: Any = None) -> None:
             loc=loc,
             hint="check it with --engine opa or --engine native",
         )
+
+
+_CONTROL_HEX = re.compile(r"\\x(?:[01][0-9a-fA-F]|7[fF])")
+_PARAM_UNREADABLE = re.compile(r"\\x[0-9a-fA-F]{2}|\(\?P<")
+
+
+def refuse_unreadable_patterns(
+    packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
+) -> None:
+    """:class:`EngineLimitation` for a regex regopy cannot read as RE2 does: a
+    ``\\xHH`` escape of a control character in a literal pattern (the Rego
+    compiler spells every other ``\\x`` and named group as regopy reads them,
+    :func:`policykit.targets.rego.printer.regopy_spelling`), and in a pattern
+    given as a parameter either of those or a named group ``(?P<name>``: regopy
+    failed with unreadable output, or the group matched nothing, silently."""
+    from policykit.ir import nodes as ir
+
+    for pack in packs:
+        for rule in pack.rules:
+            for node in ir.walk(rule.condition):
+                if not isinstance(node, ir.Matches):
+                    continue
+                pat = node.pattern
+                text: Any = None
+                if isinstance(pat, ir.Literal):
+                    text, given, bad = pat.value, "pattern", _CONTROL_HEX
+                elif isinstance(pat, ir.Param):
+                    text = params.get(pack.name, {}).get(pat.name)
+                    given, bad = f"parameter {pat.name}", _PARAM_UNREADABLE
+                found = bad.search(text) if isinstance(text, str) else None
+                if found is not None:
+                    raise EngineLimitation(
+                        f"rule {rule.id}: regopy cannot run the {given} {text!r} "
+                        f"({found.group(0)!r}: a regopy defect, docs/engines.md)",
+                        loc=rule.loc,
+                        hint="check it with --engine opa or --engine native",
+                    )
 
 
 class _RegoBase:
@@ -198,6 +236,7 @@ class RegopyEngine(_RegoBase):
         import regopy
 
         refuse_quoted(self.effective_params, "the pack parameters")
+        refuse_unreadable_patterns(self.packs, self.effective_params)
         for o in self.inventory or []:  # given to the constructor: as set_inventory
             refuse_quoted(o, "an inventory object")
         self._bundle: Any = None

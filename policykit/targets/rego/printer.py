@@ -48,11 +48,60 @@ def string(s: str) -> str:
 
 def regex(pattern: str) -> str:
     """A regex literal: a raw string when possible (both engines match raw-string
-    patterns correctly, and they read as written), else :func:`string`."""
+    patterns correctly, and they read as written), else :func:`string`. The
+    pattern is first spelled as regopy reads it (:func:`regopy_spelling`)."""
     _checked(pattern)
+    pattern = regopy_spelling(pattern)
     if not _RAW_UNSAFE.search(pattern):
         return f"`{pattern}`"
     return string(pattern)
+
+
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
+_HEX = re.compile(r"\\x([0-9a-fA-F]{2})")
+
+
+def regopy_spelling(pattern: str) -> str:
+    """``pattern`` (in the portable dialect, :mod:`policykit.ir.regex`) with
+    what regopy cannot read spelled as it can, meaning the same in RE2:
+
+    * a named group ``(?P<name>...)`` is ``(?:...)`` (matching never reads the
+      name; in regopy the named group matched nothing, silently);
+    * ``\\xHH`` of a printable ASCII character is that character, escaped when
+      it is punctuation (regopy fails on ``\\x`` with unreadable output); one
+      of a control character stays (regopy cannot match it: docs/engines.md).
+    """
+    out: list[str] = []
+    i, n, in_class = 0, len(pattern), False
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            hx = _HEX.match(pattern, i)
+            code = int(hx.group(1), 16) if hx else -1
+            if hx and 0x20 <= code < 0x7F:
+                c = chr(code)
+                out.append(c if c.isalnum() or c == " " else "\\" + c)
+                i = hx.end()
+                continue
+            out.append(pattern[i : i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]" or out[-1] in ("[", "[^")
+            out.append(ch)
+        elif ch == "[":
+            in_class = True
+            out.append("[^" if pattern.startswith("[^", i) else "[")
+            i += 2 if pattern.startswith("[^", i) else 1
+            continue
+        elif (m := _NAMED_GROUP.match(pattern, i)) is not None:
+            out.append("(?:")
+            i = m.end()
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def number(v: int | float) -> str:
