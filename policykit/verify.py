@@ -84,7 +84,9 @@ _COST = (
 """Targets, costliest first (CPU per object measured on the starter pack):
 the pool starts them in this order, so the long ones do not end the run alone."""
 
-_Part = tuple[int, list[Mismatch], list[tuple[str, str, int, str]]]
+_Part = tuple[int, list[Mismatch], list[tuple[str, str, int, str]], list[str]]
+"""A runner's report over a slice: objects compared, disagreements, what was
+checked, and the objects it could not compare (engine limits, for ``leftOut``)."""
 _Task = tuple[Unit, int, int]  # a runner over objects[lo:hi]
 
 
@@ -152,7 +154,7 @@ def _unit_part(run: Run, unit: Unit, parts: dict[_Task, _Part], progress: Progre
     if not done:
         progress.phase(unit[0], len(docs))
         return _run_slice(run, (unit, 0, len(docs)), progress)
-    out: _Part = (0, [], [])
+    out: _Part = (0, [], [], [])
     at = 0
     for (_, lo, hi), part in done:
         if lo > at:  # a slice the pool could not do
@@ -165,16 +167,18 @@ def _unit_part(run: Run, unit: Unit, parts: dict[_Task, _Part], progress: Progre
 
 
 def _join(a: _Part, b: _Part) -> _Part:
-    return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+    return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
 
 
 def _add(report: VerifyReport, name: str, merged: list[_Part]) -> None:
     """A target's parts into the report. Two parts (gatekeeper: real OPA over
     every object, regopy over the sample): the counts are real OPA's, and a
     disagreement of regopy's is added unless real OPA reported the same."""
-    compared, mismatches, checked = merged[-1] if len(merged) == 2 else merged[0]
+    compared, mismatches, checked, notes = merged[-1] if len(merged) == 2 else merged[0]
     if len(merged) == 2:
         mismatches = mismatches + [m for m in merged[0][1] if m not in mismatches]
+        notes = merged[0][3] + notes
+    report.left_out += notes
     if compared:
         report.compared[name] += compared
     report.mismatches += mismatches
@@ -199,9 +203,12 @@ def _run_task(run: Run, task: _Task) -> dict[_Task, _Part]:
         return {}
     k_lo, k_hi = run.admitted_before(lo), run.admitted_before(hi)
     return {
-        (JOINED[0], lo, hi): (opa.compared.get("opa", 0), opa.mismatches, opa.checked),
+        (JOINED[0], lo, hi): (
+            opa.compared.get("opa", 0), opa.mismatches, opa.checked, opa.left_out,
+        ),
         (JOINED[1], k_lo, k_hi): (
             gk_part.compared.get("gatekeeper", 0), gk_part.mismatches, gk_part.checked,
+            gk_part.left_out,
         ),
     }  # fmt: skip
 
@@ -213,18 +220,51 @@ def _run_joint_cel(run: Run, lo: int, hi: int) -> dict[_Task, _Part]:
     except PolicykitError:  # raised apart by the runner that meets it first
         return {}
     return {
-        (JOINED_CEL[0], lo, hi): (vap.compared.get("vap", 0), vap.mismatches, vap.checked),
+        (JOINED_CEL[0], lo, hi): (
+            vap.compared.get("vap", 0), vap.mismatches, vap.checked, vap.left_out,
+        ),
         (JOINED_CEL[1], lo, hi): (
             kyverno.compared.get("kyverno", 0), kyverno.mismatches, kyverno.checked,
+            kyverno.left_out,
         ),
     }  # fmt: skip
 
 
 def _run_slice(run: Run, task: _Task, progress: Progress) -> _Part:
+    """A runner over ``objects[lo:hi]``. An object the engine cannot read
+    (an error marked ``per_document``: regopy's PK010) is left out of that
+    target's comparison and named in ``leftOut``; the others are compared
+    (it ended the run with exit 2 and no report)."""
     unit, lo, hi = task
+    docs = objects(run, unit)[lo:hi]
     part = VerifyReport()
-    runner(run, unit)(objects(run, unit)[lo:hi], part, progress)
-    return part.compared.get(unit[0], 0), part.mismatches, part.checked
+    try:
+        runner(run, unit)(docs, part, progress)
+    except PolicykitError as exc:
+        if not exc.per_document:
+            raise
+        part = _one_by_one(run, unit, docs)
+    return part.compared.get(unit[0], 0), part.mismatches, part.checked, part.left_out
+
+
+def _one_by_one(run: Run, unit: Unit, docs: Sequence[Document]) -> VerifyReport:
+    from policykit.engines.base import on_document
+
+    part = VerifyReport()
+    run_one = runner(run, unit)
+    for doc in docs:
+        one = VerifyReport()
+        try:
+            run_one([doc], one, Silent())
+        except PolicykitError as exc:
+            if not exc.per_document:
+                raise
+            part.left_out.append(f"{unit[0]}: {on_document(exc, doc).one_line()}; not compared")
+            continue
+        part.compared[unit[0]] += one.compared.get(unit[0], 0)
+        part.mismatches += one.mismatches
+        part.checked += one.checked
+    return part
 
 
 def _jobs(jobs: int | None, n: int) -> int:

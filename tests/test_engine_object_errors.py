@@ -163,3 +163,47 @@ def test_as_admitted_drops_exactly_the_null_fields_of_built_in_kinds(
     ):
         other = {**obj, "apiVersion": api, "kind": kind}
         assert as_admitted(other) is other
+
+
+QUOTED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: shop
+  annotations: {{note: '"quoted"'}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+        - name: web
+          image: nginx:latest
+"""
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_verify_leaves_out_what_regopy_cannot_read_and_compares_the_rest(
+    tmp_path: Path, jobs: int
+) -> None:
+    """A string regopy would read without its quotes (PK010) ended verify with
+    exit 2 and no report; that object is now left out of the regopy targets,
+    named in leftOut, and every other comparison is made."""
+    from policykit.loader import load_paths
+    from policykit.packs import load_packs
+    from policykit.verify import verify
+
+    (tmp_path / "a.yaml").write_text(QUOTED.format(name="quoted"))
+    (tmp_path / "b.yaml").write_text(DEPLOYMENT.format(name="plain", replicas=1))
+    docs = load_paths([str(tmp_path)]).documents
+    packs = load_packs(["policykit.packs.starter"])
+    targets = ("rego", "gatekeeper", "vap", "jsonschema")
+    report = verify(packs, {}, docs, targets, jobs=jobs)
+    assert report.mismatches == []
+    assert report.compared["rego"] == 1 and report.compared["gatekeeper"] == 1
+    assert report.compared["vap"] == 2 and report.compared["jsonschema"] == 2
+    left = [x for x in report.left_out if "PK010" in x]
+    assert [x.split(":", 1)[0] for x in left] == ["rego", "gatekeeper"], left
+    assert all(f"{tmp_path / 'a.yaml'}:1: PK010 Deployment/shop/quoted" in x for x in left), left
