@@ -25,7 +25,7 @@ from hypothesis import assume
 from hypothesis.control import currently_in_test_context
 
 from policykit.api import make_engine
-from policykit.engines.rego import quote_wrapped
+from policykit.engines.rego import misread, quote_wrapped
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Message, Pack, ParamSpec, Rule, Selector
 from policykit.model import Document
@@ -229,6 +229,8 @@ class Engine:
         verdicts = all(m is None for m in msgs)
         if self.name == "rego" and quote_wrapped([obj, params, repr(pack)]) is not None:
             _unsupported("regopy refuses strings wrapped in double quotes (PK010)")
+        if screen and self.name == "rego" and misread(obj) is not None:
+            _unsupported("regopy refuses floats past six decimals and NULs (PK010)")
         for engines, on, applies, reason in DEFECTS if screen else ():
             kind = "verdicts" if verdicts else "messages"
             if self.name in engines and on in ("both", kind) and applies(list(_leaves(obj))):

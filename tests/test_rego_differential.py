@@ -10,7 +10,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policykit.engines.native import NativeEngine
-from policykit.engines.rego import EngineLimitation, OpaEngine, RegopyEngine, quote_wrapped
+from policykit.engines.rego import (
+    EngineLimitation,
+    OpaEngine,
+    RegopyEngine,
+    misread,
+    quote_wrapped,
+)
 from policykit.ir import nodes as ir
 from policykit.ir.rule import Message, Pack, ParamSpec, Rule
 from policykit.model import Document, Finding
@@ -22,9 +28,10 @@ def _key(f: Finding) -> tuple[Any, ...]:
 
 
 def regopy_misreads(pack: Pack, objs: Any, messages: Any = ()) -> bool:
-    """Whether a string regopy reads wrongly occurs: one wrapped in double
-    quotes, in the data, the parameters, the rule's literals or a message
-    (docs/engines.md; the regopy engine refuses such data with PK010)."""
+    """Whether a value regopy reads wrongly occurs: a string wrapped in double
+    quotes, in the data, the parameters, the rule's literals or a message; in
+    the data, a float past six decimals or a NUL (docs/engines.md; the regopy
+    engine refuses such data with PK010)."""
     literals = [
         n.value
         for r in pack.rules
@@ -33,7 +40,7 @@ def regopy_misreads(pack: Pack, objs: Any, messages: Any = ()) -> bool:
         if isinstance(n, ir.Literal)
     ]
     texts = [p for r in pack.rules for p in r.message.parts if isinstance(p, str)]
-    return any(
+    return misread(objs) is not None or any(
         quote_wrapped(v) is not None
         for v in (objs, pack.defaults(), literals, texts, list(messages))
     )
@@ -45,7 +52,7 @@ def _run(pack: Pack, objs: list[dict[str, Any]]) -> dict[str, list[tuple[Any, ..
     out = {"native": sorted(map(_key, native))}
     engines: list[tuple[str, Any]] = [("opa", OpaEngine([pack]))]
     if regopy_misreads(pack, objs, [f.message for f in native]):
-        if quote_wrapped(objs) is not None or quote_wrapped(pack.defaults()) is not None:
+        if misread(objs) is not None or quote_wrapped(pack.defaults()) is not None:
             with pytest.raises(EngineLimitation):  # refused, never a wrong answer
                 RegopyEngine([pack], mode="object").evaluate_all(docs)
     else:

@@ -43,7 +43,47 @@ def _read_back(inp: Any) -> Any:
 @settings(max_examples=150, deadline=None)
 @given(values)
 def test_the_interpreter_reads_the_same_input(value: Any) -> None:
+    """The same input as regopy's own converter, or PK010 where regopy would
+    read a float otherwise (it keeps six decimals)."""
+    from policykit.engines.rego import EngineLimitation
+
+    if _lossy(value):
+        with pytest.raises(EngineLimitation, match="regopy would read the number"):
+            regopy_input(value)
+        return
     assert _read_back(regopy_input(value)) == _read_back(regopy.Input(value))
+
+
+def _lossy(v: Any) -> bool:
+    if isinstance(v, float):
+        return float(f"{v:f}") != v
+    if isinstance(v, dict):
+        return any(_lossy(x) for x in v.values())
+    return isinstance(v, list) and any(_lossy(x) for x in v)
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ({"n": 1e-07}, "the number 1e-07 as 0.000000"),
+        ({"n": [1.0000001]}, "the number 1.0000001 as 1.000000"),
+        ({"s": "a\x00b"}, "the string 'a\\x00b' up to its NUL character"),
+    ],
+)
+def test_what_regopy_would_read_otherwise_is_refused(value: Any, said: str) -> None:
+    """regoInputFloat kept six decimals: 1e-07 was 0 (and equal to 0 in a
+    rule), and regoInputString cut a string at a NUL: a finding could vanish."""
+    from policykit.engines.rego import EngineLimitation
+
+    assert _read_back(regopy.Input(value)) != value  # the defect
+    with pytest.raises(EngineLimitation, match="regopy would read") as err:
+        regopy_input(value)
+    assert said in err.value.message
+    assert _read_back(regopy_input({"n": 0.125, "m": 1e20, "s": "ok"})) == {
+        "n": 0.125,
+        "m": 1e20,
+        "s": "ok",
+    }
 
 
 @pytest.mark.parametrize("value", [{1: 2}, (1, 2), {"a": frozenset()}])

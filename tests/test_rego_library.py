@@ -9,6 +9,7 @@ import regopy
 
 from policykit.engines.rego import load_opa
 from policykit.resources import rego_library
+from policykit.targets.rego.compiler import regopy_modules
 from tests.conftest import ROOT
 
 LIB = rego_library()
@@ -32,8 +33,10 @@ def engines() -> tuple[object, object]:
     it = regopy.Interpreter()
     opa = load_opa().OpaEngine()
     for path, text in LIB.items():
-        it.add_module(path, text)
         opa.add_policy(path, text)
+    # regopy runs the library as policykit's regopy engine runs it: with its swaps
+    for path, text in regopy_modules(LIB).items():
+        it.add_module(path, text)
     for f in TEST_FILES:
         it.add_module(f.name, f.read_text())
         opa.add_policy(f.name, f.read_text())

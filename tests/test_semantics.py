@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policykit.engines.rego import EngineLimitation
 from policykit.ir import nodes as ir
 from policykit.ir.quantity import MULTIPLIERS, parse_quantity
 from policykit.values import MISSING, json_equal, render
@@ -385,7 +386,7 @@ RENDERED = [
 # engines' known defects in rendering (not capabilities: the table has no row for them)
 RENDER_DEFECTS = {
     ("rego", 0.1234565): "docs/engines.md: regopy rounds exact decimal ties in doubles",
-    ("rego", 1e21): "regopy renders a number past int64 as the empty string",
+    ("rego", 1e21): "regopy renders a number past int64 as JSON spells it (its format_int wraps)",
     ("cel", 1e21): "cel-cpp spells a double >= 1e21 in exponent form (1e+21)",
 }
 
@@ -394,14 +395,28 @@ RENDER_DEFECTS = {
 def test_render_examples(engine: Engine, value: Any, text: str) -> None:
     if engine.name == "native":
         assert render(value) == text
+    if engine.name == "rego" and _six_decimals_lose(value):
+        # regopy reads a float to six decimals: the object is refused (PK010)
+        with pytest.raises(EngineLimitation, match="regopy would read the number"):
+            engine.rendered([path("v")], {"v": value}, screen=False)
+        return
     # every example in one policy (built once): the value's own message is compared
-    obj = {"v": [v for v, _ in RENDERED if v is not MISSING]}
-    nodes = [path("nope")] + [path("v", i) for i in range(len(RENDERED) - 1)]
-    got = engine.rendered(nodes, obj, screen=False)[[v for v, _ in RENDERED].index(value)]
+    shown = [
+        (v, t)
+        for v, t in RENDERED
+        if not (engine.name == "rego" and _six_decimals_lose(v))  # refused, above
+    ]
+    obj = {"v": [v for v, _ in shown if v is not MISSING]}
+    nodes = [path("nope")] + [path("v", i) for i in range(len(shown) - 1)]
+    got = engine.rendered(nodes, obj, screen=False)[[v for v, _ in shown].index(value)]
     defect = RENDER_DEFECTS.get((engine.name, value)) if isinstance(value, float) else None
     if defect and got != text:
         pytest.xfail(defect)
     assert got == text
+
+
+def _six_decimals_lose(v: Any) -> bool:
+    return type(v) is float and float(f"{v:f}") != v
 
 
 def test_arithmetic_is_exact_decimal_like_opa(engine: Engine) -> None:

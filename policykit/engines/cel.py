@@ -369,12 +369,12 @@ class CelEngine:
         """Nothing to keep: no CEL rule reads the inventory (:attr:`uses_inventory`)."""
 
     def evaluate_object(self, obj: Mapping[str, Any]) -> list[tuple[CelRule, str, int | None]]:
-        """Each rule's findings on ``obj``, as an admission policy sees it: a
-        built-in kind with no null field (:func:`policykit.k8s.kinds.as_admitted`)."""
-        from policykit.k8s.kinds import as_admitted
-
-        if isinstance(obj, dict):
-            obj = as_admitted(obj)
+        """Each rule's findings on ``obj`` as written (the reference's reading:
+        ``null`` is a value). A typed path through a null field of a built-in
+        kind errs here (:class:`CelEvalError`, that object's error entry), where
+        the API server, which drops such nulls, would evaluate it: ``verify``'s
+        admission harness reads objects as admitted
+        (:func:`policykit.k8s.kinds.as_admitted`)."""
         data = {"object": obj}
         out: list[tuple[CelRule, str, int | None]] = []
         for r in self.rules:

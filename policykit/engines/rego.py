@@ -60,6 +60,26 @@ def quote_wrapped(v: Any) -> str | None:
     return None
 
 
+def misread(v: Any) -> str | None:
+    """A value in ``v`` (keys included) that regopy's input reads otherwise,
+    described: a quote-wrapped string (:func:`quote_wrapped`), a float with
+    more than six decimals, a string with a NUL (:func:`regopy_input` refuses
+    the last two); None when regopy reads all of ``v`` as it is."""
+    found = quote_wrapped(v)
+    if found is not None:
+        return f"the quote-wrapped string {found[:40]!r}"
+    if isinstance(v, float):
+        return f"the number {v!r}" if float(f"{v:f}") != v else None
+    if isinstance(v, str):
+        return f"the string {v[:40]!r}" if "\x00" in v else None
+    items = list(v.items()) if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        got = misread(k) or misread(x)
+        if got is not None:
+            return got
+    return None
+
+
 def refuse_quoted(value: Any, where: str, loc: Any = None) -> None:
     found = quote_wrapped(value)
     if found is not None:
@@ -312,6 +332,8 @@ def regopy_input(value: Any) -> Any:
     def add(p: Any, v: Any) -> int:
         t = type(v)
         if t is str:
+            if "\x00" in v:  # a C string to regopy: cut at the NUL
+                raise _lossy(f"the string {v[:40]!r}", "up to its NUL character")
             return int(put_str(p, v.encode("utf-8")))
         if t is dict:
             bad = 0
@@ -330,6 +352,8 @@ def regopy_input(value: Any) -> Any:
                 return int(put_int(p, v))
             return int(put_float(p, _wide(v)))  # regoInputInt wraps it modulo 2**64
         if t is float:
+            if float(f"{v:f}") != v:  # regopy keeps a float's six decimals
+                raise _lossy(f"the number {v!r}", f"as {v:f}")
             return int(put_float(p, v))
         if v is None:
             return int(put_null(p))
@@ -353,6 +377,16 @@ def regopy_input(value: Any) -> Any:
 
 
 _INT64 = 2**63
+
+
+def _lossy(what: str, how: str) -> EngineLimitation:
+    """:class:`EngineLimitation` for a value regopy's input reads otherwise:
+    ``regoInputFloat`` keeps six decimals (``1e-07`` was 0, and equal to 0),
+    ``regoInputString`` stops at a NUL."""
+    return EngineLimitation(
+        f"regopy would read {what} {how} (a regopy defect)",
+        hint="check it with --engine opa or --engine native",
+    )
 
 
 def _wide(v: int) -> float:

@@ -267,16 +267,25 @@ def compile_packs(packs: Sequence[Pack], options: RegoOptions | None = None) -> 
 REGOPY_PATTERN = 'pattern(p) := replace(p, base64.decode("XA=="), base64.decode("XFw="))'
 
 
+REGOPY_SWAPS = (
+    ("\npattern(p) := p\n", "\n" + REGOPY_PATTERN + "\n"),
+    (
+        "\n_beyond_int64(v) := _signed(v < 0, format_int(abs(v), 10))\n",
+        "\n_beyond_int64(v) := json.marshal(v)\n",
+    ),
+)
+
+
 def regopy_modules(modules: Mapping[str, str]) -> dict[str, str]:
     """``modules`` as regopy must run them: ``values.pattern`` doubles
     backslashes, because regopy's ``regex.match`` unescapes a pattern held in a
-    string once (docs/engines.md). Everything else is unchanged."""
+    string once, and a number beyond int64 is rendered as JSON spells it,
+    because regopy's ``format_int`` wraps there (docs/engines.md). Everything
+    else is unchanged."""
     out = dict(modules)
-    hits = 0
-    for path, text in modules.items():
-        if "\npattern(p) := p\n" in text:
-            out[path] = text.replace("\npattern(p) := p\n", "\n" + REGOPY_PATTERN + "\n")
-            hits += 1
-    if hits != 1:
-        raise AssertionError(f"expected one values.pattern definition, found {hits}")
+    for old, new in REGOPY_SWAPS:
+        hits = [path for path, text in out.items() if old in text]
+        if len(hits) != 1:
+            raise AssertionError(f"expected one {old.strip()!r} in the library, found {len(hits)}")
+        out[hits[0]] = out[hits[0]].replace(old, new)
     return out

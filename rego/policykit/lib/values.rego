@@ -105,11 +105,14 @@ _scalar(v) := v if {
 
 # Integral numbers print as integers; others rounded half away from zero to six
 # decimals, trailing zeros removed, never in exponent form.
-# From 9e18 on, beyond int64, as JSON gives it: regopy's round, floor and
-# format_int wrap there, and rego-cpp printed "... is out of range for a
-# int64_t" on standard output, into a JSON report written there. (Such
+# From 9e18 on, beyond int64: the integer digits in OPA. policykit's regopy
+# engine swaps in JSON's spelling (compiler.regopy_modules): regopy's round,
+# floor and format_int wrap there, and rego-cpp printed "... is out of range
+# for a int64_t" on standard output, into a JSON report written there. (Such
 # magnitudes are outside what the targets agree on: docs/semantics.md.)
-number(v) := json.marshal(v) if abs(v) >= 9000000000000000000
+number(v) := _beyond_int64(v) if abs(v) >= 9000000000000000000
+
+_beyond_int64(v) := _signed(v < 0, format_int(abs(v), 10))
 
 number(v) := _signed(v < 0, format_int(abs(v), 10)) if {
 	abs(v) < 9000000000000000000
