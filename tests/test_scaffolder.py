@@ -155,6 +155,34 @@ def test_name_length_drift_has_a_witness() -> None:
     assert v.kind == "drift" and len(v.witness) == 64
 
 
+def test_a_form_pattern_python_cannot_read_is_unknown_not_ok() -> None:
+    """A parameter whose pattern Python's re cannot compile (ECMA's \\p{Ll})
+    had every enum value filtered out as refused, so an enum value the rule
+    rejects was "ok" (no CATALOG-016); it is "unknown" now, naming the value."""
+    rule = {"enum": ["production", "experimental"]}
+    form = {"type": "string", "enum": ["production", "sunset"], "pattern": r"^\p{Ll}+$"}
+    v = decide(Parameter("lifecycle", 0, form, True), rule, True)
+    assert v.kind == "unknown" and "'sunset'" in v.why
+    # without the pattern it is a drift with that witness, as before
+    plain = {"type": "string", "enum": ["production", "sunset"]}
+    assert decide(Parameter("lifecycle", 0, plain, True), rule, True).witness == "sunset"
+
+
+def test_ecma_word_and_digit_classes_are_ascii() -> None:
+    """ECMA's \\w and \\d (no u flag) are ASCII; Python's are Unicode, so "é"
+    was shown as a witness the form (ajv) refuses."""
+    from policykit.scaffolder.drift import valid
+
+    schema = {"type": "string", "pattern": r"^[\w-]+\d$"}
+    assert valid(schema, "a_b-1") and not valid(schema, "é1") and not valid(schema, "a٣")
+    v = decide(
+        Parameter("name", 0, {"type": "string", "pattern": r"^\w+$"}, True),
+        {"pattern": "^[a-z]+$"},
+        True,
+    )
+    assert v.kind == "drift" and v.witness not in ("é",) and valid({"pattern": r"^\w+$"}, v.witness)
+
+
 # --- sync --------------------------------------------------------------------------------
 
 QUIRKY = """\

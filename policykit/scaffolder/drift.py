@@ -182,14 +182,28 @@ def value_schema(param: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in param.items() if k in _VALUE_KW}
 
 
+_ECMA_CLASSES = {"d": "0-9", "w": "A-Za-z0-9_", "D": "0-9", "W": "A-Za-z0-9_"}
+
+
 def python_pattern(pattern: str) -> str:
     """An ECMA pattern as Python ``re`` reads it alike: a bare ``$`` (end of
-    input in ECMA) spelled as the end-of-input look-ahead."""
+    input in ECMA) spelled as the end-of-input look-ahead; ``\\d`` and ``\\w``
+    (ASCII in ECMA without the ``u`` flag, Unicode in Python) as their ASCII
+    classes."""
     out: list[str] = []
     i, in_class = 0, False
     while i < len(pattern):
         ch = pattern[i]
         if ch == "\\":
+            letter = pattern[i + 1 : i + 2]
+            if letter in _ECMA_CLASSES:
+                body = _ECMA_CLASSES[letter]
+                if in_class:  # inside a class a negated one cannot be spelled: as written
+                    out.append(body if letter.islower() else pattern[i : i + 2])
+                else:
+                    out.append(f"[{body}]" if letter.islower() else f"[^{body}]")
+                i += 2
+                continue
             out.append(pattern[i : i + 2])
             i += 2
             continue
@@ -214,11 +228,18 @@ def _portable(s: Any) -> Any:
 
 
 def valid(schema: Any, value: Any) -> bool:
-    """Whether ``value`` satisfies ``schema`` as the form's ajv reads it."""
+    """Whether ``value`` satisfies ``schema`` as the form's ajv reads it (False
+    when that cannot be told: :func:`validity`)."""
+    return validity(schema, value) is True
+
+
+def validity(schema: Any, value: Any) -> bool | None:
+    """:func:`valid`, or None when the schema cannot be read here (a pattern
+    Python's ``re`` cannot compile, ``\\p{...}`` say, which ajv may run)."""
     try:
         return bool(Draft7Validator(_portable(strip_messages(schema))).is_valid(value))
-    except Exception:  # an invalid schema or pattern: it accepts nothing we can tell
-        return False
+    except Exception:  # an invalid schema or a pattern re cannot read
+        return None
 
 
 def same_pattern(a: Any, b: Any) -> bool:
@@ -268,9 +289,20 @@ def decide(param: Parameter, schema: Any, required: bool) -> Verdict:
     if r is True:
         return Verdict("ok")
     if "const" in p or isinstance(p.get("enum"), list):
-        values = [p["const"]] if "const" in p else [v for v in p["enum"] if valid(p, v)]
+        # a value whose acceptance cannot be told (a pattern re cannot read)
+        # may be accepted: never filtered out as if refused
+        values = (
+            [p["const"]] if "const" in p else [v for v in p["enum"] if validity(p, v) is not False]
+        )
+        unsure = [v for v in values if validity(p, v) is None]
         for v in values:
             if not valid(r, v):
+                if v in unsure:
+                    return Verdict(
+                        "unknown",
+                        f"the form may accept {v!r}, which the rule rejects (its pattern "
+                        "cannot be read here)",
+                    )
                 return Verdict("drift", "", v)
         return Verdict("ok")
     members = p.get("allOf")
