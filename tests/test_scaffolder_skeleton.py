@@ -325,3 +325,27 @@ def test_an_each_rule_the_form_cannot_carry_is_a_gap_named_with_why() -> None:
     (why,) = field_gaps(rule, {}).values()
     assert list(field_gaps(rule, {})) == [TAGS] and "each" in why
     assert field_gaps(_rule("CATALOG-005"), {}) == {}  # compiled: no gap
+
+
+def test_check_skips_a_skeleton_and_still_checks_its_template(tmp_path: Path) -> None:
+    """`policykit check templates` read skeleton/catalog-info.yaml as a real
+    entity and denied its placeholders (CATALOG-001 on '${{ values.name | dump }}');
+    a document holding ${{ }} expressions is skipped with why, a Template
+    (whose steps hold them) is still checked, and so is an entity without."""
+    from policykit.loader import SKELETON_REASON, load_text
+
+    skeleton = (
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata:\n  name: ${{ values.name | dump }}\n"
+        "spec: {type: service, lifecycle: production, owner: '${{ values.owner }}'}\n"
+        "---\napiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata: {name: plain}\nspec: {type: service, lifecycle: production, owner: team-a}\n"
+        "---\napiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\n"
+        "metadata: {name: t}\nspec:\n  steps:\n    - {id: a, input: {n: '${{ parameters.n }}'}}\n"
+    )
+    got = load_text(skeleton, "skeleton/catalog-info.yaml")
+    assert [d.obj["metadata"]["name"] for d in got.documents] == ["plain", "t"]
+    assert [(s.index, s.reason) for s in got.skipped] == [(0, SKELETON_REASON)]
+    # a file without ${{ keeps every document
+    plain = load_text(skeleton.replace("${{", "$ {{"), "catalog-info.yaml")
+    assert len(plain.documents) == 3 and not plain.skipped

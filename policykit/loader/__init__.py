@@ -176,8 +176,18 @@ def _list_item_lines(node: yaml.Node) -> list[int]:
 
 
 def _add(
-    result: LoadResult, obj: Any, file: str, index: int, line: int, item_lines: list[int]
+    result: LoadResult,
+    obj: Any,
+    file: str,
+    index: int,
+    line: int,
+    item_lines: list[int],
+    templated: bool = False,
 ) -> None:
+    """Document ``index`` of ``file`` into ``result``: an object, a skip with
+    why, or an error. ``templated``: the file's text holds ``${{``, so a
+    document may be a scaffolder skeleton (skipped: its values are not yet
+    values)."""
     if obj is None:
         return  # an empty document (``---`` alone) carries nothing
     if isinstance(obj, list):
@@ -227,7 +237,25 @@ def _add(
     if obj["apiVersion"] == TEST_API_VERSION and obj["kind"] == "Test":
         result.skipped.append(Skipped(file, index, line, "a policykit rule test (policykit test)"))
         return
+    if templated and obj["kind"] != "Template" and _holds_expression(obj):
+        result.skipped.append(Skipped(file, index, line, SKELETON_REASON))
+        return
     result.documents.append(Document(obj, file, index, line))
+
+
+SKELETON_REASON = (
+    "a scaffolder skeleton: it holds ${{ }} expressions Backstage fills in when a "
+    "template runs (scaffold sync and CATALOG-016 read it through its template)"
+)
+
+
+def _holds_expression(v: Any) -> bool:
+    """Whether a string in ``v`` (keys included) holds a ``${{`` expression."""
+    if isinstance(v, str):
+        return "${{" in v
+    if isinstance(v, dict):
+        return any(_holds_expression(k) or _holds_expression(x) for k, x in v.items())
+    return isinstance(v, list) and any(_holds_expression(x) for x in v)
 
 
 def _wrong_type(obj: dict[str, Any], keys: tuple[str, ...], at: str = "") -> str | None:
@@ -283,8 +311,10 @@ def yaml_documents(
 def load_yaml_text(text: str, file: str) -> LoadResult:
     result = LoadResult(files=1)
     file = safe_name(file)
+    templated = "${{" in text
     for obj, index, node in yaml_documents(text, file, result.errors):
-        _add(result, obj, file, index, node.start_mark.line + 1, _list_item_lines(node))
+        line = node.start_mark.line + 1
+        _add(result, obj, file, index, line, _list_item_lines(node), templated)
     return result
 
 
