@@ -346,6 +346,18 @@ def test_check_skips_a_skeleton_and_still_checks_its_template(tmp_path: Path) ->
     got = load_text(skeleton, "skeleton/catalog-info.yaml")
     assert [d.obj["metadata"]["name"] for d in got.documents] == ["plain", "t"]
     assert [(s.index, s.reason) for s in got.skipped] == [(0, SKELETON_REASON)]
+    # never a Kubernetes object, nor an entity with a name: a ${{ github.sha }}
+    # annotation must not hide a privileged Pod (fail open)
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n"
+        "  annotations: {ci/note: 'built by ${{ github.sha }}'}\n"
+        "spec: {containers: [{name: c, image: x, securityContext: {privileged: true}}]}\n"
+        "---\napiVersion: backstage.io/v1alpha1\nkind: Component\n"
+        "metadata: {name: real, description: '${{ not filled }}'}\nspec: {type: service}\n"
+    )
+    kept = load_text(pod, "ci.yaml")
+    assert [d.obj["metadata"]["name"] for d in kept.documents] == ["p", "real"]
+    assert not kept.skipped
     # a file without ${{ keeps every document
     plain = load_text(skeleton.replace("${{", "$ {{"), "catalog-info.yaml")
     assert len(plain.documents) == 3 and not plain.skipped

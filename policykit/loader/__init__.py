@@ -37,7 +37,7 @@ from policykit.errors import InputError, PolicykitError, SourceLoc
 from policykit.frozen import frozen
 from policykit.loader import yamlsafe
 from policykit.loader.yamlsafe import read_text, safe_name
-from policykit.model import Document
+from policykit.model import Document, source_of
 
 __all__ = [
     "DEFAULT_EXCLUDE",
@@ -237,25 +237,29 @@ def _add(
     if obj["apiVersion"] == TEST_API_VERSION and obj["kind"] == "Test":
         result.skipped.append(Skipped(file, index, line, "a policykit rule test (policykit test)"))
         return
-    if templated and obj["kind"] != "Template" and _holds_expression(obj):
+    if templated and _is_skeleton(obj):
         result.skipped.append(Skipped(file, index, line, SKELETON_REASON))
         return
     result.documents.append(Document(obj, file, index, line))
 
 
 SKELETON_REASON = (
-    "a scaffolder skeleton: it holds ${{ }} expressions Backstage fills in when a "
+    "a scaffolder skeleton: its name is a ${{ }} expression Backstage fills in when a "
     "template runs (scaffold sync and CATALOG-016 read it through its template)"
 )
 
 
-def _holds_expression(v: Any) -> bool:
-    """Whether a string in ``v`` (keys included) holds a ``${{`` expression."""
-    if isinstance(v, str):
-        return "${{" in v
-    if isinstance(v, dict):
-        return any(_holds_expression(k) or _holds_expression(x) for k, x in v.items())
-    return isinstance(v, list) and any(_holds_expression(x) for x in v)
+def _is_skeleton(obj: dict[str, Any]) -> bool:
+    """A Backstage entity whose ``metadata.name`` holds a ``${{`` expression:
+    no entity can be registered under such a name, so it is a skeleton's
+    ``catalog-info.yaml``, not an entity. Kubernetes objects and entities with
+    a name are always checked (a ``${{ github.sha }}`` annotation skipped a
+    privileged Pod: fail open)."""
+    if source_of(obj) != "backstage" or obj.get("kind") == "Template":
+        return False
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return isinstance(name, str) and "${{" in name
 
 
 def _wrong_type(obj: dict[str, Any], keys: tuple[str, ...], at: str = "") -> str | None:
