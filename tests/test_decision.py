@@ -180,12 +180,25 @@ def test_an_action_the_pack_does_not_know_is_denied(engines: Engines, action: st
     assert not got["allow"] and got["deny"] and not got["needs_approval"]
     assert [r for r in got["reasons"] if r.startswith("AGENT-106: ")] == [
         f"AGENT-106: action '{action}' is not one of the known actions: the gateway must "
-        "classify the call (known_actions lists them; actions are matched exactly, case included)"
+        "classify the call (known_actions and approval_actions list them; matched exactly, "
+        "case included)"
     ]
     for known, approval in (("read", False), ("write", True), ("delete", True)):
         got = _all(engines, {**ALLOWED, "action": known})
         assert got["allow"] is not approval and got["needs_approval"] is approval
         assert not got["deny"]
+
+
+def test_an_action_only_approval_actions_lists_needs_approval() -> None:
+    """A configuration listing `deploy` in approval_actions (known_actions left
+    at its default) sends deploy calls to a person, as before AGENT-106; it
+    does not deny them."""
+    packs = load_packs(["policykit.packs.agents"])
+    params = {"agents": {"approval_actions": ["write", "delete", "deploy"]}}
+    engines = (NativeEngine(packs, params), OpaEngine(packs, params), RegopyEngine(packs, params))
+    got = _all(engines, {**ALLOWED, "action": "deploy"})
+    assert got["needs_approval"] and not got["deny"] and not got["allow"]
+    assert _all(engines, {**ALLOWED, "action": "Deploy"})["deny"]
 
 
 @pytest.mark.parametrize("call", [None, 5, "call", [ALLOWED], True, {}])

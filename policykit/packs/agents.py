@@ -87,9 +87,9 @@ agents = PackBuilder(
         "known_actions": param(
             ["read", "write", "delete"],
             {"type": "array", "items": {"type": "string"}},
-            "Every action a gateway may send; any other action is denied (the call is not "
-            "classified, so whether it needs approval is unknown). Keep approval_actions "
-            "within it.",
+            "Actions a gateway may send without approval; an action neither here nor in "
+            "approval_actions is denied (the call is not classified, so whether it needs "
+            "approval is unknown).",
         ),
     },
 )
@@ -288,15 +288,17 @@ def call_audited(o: Val) -> object:
     title="The call's action is one the pack knows",
     select=CALL,
     message="action '{action}' is not one of the known actions: the gateway must classify "
-    "the call (known_actions lists them; actions are matched exactly, case included)",
+    "the call (known_actions and approval_actions list them; matched exactly, case included)",
     remediation="Send one of known_actions (read, write, delete by default), or add the action "
     "to known_actions, and to approval_actions if it changes anything.",
     tags=["agents", "runtime", "approval"],
 )
 def known_action(o: Val) -> object:
     # fails closed: an action that approval_actions misses only by spelling
-    # ("Write", "write ", "") would otherwise be allowed without a person
-    return ~o.action.is_in(P("known_actions"))
+    # ("Write", "write ", "") would otherwise be allowed without a person; an
+    # action a configuration lists in approval_actions alone is known (it
+    # needs approval, AGENT-111)
+    return ~o.action.is_in(P("known_actions")) & ~o.action.is_in(P("approval_actions"))
 
 
 @agents.rule(
