@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from policykit.errors import RegexDialectError
@@ -101,6 +101,11 @@ PORTABLE = st.lists(
             "|",
             "*",
             r"\\",
+            "{",
+            "}",
+            r"\x32",
+            r"\x2c",
+            "2",
         ]
     ),
     max_size=8,
@@ -108,7 +113,9 @@ PORTABLE = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(pattern=PORTABLE, subject=st.text(alphabet="abAB.]d1\\(x", max_size=6))
+@example(pattern=r"^a{\x32}$", subject="a{2}")  # a literal brace, not a repeat
+@example(pattern=r"^a{\x32}$", subject="aa")
+@given(pattern=PORTABLE, subject=st.text(alphabet="abAB.]d1\\(x{},2", max_size=6))
 def test_the_regopy_spelling_means_what_the_pattern_means(pattern: str, subject: str) -> None:
     """For any pattern of the dialect, the respelled one finds the same matches
     (Python's re on both, as the reference reads them)."""

@@ -80,7 +80,10 @@ def regopy_spelling(pattern: str) -> str:
             code = int(hx.group(1), 16) if hx else -1
             if hx and 0x20 <= code < 0x7F:
                 c = chr(code)
-                out.append(c if c.isalnum() or c == " " else "\\" + c)
+                if c.isdigit() or c == ",":  # after "{" a bare one would make a repeat
+                    out.append(c if in_class else f"[{c}]")
+                else:
+                    out.append(c if c.isalpha() or c == " " else "\\" + c)
                 i = hx.end()
                 continue
             out.append(pattern[i : i + 2])
