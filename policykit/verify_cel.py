@@ -21,6 +21,7 @@ from typing import Any
 
 from policykit.engines.cel import CelEvalError
 from policykit.k8s import validating as admission
+from policykit.k8s.errors import Unsupported
 from policykit.k8s.kinds import as_admitted
 from policykit.k8s.request import Review, session
 from policykit.model import Document
@@ -82,9 +83,12 @@ class _Cel:
                     decisions = admission.evaluate_kyverno(
                         p, obj, exceptions=self.exceptions, namespace_object=ns
                     )
-                except CelEvalError as exc:
+                except (CelEvalError, Unsupported) as exc:
+                    # policykit's own policy: every function it calls is
+                    # provided, so an overload error is the data's type
                     texts = p["spec"].get("validations") or []
-                    got[admission.rule_of(p)] = f"error: {admission.error_text(exc, texts)}"
+                    text = admission.error_text(CelEvalError(exc.message), texts)
+                    got[admission.rule_of(p)] = f"error: {text}"
                     continue
             for dec in decisions:
                 got[dec.rule] = dec.message
