@@ -44,9 +44,21 @@ def verify_junit(report: Any) -> str:
         suite.set("tests", str(n))
         suite.set("failures", str(nf))
         total, fails = total + n, fails + nf
+    if report.left_out:  # what no target compared: skipped cases, never silence
+        suite = ET.SubElement(root, "testsuite", name="left out", tests=str(len(report.left_out)))
+        suite.set("failures", "0")
+        suite.set("skipped", str(len(report.left_out)))
+        for line in report.left_out:
+            case = ET.SubElement(suite, "testcase", classname="verify.left-out", name=line)
+            ET.SubElement(case, "skipped", message=line)
+        total += len(report.left_out)
     root.set("tests", str(total))
     root.set("failures", str(fails))
     return xml_document(root)
+
+
+NOT_COMPARED = "; not compared"
+"""How a ``leftOut`` line about one object ends (the others are about rules)."""
 
 
 def verify_github(report: Any) -> str:
@@ -57,6 +69,10 @@ def verify_github(report: Any) -> str:
         props.append(f"title={gh_prop(f'policykit verify: {m.target} disagrees')}")
         text = f"{m.rule} (document {m.doc_index}): expected {m.expected!r}, got {m.got!r}"
         lines.append(f"::error {','.join(props)}::{gh_data(text)}")
+    for line in report.left_out:
+        if line.endswith(NOT_COMPARED):
+            title = f"title={gh_prop('policykit verify: an object left out')}"
+            lines.append(f"::warning {title}::{gh_data(line)}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -89,4 +105,13 @@ def verify_sarif(report: Any, packs: Sequence[Pack]) -> dict[str, Any]:
         if m.rule in index:
             result["ruleIndex"] = index[m.rule]
         results.append(result)
-    return sarif_log("policykit verify", rules, {"results": results})
+    # an object an engine could not read: a notification of the run, not a result
+    notes = [
+        {"level": "warning", "message": {"text": line}}
+        for line in report.left_out
+        if line.endswith(NOT_COMPARED)
+    ]
+    run: dict[str, Any] = {"results": results}
+    if notes:
+        run["invocations"] = [{"executionSuccessful": True, "toolExecutionNotifications": notes}]
+    return sarif_log("policykit verify", rules, run)

@@ -208,5 +208,25 @@ def test_verify_leaves_out_what_regopy_cannot_read_and_compares_the_rest(
     assert report.compared["rego"] == 1 and report.compared["gatekeeper"] == 1
     assert report.compared["vap"] == 2 and report.compared["jsonschema"] == 2
     left = [x for x in report.left_out if "PK010" in x]
-    assert [x.split(":", 1)[0] for x in left] == ["rego", "gatekeeper"], left
+    assert [x.split(":", 1)[0] for x in left] == ["rego", "gatekeeper (regopy)"], left
     assert all(f"{tmp_path / 'a.yaml'}:1: PK010 Deployment/shop/quoted" in x for x in left), left
+
+
+def test_left_out_objects_reach_every_verify_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JUnit (skipped cases), SARIF (notifications), GitHub (warnings) and the
+    table (a row of 0) say what was not compared; they said nothing."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.yaml").write_text(QUOTED.format(name="quoted"))
+    args = ["verify", "a.yaml", "--target", "rego"]
+    table = CliRunner().invoke(cli, args)
+    assert table.exit_code == 0, table.output
+    assert "rego             0 objects  nothing compared" in table.stdout
+    junit = CliRunner().invoke(cli, [*args, "--format", "junit"]).stdout
+    assert '<testsuite name="left out"' in junit and "<skipped message=" in junit
+    sarif = json.loads(CliRunner().invoke(cli, [*args, "--format", "sarif"]).stdout)
+    (note,) = sarif["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert "Deployment/shop/quoted" in note["message"]["text"]
+    github = CliRunner().invoke(cli, [*args, "--format", "github"]).stdout
+    assert github.startswith("::warning title=policykit verify%3A an object left out::rego: ")

@@ -89,6 +89,8 @@ class VerifyResult:
         for t, n in sorted(report.compared.items()) if not quiet else ():
             bad = sum(1 for m in report.mismatches if m.target == t)
             verdict = "agrees" if not bad else (f"{bad} MISMATCH" + ("" if bad == 1 else "ES"))
+            if not n and not bad:
+                verdict = "nothing compared (left out, below)"
             lines.append(f"{t:<11} {n:>6} {'object' if n == 1 else 'objects':<7}  {verdict}")
             if t in report.sampled:
                 s = report.sampled[t]
