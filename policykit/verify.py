@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from policykit.engines.rego import InventoryLimitation
 from policykit.errors import PolicykitError
 from policykit.ir.rule import Pack
 from policykit.k8s import crds
@@ -241,11 +242,24 @@ def _run_slice(run: Run, task: _Task, progress: Progress) -> _Part:
     counted = _Counted(progress)
     try:
         runner(run, unit)(docs, part, counted)
+    except InventoryLimitation as exc:  # the whole slice: one note, not one per object
+        part = VerifyReport()
+        part.left_out.append(_inventory_note(unit, exc))
     except PolicykitError as exc:
         if not exc.per_document:
             raise
         part = _one_by_one(run, unit, docs, progress, counted.n)
     return part.compared.get(unit[0], 0), part.mismatches, part.checked, part.left_out
+
+
+def _inventory_note(unit: Unit, exc: PolicykitError) -> str:
+    return f"{_who(unit)}: {exc.one_line()}; the objects it reads the inventory for not compared"
+
+
+def _who(unit: Unit) -> str:
+    """A runner as a note names it: Gatekeeper's templates in regopy apart
+    (real OPA may compare the same objects)."""
+    return "gatekeeper (regopy)" if unit == ("gatekeeper", "regopy") else unit[0]
 
 
 class _Counted:
@@ -271,14 +285,16 @@ def _one_by_one(
 
     part = VerifyReport()
     run_one = runner(run, unit)
-    # Gatekeeper's templates in regopy: real OPA may compare the same objects
-    who = "gatekeeper (regopy)" if unit == ("gatekeeper", "regopy") else unit[0]
+    who = _who(unit)
     for i, doc in enumerate(docs):
         if i >= shown:
             progress.advance()
         one = VerifyReport()
         try:
             run_one([doc], one, Silent())
+        except InventoryLimitation as exc:  # no object after it can be compared
+            part.left_out.append(_inventory_note(unit, exc))
+            break
         except PolicykitError as exc:
             if not exc.per_document:
                 raise

@@ -230,3 +230,30 @@ def test_left_out_objects_reach_every_verify_format(
     assert "Deployment/shop/quoted" in note["message"]["text"]
     github = CliRunner().invoke(cli, [*args, "--format", "github"]).stdout
     assert github.startswith("::warning title=policykit verify%3A an object left out::rego: ")
+
+
+def test_an_inventory_object_regopy_cannot_read_is_its_error_not_the_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The finops pack's cross-object rules give regopy every object as its
+    inventory: a quote-wrapped string in one ended check (exit 2, no report)
+    and, in verify, was blamed on every object. Now: that object's error entry
+    (check) or one note (verify); the others are checked."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.yaml").write_text(QUOTED.format(name="quoted"))
+    Path("b.yaml").write_text(QUOTED.format(name="plain").replace("'\"quoted\"'", "fine"))
+    code, report, stderr = _run(
+        tmp_path, "check", ".", "--pack", "policykit.packs.finops", "--engine", "rego"
+    )
+    assert code == 2, stderr
+    (err,) = report["errors"]
+    assert (err["file"], err["line"], err["code"]) == ("a.yaml", 1, "PK010")
+    assert "Deployment/shop/quoted" in err["message"] and "inventory" in err["message"]
+    native = _run(tmp_path, "check", "b.yaml", "--pack", "policykit.packs.finops")[1]
+    assert {f["rule"] for f in report["findings"]} == {f["rule"] for f in native["findings"]}
+    assert all(f["file"] == "b.yaml" for f in report["findings"])
+    args = ("verify", ".", "--pack", "policykit.packs.finops", "--target", "gatekeeper")
+    code, report, stderr = _run(tmp_path, *args)
+    assert code == 0, stderr
+    notes = [x for x in report["leftOut"] if "PK010" in x]
+    assert sum("in the inventory" in x for x in notes) == 1, notes

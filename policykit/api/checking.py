@@ -245,16 +245,19 @@ def check_stream(
     for ``engine_name``, ``packs`` and ``params`` (default: built here)."""
     if engine is None:
         engine = make_engine(engine_name, packs, params)
-    if uses_inventory(packs):
-        # a cross-object rule (objects()) sees every object of the run: load all first
-        parts = list(parts)
-        engine.set_inventory([d.obj for part in parts for d in part.documents])
     checked: list[Checked] = []
     findings: list[Finding] = []
     errors: list[PolicykitError] = []
     # an object an engine could not evaluate: after the files' own errors, in
     # the order of the objects (the parallel run's order too)
     engine_errors: list[PolicykitError] = []
+    refused: set[int] = set()  # objects the engine cannot hold in its inventory
+    if uses_inventory(packs):
+        # a cross-object rule (objects()) sees every object of the run: load all first
+        parts = list(parts)
+        docs = [d for part in parts for d in part.documents]
+        refused = _screen_inventory(engine, docs, engine_errors)
+        engine.set_inventory([d.obj for d in docs if id(d) not in refused])
     skipped: list[Skipped] = []
     files = objects = 0
     # an engine that evaluates in batches (real OPA) is given documents across
@@ -262,6 +265,13 @@ def check_stream(
     batch = getattr(engine, "chunk", 0) if getattr(engine, "mode", "") == "batch" else 0
     pending: list[Document] = []
     for part in parts:
+        if refused:  # each already an error entry: not evaluated again
+            part = LoadResult(
+                [d for d in part.documents if id(d) not in refused],
+                part.errors,
+                part.skipped,
+                part.files,
+            )
         if batch:
             pending.extend(part.documents)
             if len(pending) >= batch:
@@ -291,6 +301,26 @@ def check_stream(
         checked=checked,
         recorded=record_checked,
     )
+
+
+def _screen_inventory(
+    engine: Engine, docs: Sequence[Document], errors: list[PolicykitError]
+) -> set[int]:
+    """The objects (by ``id``) an engine cannot hold in its inventory (regopy:
+    a quote-wrapped string), each an error entry at its file and line, left
+    out of the inventory; the run goes on (it ended with exit 2, no report)."""
+    problem_of = getattr(engine, "inventory_problem", None)
+    refused: set[int] = set()
+    if problem_of is None:
+        return refused
+    from policykit.engines.base import on_document
+
+    for d in docs:
+        problem = problem_of(d.obj)
+        if problem is not None:
+            refused.add(id(d))
+            errors.append(on_document(problem, d))
+    return refused
 
 
 def check_entries(

@@ -60,6 +60,13 @@ def quote_wrapped(v: Any) -> str | None:
     return None
 
 
+class InventoryLimitation(EngineLimitation):
+    """An inventory object regopy would read wrongly: it fails the inventory
+    (every object's cross-object rules), not one object's evaluation."""
+
+    per_document = False
+
+
 def misread(v: Any) -> str | None:
     """A value in ``v`` (keys included) that regopy's input reads otherwise,
     described: a quote-wrapped string (:func:`quote_wrapped`), a float with
@@ -287,8 +294,19 @@ class RegopyEngine(_RegoBase):
 
     def set_inventory(self, objects: Sequence[dict[str, Any]]) -> None:
         for o in objects:
-            refuse_quoted(o, "an inventory object")
+            problem = self.inventory_problem(o)
+            if problem is not None:
+                raise InventoryLimitation(problem.message, hint=problem.hint)
         super().set_inventory(objects)
+
+    def inventory_problem(self, obj: Any) -> EngineLimitation | None:
+        """Why regopy cannot hold ``obj`` in its inventory (None: it can);
+        ``check`` screens each object with it, to leave out only that one."""
+        try:
+            refuse_quoted(obj, "an inventory object")
+        except EngineLimitation as exc:
+            return exc
+        return None
 
     def evaluate_each(self, docs: Iterable[Document]) -> list[list[Finding]]:
         docs = list(docs)

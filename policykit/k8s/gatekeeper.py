@@ -200,9 +200,16 @@ class TemplateRunner:
             for path, text in modules.items():
                 builder.add_module(path, text)
             if data is not None:
-                from policykit.engines.rego import refuse_quoted
+                from policykit.engines.rego import (
+                    EngineLimitation,
+                    InventoryLimitation,
+                    refuse_quoted,
+                )
 
-                refuse_quoted(data, "the inventory", self.where)
+                try:
+                    refuse_quoted(data, "the inventory", self.where)
+                except EngineLimitation as exc:  # the inventory's, not one object's
+                    raise InventoryLimitation(exc.message, loc=exc.loc, hint=exc.hint) from None
                 builder.add_data(data)
             try:
                 compiled = (builder.build(None, ["policykit_harness/violations"]), None)
