@@ -133,7 +133,7 @@ JSON = st.recursive(
 
 @settings(max_examples=200, deadline=None)
 @given(spec=JSON, meta=st.dictionaries(st.text(max_size=3), JSON, max_size=3))
-def test_as_admitted_drops_exactly_the_null_fields_of_built_in_kinds(
+def test_as_admitted_reads_the_null_fields_of_built_in_kinds_as_decoded(
     spec: object, meta: dict[str, object]
 ) -> None:
     def nulls(v: object) -> bool:
@@ -141,12 +141,18 @@ def test_as_admitted_drops_exactly_the_null_fields_of_built_in_kinds(
             return any(x is None or nulls(x) for x in v.values())
         return isinstance(v, list) and any(nulls(x) for x in v)
 
+    structs = {"metadata", "spec", "template", "jobTemplate", "strategy", "updateStrategy"}
+
     def same_but_nulls(a: object, b: object) -> bool:
+        """``b`` is ``a`` with each null dropped, or ``{}`` for a struct field
+        (the zero value the API server decodes it to)."""
         if isinstance(a, dict):
+            kept = [k for k, x in a.items() if x is not None or k in structs | {"resources"}]
             return (
                 isinstance(b, dict)
-                and list(b) == [k for k, x in a.items() if x is not None]
-                and all(same_but_nulls(a[k], b[k]) for k in b)
+                and set(b) <= set(kept)
+                and all(k in b for k, x in a.items() if x is not None or k in structs)
+                and all(b[k] == {} if a[k] is None else same_but_nulls(a[k], b[k]) for k in b)
             )
         if isinstance(a, list):
             return isinstance(b, list) and len(a) == len(b) and all(map(same_but_nulls, a, b))
@@ -257,3 +263,34 @@ def test_an_inventory_object_regopy_cannot_read_is_its_error_not_the_runs(
     assert code == 0, stderr
     notes = [x for x in report["leftOut"] if "PK010" in x]
     assert sum("in the inventory" in x for x in notes) == 1, notes
+
+
+CHECKS_ABSENCE = """\
+from policykit.dsl import PackBuilder, select
+from policykit.dsl.k8s import containers
+
+bare = PackBuilder("bare", "0.1.0")
+
+
+@bare.rule("BARE-001", title="t", select=select(kinds=["Deployment"]), message="{metadata.name}")
+def no_resources(o):
+    return containers(o).any(lambda c: c.resources.absent())
+"""
+
+
+def test_a_null_struct_is_the_empty_object_admission_sees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's `resources:` left empty is `{}` at the API server (a Go
+    struct), which `has()` tells from absent: the reference's "absent" rule
+    fires in CI, the VAP admits it. Dropping the null hid that disagreement;
+    verify reports it."""
+    monkeypatch.chdir(tmp_path)
+    Path("pack.py").write_text(CHECKS_ABSENCE)
+    Path("d.yaml").write_text(DEPLOYMENT.format(name="web", replicas=2))
+    code, report, stderr = _run(tmp_path, "verify", "d.yaml", "--pack", "pack.py")
+    assert code == 1, stderr
+    assert {(m["target"], m["rule"], m["expected"], m["got"]) for m in report["mismatches"]} == {
+        ("vap", "BARE-001", "web", None),
+        ("kyverno", "BARE-001", "web", None),
+    }

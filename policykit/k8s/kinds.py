@@ -57,8 +57,10 @@ def as_admitted(obj: dict[str, Any]) -> dict[str, Any]:
     (``omitempty``), and a null struct is its zero value: an admission
     expression never meets a null field there, so the local harness drops
     them too (``resources:`` or ``labels:`` left empty in a manifest made
-    every CEL policy reading past them err). A copy only when there is a
-    null; other kinds (custom resources, Backstage entities) as they are."""
+    every CEL policy reading past them err), except where the Go type is a
+    struct, whose zero value ``{}`` admission sees (:data:`_STRUCTS`). A copy
+    only when there is a null; other kinds (custom resources, Backstage
+    entities) as they are."""
     kind = obj.get("kind")
     if not isinstance(kind, str) or builtin(kind) is None:
         return obj
@@ -75,9 +77,29 @@ def _has_null(v: Any) -> bool:
     return False
 
 
-def _without_nulls(v: Any) -> Any:
+_STRUCTS = frozenset({"metadata", "spec", "template", "jobTemplate", "strategy", "updateStrategy"})
+"""Fields the built-in workload kinds declare as (non-pointer) Go structs: a
+null there decodes to the zero value, ``{}``, which CEL's ``has()`` tells
+from an absent field. A container's ``resources`` is one too. (By name, for
+the common kinds: ReplicationController's ``template`` is a pointer.)"""
+_CONTAINERS = frozenset({"containers", "initContainers", "ephemeralContainers"})
+
+
+def _without_nulls(v: Any, in_container: bool = False) -> Any:
     if isinstance(v, dict):
-        return {k: _without_nulls(x) for k, x in v.items() if x is not None}
+        out: dict[str, Any] = {}
+        for k, x in v.items():
+            if x is None:
+                if k in _STRUCTS or (in_container and k == "resources"):
+                    out[k] = {}
+                continue
+            out[k] = _without_nulls(x, False) if k not in _CONTAINERS else _items(x)
+        return out
     if isinstance(v, list):
         return [_without_nulls(x) for x in v]
     return v
+
+
+def _items(v: Any) -> Any:
+    """A container list: each item a container (its null ``resources`` is ``{}``)."""
+    return [_without_nulls(x, True) for x in v] if isinstance(v, list) else _without_nulls(v)
