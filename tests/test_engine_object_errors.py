@@ -174,23 +174,10 @@ def test_as_admitted_reads_the_null_fields_of_built_in_kinds_as_decoded(
         assert as_admitted(other) is other
 
 
-QUOTED = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{note: '"quoted"'}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-        - name: web
-          image: nginx:latest
-"""
+# the Deployment above with a string regopy would read without its quotes
+QUOTED = DEPLOYMENT.replace("{replicas}", "1").replace(
+    "  labels:\n", "  annotations: {{note: '\"quoted\"'}}\n"
+)
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -29,6 +29,7 @@ from policykit.scaffolder.fields import Template, parameters_section
 from policykit.scaffolder.mapping import map_template
 from policykit.scaffolder.sync import sync_text
 from policykit.targets.jsonschema import compile_pack, field_rules
+from tests.test_scaffolder import _template as template_of
 
 CC = ("metadata", "annotations", "policykit.dev/cost-center")
 TAGS = ("metadata", "tags")
@@ -40,23 +41,13 @@ def _catalog() -> Any:
 
 
 def _template(props: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
-    return {
-        "apiVersion": "scaffolder.backstage.io/v1beta3",
-        "kind": "Template",
-        "metadata": {"name": "t"},
-        "spec": {
-            "owner": "group:a",
-            "type": "service",
-            "parameters": [{"required": list(props), "properties": props}],
-            "steps": [
-                {
-                    "id": "fetch",
-                    "action": "fetch:template",
-                    "input": {"url": "./skeleton", "values": values},
-                }
-            ],
-        },
+    """A template whose one step fetches ``./skeleton`` with ``values``."""
+    fetch = {
+        "id": "fetch",
+        "action": "fetch:template",
+        "input": {"url": "./skeleton", "values": values},
     }
+    return template_of(props, [fetch], list(props))
 
 
 def _repo(tmp_path: Path, catalog_info: str, tpl: dict[str, Any]) -> Path:
