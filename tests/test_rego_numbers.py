@@ -56,3 +56,17 @@ def test_large_numbers_render_sanely_and_json_on_stdout_stays_json(
         assert text and (text.startswith("-") == (v < 0)), (engine, v, text)
         # exact to the reference where a double holds six decimals; close beyond
         assert abs(float(text) - v) <= max(abs(v) * 1e-15, 1e-6), (engine, v, text)
+
+
+@pytest.mark.parametrize(
+    "v", [9223372036854.5, -1099511627776.25, 1234567.5, 0.9999995, -0.0000001, 12.0000005, 181.04]
+)
+def test_cel_renders_large_fractions_as_the_reference(v: float) -> None:
+    """CEL's renderer scaled the whole value by 10^6 too: from ~9.2e12 int()
+    overflowed, the messageExpression erred and the static message showed."""
+    from policykit.engines.cel import program
+    from policykit.targets.cel.render import render_number
+    from policykit.values import format_number
+
+    got = program(render_number("double(object.x)")).eval({"object": {"x": v}})
+    assert got == format_number(v)

@@ -11,16 +11,21 @@ _STRIP_ZEROS = "('1' + {s}).replace('0', ' ').trim().replace(' ', '0').substring
 def render_number(x: str) -> str:
     """CEL text rendering the double ``x``: integral values
     as integers; others rounded half up to six decimals, trailing zeros removed.
-    Kept shallow: cel-cpp refuses expressions nested deeper than 32."""
-    frac = _STRIP_ZEROS.format(s="string(1000000 + _n % 1000000).substring(1)")
+    The whole part and the fraction apart (``_p``): scaling the whole value by
+    10^6 first passed int64 from ~9.2e12 on, the expression erred and the
+    message fell back to the static one. Kept shallow: cel-cpp refuses
+    expressions nested deeper than 32."""
+    ax = f"({x} < 0.0 ? -{x} : {x})"
+    frac = _STRIP_ZEROS.format(s="string(1000000 + _p[1] % 1000000).substring(1)")
     return (
         f"({x} <= -9.0e18 || {x} >= 9.0e18 ? string({x}) : "
         f"{x} == double(int({x})) ? string(int({x})) : "
         + pr.let(
-            "_n",
-            f"int(({x} < 0.0 ? -{x} : {x}) * 1000000.0 + 0.5)",
-            f"[{x} < 0.0 && _n != 0 ? '-' : '', string(_n / 1000000), "
-            f"_n % 1000000 == 0 ? '' : '.' + {frac}].join('')",
+            "_p",
+            f"[int({ax}), int(({ax} - double(int({ax}))) * 1000000.0 + 0.5)]",
+            f"[{x} < 0.0 && (_p[0] != 0 || _p[1] != 0) ? '-' : '', "
+            f"string(_p[1] == 1000000 ? _p[0] + 1 : _p[0]), "
+            f"_p[1] % 1000000 == 0 ? '' : '.' + {frac}].join('')",
         )
         + ")"
     )
