@@ -188,16 +188,23 @@ class Run:
     def expected(
         self, doc: Document, joined: bool, ids: set[str], carried: Sequence[Waiver] = ()
     ) -> dict[str, Any]:
-        found = self.by_doc[id(doc)]
-        if not found:  # most objects (a verify of 10k objects asks twice each, issue 21)
-            return {}
-        per: dict[str, list[Any]] = defaultdict(list)
-        for f in sorted(found, key=_item_order) if len(found) > 1 else found:
-            if f.rule in ids and not (carried and any(w.matches(f) for w in carried)):
-                per[f.rule].append(f.message)
+        per = self.expected_items(doc, ids, carried)
         if joined:
             return {r: MSG_SEPARATOR.join(ms) for r, ms in per.items()}
         return {r: sorted(set(ms)) for r, ms in per.items()}
+
+    def expected_items(
+        self, doc: Document, ids: set[str], carried: Sequence[Waiver] = ()
+    ) -> dict[str, list[str]]:
+        """Per rule, the reference's messages on ``doc`` in item order."""
+        found = self.by_doc[id(doc)]
+        if not found:  # most objects (a verify of 10k objects asks twice each, issue 21)
+            return {}
+        per: dict[str, list[str]] = defaultdict(list)
+        for f in sorted(found, key=_item_order) if len(found) > 1 else found:
+            if f.rule in ids and not (carried and any(w.matches(f) for w in carried)):
+                per[f.rule].append(f.message)
+        return dict(per)
 
     def carried(self, missed: Sequence[exports.NotCarried]) -> list[Waiver]:
         left_out = {id(m.waiver) for m in missed}

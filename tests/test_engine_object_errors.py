@@ -281,3 +281,53 @@ def test_a_null_struct_is_the_empty_object_admission_sees(
         ("vap", "BARE-001", "web", None),
         ("kyverno", "BARE-001", "web", None),
     }
+
+
+LONG = """\
+from policykit.dsl import PackBuilder, select
+from policykit.dsl.k8s import containers
+
+long = PackBuilder("long", "0.1.0")
+D = select(kinds=["Deployment"])
+
+
+@long.rule("LONG-001", title="t", select=D, message="note: {metadata.annotations.note}")
+def noted(o):
+    return o.metadata.annotations.note.exists()
+
+
+@long.rule("LONG-002", title="t", select=D, each=containers, message="image {c.image} of {c.name}")
+def images(o, c):
+    return c.image.length() > 10
+"""
+
+
+def test_a_message_the_reference_caps_agrees_with_the_full_admission_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference caps a message at 1000 characters (head … tail); the CEL
+    targets give it in full, so verify reported a disagreement on every long
+    message (a parameter list, a long annotation). A difference in what the
+    reference kept (the first and last characters) is still one."""
+    monkeypatch.chdir(tmp_path)
+    Path("pack.py").write_text(LONG)
+    note = "n" * 3000
+    images = ["a" * 1500 + "x", "short-image-name", "b" * 1200]
+    containers = "".join(f"\n        - {{name: c{i}, image: {im}}}" for i, im in enumerate(images))
+    Path("d.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata: {{name: web, namespace: shop, annotations: {{note: {note}}}}}\n"
+        "spec:\n  template:\n    spec:\n      containers:" + containers + "\n"
+    )
+    code, report, _ = _run(tmp_path, "verify", "d.yaml", "--pack", "pack.py")
+    assert code == 0 and report["mismatches"] == [], report["mismatches"]
+    assert report["compared"]["vap"] == 1 and report["compared"]["kyverno"] == 1
+
+    from policykit.verify_cel import capped_alike
+
+    full = "note: " + note
+    capped = full[:500] + "\u2026" + full[-499:]
+    assert capped_alike([capped], full)
+    assert not capped_alike([capped], "X" + full[1:])  # the head differs
+    assert not capped_alike([capped], full[:-1] + "z")  # the tail differs
+    assert not capped_alike(["short"], "short!")
