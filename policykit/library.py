@@ -36,6 +36,7 @@ from policykit.errors import InputError, PolicykitError
 from policykit.ir.rule import Pack
 from policykit.model import DocSource, Document, Finding, source_of
 from policykit.packs import load_packs
+from policykit.scaffolder import with_template_check
 from policykit.toolcall import M_OBJECT, PREFIX
 from policykit.values import plain as _plain
 
@@ -161,14 +162,9 @@ class Policy:
             else:  # one object per query: faster than batches in regopy (docs/engines.md)
                 self._rego = RegopyEngine(self._packs, params, mode="object")
             self._engine = self._rego
-        from policykit.api.checking import CATALOG_PACK
-
-        if any(p.name == CATALOG_PACK for p in self._packs):
-            # the catalog pack's built-in template check (CATALOG-016), as
-            # `policykit check` runs it: a drifting Template is not let in
-            from policykit.scaffolder.drift import wrap
-
-            self._engine = wrap(self._engine, self._packs, params or {})
+        # CATALOG-016 with the catalog pack, as `policykit check` runs it: a
+        # drifting Template is not let in
+        self._engine = with_template_check(self._engine, self._packs, params or {})
         self._name: EngineName = name
 
     @classmethod

@@ -34,6 +34,8 @@ from policykit.loader import (
 from policykit.model import REPORT_VERSION, Checked, Document, Finding
 from policykit.packs import load_packs
 from policykit.safeio import is_dir
+from policykit.scaffolder import CATALOG_PACK as CATALOG_PACK
+from policykit.scaffolder import with_template_check
 
 
 @dataclass(slots=True)
@@ -194,21 +196,13 @@ def _config_start(paths: Sequence[str]) -> Path | None:
 
 
 ENGINES: tuple[str, ...] = ("native", "rego", "opa", "cel")
-CATALOG_PACK = "catalog"
-"""The pack whose engines get CATALOG-016 (``policykit.scaffolder.drift.PACK``; start-up,
-issue 21: the drift check and its imports load only when that pack is checked)."""
 
 
 def make_engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Engine:
     """An engine by name: ``native`` (reference), ``rego`` (regopy), ``opa`` (real OPA),
     ``cel`` (the Kyverno/VAP CEL on cel-cpp); with the catalog pack, plus its
-    built-in template check CATALOG-016 (:mod:`policykit.scaffolder.drift`)."""
-    engine = _engine(name, packs, params)
-    if not any(p.name == CATALOG_PACK for p in packs):  # drift imports jsonschema: not needed
-        return engine
-    from policykit.scaffolder.drift import wrap
-
-    return wrap(engine, packs, params)
+    built-in template check CATALOG-016 (:func:`policykit.scaffolder.with_template_check`)."""
+    return with_template_check(_engine(name, packs, params), packs, params)
 
 
 def _engine(name: str, packs: list[Pack], params: Mapping[str, Mapping[str, Any]]) -> Engine:
