@@ -117,6 +117,20 @@ def cap_message(text: str, cap: int | None = None) -> str:
     return text[:head] + ELLIPSIS + (text[-tail:] if tail else "")
 
 
+def uncapped_pattern(message: str, cap: int | None = None) -> str:
+    """A regular expression (to match with ``re.DOTALL``) of the texts that
+    :func:`cap_message` turns into ``message``: itself, and when it is capped,
+    any longer text with its first and last characters (what the cap kept)."""
+    import re  # verify only: not on check's path
+
+    cap = MAX_MESSAGE_CHARS if cap is None else cap
+    head = cap // 2
+    itself = re.escape(message)
+    if len(message) != cap or message[head] != ELLIPSIS:
+        return itself
+    return f"(?:{itself}|{re.escape(message[:head])}.{{2,}}{re.escape(message[head + 1 :])})"
+
+
 def render_part(v: Any, cap: int | None = None) -> str:
     """:func:`render` for one interpolated value of a message, shortened so a
     huge value costs no more than the cap: ``cap_message`` of the joined

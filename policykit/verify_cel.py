@@ -29,7 +29,7 @@ from policykit.model import Document
 from policykit.targets.cel.cv import MSG_SEPARATOR
 from policykit.targets.k8s import manifests
 from policykit.targets.k8s import waivers as exports
-from policykit.values import ELLIPSIS, MAX_MESSAGE_CHARS
+from policykit.values import uncapped_pattern
 from policykit.verify_core import Progress, Run, VerifyReport, compare
 from policykit.waivers import Waiver
 
@@ -109,19 +109,11 @@ class _Cel:
 def capped_alike(messages: Sequence[str], got: str) -> bool:
     """Whether the admission message ``got`` is the reference's ``messages``
     (one per item, joined with ``; ``) before the reference capped them
-    (:func:`policykit.values.cap_message`: a capped one keeps its first and
-    last characters around ``…``): what the CEL targets say in full."""
-    if not any(len(m) >= MAX_MESSAGE_CHARS and ELLIPSIS in m for m in messages):
-        return False
-    parts = []
-    for m in messages:
-        m = manifests.shown_message(m, m)
-        if len(m) >= MAX_MESSAGE_CHARS and ELLIPSIS in m:
-            head = MAX_MESSAGE_CHARS // 2
-            parts.append(re.escape(m[:head]) + ".*" + re.escape(m[head + 1 :]))
-        else:
-            parts.append(re.escape(m))
-    return re.fullmatch(re.escape(MSG_SEPARATOR).join(parts), got, re.DOTALL) is not None
+    (:func:`policykit.values.uncapped_pattern`): what the CEL targets say in
+    full."""
+    shown = [manifests.shown_message(m, m) for m in messages]
+    pattern = re.escape(MSG_SEPARATOR).join(uncapped_pattern(m) for m in shown)
+    return re.fullmatch(pattern, got, re.DOTALL) is not None
 
 
 def _build(run: Run, name: str) -> _Cel:
