@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import policykit.engines  # noqa: F401  (load order: cel before regopy)
-from policykit.engines.rego import regopy_input
+from policykit.engines.rego import regopy_input, six_decimals_lose
 
 regopy = pytest.importorskip("regopy")
 
@@ -56,7 +56,7 @@ def test_the_interpreter_reads_the_same_input(value: Any) -> None:
 
 def _lossy(v: Any) -> bool:
     if isinstance(v, float):
-        return float(f"{v:f}") != v
+        return six_decimals_lose(v)
     if isinstance(v, dict):
         return any(_lossy(x) for x in v.values())
     return isinstance(v, list) and any(_lossy(x) for x in v)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policykit.engines.rego import EngineLimitation
+from policykit.engines.rego import EngineLimitation, six_decimals_lose
 from policykit.ir import nodes as ir
 from policykit.ir.quantity import MULTIPLIERS, parse_quantity
 from policykit.values import MISSING, json_equal, render
@@ -416,7 +416,7 @@ def test_render_examples(engine: Engine, value: Any, text: str) -> None:
 
 
 def _six_decimals_lose(v: Any) -> bool:
-    return type(v) is float and float(f"{v:f}") != v
+    return type(v) is float and six_decimals_lose(v)
 
 
 def test_arithmetic_is_exact_decimal_like_opa(engine: Engine) -> None:

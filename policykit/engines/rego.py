@@ -60,6 +60,12 @@ def quote_wrapped(v: Any) -> str | None:
     return None
 
 
+def six_decimals_lose(v: float) -> bool:
+    """Whether regopy reads the float ``v`` otherwise: ``regoInputFloat`` keeps
+    six decimals (``1e-07`` is 0)."""
+    return float(f"{v:f}") != v
+
+
 class InventoryLimitation(EngineLimitation):
     """An inventory object regopy would read wrongly: it fails the inventory
     (every object's cross-object rules), not one object's evaluation."""
@@ -76,7 +82,7 @@ def misread(v: Any) -> str | None:
     if found is not None:
         return f"the quote-wrapped string {found[:40]!r}"
     if isinstance(v, float):
-        return f"the number {v!r}" if float(f"{v:f}") != v else None
+        return f"the number {v!r}" if six_decimals_lose(v) else None
     if isinstance(v, str):
         return f"the string {v[:40]!r}" if "\x00" in v else None
     items = list(v.items()) if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
@@ -370,7 +376,7 @@ def regopy_input(value: Any) -> Any:
                 return int(put_int(p, v))
             return int(put_float(p, _wide(v)))  # regoInputInt wraps it modulo 2**64
         if t is float:
-            if float(f"{v:f}") != v:  # regopy keeps a float's six decimals
+            if six_decimals_lose(v):
                 raise _lossy(f"the number {v!r}", f"as {v:f}")
             return int(put_float(p, v))
         if v is None:
