@@ -8,6 +8,7 @@ from typing import Any
 
 from policykit.ir.rule import Pack
 from policykit.report_markup import gh_data, gh_prop, physical, rule_table, sarif_log, xml_document
+from policykit.verify_core import NOT_COMPARED
 
 
 def verify_junit(report: Any) -> str:
@@ -55,10 +56,6 @@ def verify_junit(report: Any) -> str:
     root.set("tests", str(total))
     root.set("failures", str(fails))
     return xml_document(root)
-
-
-NOT_COMPARED = "; not compared"
-"""How a ``leftOut`` line about one object ends (the others are about rules)."""
 
 
 def verify_github(report: Any) -> str:

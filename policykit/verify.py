@@ -34,6 +34,7 @@ from policykit.model import Document
 from policykit.verify_cel import JOINED_CEL, JOINT_CEL, joint, joint_runner
 from policykit.verify_core import (
     ADMISSION,
+    NOT_COMPARED,
     Mismatch,
     Progress,
     Run,
@@ -281,7 +282,6 @@ def _one_by_one(
     run: Run, unit: Unit, docs: Sequence[Document], progress: Progress, shown: int
 ) -> VerifyReport:
     from policykit.engines.base import on_document
-    from policykit.reports_verify import NOT_COMPARED
 
     part = VerifyReport()
     run_one = runner(run, unit)

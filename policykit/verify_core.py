@@ -64,6 +64,10 @@ class Sample:
     of: int
 
 
+NOT_COMPARED = "; not compared"
+"""How a ``leftOut`` line about one object ends (the others are about rules)."""
+
+
 @dataclass(slots=True)
 class VerifyReport:
     objects: int = 0
