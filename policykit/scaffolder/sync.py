@@ -172,11 +172,32 @@ def guess_indent(text: str) -> tuple[int, int, int]:
     return m, sequence or m, offset or 0
 
 
+Gap = tuple[Any, FieldPath, str]
+"""A rule, an entity field it constrains that no form schema can carry, and why."""
+
+
+def sync_rules(
+    packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[Constraint], list[Gap]]:
+    """What the rules ask of template parameters (:func:`constraints`), and the
+    fields they constrain that no form schema can carry: the same for every
+    file of a run, so made once."""
+    gaps: list[Gap] = []
+    for p in packs:
+        effective = check_pack(p, params.get(p.name, {}))
+        gaps += [(r, f, why) for r in p.rules for f, why in field_gaps(r, effective).items()]
+    return constraints(packs, params), gaps
+
+
 def sync_text(
-    text: str, path: Path, packs: Sequence[Pack], params: Mapping[str, Mapping[str, Any]]
+    text: str,
+    path: Path,
+    packs: Sequence[Pack],
+    params: Mapping[str, Mapping[str, Any]],
+    rules: tuple[list[Constraint], list[Gap]] | None = None,
 ) -> FileResult:
     """The synced text of one YAML file (``before`` == ``after`` when in sync or
-    not a template)."""
+    not a template); ``rules``: :func:`sync_rules` of ``packs``, when made."""
     result = FileResult(path, text, text)
     if "scaffolder.backstage.io" not in text:
         return result
@@ -194,13 +215,7 @@ def sync_text(
             InputError(f"cannot be synced: {type(e).__name__}", loc=SourceLoc(path.as_posix()))
         )
         return result
-    cons = constraints(packs, params)
-    gaps = [
-        (r, f, why)
-        for p in packs
-        for r in p.rules
-        for f, why in field_gaps(r, check_pack(p, params.get(p.name, {}))).items()
-    ]
+    cons, gaps = rules if rules is not None else sync_rules(packs, params)
     changed = False
     for doc in docs:
         plain_doc = _plain(doc)
@@ -275,7 +290,7 @@ def _sync_doc(
     cons: Sequence[Constraint],
     notes: list[str],
     path: Path,
-    gaps: Sequence[tuple[Any, FieldPath, str]] = (),
+    gaps: Sequence[Gap] = (),
 ) -> bool:
     for u in tm.unmapped:
         notes.append(
@@ -351,6 +366,7 @@ def sync_paths(
             missing = FileResult(Path(p), "", "")
             missing.errors.append(InputError("no such file or directory", loc=SourceLoc(p)))
             out.append(missing)
+    rules = sync_rules(packs, params)
     for f in yaml_files(paths):
         try:
             raw = read_bytes(f, name=f.as_posix(), error=InputError)
@@ -360,7 +376,7 @@ def sync_paths(
             bad.errors.append(exc)
             out.append(bad)
             continue
-        synced = sync_text(text, f, packs, params)
+        synced = sync_text(text, f, packs, params, rules)
         synced.bom = raw.startswith(codecs.BOM_UTF8)
         out.append(synced)
     return out
